@@ -5,6 +5,7 @@ fills ``.grad``; ``mg.nn`` has layers and losses, ``mg.optim`` the optimizers,
 ``mg.data`` scikit-learn's toy datasets and ``mg.lab`` the convergence lab.
 """
 
+from minigrad import nn, optim  # noqa: E402  (nn and optim build on the engine)
 from minigrad.engine import (
     GradcheckError,
     Tensor,
@@ -17,7 +18,6 @@ from minigrad.engine import (
     no_grad,
     stack,
 )
-from minigrad import nn, optim  # noqa: E402  (nn and optim build on the engine)
 from minigrad.nn import load, save
 
 __version__ = "0.1.0"

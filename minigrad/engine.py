@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence]
-Axis = Union[int, tuple[int, ...], None]
+Axis = int | tuple[int, ...] | None
 
 # ---------------------------------------------------------------------------
 # Global switches: gradient recording and the one random generator.
@@ -216,14 +216,16 @@ class Tensor:
         out.data = data
         out.grad = None
         out._op = op
-        if _grad_enabled and any(p.requires_grad for p in parents):
-            out.requires_grad = True
-            out._parents = parents
-            out._backward = backward
-        else:
-            out.requires_grad = False
-            out._parents = ()
-            out._backward = None
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+        if _grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._parents = parents
+                    out._backward = backward
+                    break
         return out
 
     @property
@@ -300,7 +302,7 @@ class Tensor:
                     f"backward: grad can be omitted only for a one-element output, "
                     f"got shape {self.shape}; pass grad= of that shape"
                 )
-            g = np.ones_like(self.data)
+            g = np.array(1, dtype=self.dtype).reshape(self.shape)
         else:
             g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:
@@ -308,25 +310,23 @@ class Tensor:
                     f"backward: grad has shape {g.shape} but the output has shape {self.shape}"
                 )
 
-        order = self._topological_order()
-        grads: dict[int, np.ndarray] = {id(self): g}
-        for node in order:
-            g = grads.pop(id(node))
+        grads: dict[Tensor, np.ndarray] = {self: g}  # dL/dnode, summed over uses
+        for node in self._topological_order():
+            g = grads.pop(node)
             backward = node._backward
             if backward is None:  # a leaf: keep the gradient
                 if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype)
+                    node.grad = np.array(g, dtype=node.data.dtype)  # own copy: g may be shared
                 else:
                     node.grad += g
                 continue
             for parent, pg in zip(node._parents, backward(g)):
                 if pg is None or not parent.requires_grad:
                     continue
-                key = id(parent)
-                if key in grads:
-                    grads[key] = grads[key] + pg
+                if parent in grads:
+                    grads[parent] = grads[parent] + pg
                 else:
-                    grads[key] = pg
+                    grads[parent] = pg
             # Release the graph behind this node.
             node._parents = ()
             node._backward = _released
@@ -335,21 +335,22 @@ class Tensor:
         """Nodes reachable from self, each before all of its parents.
 
         Iterative depth-first search with an explicit stack, so a chain of
-        100,000 ops does not hit Python's recursion limit.
+        100,000 ops does not hit Python's recursion limit. A node is appended
+        after all of its parents (post-order); the reversed list is the order.
         """
         order: list[Tensor] = []
-        visited: set[int] = {id(self)}
+        visited: set[Tensor] = set()
         stack: list[tuple[Tensor, bool]] = [(self, False)]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
+            node, parents_done = stack.pop()
+            if parents_done:
                 order.append(node)
-                continue
-            stack.append((node, True))
-            for parent in node._parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    visited.add(id(parent))
-                    stack.append((parent, False))
+            elif node not in visited:
+                visited.add(node)
+                stack.append((node, True))
+                for parent in node._parents:
+                    if parent.requires_grad and parent not in visited:
+                        stack.append((parent, False))
         order.reverse()
         return order
 
@@ -735,8 +736,9 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
         data += b.data
 
     def backward(g):
-        x2 = x.data.reshape(-1, W.shape[0])
-        g2 = g.reshape(-1, W.shape[1])
+        x2, g2 = x.data, g
+        if x2.ndim != 2:  # fold leading batch dimensions into rows
+            x2, g2 = x2.reshape(-1, W.shape[0]), g.reshape(-1, W.shape[1])
         dx = (g @ W.data.T) if x.requires_grad else None  # dx = g·Wᵀ
         dW = (x2.T @ g2) if W.requires_grad else None  # dW = xᵀ·g
         if b is None:

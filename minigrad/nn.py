@@ -303,9 +303,10 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
             raise ValueError(f"{op}: targets must be integer class indices, got {bad.tolist()}")
     elif t.dtype.kind not in "iu":
         raise ValueError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
-    t = t.astype(np.intp)
-    bad = t[(t < 0) | (t >= n_classes)]
-    if bad.size:
+    t = t.astype(np.intp, copy=False)
+    # One reduction checks both ends: negative indices wrap to huge unsigned values.
+    if t.size and t.view(np.uintp).max() >= n_classes:
+        bad = t[(t < 0) | (t >= n_classes)]
         raise ValueError(f"{op}: targets must lie in [0, {n_classes}), got {sorted(set(bad.tolist()))[:5]}")
     return t
 
@@ -331,7 +332,7 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     def backward(g):  # dL/dlogits = (softmax - onehot) / N
         d = e / total
         d[rows, t] -= 1
-        d *= g / n
+        d *= g * (1.0 / n)
         return (d,)
 
     return Tensor._make(np.asarray(loss / n, dtype=logits.dtype), (logits,), backward, "cross_entropy")
@@ -375,7 +376,10 @@ _MANIFEST = "__minigrad__"
 _FORMAT = "minigrad-checkpoint"
 
 
-def _flatten(state: Mapping[str, Any], prefix: tuple[str, ...], out: dict[str, tuple[tuple[str, ...], np.ndarray]]) -> None:
+def _flatten(
+    state: Mapping[str, Any], prefix: tuple[str, ...], out: dict[str, tuple[tuple[str, ...], np.ndarray]]
+) -> None:
+    """Collect every leaf of a nested state under its dotted key, with its path."""
     for key, value in state.items():
         if not isinstance(key, str) or not key or key == _MANIFEST:
             raise ValueError(f"save: state keys must be non-empty strings, got {key!r}")
