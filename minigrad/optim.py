@@ -128,8 +128,8 @@ class Optimizer:
             v = hyper[k]
             if isinstance(current, tuple):
                 restored[k] = tuple(float(x) for x in np.ravel(v))
-            else:
-                restored[k] = type(current)(np.asarray(v).item())
+            else:  # a Python bool, int or float, as the stored value's dtype says
+                restored[k] = np.asarray(v).item()
         try:
             type(self)(self.params, **restored)  # the constructor's own checks
         except (TypeError, ValueError) as e:
