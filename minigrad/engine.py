@@ -443,10 +443,12 @@ class Tensor:
 
     def __pow__(self, exponent: ArrayLike) -> Tensor:
         if isinstance(exponent, (int, float, np.integer, np.floating)):
-            a, p = self, exponent
+            a, p = self, float(exponent)  # a Python float keeps the tensor's dtype
             data = a.data**p
 
-            def backward(g):  # d(a^p)/da = p·a^(p-1)
+            def backward(g):  # d(a^p)/da = p·a^(p-1)  (0 when p = 0, even at a = 0)
+                if p == 0:
+                    return (np.zeros_like(a.data),)
                 return (g * p * a.data ** (p - 1),)
 
             return Tensor._make(data, (a,), backward, "pow")
@@ -493,11 +495,14 @@ class Tensor:
             # Treat a 1-D operand as a row (a) or a column (b), as numpy does.
             A = a.data[None, :] if a.ndim == 1 else a.data
             B = b.data[:, None] if b.ndim == 1 else b.data
-            G = g
-            if a.ndim == 1:
-                G = np.expand_dims(G, -2)
-            if b.ndim == 1:
-                G = np.expand_dims(G, -1)
+            if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+                G = g.reshape(1, 1)
+            elif a.ndim == 1:
+                G = np.expand_dims(g, -2)
+            elif b.ndim == 1:
+                G = np.expand_dims(g, -1)
+            else:
+                G = g
             da = db = None
             if a.requires_grad:
                 da = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(a.shape)
@@ -686,10 +691,12 @@ def _released(g: np.ndarray) -> tuple:
 
 
 def _as_tensors(tensors: Iterable[ArrayLike], op: str) -> list[Tensor]:
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
+    """Tensors as they are; numbers and arrays as constants of the first Tensor's dtype."""
+    items = list(tensors)
+    if not items:
         raise ValueError(f"{op}: needs at least one tensor")
-    return tensors
+    dtype = next((t.dtype for t in items if isinstance(t, Tensor)), None)
+    return [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in items]
 
 
 def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
