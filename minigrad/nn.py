@@ -298,9 +298,11 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
     if t.ndim != 1 or t.shape[0] != n:
         raise ValueError(f"{op}: targets must have shape ({n},) to match the batch, got {t.shape}")
     if t.dtype.kind == "f":
-        if not np.all(t == np.round(t)):
-            bad = t[t != np.round(t)][:5]
-            raise ValueError(f"{op}: targets must be integer class indices, got {bad.tolist()}")
+        bad = t[~np.isfinite(t) | (t != np.round(t)) | (t < 0) | (t >= n_classes)]
+        if bad.size:
+            raise ValueError(
+                f"{op}: targets must be integer class indices in [0, {n_classes}), got {bad[:5].tolist()}"
+            )
     elif t.dtype.kind not in "iu":
         raise ValueError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     t = t.astype(np.intp, copy=False)
@@ -354,7 +356,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
         )
     if y.dtype.kind not in "fiub":
         raise ValueError(f"binary_cross_entropy_with_logits: targets must be numeric, got dtype {y.dtype}")
-    bad = y[(y < 0) | (y > 1)]
+    bad = y[~((y >= 0) & (y <= 1))]  # NaN fails both comparisons, so it counts as bad
     if bad.size:
         raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
     y = y.astype(logits.dtype)
@@ -376,24 +378,44 @@ _MANIFEST = "__minigrad__"
 _FORMAT = "minigrad-checkpoint"
 
 
-def _flatten(
-    state: Mapping[str, Any], prefix: tuple[str, ...], out: dict[str, tuple[tuple[str, ...], np.ndarray]]
-) -> None:
-    """Collect every leaf of a nested state under its dotted key, with its path."""
+def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Move every leaf of ``state`` into ``arrays`` under its dotted key.
+
+    Returns the tree's shape: the same nesting, with each leaf replaced by its
+    key (so empty mappings survive the round trip).
+    """
+    tree: dict[str, Any] = {}
     for key, value in state.items():
-        if not isinstance(key, str) or not key or key == _MANIFEST:
+        if not isinstance(key, str) or not key:
             raise ValueError(f"save: state keys must be non-empty strings, got {key!r}")
-        path = prefix + (key,)
+        name = f"{prefix}.{key}" if prefix else key
         if isinstance(value, Mapping):
-            _flatten(value, path, out)
+            tree[key] = _flatten(value, name, arrays)
             continue
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
         if array.dtype.kind not in "biuf":
-            raise TypeError(f"save: entry {'.'.join(path)!r} is not numeric (dtype {array.dtype})")
-        name = ".".join(path)
-        if name in out:
+            raise TypeError(f"save: entry {name!r} is not numeric (dtype {array.dtype})")
+        if name in arrays or name == _MANIFEST:
             raise ValueError(f"save: two entries flatten to the same key {name!r}")
-        out[name] = (path, array)
+        arrays[name] = array
+        tree[key] = name
+    return tree
+
+
+def _unflatten(tree: Any, arrays: dict[str, np.ndarray], used: set[str]) -> dict[str, Any]:
+    """Rebuild the nested state from the manifest's tree and the stored arrays."""
+    if not isinstance(tree, dict):
+        raise ValueError("its manifest is malformed")
+    state: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, str):
+            if value not in arrays or value in used:
+                raise ValueError(f"its manifest names a missing or repeated entry {value!r}")
+            used.add(value)
+            state[key] = arrays[value]
+        else:
+            state[key] = _unflatten(value, arrays, used)
+    return state
 
 
 def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
@@ -406,18 +428,25 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a mapping, got {type(state).__name__}")
-    entries: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
-    _flatten(state, (), entries)
-    manifest = json.dumps({"format": _FORMAT, "version": 1, "paths": {k: list(p) for k, (p, _) in entries.items()}})
-    arrays = {k: a for k, (_, a) in entries.items()}
+    arrays: dict[str, np.ndarray] = {}
+    tree = _flatten(state, "", arrays)
+    arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": 1, "tree": tree}))
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_MANIFEST: np.array(manifest)}, **arrays)
+            # The .npz layout (a zip of .npy members), written member by member
+            # so that any key is allowed, even one named like np.savez's arguments.
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, array in arrays.items():
+                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -429,8 +458,8 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`, rebuilding nested mappings.
 
     Reads with ``allow_pickle=False``, so no code from the file ever runs. A
-    missing, truncated, corrupt or foreign file raises ValueError naming it
-    (FileNotFoundError if it does not exist).
+    truncated, corrupt or foreign file raises ValueError naming it; a missing
+    one raises FileNotFoundError.
     """
     path = os.fspath(path)
     try:
@@ -440,18 +469,14 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             manifest = json.loads(str(npz[_MANIFEST]))
             if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
                 raise ValueError("its manifest is not a minigrad checkpoint's")
-            paths = manifest["paths"]
-            if set(paths) != set(npz.files) - {_MANIFEST}:
-                raise ValueError("its entries do not match its manifest")
-            arrays = {k: npz[k] for k in paths}
-        state: dict[str, Any] = {}
-        for key, parts in paths.items():
-            node = state
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = arrays[key]
+            arrays = {k: npz[k] for k in npz.files if k != _MANIFEST}
+        used: set[str] = set()
+        state = _unflatten(manifest.get("tree"), arrays, used)
+        if used != set(arrays):
+            raise ValueError(f"it holds entries its manifest does not name: {sorted(set(arrays) - used)}")
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, AttributeError,
+            NotImplementedError, zipfile.BadZipFile) as e:
         raise ValueError(f"load: cannot read checkpoint {path!r}: {e}") from None
     return state

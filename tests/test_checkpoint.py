@@ -1,0 +1,479 @@
+"""Tests of checkpoints: ``mg.save`` and ``mg.load``.
+
+A checkpoint is a ``.npz`` file written atomically (temporary file in the
+same folder, fsync, ``os.replace``) and read with ``allow_pickle=False``. The
+tests compare arrays bit for bit (raw bytes, shape and dtype), craft hostile
+files by hand (pickle payloads whose ``__reduce__`` would create a marker
+directory), and simulate a crash by making ``os.replace`` raise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def assert_same_tree(got: Any, want: Any, where: str = "state") -> None:
+    """Nested mappings with the same keys and arrays equal bit for bit."""
+    if isinstance(want, Mapping):
+        assert isinstance(got, Mapping), f"{where} is a {type(got).__name__}, expected a mapping"
+        assert set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            assert_same_tree(got[key], want[key], f"{where}.{key}")
+        return
+    want_array = np.asarray(want)
+    got_array = np.asarray(got)
+    assert got_array.shape == want_array.shape, f"{where}: shape {got_array.shape} != {want_array.shape}"
+    assert got_array.dtype == want_array.dtype, f"{where}: dtype {got_array.dtype} != {want_array.dtype}"
+    assert got_array.tobytes() == want_array.tobytes(), f"{where}: values differ"
+
+
+def special_values(dtype: type) -> np.ndarray:
+    """NaN, ±inf, -0.0, the smallest subnormal and ordinary numbers, as a (2, 4) array."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    return np.array([[np.nan, np.inf, -np.inf, -0.0], [tiny, 1 / 3, -2.5e30, 7.0]], dtype=dtype)
+
+
+def make_state(dtype: type) -> dict[str, Any]:
+    """A model's state dict and an optimizer-like nested state, in ``dtype``."""
+    mg.manual_seed(0)
+    model = nn.MLP([4, 5, 3], dtype=dtype)
+    return {
+        "model": model.state_dict(),
+        "optim": {
+            "state": {"0": {"v": np.arange(20, dtype=dtype).reshape(4, 5) / 7}, "2": {"v": special_values(dtype)}},
+            "step_count": 3,
+            "hyperparameters": {"lr": 0.1, "betas": np.array([0.9, 0.999])},
+        },
+        "epoch": np.int64(12),
+        "mask": np.array([True, False, True]),
+        "empty": np.zeros((0, 3), dtype=dtype),
+    }
+
+
+class MakeDir:
+    """A pickle payload: unpickling it calls ``os.mkdir(marker)``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[[str], None], tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def manifest_for(*keys: str) -> np.ndarray:
+    """A minigrad manifest (as ``save`` writes it) listing top-level ``keys``."""
+    text = json.dumps({"format": "minigrad-checkpoint", "version": 1, "paths": {k: [k] for k in keys}})
+    return np.array(text)
+
+
+# ---------------------------------------------------------------------------
+# Round trip
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_trip_is_bit_for_bit_and_nested(tmp_path: Path, dtype: type) -> None:
+    """A nested state comes back with the same structure, shapes, dtypes and bytes."""
+    state = make_state(dtype)
+    path = tmp_path / "ckpt.npz"
+    mg.save(state, path)
+    loaded = mg.load(path)
+    assert_same_tree(loaded, state)
+    assert isinstance(loaded["optim"]["state"]["0"], Mapping)
+    assert int(np.asarray(loaded["optim"]["step_count"])) == 3
+    assert np.asarray(loaded["optim"]["step_count"]).dtype.kind in "iu"
+    assert loaded["model"]["layers.0.W"].dtype == dtype
+    # the path may also be a str
+    mg.save(state, str(tmp_path / "again.npz"))
+    assert_same_tree(mg.load(str(tmp_path / "again.npz")), state)
+
+
+def test_round_trip_restores_a_model(tmp_path: Path) -> None:
+    """Saving a model's state and loading it into a fresh model reproduces its outputs exactly."""
+    mg.manual_seed(0)
+    model = nn.MLP([4, 8, 3])
+    path = tmp_path / "model.npz"
+    mg.save({"model": model.state_dict()}, path)
+    mg.manual_seed(1)
+    fresh = nn.MLP([4, 8, 3])
+    fresh.load_state_dict(mg.load(path)["model"])
+    x = mg.Tensor(np.random.default_rng(0).normal(size=(5, 4)))
+    assert fresh(x).data.tobytes() == model(x).data.tobytes()
+
+
+def test_tensors_are_saved_as_their_arrays(tmp_path: Path) -> None:
+    """A Tensor or Parameter in the state is stored as its data."""
+    p = nn.Parameter(np.arange(6.0).reshape(2, 3), dtype=np.float64)
+    mg.save({"p": p, "t": mg.Tensor([1.0, 2.0])}, tmp_path / "t.npz")
+    loaded = mg.load(tmp_path / "t.npz")
+    assert_same_tree(loaded, {"p": p.data, "t": np.array([1.0, 2.0], dtype=np.float32)})
+
+
+def test_empty_nested_mapping_survives_the_round_trip(tmp_path: Path) -> None:
+    """A fresh optimizer's ``"state": {}`` must come back, or its load_state_dict fails."""
+    state = {"model": {"W": np.ones(2)}, "optim": {"state": {}, "step_count": 0}}
+    mg.save(state, tmp_path / "fresh.npz")
+    assert_same_tree(mg.load(tmp_path / "fresh.npz"), state)
+
+
+def test_fresh_optimizer_checkpoint_round_trips(tmp_path: Path) -> None:
+    """An optimizer saved before its first step can be restored from the file."""
+    mg.manual_seed(0)
+    model = nn.MLP([3, 2])
+    optim = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    mg.save({"optim": optim.state_dict()}, tmp_path / "o.npz")
+    mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9).load_state_dict(mg.load(tmp_path / "o.npz")["optim"])
+
+
+@pytest.mark.parametrize("key", ["file", "allow_pickle", "args", "kwds"])
+def test_any_string_key_round_trips(tmp_path: Path, key: str) -> None:
+    """Keys that happen to be np.savez's parameter names are stored like any other."""
+    state = {key: np.arange(3.0), "other": np.ones(2)}
+    mg.save(state, tmp_path / "k.npz")
+    assert_same_tree(mg.load(tmp_path / "k.npz"), state)
+
+
+def test_dotted_keys_and_colliding_keys(tmp_path: Path) -> None:
+    """A key with dots keeps its shape; two entries that flatten to one key are refused."""
+    state = {"layers.0.W": np.ones((2, 2)), "optim": {"state.0": {"v": np.zeros(2)}}}
+    mg.save(state, tmp_path / "d.npz")
+    assert_same_tree(mg.load(tmp_path / "d.npz"), state)
+    with pytest.raises(ValueError):
+        mg.save({"a.b": np.ones(1), "a": {"b": np.zeros(1)}}, tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_save_refuses_what_would_need_pickle(tmp_path: Path) -> None:
+    """Object arrays, strings and non-mapping states are refused, and nothing is written."""
+    with pytest.raises(TypeError, match="w"):
+        mg.save({"w": np.array([{"a": 1}], dtype=object)}, tmp_path / "o.npz")
+    with pytest.raises(TypeError):
+        mg.save({"name": "mlp"}, tmp_path / "o.npz")
+    with pytest.raises(TypeError):
+        mg.save([np.ones(2)], tmp_path / "o.npz")  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_is_a_plain_npz_at_exactly_the_given_path(tmp_path: Path) -> None:
+    """The file is a zip of .npy members that numpy reads without pickle; no suffix is added."""
+    state = make_state(np.float32)
+    path = tmp_path / "model.ckpt"
+    mg.save(state, path)
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt"]
+    assert zipfile.is_zipfile(path)
+    with zipfile.ZipFile(path) as zf:
+        assert all(name.endswith(".npy") for name in zf.namelist())
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    assert all(a.dtype != object for a in arrays.values())
+    assert_same_tree(arrays["model.layers.0.W"], state["model"]["layers.0.W"])
+    assert_same_tree(arrays["optim.state.0.v"], state["optim"]["state"]["0"]["v"])
+    assert_same_tree(mg.load(path), state)
+
+
+# ---------------------------------------------------------------------------
+# Hostile files: pickle payloads never run
+# ---------------------------------------------------------------------------
+
+
+def test_the_payload_is_live(tmp_path: Path) -> None:
+    """Sanity check of the other tests: unpickling MakeDir really creates its marker."""
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(MakeDir(marker)))
+    assert marker.is_dir()
+
+
+def test_npz_with_a_pickled_object_member_is_refused_and_never_runs(tmp_path: Path) -> None:
+    """A minigrad-looking .npz whose member is a pickled object array raises; the payload stays inert."""
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.npz"
+    np.savez(path, __minigrad__=manifest_for("w"), w=np.array([MakeDir(marker)], dtype=object))
+    with pytest.raises(ValueError) as info:
+        mg.load(path)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+    # the same payload does run if numpy is allowed to unpickle: the file really is hostile
+    live = tmp_path / "live"
+    np.savez(tmp_path / "live.npz", w=np.array([MakeDir(live)], dtype=object))
+    with np.load(tmp_path / "live.npz", allow_pickle=True) as npz:
+        npz["w"]
+    assert live.is_dir()
+
+
+def test_npz_with_a_pickled_manifest_is_refused_and_never_runs(tmp_path: Path) -> None:
+    """The manifest itself as a pickled object array raises; the payload stays inert."""
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.npz"
+    np.savez(path, __minigrad__=np.array([MakeDir(marker)], dtype=object), w=np.ones(2))
+    with pytest.raises(ValueError) as info:
+        mg.load(path)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["evil.npz", "evil.pkl"])
+def test_raw_pickle_file_is_refused_and_never_runs(tmp_path: Path, name: str) -> None:
+    """A plain pickle file (whatever its suffix) raises ValueError; the payload stays inert."""
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps({"model": MakeDir(marker)}))
+    with pytest.raises(ValueError) as info:
+        mg.load(path)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------------------
+# Corrupt and foreign files
+# ---------------------------------------------------------------------------
+
+
+def good_bytes(tmp_path: Path) -> bytes:
+    """The bytes of a valid checkpoint."""
+    mg.save(make_state(np.float64), tmp_path / "good.npz")
+    return (tmp_path / "good.npz").read_bytes()
+
+
+def write_truncated(tmp_path: Path, path: Path) -> None:
+    """The first half of a valid checkpoint."""
+    raw = good_bytes(tmp_path)
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def write_tail_cut(tmp_path: Path, path: Path) -> None:
+    """A valid checkpoint missing its last 10 bytes (the end of the zip directory)."""
+    path.write_bytes(good_bytes(tmp_path)[:-10])
+
+
+def write_random(tmp_path: Path, path: Path) -> None:
+    """Random bytes."""
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+
+
+def write_empty(tmp_path: Path, path: Path) -> None:
+    """An empty file."""
+    path.write_bytes(b"")
+
+
+def write_foreign_npz(tmp_path: Path, path: Path) -> None:
+    """A plain np.savez file with no minigrad manifest."""
+    with open(path, "wb") as f:
+        np.savez(f, W=np.ones((2, 2)), b=np.zeros(2))
+
+
+def write_npy(tmp_path: Path, path: Path) -> None:
+    """A single .npy array."""
+    with open(path, "wb") as f:
+        np.save(f, np.ones(3))
+
+
+def write_text(tmp_path: Path, path: Path) -> None:
+    """A text file."""
+    path.write_text("W,b\n1,2\n")
+
+
+def write_wrong_manifest(tmp_path: Path, path: Path) -> None:
+    """An .npz whose __minigrad__ entry is not a minigrad manifest."""
+    with open(path, "wb") as f:
+        np.savez(f, __minigrad__=np.array('{"format": "something-else"}'), w=np.ones(2))
+
+
+def write_manifest_not_json(tmp_path: Path, path: Path) -> None:
+    """An .npz whose manifest is not JSON."""
+    with open(path, "wb") as f:
+        np.savez(f, __minigrad__=np.array("not json {"), w=np.ones(2))
+
+
+def write_manifest_missing_entry(tmp_path: Path, path: Path) -> None:
+    """A manifest listing an entry that the file does not hold."""
+    with open(path, "wb") as f:
+        np.savez(f, __minigrad__=manifest_for("w", "gone"), w=np.ones(2))
+
+
+def write_manifest_conflicting_paths(tmp_path: Path, path: Path) -> None:
+    """A manifest in which entry "a" is both an array and a folder holding "b"."""
+    text = json.dumps({"format": "minigrad-checkpoint", "version": 1, "paths": {"a": ["a"], "b": ["a", "b"]}})
+    with open(path, "wb") as f:
+        np.savez(f, __minigrad__=np.array(text), a=np.ones(2), b=np.zeros(2))
+
+
+def write_manifest_empty_path(tmp_path: Path, path: Path) -> None:
+    """A manifest giving an entry an empty path."""
+    text = json.dumps({"format": "minigrad-checkpoint", "version": 1, "paths": {"a": [], "b": ["b"]}})
+    with open(path, "wb") as f:
+        np.savez(f, __minigrad__=np.array(text), a=np.ones(2), b=np.zeros(2))
+
+
+def write_flipped_data_byte(tmp_path: Path, path: Path) -> None:
+    """A valid checkpoint with one byte of array data flipped (the zip CRC no longer matches)."""
+    raw = bytearray(good_bytes(tmp_path))
+    marker = special_values(np.float64).tobytes()
+    where = raw.index(marker[8:16])  # inside the stored +inf
+    raw[where + 3] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def write_unknown_compression(tmp_path: Path, path: Path) -> None:
+    """A valid checkpoint whose zip directory names an unknown compression method."""
+    raw = bytearray(good_bytes(tmp_path))
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+
+
+CORRUPT: dict[str, Callable[[Path, Path], None]] = {
+    "truncated to half": write_truncated,
+    "last bytes cut": write_tail_cut,
+    "random bytes": write_random,
+    "empty file": write_empty,
+    "foreign npz": write_foreign_npz,
+    "npy file": write_npy,
+    "text file": write_text,
+    "wrong manifest": write_wrong_manifest,
+    "manifest not json": write_manifest_not_json,
+    "manifest lists a missing entry": write_manifest_missing_entry,
+    "manifest with conflicting paths": write_manifest_conflicting_paths,
+    "manifest with an empty path": write_manifest_empty_path,
+    "flipped data byte": write_flipped_data_byte,
+    "unknown compression method": write_unknown_compression,
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT))
+def test_corrupt_or_foreign_file_raises_value_error_naming_it(tmp_path: Path, case: str) -> None:
+    """Every unreadable file raises ValueError (not another error) and the message names the path."""
+    path = tmp_path / "bad.npz"
+    CORRUPT[case](tmp_path, path)
+    with pytest.raises(ValueError) as info:
+        mg.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_every_truncation_raises_value_error(tmp_path: Path) -> None:
+    """Cutting a checkpoint at 40 lengths spread over the file gives ValueError naming the file."""
+    raw = good_bytes(tmp_path)
+    path = tmp_path / "cut.npz"
+    for n in sorted(set(np.linspace(0, len(raw) - 1, 40).astype(int).tolist()) | {1, len(raw) - 1}):
+        path.write_bytes(raw[:n])
+        with pytest.raises(ValueError) as info:
+            mg.load(path)
+        assert str(path) in str(info.value), f"cut at {n}"
+
+
+def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
+    """A path that does not exist raises FileNotFoundError naming it."""
+    path = tmp_path / "nowhere.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        mg.load(path)
+    assert str(path) in str(info.value)
+
+
+# ---------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [OSError("disk unplugged"), KeyboardInterrupt()])
+def test_crash_before_replace_leaves_the_old_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    """If os.replace never happens, the old file is intact and no temporary file is left."""
+    old = {"model": {"W": np.arange(6.0).reshape(2, 3)}, "step": 1}
+    path = tmp_path / "ckpt.npz"
+    mg.save(old, path)
+    old_bytes = path.read_bytes()
+
+    def crash(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        raise error
+
+    monkeypatch.setattr(nn.os, "replace", crash)
+    with pytest.raises(type(error)):
+        mg.save({"model": {"W": np.zeros((2, 3))}, "step": 2}, path)
+    monkeypatch.undo()
+
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    assert path.read_bytes() == old_bytes
+    assert_same_tree(mg.load(path), old)
+
+
+def test_crash_while_writing_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If writing the temporary file fails midway, the old file is intact and no temporary file is left."""
+    path = tmp_path / "ckpt.npz"
+    old = {"W": np.ones(4)}
+    mg.save(old, path)
+    old_bytes = path.read_bytes()
+
+    def crash(fd: int) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(nn.os, "fsync", crash)
+    with pytest.raises(OSError):
+        mg.save({"W": np.zeros(4)}, path)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    assert path.read_bytes() == old_bytes
+
+
+def test_save_writes_a_temporary_file_in_the_same_folder_fsyncs_then_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new file is fsynced, then moved over the target from the target's own folder."""
+    calls: list[tuple[str, Any]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", fd))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        calls.append(("replace", (os.fspath(src), os.fspath(dst))))
+        assert Path(src).stat().st_size > 0
+        real_replace(src, dst)
+
+    monkeypatch.setattr(nn.os, "fsync", fsync)
+    monkeypatch.setattr(nn.os, "replace", replace)
+    path = tmp_path / "ckpt.npz"
+    mg.save({"W": np.ones(3)}, path)
+    kinds = [kind for kind, _ in calls]
+    assert "fsync" in kinds and kinds[-1] == "replace"
+    assert kinds.index("fsync") < kinds.index("replace")
+    src, dst = calls[-1][1]
+    assert Path(src).parent.resolve() == tmp_path.resolve()
+    assert Path(dst).resolve() == path.resolve()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+
+
+def test_saving_over_a_checkpoint_replaces_it_atomically(tmp_path: Path) -> None:
+    """A second save to the same path swaps in a new file (new inode); readers of the old one are unaffected."""
+    path = tmp_path / "ckpt.npz"
+    first = {"W": np.full((3, 3), 1.0)}
+    second = {"W": np.full((3, 3), 2.0), "b": np.zeros(3)}
+    mg.save(first, path)
+    keep = tmp_path / "old-link.npz"
+    os.link(path, keep)  # a second name for the first file
+    inode = path.stat().st_ino
+    with open(path, "rb") as reader:
+        mg.save(second, path)
+        old_content = reader.read()
+    assert path.stat().st_ino != inode
+    assert_same_tree(mg.load(path), second)
+    assert_same_tree(mg.load(keep), first)  # the old file was replaced, not rewritten in place
+    assert_same_tree(np.load(io.BytesIO(old_content), allow_pickle=False)["W"], first["W"])
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz", "old-link.npz"]

@@ -1,0 +1,700 @@
+"""Tests of ``mg.nn``: layers, parameter discovery, losses and state dicts.
+
+Every expected value is computed here, in plain numpy, from the equations:
+the MLP's gradients by a hand-written forward and backward pass of the same
+network, the losses from their textbook formulas (with log-sum-exp taken by
+``np.logaddexp`` for large logits), and the losses' gradients also by
+``mg.gradcheck`` (central differences in float64).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+
+# ---------------------------------------------------------------------------
+# A hand-written numpy MLP: forward and backward, float64
+# ---------------------------------------------------------------------------
+
+SIZES = [5, 7, 6, 3]
+BATCH = 8
+
+# activation name -> (f(z), f'(z)) written from the math
+ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(np.float64)),
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "sigmoid": (lambda z: 1.0 / (1.0 + np.exp(-z)), lambda z: np.exp(-z) / (1.0 + np.exp(-z)) ** 2),
+}
+
+
+def numpy_mlp(
+    Ws: list[np.ndarray],
+    bs: list[np.ndarray],
+    x: np.ndarray,
+    activation: str,
+    loss: str,
+    target: np.ndarray,
+) -> tuple[float, list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Forward and backward of a Linear/activation stack in numpy.
+
+    Returns (loss, dWs, dbs, dx). ``loss`` is "cross_entropy" (integer
+    targets, mean over the batch) or "mse" (mean over every element).
+    """
+    f, df = ACTIVATIONS[activation]
+    zs: list[np.ndarray] = []  # pre-activations of the hidden layers
+    inputs: list[np.ndarray] = []  # the input of each Linear layer
+    a = x
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        inputs.append(a)
+        z = a @ W + b
+        if i < len(Ws) - 1:
+            zs.append(z)
+            a = f(z)
+        else:
+            out = z
+    n = out.shape[0]
+    if loss == "cross_entropy":
+        m = out.max(axis=1, keepdims=True)
+        p = np.exp(out - m) / np.exp(out - m).sum(axis=1, keepdims=True)
+        value = float(-np.log(p[np.arange(n), target]).mean())
+        onehot = np.zeros_like(out)
+        onehot[np.arange(n), target] = 1.0
+        dout = (p - onehot) / n
+    else:
+        value = float(((out - target) ** 2).mean())
+        dout = 2.0 * (out - target) / out.size
+    dWs: list[np.ndarray] = [np.empty(0)] * len(Ws)
+    dbs: list[np.ndarray] = [np.empty(0)] * len(Ws)
+    g = dout
+    for i in reversed(range(len(Ws))):
+        dWs[i] = inputs[i].T @ g  # dW = xᵀ·dout
+        dbs[i] = g.sum(axis=0)  # db = Σ_rows dout
+        g = g @ Ws[i].T  # dx = dout·Wᵀ
+        if i > 0:
+            g = g * df(zs[i - 1])
+    return value, dWs, dbs, g
+
+
+def linear_layers(model: nn.MLP) -> list[nn.Linear]:
+    """The Linear layers of an MLP, in order."""
+    return [m for m in model.layers if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_mlp_dW_db_match_a_hand_written_numpy_backprop(activation: str, loss: str) -> None:
+    """Every layer's W.grad and b.grad (and dx) equal numpy's backprop of the same net."""
+    mg.manual_seed(0)
+    model = nn.MLP(SIZES, activation=activation, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(BATCH, SIZES[0]))
+    if loss == "cross_entropy":
+        target = rng.integers(0, SIZES[-1], size=BATCH)
+    else:
+        target = rng.normal(size=(BATCH, SIZES[-1]))
+    layers = linear_layers(model)
+    Ws = [layer.W.data.copy() for layer in layers]
+    bs = [layer.b.data.copy() for layer in layers]
+    want_loss, want_dW, want_db, want_dx = numpy_mlp(Ws, bs, x, activation, loss, target)
+
+    xt = mg.Tensor(x, requires_grad=True)
+    out = model(xt)
+    value = nn.cross_entropy(out, target) if loss == "cross_entropy" else nn.mse_loss(out, target)
+    value.backward()
+
+    assert value.dtype == np.float64
+    np.testing.assert_allclose(value.item(), want_loss, rtol=1e-12, atol=1e-14)
+    for i, layer in enumerate(layers):
+        assert layer.W.grad is not None and layer.b.grad is not None
+        assert layer.W.grad.shape == layer.W.shape and layer.b.grad.shape == layer.b.shape
+        assert layer.W.grad.dtype == np.float64 and layer.b.grad.dtype == np.float64
+        np.testing.assert_allclose(layer.W.grad, want_dW[i], rtol=1e-10, atol=1e-13, err_msg=f"dW of layer {i}")
+        np.testing.assert_allclose(layer.b.grad, want_db[i], rtol=1e-10, atol=1e-13, err_msg=f"db of layer {i}")
+    np.testing.assert_allclose(xt.grad, want_dx, rtol=1e-10, atol=1e-13)
+    # the weights themselves are untouched by forward/backward
+    for layer, W, b in zip(layers, Ws, bs):
+        assert np.array_equal(layer.W.data, W) and np.array_equal(layer.b.data, b)
+
+
+def test_mlp_float32_gradients_are_float32_and_close_to_float64() -> None:
+    """The default float32 MLP gives float32 gradients close to the float64 reference."""
+    mg.manual_seed(3)
+    model = nn.MLP(SIZES, activation="tanh")
+    layers = linear_layers(model)
+    assert all(layer.W.dtype == np.float32 for layer in layers)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(BATCH, SIZES[0])).astype(np.float32)
+    target = rng.integers(0, SIZES[-1], size=BATCH)
+    Ws = [layer.W.data.astype(np.float64) for layer in layers]
+    bs = [layer.b.data.astype(np.float64) for layer in layers]
+    _, want_dW, want_db, _ = numpy_mlp(Ws, bs, x.astype(np.float64), "tanh", "cross_entropy", target)
+    nn.cross_entropy(model(mg.Tensor(x)), target).backward()
+    for i, layer in enumerate(layers):
+        assert layer.W.grad.dtype == np.float32 and layer.b.grad.dtype == np.float32
+        np.testing.assert_allclose(layer.W.grad, want_dW[i], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(layer.b.grad, want_db[i], rtol=1e-4, atol=1e-6)
+
+
+def test_readme_claim_linear_dW_is_xT_c_and_db_is_column_sum() -> None:
+    """For out = x W + b and loss = (out * c).sum(): W.grad == xᵀ c and b.grad == Σ_rows c."""
+    mg.manual_seed(0)
+    layer = nn.Linear(4, 3, dtype=np.float64)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4))
+    c = rng.normal(size=(6, 3))
+    out = layer(mg.Tensor(x))
+    np.testing.assert_allclose(out.data, x @ layer.W.data + layer.b.data, rtol=1e-14, atol=1e-14)
+    (out * mg.Tensor(c)).sum().backward()
+    np.testing.assert_allclose(layer.W.grad, x.T @ c, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(layer.b.grad, c.sum(axis=0), rtol=1e-13, atol=1e-14)
+
+
+def test_mlp_structure_has_no_activation_after_the_last_layer() -> None:
+    """MLP([5, 7, 6, 3], "tanh") is Linear, Tanh, Linear, Tanh, Linear with those sizes."""
+    model = nn.MLP(SIZES, activation="tanh")
+    assert [type(m) for m in model.layers] == [nn.Linear, nn.Tanh, nn.Linear, nn.Tanh, nn.Linear]
+    shapes = [m.W.shape for m in linear_layers(model)]
+    assert shapes == [(5, 7), (7, 6), (6, 3)]
+    assert [type(m) for m in nn.MLP([64, 64, 10]).layers] == [nn.Linear, nn.ReLU, nn.Linear]
+
+
+def test_sequential_applies_modules_in_order() -> None:
+    """Sequential(a, b)(x) equals b(a(x)); a non-module item is refused."""
+    mg.manual_seed(0)
+    a, b = nn.Linear(3, 4, dtype=np.float64), nn.Linear(4, 2, dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    seq = nn.Sequential(a, nn.Tanh(), b)
+    want = np.tanh(x @ a.W.data + a.b.data) @ b.W.data + b.b.data
+    np.testing.assert_allclose(seq(mg.Tensor(x)).data, want, rtol=1e-13, atol=1e-14)
+    assert len(seq) == 3 and seq[2] is b
+    with pytest.raises(TypeError):
+        nn.Sequential(a, "relu")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# Parameter discovery
+# ---------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """A sub-module with a Linear layer and a bare Parameter."""
+
+    def __init__(self) -> None:
+        self.fc = nn.Linear(2, 3)
+        self.scale = nn.Parameter(np.ones(3))
+
+    def forward(self, x: mg.Tensor) -> mg.Tensor:
+        """fc(x) * scale."""
+        return self.fc(x) * self.scale
+
+
+class Net(nn.Module):
+    """Nested modules in a list and a tuple, a Parameter attribute, and non-parameters."""
+
+    def __init__(self) -> None:
+        self.stem = nn.Linear(4, 2)
+        self.blocks = [Block(), Block()]
+        self.heads = (nn.Linear(3, 1), nn.Linear(3, 2, bias=False))
+        self.temperature = nn.Parameter(np.array(1.0))
+        self.plain = mg.Tensor(np.ones(2), requires_grad=True)  # not a Parameter: not reported
+        self.config = {"width": 3}
+        self.act = nn.ReLU()
+
+    def forward(self, x: mg.Tensor) -> mg.Tensor:
+        """stem, the blocks in turn on the same features, the first head."""
+        h = self.act(self.stem(x))
+        h = self.blocks[0](h) + self.blocks[1](h)
+        return self.heads[0](h) / self.temperature
+
+
+NET_NAMES = [
+    "stem.W",
+    "stem.b",
+    "blocks.0.fc.W",
+    "blocks.0.fc.b",
+    "blocks.0.scale",
+    "blocks.1.fc.W",
+    "blocks.1.fc.b",
+    "blocks.1.scale",
+    "heads.0.W",
+    "heads.0.b",
+    "heads.1.W",
+    "temperature",
+]
+
+
+def test_mlp_parameter_names() -> None:
+    """MLP parameters are named by their layer's index in ``layers``."""
+    model = nn.MLP(SIZES)
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W", "layers.4.b"]
+    layers = linear_layers(model)
+    want = [p for layer in layers for p in (layer.W, layer.b)]
+    got = model.parameters()
+    assert len(got) == len(want) and all(g is w for g, w in zip(got, want))
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in got)
+
+
+def test_nested_modules_lists_tuples_and_bare_parameters_are_found() -> None:
+    """Parameters in sub-modules, lists and tuples of them, and as attributes, in set order."""
+    net = Net()
+    named = list(net.named_parameters())
+    assert [name for name, _ in named] == NET_NAMES
+    by_name = dict(named)
+    assert by_name["blocks.1.fc.W"] is net.blocks[1].fc.W
+    assert by_name["heads.1.W"] is net.heads[1].W
+    assert by_name["temperature"] is net.temperature
+    assert all(p is not net.plain for p in net.parameters())
+    # the order is stable across calls and across instances
+    assert [n for n, _ in net.named_parameters()] == NET_NAMES
+    assert [n for n, _ in Net().named_parameters()] == NET_NAMES
+    assert [id(p) for p in net.parameters()] == [id(p) for _, p in named]
+    assert list(net.state_dict()) == NET_NAMES
+
+
+def test_shared_parameter_and_shared_module_are_reported_once() -> None:
+    """A parameter reachable by two paths appears once, under the first name."""
+
+    class Tied(nn.Module):
+        """Two layers sharing W, and one layer referenced twice."""
+
+        def __init__(self) -> None:
+            self.first = nn.Linear(3, 3)
+            self.second = nn.Linear(3, 3)
+            self.second.W = self.first.W
+            self.again = self.first
+
+        def forward(self, x: mg.Tensor) -> mg.Tensor:
+            """second(first(x))."""
+            return self.second(self.first(x))
+
+    model = Tied()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == ["first.W", "first.b", "second.b"]
+    params = model.parameters()
+    assert len({id(p) for p in params}) == len(params) == 3
+    assert list(model.state_dict()) == names
+
+
+def test_no_layer_hand_writes_parameters() -> None:
+    """Discovery lives in Module alone: no built-in layer defines its own parameters()."""
+    for cls in (nn.Linear, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Sequential, nn.MLP, Net, Block):
+        for method in ("parameters", "named_parameters", "state_dict", "load_state_dict", "zero_grad"):
+            assert method not in vars(cls), f"{cls.__name__} defines {method}()"
+    assert nn.Module.parameters is nn.Linear.parameters
+
+
+def test_activation_modules_have_no_parameters() -> None:
+    """ReLU, Tanh and Sigmoid hold no parameters and compute their functions."""
+    x = np.linspace(-3, 3, 7)
+    for module, want in (
+        (nn.ReLU(), np.maximum(x, 0)),
+        (nn.Tanh(), np.tanh(x)),
+        (nn.Sigmoid(), 1 / (1 + np.exp(-x))),
+    ):
+        assert module.parameters() == []
+        np.testing.assert_allclose(module(mg.Tensor(x)).data, want, rtol=1e-12, atol=1e-15)
+
+
+def test_module_zero_grad_clears_every_parameter() -> None:
+    """After backward every parameter has a grad; Module.zero_grad clears all of them."""
+    mg.manual_seed(0)
+    net = Net()
+    net(mg.Tensor(np.ones((2, 4)))).sum().backward()
+    used = [p for name, p in net.named_parameters() if name != "heads.1.W"]  # heads.1 is unused
+    assert all(p.grad is not None for p in used)
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_train_and_eval_propagate_to_every_submodule() -> None:
+    """eval() and train() reach modules inside lists and tuples, and return the module."""
+    net = Net()
+    subs = [net, net.stem, net.act, net.blocks[0], net.blocks[1].fc, net.heads[0], net.heads[1]]
+    assert all(m.training for m in subs)
+    assert net.eval() is net
+    assert not any(m.training for m in subs)
+    assert net.train() is net
+    assert all(m.training for m in subs)
+    net.train(False)
+    assert not any(m.training for m in subs)
+
+
+def test_repr_is_nested_and_readable() -> None:
+    """The repr names each child with its attribute path, indenting deeper levels."""
+    text = repr(nn.MLP([5, 7, 3]))
+    assert text.startswith("MLP(")
+    assert "Linear(in_features=5, out_features=7, bias=True)" in text
+    assert "ReLU()" in text
+    assert "Linear(in_features=7, out_features=3, bias=True)" in text
+    assert text.index("in_features=5") < text.index("ReLU()") < text.index("in_features=7")
+
+    lines = repr(Net()).splitlines()
+
+    def indent(line: str) -> int:
+        return len(line) - len(line.lstrip())
+
+    block = next(i for i, line in enumerate(lines) if "Block(" in line)
+    fc = next(i for i, line in enumerate(lines) if i > block and "Linear(in_features=2, out_features=3" in line)
+    assert "blocks.0" in lines[block] and "fc" in lines[fc]
+    assert indent(lines[fc]) > indent(lines[block]) > indent(lines[0])
+    assert any("bias=False" in line and "heads.1" in line for line in lines)
+
+
+# ---------------------------------------------------------------------------
+# Linear
+# ---------------------------------------------------------------------------
+
+
+def test_linear_shapes_and_forward() -> None:
+    """W is (in, out), b is (out,), and forward is x @ W + b."""
+    layer = nn.Linear(5, 3, dtype=np.float64)
+    assert layer.W.shape == (5, 3) and layer.b.shape == (3,)
+    assert layer.W.dtype == np.float64 and layer.b.dtype == np.float64
+    x = np.random.default_rng(0).normal(size=(4, 5))
+    out = layer(mg.Tensor(x))
+    assert out.shape == (4, 3)
+    np.testing.assert_allclose(out.data, x @ layer.W.data + layer.b.data, rtol=1e-14, atol=1e-14)
+    one = layer(mg.Tensor(x[0]))
+    assert one.shape == (3,)
+    np.testing.assert_allclose(one.data, x[0] @ layer.W.data + layer.b.data, rtol=1e-14, atol=1e-14)
+
+
+def test_linear_init_is_uniform_within_one_over_sqrt_fan_in() -> None:
+    """Every entry of W and b lies in ±1/sqrt(in_features) and the range is used."""
+    mg.manual_seed(0)
+    layer = nn.Linear(64, 50, dtype=np.float64)
+    bound = 1 / np.sqrt(64)
+    for p in (layer.W.data, layer.b.data):
+        assert np.all(np.abs(p) <= bound)
+    W = layer.W.data
+    assert W.max() > 0.95 * bound and W.min() < -0.95 * bound
+    # a uniform on [-a, a] has standard deviation a/sqrt(3)
+    assert abs(W.std() - bound / np.sqrt(3)) < 0.05 * bound
+    assert abs(W.mean()) < 0.05 * bound
+
+
+def test_same_seed_gives_bit_identical_layers() -> None:
+    """mg.manual_seed(s) before construction fixes every parameter bit for bit."""
+    mg.manual_seed(123)
+    a = nn.MLP(SIZES)
+    mg.manual_seed(123)
+    b = nn.MLP(SIZES)
+    mg.manual_seed(124)
+    c = nn.MLP(SIZES)
+    for (na, pa), (nb, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+        assert na == nb
+        assert pa.data.tobytes() == pb.data.tobytes()
+        assert pa.data is not pb.data
+        assert not np.array_equal(pa.data, pc.data)
+
+
+def test_linear_without_bias() -> None:
+    """bias=False: b is None, only W is a parameter, and forward is x @ W."""
+    layer = nn.Linear(3, 2, bias=False, dtype=np.float64)
+    assert layer.b is None
+    assert [name for name, _ in layer.named_parameters()] == ["W"]
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    out = layer(mg.Tensor(x))
+    np.testing.assert_allclose(out.data, x @ layer.W.data, rtol=1e-14, atol=1e-14)
+    out.sum().backward()
+    np.testing.assert_allclose(layer.W.grad, x.T @ np.ones((4, 2)), rtol=1e-14)
+    assert "bias=False" in repr(layer)
+
+
+@pytest.mark.parametrize("shape", [(2, 9), (9,), (2, 3, 9)])
+def test_linear_wrong_input_width_names_both_widths(shape: tuple[int, ...]) -> None:
+    """An input of width 9 to Linear(6, ...) raises, naming 6 and 9."""
+    layer = nn.Linear(6, 4)
+    with pytest.raises(ValueError) as info:
+        layer(mg.Tensor(np.ones(shape)))
+    message = str(info.value)
+    assert re.search(r"\b6\b", message), message
+    assert re.search(r"\b9\b", message), message
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
+def test_linear_refuses_bad_sizes(bad: object) -> None:
+    """in_features and out_features must be positive integers."""
+    with pytest.raises(ValueError):
+        nn.Linear(bad, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        nn.Linear(3, bad)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------
+
+
+def numpy_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """mean_i [logsumexp(logits_i) - logits_i[t_i]], log-sum-exp by np.logaddexp."""
+    lse = np.logaddexp.reduce(logits.astype(np.float64), axis=1)
+    return float((lse - logits[np.arange(len(targets)), targets]).mean())
+
+
+def numpy_softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(z - logsumexp(z)) row by row, in float64."""
+    z = logits.astype(np.float64)
+    return np.exp(z - np.logaddexp.reduce(z, axis=1, keepdims=True))
+
+
+def numpy_bce(z: np.ndarray, y: np.ndarray) -> float:
+    """mean of -[y log σ(z) + (1 - y) log(1 - σ(z))], straight from the definition."""
+    s = 1 / (1 + np.exp(-z))
+    return float(-(y * np.log(s) + (1 - y) * np.log(1 - s)).mean())
+
+
+def test_mse_loss_value_and_gradient() -> None:
+    """mse_loss is mean((pred - target)²) with gradient 2 (pred - target) / n."""
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    p = mg.Tensor(pred, requires_grad=True)
+    loss = nn.mse_loss(p, target)
+    np.testing.assert_allclose(loss.item(), ((pred - target) ** 2).mean(), rtol=1e-14)
+    loss.backward()
+    np.testing.assert_allclose(p.grad, 2 * (pred - target) / pred.size, rtol=1e-13)
+    # a Tensor target gives the same value
+    np.testing.assert_allclose(nn.mse_loss(mg.Tensor(pred), mg.Tensor(target)).item(), loss.item(), rtol=1e-15)
+    assert mg.gradcheck(lambda q: nn.mse_loss(q, target), mg.Tensor(pred, requires_grad=True))
+
+
+def test_cross_entropy_value_and_gradient() -> None:
+    """cross_entropy is the batch mean of -log softmax[target]; grad = (softmax - onehot) / N."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 4)) * 3
+    targets = np.array([0, 3, 1, 1, 2, 0])
+    # the textbook definition, with no shift
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    want = float(-np.log(p[np.arange(6), targets]).mean())
+    z = mg.Tensor(logits, requires_grad=True)
+    loss = nn.cross_entropy(z, targets)
+    assert loss.shape == () and loss.dtype == np.float64
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-13)
+    loss.backward()
+    onehot = np.eye(4)[targets]
+    np.testing.assert_allclose(z.grad, (p - onehot) / 6, rtol=1e-12, atol=1e-15)
+    assert mg.gradcheck(lambda q: nn.cross_entropy(q, targets), mg.Tensor(logits, requires_grad=True))
+    # unsigned and narrow integer targets are class indices too
+    np.testing.assert_allclose(nn.cross_entropy(mg.Tensor(logits), targets.astype(np.uint8)).item(), want, rtol=1e-13)
+
+
+def test_binary_cross_entropy_with_logits_value_and_gradient() -> None:
+    """BCE-with-logits equals the definition through σ; grad = (σ(z) - y) / N."""
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(5, 2)) * 2
+    y = rng.integers(0, 2, size=(5, 2)).astype(np.float64)
+    logits = mg.Tensor(z, requires_grad=True)
+    loss = nn.binary_cross_entropy_with_logits(logits, y)
+    np.testing.assert_allclose(loss.item(), numpy_bce(z, y), rtol=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(logits.grad, (1 / (1 + np.exp(-z)) - y) / z.size, rtol=1e-11, atol=1e-15)
+    assert mg.gradcheck(lambda q: nn.binary_cross_entropy_with_logits(q, y), mg.Tensor(z, requires_grad=True))
+    soft = rng.uniform(0, 1, size=(5, 2))  # probabilities in [0, 1] are accepted as targets
+    np.testing.assert_allclose(nn.binary_cross_entropy_with_logits(mg.Tensor(z), soft).item(), numpy_bce(z, soft))
+    assert mg.gradcheck(lambda q: nn.binary_cross_entropy_with_logits(q, soft), mg.Tensor(z, requires_grad=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_is_stable_for_logits_in_the_hundreds(dtype: type) -> None:
+    """Logits of ±1000 give finite, correct loss and gradient (float64 log-sum-exp by hand)."""
+    logits = np.array(
+        [[800.0, 0.0, -300.0], [1000.0, 1000.0, 999.0], [-900.0, -950.0, -1000.0], [500.0, -500.0, 700.0]]
+    )
+    targets = np.array([1, 0, 2, 2])
+    # row 0: 800 - 0 + log(1 + e^-800 + e^-1100) = 800 in float64; row 1: log(2 + e^-1)
+    want_rows = np.array([800.0, np.log(2 + np.exp(-1.0)), 100.0 + np.log1p(np.exp(-50.0) + np.exp(-100.0)), 0.0])
+    want = want_rows.mean()
+    assert np.isclose(want, numpy_cross_entropy(logits, targets), rtol=1e-15)
+    z = mg.Tensor(logits.astype(dtype), requires_grad=True)
+    loss = nn.cross_entropy(z, targets)
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.all(np.isfinite(z.grad))
+    rtol = 1e-13 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(loss.item(), want, rtol=rtol)
+    np.testing.assert_allclose(z.grad, (numpy_softmax(logits) - np.eye(3)[targets]) / 4, rtol=rtol, atol=1e-7)
+    assert mg.gradcheck(lambda q: nn.cross_entropy(q, targets), mg.Tensor(logits, requires_grad=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bce_with_logits_is_stable_for_logits_in_the_hundreds(dtype: type) -> None:
+    """z = ±500, ±300 give finite loss and gradient: softplus(z) - z·y taken by np.logaddexp."""
+    z = np.array([500.0, -500.0, 300.0, -300.0, 200.0])
+    y = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
+    want = float((np.logaddexp(0.0, z) - z * y).mean())  # = (500 + 500 + 0 + 0 + 200) / 5
+    np.testing.assert_allclose(want, 240.0, rtol=1e-15)
+    logits = mg.Tensor(z.astype(dtype), requires_grad=True)
+    loss = nn.binary_cross_entropy_with_logits(logits, y)
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.all(np.isfinite(logits.grad))
+    np.testing.assert_allclose(loss.item(), want, rtol=1e-7)
+    # σ(z) - y is exactly representable here: 1, -1, ~0, ~0, 1
+    np.testing.assert_allclose(logits.grad, np.array([1.0, -1.0, 0.0, 0.0, 1.0]) / 5, atol=1e-12)
+
+
+def test_cross_entropy_refuses_non_integer_targets() -> None:
+    """Fractional targets raise, naming the offending value."""
+    with pytest.raises(ValueError, match=r"1\.5"):
+        nn.cross_entropy(mg.Tensor(np.zeros((3, 4))), np.array([0.0, 1.5, 2.0]))
+    with pytest.raises(ValueError):
+        nn.cross_entropy(mg.Tensor(np.zeros((2, 4))), np.array([True, False]))
+    with pytest.raises(ValueError):
+        nn.cross_entropy(mg.Tensor(np.zeros((2, 4))), np.array(["0", "1"]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e20])
+def test_cross_entropy_refuses_non_finite_or_huge_float_targets_naming_them(bad: float) -> None:
+    """A NaN, inf or 1e20 float target raises and the message shows that value."""
+    with pytest.raises(ValueError) as info:
+        nn.cross_entropy(mg.Tensor(np.zeros((2, 4))), np.array([0.0, bad]))
+    assert str(bad) in str(info.value) or repr(bad) in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("bad", [7, -2])
+def test_cross_entropy_refuses_out_of_range_targets(bad: int) -> None:
+    """A target outside [0, C) raises, naming the offending value."""
+    with pytest.raises(ValueError) as info:
+        nn.cross_entropy(mg.Tensor(np.zeros((3, 4))), np.array([0, bad, 3]))
+    assert re.search(rf"(?<![\d-]){bad}(?!\d)", str(info.value)), str(info.value)
+
+
+def test_cross_entropy_refuses_a_target_length_that_does_not_match_the_batch() -> None:
+    """Three targets for a batch of four raise, showing both shapes."""
+    with pytest.raises(ValueError) as info:
+        nn.cross_entropy(mg.Tensor(np.zeros((4, 5))), np.array([0, 1, 2]))
+    message = str(info.value)
+    assert "(3,)" in message and re.search(r"\(4\b", message), message
+    with pytest.raises(ValueError):
+        nn.cross_entropy(mg.Tensor(np.zeros((4, 5))), np.zeros((4, 1), dtype=int))
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])
+def test_cross_entropy_refuses_logits_that_are_not_2d(shape: tuple[int, ...]) -> None:
+    """Logits must be (N, C); other shapes raise, naming the shape."""
+    with pytest.raises(ValueError) as info:
+        nn.cross_entropy(mg.Tensor(np.zeros(shape)), np.zeros(shape[:1], dtype=int))
+    assert str(shape) in str(info.value)
+
+
+@pytest.mark.parametrize(("pred", "target"), [((4, 1), (4,)), ((4,), (4, 1)), ((3, 2), (2, 3))])
+def test_mse_loss_refuses_shapes_that_differ(pred: tuple[int, ...], target: tuple[int, ...]) -> None:
+    """Shapes must match exactly (no silent broadcast of (4, 1) against (4,))."""
+    with pytest.raises(ValueError) as info:
+        nn.mse_loss(mg.Tensor(np.zeros(pred)), np.zeros(target))
+    assert str(pred) in str(info.value) and str(target) in str(info.value)
+
+
+def test_bce_with_logits_error_cases() -> None:
+    """Wrong target shape (both shapes named) and targets outside [0, 1] (value named) raise."""
+    with pytest.raises(ValueError) as info:
+        nn.binary_cross_entropy_with_logits(mg.Tensor(np.zeros((4, 1))), np.zeros(4))
+    assert "(4, 1)" in str(info.value) and "(4,)" in str(info.value)
+    with pytest.raises(ValueError, match=r"\b2\b"):
+        nn.binary_cross_entropy_with_logits(mg.Tensor(np.zeros(3)), np.array([0, 2, 1]))
+    with pytest.raises(ValueError, match=r"-0\.5"):
+        nn.binary_cross_entropy_with_logits(mg.Tensor(np.zeros(3)), np.array([0.0, -0.5, 1.0]))
+
+
+def test_bce_with_logits_refuses_nan_targets() -> None:
+    """A NaN target is not in [0, 1] and must raise rather than turn the loss into NaN."""
+    with pytest.raises(ValueError, match="nan"):
+        nn.binary_cross_entropy_with_logits(mg.Tensor(np.zeros(2)), np.array([np.nan, 1.0]))
+
+
+# ---------------------------------------------------------------------------
+# state_dict / load_state_dict
+# ---------------------------------------------------------------------------
+
+
+def snapshot(model: nn.Module) -> dict[str, tuple[bytes, tuple[int, ...], np.dtype]]:
+    """Each parameter's raw bytes, shape and dtype, to compare bit for bit."""
+    return {name: (p.data.tobytes(), p.shape, p.dtype) for name, p in model.named_parameters()}
+
+
+def test_state_dict_maps_names_to_copies() -> None:
+    """state_dict holds copies: mutating it never touches the model."""
+    mg.manual_seed(0)
+    model = nn.MLP(SIZES, dtype=np.float64)
+    before = snapshot(model)
+    state = model.state_dict()
+    assert list(state) == [name for name, _ in model.named_parameters()]
+    for name, p in model.named_parameters():
+        assert isinstance(state[name], np.ndarray)
+        assert np.array_equal(state[name], p.data) and state[name].dtype == p.dtype
+        assert not np.shares_memory(state[name], p.data)
+    for array in state.values():
+        array[...] = 42.0
+    state["layers.0.W"] = np.zeros((5, 7))
+    del state["layers.0.b"]
+    assert snapshot(model) == before
+
+
+def test_load_state_dict_round_trip_keeps_parameter_objects() -> None:
+    """Loading copies values into the same Parameter objects, then owns no reference to the dict."""
+    mg.manual_seed(0)
+    source = nn.MLP(SIZES)
+    mg.manual_seed(1)
+    target = nn.MLP(SIZES)
+    params_before = target.parameters()
+    state = source.state_dict()
+    target.load_state_dict(state)
+    assert snapshot(target) == snapshot(source)
+    assert all(a is b for a, b in zip(target.parameters(), params_before))
+    for array in state.values():
+        array[...] = -1.0
+    assert snapshot(target) == snapshot(source)
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    assert np.array_equal(target(mg.Tensor(x)).data, source(mg.Tensor(x)).data)
+
+
+def bad_states() -> dict[str, tuple[Callable[[dict[str, np.ndarray]], None], list[str]]]:
+    """name -> (how to spoil a good state dict, strings the error must contain)."""
+
+    def wrong_shape(s: dict[str, np.ndarray]) -> None:
+        s["layers.2.W"] = s["layers.2.W"].T.copy()  # (7, 6) -> (6, 7)
+
+    def wrong_dtype(s: dict[str, np.ndarray]) -> None:
+        s["layers.4.b"] = s["layers.4.b"].astype(np.float64)
+
+    def missing(s: dict[str, np.ndarray]) -> None:
+        del s["layers.4.W"]
+
+    def extra(s: dict[str, np.ndarray]) -> None:
+        s["layers.6.W"] = np.zeros((3, 3), dtype=np.float32)
+
+    def everything(s: dict[str, np.ndarray]) -> None:
+        wrong_shape(s)
+        missing(s)
+        extra(s)
+
+    return {
+        "wrong shape": (wrong_shape, ["layers.2.W", "(7, 6)", "(6, 7)"]),
+        "wrong dtype": (wrong_dtype, ["layers.4.b", "float32", "float64"]),
+        "missing key": (missing, ["missing", "layers.4.W"]),
+        "extra key": (extra, ["unexpected", "layers.6.W"]),
+        "all at once": (everything, ["missing", "layers.4.W", "unexpected", "layers.6.W", "(7, 6)", "(6, 7)"]),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_states()))
+def test_load_state_dict_refuses_a_bad_state_and_changes_nothing(case: str) -> None:
+    """A wrong shape or dtype, a missing or an extra key raise ValueError; the model is untouched."""
+    spoil, expected = bad_states()[case]
+    mg.manual_seed(0)
+    model = nn.MLP(SIZES)
+    mg.manual_seed(1)
+    state = nn.MLP(SIZES).state_dict()  # every good entry differs from the model's
+    spoil(state)
+    before = snapshot(model)
+    with pytest.raises(ValueError) as info:
+        model.load_state_dict(state)
+    message = str(info.value)
+    for text in expected:
+        assert text in message, f"{text!r} not in {message!r}"
+    assert snapshot(model) == before
