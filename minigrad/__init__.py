@@ -5,7 +5,8 @@ fills ``.grad``; ``mg.nn`` has layers and losses, ``mg.optim`` the optimizers,
 ``mg.data`` scikit-learn's toy datasets and ``mg.lab`` the convergence lab.
 """
 
-from minigrad import nn, optim  # noqa: E402  (nn and optim build on the engine)
+# data and lab import scikit-learn, matplotlib and tqdm only when they are used.
+from minigrad import data, lab, nn, optim
 from minigrad.engine import (
     GradcheckError,
     Tensor,
@@ -26,9 +27,11 @@ __all__ = [
     "GradcheckError",
     "Tensor",
     "concatenate",
+    "data",
     "get_generator",
     "gradcheck",
     "is_grad_enabled",
+    "lab",
     "linear",
     "load",
     "manual_seed",
