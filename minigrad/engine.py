@@ -194,7 +194,10 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        self.data: np.ndarray = _to_array(data, dtype)
+        if dtype is None and type(data) is np.ndarray and data.dtype.kind == "f":
+            self.data: np.ndarray = data  # the common case, a float array: used as it is
+        else:
+            self.data = _to_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
         self._parents: tuple[Tensor, ...] = ()
@@ -210,22 +213,25 @@ class Tensor:
         """Wrap an op's result; record the graph only if some input needs it.
 
         ``backward(g)`` returns one gradient per parent (None where the parent
-        needs none), each already of that parent's shape.
+        needs none), each already of that parent's shape. Each is ``g`` itself,
+        a view, or a new array made for that parent alone (never one new array
+        for two parents): backward keeps such a new array as a leaf's ``.grad``
+        without copying it.
         """
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
         out._op = op
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
         if _grad_enabled:
             for p in parents:
                 if p.requires_grad:
                     out.requires_grad = True
                     out._parents = parents
                     out._backward = backward
-                    break
+                    return out
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
         return out
 
     @property
@@ -310,18 +316,20 @@ class Tensor:
                     f"backward: grad has shape {g.shape} but the output has shape {self.shape}"
                 )
 
+        if self._backward is None:  # backward() on a leaf
+            _accumulate(self, g)
+            return
         grads: dict[Tensor, np.ndarray] = {self: g}  # dL/dnode, summed over uses
         for node in self._topological_order():
             g = grads.pop(node)
-            backward = node._backward
-            if backward is None:  # a leaf: keep the gradient
-                if node.grad is None:
-                    node.grad = np.array(g, dtype=node.data.dtype)  # own copy: g may be shared
-                else:
-                    node.grad += g
-                continue
-            for parent, pg in zip(node._parents, backward(g)):
+            for parent, pg in zip(node._parents, node._backward(g)):
                 if pg is None or not parent.requires_grad:
+                    continue
+                if parent._backward is None:  # a leaf: add into .grad now
+                    if parent.grad is None and pg.base is None and pg is not g and pg.dtype == parent.data.dtype:
+                        parent.grad = pg  # a new array the op made for this parent alone: keep it, no copy
+                    else:
+                        _accumulate(parent, pg)
                     continue
                 if parent in grads:
                     grads[parent] = grads[parent] + pg
@@ -349,8 +357,8 @@ class Tensor:
                 visited.add(node)
                 stack.append((node, True))
                 for parent in node._parents:
-                    if parent.requires_grad and parent not in visited:
-                        stack.append((parent, False))
+                    if parent._backward is not None and parent.requires_grad and parent not in visited:
+                        stack.append((parent, False))  # leaves are not ordered: backward adds into them directly
         order.reverse()
         return order
 
@@ -678,6 +686,14 @@ class Tensor:
         return Tensor._make(data, (a,), backward, "getitem")
 
 
+def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
+    """Add ``g`` into ``leaf.grad`` (a copy the first time: ``g`` may be shared)."""
+    if leaf.grad is None:
+        leaf.grad = np.array(g, dtype=leaf.data.dtype)
+    else:
+        leaf.grad += g
+
+
 def _released(g: np.ndarray) -> tuple:
     raise RuntimeError(
         "backward: the graph through this tensor was released by an earlier backward(); "
@@ -736,7 +752,8 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
     Backward: dx = g·Wᵀ, dW = xᵀ·g, db = Σ_rows g. One node instead of two
     keeps the graph small, which is what decides speed on small networks.
     """
-    if x.ndim < 1 or W.ndim != 2 or x.shape[-1] != W.shape[0]:
+    xs, ws = x.data.shape, W.data.shape
+    if not xs or len(ws) != 2 or xs[-1] != ws[0]:
         raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}")
     data = x.data @ W.data
     if b is not None:
