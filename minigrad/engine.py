@@ -308,7 +308,7 @@ class Tensor:
                     f"backward: grad can be omitted only for a one-element output, "
                     f"got shape {self.shape}; pass grad= of that shape"
                 )
-            g = np.array(1, dtype=self.dtype).reshape(self.shape)
+            g = np.ones(self.shape, dtype=self.dtype)
         else:
             g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:
@@ -357,8 +357,10 @@ class Tensor:
                 visited.add(node)
                 stack.append((node, True))
                 for parent in node._parents:
-                    if parent._backward is not None and parent.requires_grad and parent not in visited:
-                        stack.append((parent, False))  # leaves are not ordered: backward adds into them directly
+                    # Only non-leaves (which all require grad) are ordered; backward
+                    # adds into leaves as their gradients arrive.
+                    if parent._backward is not None and parent not in visited:
+                        stack.append((parent, False))
         order.reverse()
         return order
 

@@ -81,11 +81,11 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient; ``.grad`` is left as it is."""
         self.step_count += 1
+        update = self.update
         for p, state in zip(self.params, self.state):
-            if p.grad is None:
-                continue
-            state["step"] = state.get("step", 0) + 1
-            self.update(p.data, p.grad, state)
+            if p.grad is not None:
+                state["step"] = state.get("step", 0) + 1
+                update(p.data, p.grad, state)
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
