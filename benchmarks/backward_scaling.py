@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # time the working tree's minigrad
 
+from step_time import cpu_model  # noqa: E402  (a sibling script; its folder is on sys.path)
+
 import minigrad as mg  # noqa: E402
 
 WIDTH = 16  # values per tensor: small, so the time is per-node overhead
@@ -169,18 +171,6 @@ def plot(results: dict[str, list[dict[str, Any]]], fits: dict[str, dict[str, flo
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or platform.processor()."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def report(

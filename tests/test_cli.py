@@ -11,21 +11,6 @@ from minigrad import cli, lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-PLUGIN = '''
-import numpy as np
-from minigrad.optim import Optimizer
-
-
-class SignSGD(Optimizer):
-    """w = w - lr * sign(g)."""
-
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, lr=lr)
-
-    def update(self, w, g, state):
-        w -= self.lr * np.sign(g)
-'''
-
 TINY = ["--datasets", "iris", "--epochs", "2", "--seeds", "1", "--hidden", "8"]
 
 
@@ -69,9 +54,9 @@ def test_compare_is_the_default_subcommand_and_lr_overrides(tmp_path, capsys):
     assert "given on the command line for sgd" in capsys.readouterr().out
 
 
-def test_plugin_optimizer_by_path(tmp_path, capsys):
+def test_plugin_optimizer_by_path(tmp_path, plugin_source, capsys):
     plugin = tmp_path / "signsgd.py"
-    plugin.write_text(PLUGIN)
+    plugin.write_text(plugin_source)
     out = tmp_path / "out"
     argv = [*TINY, "--optimizers", f"sgd,{plugin}:SignSGD", "--lr", "SignSGD=0.02", "--out", str(out)]
     assert cli.main(argv) == 0
@@ -140,9 +125,9 @@ def test_help_exits_zero(capsys):
         (["train"], "unrecognized arguments: train"),
     ],
 )
-def test_bad_input_prints_one_line_and_exits_2(tmp_path, capsys, argv, message):
+def test_bad_input_prints_one_line_and_exits_2(tmp_path, plugin_source, capsys, argv, message):
     plugin = tmp_path / "signsgd.py"
-    plugin.write_text(PLUGIN)
+    plugin.write_text(plugin_source)
     argv = [a.format(plugin=plugin, missing=tmp_path / "missing.py") for a in argv]
     assert cli.main([*TINY, "--out", str(tmp_path / "out"), *argv]) == 2
     captured = capsys.readouterr()

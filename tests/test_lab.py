@@ -9,21 +9,6 @@ import pytest
 import minigrad as mg
 from minigrad import data, lab, nn, optim
 
-PLUGIN = '''
-import numpy as np
-from minigrad.optim import Optimizer
-
-
-class SignSGD(Optimizer):
-    """w = w - lr * sign(g)."""
-
-    def __init__(self, params, lr=0.01):
-        super().__init__(params, lr=lr)
-
-    def update(self, w, g, state):
-        w -= self.lr * np.sign(g)
-'''
-
 
 def numpy_mlp(model, X):
     """The forward pass of an MLP of Linear/ReLU layers, in plain numpy float64."""
@@ -192,9 +177,9 @@ def test_builtin_optimizers():
             assert getattr(opt, key) == value
 
 
-def test_plugin_by_path_and_by_module(tmp_path, monkeypatch):
+def test_plugin_by_path_and_by_module(tmp_path, plugin_source, monkeypatch):
     path = tmp_path / "signsgd.py"
-    path.write_text(PLUGIN)
+    path.write_text(plugin_source)
     spec = lab.resolve_optimizer(f"{path}:SignSGD")
     assert spec.name == "SignSGD" and spec.default_lr is None
     w = nn.Parameter(np.array([1.0, -2.0, 3.0]))
@@ -217,10 +202,10 @@ def test_plugin_by_path_and_by_module(tmp_path, monkeypatch):
         ("{nolr}:NoLR", r"NoLR\(params, lr=0.001\) failed: TypeError"),
     ],
 )
-def test_bad_optimizers(tmp_path, spec, message):
-    (tmp_path / "ok.py").write_text(PLUGIN)
+def test_bad_optimizers(tmp_path, plugin_source, spec, message):
+    (tmp_path / "ok.py").write_text(plugin_source)
     (tmp_path / "broken.py").write_text("1 / 0\n")
-    (tmp_path / "nolr.py").write_text(PLUGIN.replace("SignSGD", "NoLR").replace("lr=0.01", "step=0.01"))
+    (tmp_path / "nolr.py").write_text(plugin_source.replace("SignSGD", "NoLR").replace("lr=0.01", "step=0.01"))
     spec = spec.format(dir=tmp_path, file=tmp_path / "ok.py", broken=tmp_path / "broken.py", nolr=tmp_path / "nolr.py")
     with pytest.raises(lab.LabError, match=message):
         lab.resolve_optimizer(spec)
@@ -295,9 +280,9 @@ def test_every_optimizer_starts_from_the_same_weights(tmp_path):
     assert result.files == []
 
 
-def test_compare_tunes_a_plugin_without_a_rate(tmp_path):
+def test_compare_tunes_a_plugin_without_a_rate(tmp_path, plugin_source):
     path = tmp_path / "signsgd.py"
-    path.write_text(PLUGIN)
+    path.write_text(plugin_source)
     result = lab.compare(["iris"], ["sgd", f"{path}:SignSGD"], epochs=1, seeds=1, hidden=(4,), out_dir=tmp_path)
     assert result.lr_sources == {"sgd": "default", "SignSGD": "tuned"}
     tuning = read_csv(tmp_path / "tuning.csv")
