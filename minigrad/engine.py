@@ -57,6 +57,9 @@ class no_grad(contextlib.ContextDecorator):
     evaluation and parameter updates cost no memory for backward.
     """
 
+    def _recreate_cm(self) -> no_grad:
+        return type(self)()  # a fresh one per decorated call, so recursion restores correctly
+
     def __enter__(self) -> None:
         global _grad_enabled
         self._previous = _grad_enabled
@@ -255,6 +258,7 @@ class Tensor:
         return self.data.size
 
     def __len__(self) -> int:
+        """The length of the first axis."""
         return len(self.data)
 
     def __repr__(self) -> str:
@@ -267,7 +271,14 @@ class Tensor:
         return f"Tensor({body}{extra})"
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return self.data if dtype is None else self.data.astype(dtype)
+        """``np.asarray(t)`` gives ``t.data`` (a copy when asked, or when the dtype changes)."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            if copy is False:
+                raise ValueError(f"__array__: converting {self.dtype} to {np.dtype(dtype)} needs a copy")
+            return self.data.astype(dtype)
+        return self.data
 
     def numpy(self) -> np.ndarray:
         """Return ``.data`` (the same array, not a copy)."""
@@ -376,6 +387,7 @@ class Tensor:
         return ValueError(f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together")
 
     def __add__(self, other: ArrayLike) -> Tensor:
+        """a + b, broadcasting. d(a+b)/da = d(a+b)/db = 1."""
         other = self._other(other)
         try:
             data = self.data + other.data
@@ -392,9 +404,11 @@ class Tensor:
         return Tensor._make(data, (a, b), backward, "add")
 
     def __radd__(self, other: ArrayLike) -> Tensor:
+        """other + a, for a number or array on the left."""
         return self._other(other) + self
 
     def __sub__(self, other: ArrayLike) -> Tensor:
+        """a - b, broadcasting. d(a-b)/da = 1, d(a-b)/db = -1."""
         other = self._other(other)
         try:
             data = self.data - other.data
@@ -411,9 +425,11 @@ class Tensor:
         return Tensor._make(data, (a, b), backward, "sub")
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
+        """other - a, for a number or array on the left."""
         return self._other(other) - self
 
     def __mul__(self, other: ArrayLike) -> Tensor:
+        """a * b, elementwise, broadcasting. d(ab)/da = b, d(ab)/db = a."""
         other = self._other(other)
         try:
             data = self.data * other.data
@@ -430,9 +446,11 @@ class Tensor:
         return Tensor._make(data, (a, b), backward, "mul")
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
+        """other * a, for a number or array on the left."""
         return self._other(other) * self
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
+        """a / b, elementwise, broadcasting. d(a/b)/da = 1/b, d(a/b)/db = -a/b²."""
         other = self._other(other)
         try:
             data = self.data / other.data
@@ -449,9 +467,11 @@ class Tensor:
         return Tensor._make(data, (a, b), backward, "div")
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        """other / a, for a number or array on the left."""
         return self._other(other) / self
 
     def __pow__(self, exponent: ArrayLike) -> Tensor:
+        """a ** p. d(a^p)/da = p·a^(p-1); for a tensor exponent, d(a^b)/db = a^b·ln a."""
         if isinstance(exponent, (int, float, np.integer, np.floating)):
             a, p = self, float(exponent)  # a Python float keeps the tensor's dtype
             data = a.data**p
@@ -478,15 +498,18 @@ class Tensor:
         return Tensor._make(data, (a, b), backward_tensor, "pow")
 
     def __rpow__(self, base: ArrayLike) -> Tensor:
+        """base ** a, for a number or array as the base."""
         return self._other(base) ** self
 
     def __neg__(self) -> Tensor:
+        """-a. d(-a)/da = -1."""
         def backward(g):  # d(-a)/da = -1
             return (-g,)
 
         return Tensor._make(-self.data, (self,), backward, "neg")
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
+        """a @ b with numpy's matmul rules (1-D, 2-D, batched). dA = g·Bᵀ, dB = Aᵀ·g."""
         other = self._other(other)
         a, b = self, other
         if a.ndim == 0 or b.ndim == 0:
@@ -523,6 +546,7 @@ class Tensor:
         return Tensor._make(data, (a, b), backward, "matmul")
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        """other @ a, for an array on the left."""
         return self._other(other) @ self
 
     # -- reductions ----------------------------------------------------------
@@ -557,8 +581,8 @@ class Tensor:
         top = self.data.max(axis=axes, keepdims=True)
 
         def backward(g):  # d(max a)/da_i = 1 where a_i is the max (split among ties)
-            mask = a.data == top
-            share = mask / mask.sum(axis=axes, keepdims=True)
+            share = (a.data == top).astype(a.dtype)
+            share /= share.sum(axis=axes, keepdims=True)
             return (share * _expand_reduced(g, axes, keepdims),)
 
         data = top if keepdims else np.squeeze(top, axis=axes)
@@ -654,7 +678,12 @@ class Tensor:
         """Permute the axes (reverse them when none are given), like numpy."""
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
-        perm = tuple(range(self.ndim))[::-1] if not axes else tuple(int(i) % max(self.ndim, 1) for i in axes)
+        if not axes:
+            perm = tuple(range(self.ndim))[::-1]
+        elif all(-self.ndim <= i < self.ndim for i in axes):
+            perm = tuple(int(i) % self.ndim for i in axes)
+        else:
+            perm = ()
         if sorted(perm) != list(range(self.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation of a tensor of shape {self.shape}")
         inverse = tuple(np.argsort(perm))
@@ -670,6 +699,7 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, index: Any) -> Tensor:
+        """Indexing with ints, slices and integer arrays; repeated indices add their gradients."""
         if isinstance(index, Tensor):
             index = index.data.astype(np.intp)
         elif isinstance(index, tuple):

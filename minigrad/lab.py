@@ -283,6 +283,8 @@ def _load_plugin_class(spec: str) -> type:
         raise LabError(f"optimizer {spec!r}: {where!r} has no class {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
         raise LabError(f"optimizer {spec!r}: {class_name} is not a subclass of minigrad.optim.Optimizer")
+    if cls.update is optim.Optimizer.update:
+        raise LabError(f"optimizer {spec!r}: {class_name} does not define update(w, g, state)")
     return cls
 
 
@@ -314,7 +316,13 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
         raise LabError(
             f"optimizer {spec!r}: {cls.__name__}(params, lr=0.001) failed: {type(e).__name__}: {e}"
         ) from None
-    return OptimizerSpec(cls.__name__, lambda params, lr: cls(params, lr=lr), None, spec)
+    def make(params: list[Tensor], lr: float) -> optim.Optimizer:
+        try:
+            return cls(params, lr=lr)
+        except Exception as e:  # the user's class refused this rate (say, one of the tuning grid)
+            raise LabError(f"optimizer {spec!r}: {cls.__name__}(params, lr={lr:g}) failed: {e}") from None
+
+    return OptimizerSpec(cls.__name__, make, None, spec)
 
 
 # ---------------------------------------------------------------------------
@@ -517,8 +525,16 @@ def compare(
     hidden = tuple(int(h) for h in hidden)
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
+        if not out_dir:
+            raise LabError("output directory must be a non-empty path")
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise LabError(f"output directory {out_dir!r} exists and is not a directory")
+        try:  # make it now, so a bad --out fails before any training
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            raise LabError(f"cannot use output directory {out_dir!r}: {e.strerror or e}") from None
+        if not os.access(out_dir, os.W_OK):
+            raise LabError(f"output directory {out_dir!r} is not writable")
     settings = {
         "datasets": datasets, "optimizers": [s.name for s in specs], "epochs": epochs, "batch_size": batch_size,
         "seeds": seeds, "hidden": hidden, "target": float(target), "out_dir": out_dir,

@@ -67,6 +67,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Run :meth:`forward`."""
         return self.forward(*args, **kwargs)
 
     def _children(self) -> Iterator[tuple[str, Any]]:
@@ -81,14 +82,15 @@ class Module:
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield (dotted name, parameter) pairs, each parameter once."""
-        seen: set[int] = set()
+        seen: set[int] = set()  # parameters and modules already visited (shared, or back-references)
         stack: list[tuple[str, Any]] = [(prefix, self)]
         while stack:
             path, node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             if isinstance(node, Parameter):
-                if id(node) not in seen:
-                    seen.add(id(node))
-                    yield path, node
+                yield path, node
                 continue
             children = [(f"{path}.{name}" if path else name, child) for name, child in node._children()]
             stack.extend(reversed(children))
@@ -190,7 +192,7 @@ class Linear(Module):
     def forward(self, x: Tensor) -> Tensor:
         """Return x W + b for x of shape (..., in_features)."""
         if not isinstance(x, Tensor):
-            x = Tensor(x)
+            x = Tensor(x, dtype=self.W.dtype)  # an array input takes the layer's dtype
         shape = x.data.shape
         if not shape or shape[-1] != self.in_features:
             raise ValueError(
@@ -199,6 +201,7 @@ class Linear(Module):
         return linear(x, self.W, self.b)
 
     def extra_repr(self) -> str:
+        """The layer's sizes and whether it has a bias."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.b is not None}"
 
 
@@ -242,9 +245,11 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i: int) -> Module:
+        """The i-th module."""
         return self.layers[i]
 
     def __len__(self) -> int:
+        """The number of modules."""
         return len(self.layers)
 
 
@@ -490,7 +495,6 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"it holds entries its manifest does not name: {sorted(set(arrays) - used)}")
     except FileNotFoundError:
         raise
-    except (ValueError, OSError, EOFError, KeyError, IndexError, TypeError, AttributeError,
-            NotImplementedError, zipfile.BadZipFile) as e:
+    except Exception as e:  # whatever a damaged file makes numpy, zipfile or json raise
         raise ValueError(f"load: cannot read checkpoint {path!r}: {e}") from None
     return state

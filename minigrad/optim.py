@@ -70,7 +70,11 @@ class Optimizer:
         self.params: list[Tensor] = params
         self.state: list[dict[str, Any]] = [{} for _ in params]
         self.step_count: int = 0
+        reserved = [k for k in hyperparameters if hasattr(self, k)]
+        if reserved:
+            raise ValueError(f"{name}: hyperparameter names {reserved} clash with Optimizer's own attributes")
         self.hyperparameters: dict[str, Any] = dict(hyperparameters)
+        # Each hyperparameter becomes an attribute, so update() reads self.lr, self.beta, ...
         for key, value in hyperparameters.items():
             setattr(self, key, value)
 
@@ -141,8 +145,10 @@ class Optimizer:
             p = self.params[int(key)]
             for bname, value in entry.items():
                 arr = np.asarray(value)
-                if arr.ndim == 0:
-                    buffers[int(key)][bname] = arr.item()
+                if bname == "step":
+                    if arr.ndim != 0 or arr.dtype.kind not in "iu" or arr < 0:
+                        raise ValueError(f"{name}: {key}.step must be a non-negative integer, got {value!r}")
+                    buffers[int(key)][bname] = int(arr)
                 elif arr.shape != p.shape or arr.dtype != p.dtype:
                     raise ValueError(
                         f"{name}: buffer {key}.{bname} has shape {arr.shape} {arr.dtype}, "
@@ -150,7 +156,10 @@ class Optimizer:
                     )
                 else:
                     buffers[int(key)][bname] = arr.copy()
-        self.step_count = int(np.asarray(state["step_count"]).item())
+        step_count = np.asarray(state["step_count"])
+        if step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
+            raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
+        self.step_count = int(step_count)
         self.state = buffers
         self.hyperparameters = restored
         for k, v in restored.items():
@@ -169,7 +178,8 @@ class SGD(Optimizer):
 
     The learning rate sits outside the velocity. Defaults: momentum 0 (plain
     gradient descent), no Nesterov, no weight decay. In the seed notes' names,
-    ``vdw = β·vdw + dw; w = w - α·vdw`` (their "works just as fine" aside).
+    ``vdw = β·vdw + dw; w = w - α·vdw`` and ``vdb = β·vdb + db; b = b - α·vdb``
+    (their "works just as fine" aside).
     Note: this velocity is 1/(1-β) times the EWA's of :class:`Momentum`, so
     ``SGD(α·(1-β), momentum=β)`` equals ``Momentum(α, β)``.
     """
@@ -254,15 +264,18 @@ class Momentum(Optimizer):
 class Adam(Optimizer):
     r"""Adam (Kingma & Ba), as PyTorch computes it, weight decay added to the gradient.
 
-    With lr = α, betas = (β1, β2), step t = 1, 2, ...::
+    With lr = α, betas = (β1, β2), weight_decay = λ, step t = 1, 2, ...::
 
         g = grad + λ·w
         m = β1·m + (1-β1)·g          (m, s start at 0)
         s = β2·s + (1-β2)·g²
         w = w - α · (m / (1-β1^t)) / (sqrt(s / (1-β2^t)) + eps)
 
-    m is the EWA momentum of :class:`Momentum`; s scales each coordinate by
-    its recent gradient size. Defaults: α = 1e-3, betas (0.9, 0.999), eps 1e-8.
+    The learning rate sits outside both averages. m is the EWA momentum of
+    :class:`Momentum` (the notes' vdw, vdb); s, the EWA of squared gradients,
+    scales each coordinate by its recent gradient size; both start at 0 and
+    are bias-corrected. Defaults: α = 1e-3, betas (0.9, 0.999), eps 1e-8,
+    λ = 0.
     """
 
     def __init__(

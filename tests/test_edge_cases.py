@@ -1,0 +1,98 @@
+"""Edge cases found in review: each test pins one behaviour that once went wrong."""
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import cli
+
+
+def test_no_grad_decorator_is_reentrant():
+    @mg.no_grad()
+    def countdown(n: int) -> bool:
+        inside = mg.is_grad_enabled()
+        if n:
+            countdown(n - 1)
+        return inside
+
+    assert countdown(3) is False
+    assert mg.is_grad_enabled() is True
+
+
+def test_np_array_of_a_tensor_copies():
+    t = mg.Tensor(np.zeros(3, dtype=np.float32))
+    a = np.array(t)
+    a[0] = 99
+    assert t.data[0] == 0
+    assert np.asarray(t) is t.data
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+
+
+def test_transpose_refuses_out_of_range_axes():
+    t = mg.Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"transpose: axes \(3, 0\)"):
+        t.transpose(3, 0)
+
+
+def test_max_backward_keeps_float32():
+    x = mg.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float32), requires_grad=True)
+    y = x * 1
+    (y.max(axis=1) * 2).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [[0, 1, 1], [2, 0, 0]])
+
+
+def test_linear_casts_an_array_input_to_its_dtype():
+    layer = mg.nn.Linear(3, 2)
+    out = layer(np.random.default_rng(0).random((4, 3)))  # float64 array
+    assert out.dtype == np.float32
+
+
+def test_named_parameters_survives_a_back_reference():
+    model = mg.nn.MLP([2, 3, 1])
+    model.layers[0].owner = model  # a cycle in the attribute graph
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b"]
+
+
+def test_resume_keeps_momentum_of_a_zero_dim_parameter():
+    def run(split: bool) -> float:
+        w = mg.nn.Parameter(np.float32(1.0))
+        opt = mg.optim.Momentum([w], lr=0.1, beta=0.9)
+        for step in range(6):
+            if split and step == 1:
+                state = opt.state_dict()
+                opt = mg.optim.Momentum([w], lr=0.1, beta=0.9)
+                opt.load_state_dict(state)
+            w.grad = np.array(2 * w.data, dtype=np.float32)  # d(w²)/dw
+            opt.step()
+        return float(w.data)
+
+    assert run(split=True) == run(split=False)
+
+
+def test_hyperparameter_names_cannot_shadow_the_base_class():
+    class Bad(mg.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, lr=lr, state=0.5)
+
+    with pytest.raises(ValueError, match=r"\['state'\]"):
+        Bad([mg.nn.Parameter(np.zeros(2))])
+
+
+def test_negative_step_count_is_refused_and_nothing_changes():
+    p = mg.nn.Parameter(np.ones(2))
+    opt = mg.optim.Adam([p])
+    state = opt.state_dict()
+    state["step_count"] = -5
+    with pytest.raises(ValueError, match="step_count"):
+        opt.load_state_dict(state)
+    assert opt.step_count == 0
+
+
+def test_cli_refuses_a_plugin_without_update_and_a_bad_out(tmp_path, capsys):
+    assert cli.main(["--datasets", "iris", "--optimizers", "minigrad.optim:Optimizer", "--lr", "Optimizer=0.1",
+                     "--epochs", "1", "--seeds", "1", "--out", str(tmp_path)]) == 2
+    assert "does not define update" in capsys.readouterr().err
+    assert cli.main(["--datasets", "iris", "--epochs", "1", "--seeds", "1", "--out", "/dev/null/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minigrad: error: cannot use output directory") and "\n" not in err
