@@ -343,15 +343,15 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     if offsets is None:
         offsets = _ROW_OFFSETS[(n, c)] = np.arange(0, n * c, c)
     flat = offsets + t  # where each row's target sits in the flattened (N, C) array
-    e = z - z.max(axis=1, keepdims=True)
-    picked = e.reshape(-1)[flat].sum()
+    e = z - z.max(axis=1, keepdims=True)  # z - rowmax: the same softmax, and exp never overflows
+    picked = e.reshape(-1)[flat]  # (z - rowmax)[target] of each row; a copy, so the exp below leaves it
     np.exp(e, out=e)
-    total = e.sum(axis=1, keepdims=True)
-    loss = (np.log(total).sum() - picked) / n
+    total = e.sum(axis=1)  # Σ_c exp(z - rowmax), one per row
+    loss = (np.log(total) - picked).sum() / n  # mean over rows of log Σ_c exp(z - rowmax) - (z - rowmax)[target]
 
     def backward(g):  # dL/dlogits = (softmax - onehot) / N, written over e (backward runs once)
         d = e
-        d /= total
+        d /= total[:, None]
         d.reshape(-1)[flat] -= 1
         d *= float(g) / n
         return (d,)

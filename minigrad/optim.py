@@ -204,13 +204,13 @@ class SGD(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * w  # g = grad + λ·w
         if self.momentum:
-            if "v" not in state:
-                state["v"] = np.array(g, copy=True)  # v starts as the first g
+            v = state.get("v")
+            if v is None:
+                v = state["v"] = np.array(g, copy=True)  # v starts as the first g
             else:
-                v = state["v"]
                 v *= self.momentum
                 v += g  # v = β·v + g
-            g = g + self.momentum * state["v"] if self.nesterov else state["v"]
+            g = g + self.momentum * v if self.nesterov else v  # step = g + β·v (Nesterov) or v
         w -= self.lr * g  # w = w - α·step
 
 
