@@ -96,3 +96,25 @@ def test_cli_refuses_a_plugin_without_update_and_a_bad_out(tmp_path, capsys):
     assert cli.main(["--datasets", "iris", "--epochs", "1", "--seeds", "1", "--out", "/dev/null/x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minigrad: error: cannot use output directory") and "\n" not in err
+
+
+def test_no_leaf_gradient_shares_memory_with_another_array():
+    """backward keeps an op's new array as a leaf's .grad without a copy; nothing may alias it."""
+    rng = np.random.default_rng(0)
+    a, b, c = (mg.Tensor(rng.standard_normal((3, 4)), requires_grad=True) for _ in range(3))
+    W = mg.Tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    bias = mg.Tensor(rng.standard_normal(2), requires_grad=True)
+    logits = mg.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    seed = np.ones(3)
+    out = (
+        mg.linear(a + b, W, bias)                        # add hands one gradient to two leaves
+        + (c.reshape(4, 3).T * 2)[:, :2]                 # views on the way back
+        + mg.stack([logits, logits]).sum(axis=0)         # one leaf used twice
+    ).sum(axis=1) + mg.nn.cross_entropy(logits, [0, 1, 1])
+    out.backward(seed)
+    leaves = [a, b, c, W, bias, logits]
+    arrays = [t.grad for t in leaves] + [t.data for t in leaves] + [seed]
+    for i, x in enumerate(arrays):
+        for y in arrays[i + 1:]:
+            assert not np.shares_memory(x, y)
+    np.testing.assert_array_equal(a.grad, b.grad)
