@@ -701,9 +701,9 @@ class Tensor:
     def __getitem__(self, index: Any) -> Tensor:
         """Indexing with ints, slices and integer arrays; repeated indices add their gradients."""
         if isinstance(index, Tensor):
-            index = index.data.astype(np.intp)
+            index = _tensor_index(index)
         elif isinstance(index, tuple):
-            index = tuple(i.data.astype(np.intp) if isinstance(i, Tensor) else i for i in index)
+            index = tuple(_tensor_index(i) if isinstance(i, Tensor) else i for i in index)
         try:
             data = self.data[index]
         except IndexError as e:
@@ -724,6 +724,13 @@ def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
         leaf.grad = np.array(g, dtype=leaf.data.dtype)
     else:
         leaf.grad += g
+
+
+def _tensor_index(t: Tensor) -> np.ndarray:
+    """A Tensor used as an index: its (float) values must be whole numbers."""
+    if not np.all(t.data == np.round(t.data)):
+        raise IndexError(f"getitem: a Tensor index must hold whole numbers, got {t.data.ravel()[:5].tolist()}")
+    return t.data.astype(np.intp)
 
 
 def _released(g: np.ndarray) -> tuple:

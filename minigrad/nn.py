@@ -338,6 +338,8 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
     n, c = z.shape
+    if n == 0 or c == 0:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} hold no samples or no classes")
     t = _class_indices(targets, n, c, "cross_entropy")
     offsets = _ROW_OFFSETS.get((n, c))
     if offsets is None:

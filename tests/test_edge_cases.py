@@ -118,3 +118,15 @@ def test_no_leaf_gradient_shares_memory_with_another_array():
         for y in arrays[i + 1:]:
             assert not np.shares_memory(x, y)
     np.testing.assert_array_equal(a.grad, b.grad)
+
+
+def test_a_tensor_index_must_hold_whole_numbers():
+    t = mg.Tensor([10.0, 20.0, 30.0])
+    assert t[mg.Tensor([2.0, 0.0])].data.tolist() == [30.0, 10.0]
+    with pytest.raises(IndexError, match="whole numbers"):
+        t[mg.Tensor([1.7])]
+
+
+def test_cross_entropy_refuses_an_empty_batch():
+    with pytest.raises(ValueError, match=r"cross_entropy: logits of shape \(0, 3\)"):
+        mg.nn.cross_entropy(mg.Tensor(np.zeros((0, 3))), np.zeros(0, dtype=np.int64))
