@@ -132,7 +132,7 @@ def _check_task(task: str) -> None:
 
 def _check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise LabError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
@@ -471,8 +471,7 @@ def _check_settings(
     if len(set(names)) != len(names):
         raise LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
     for what, value, low in (("epochs", epochs, 0), ("batch size", batch_size, 1), ("seeds", seeds, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise LabError(f"{what} must be an integer >= {low}, got {value!r}")
+        _check_int(what, value, low)
     for h in hidden:
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
             raise LabError(f"hidden sizes must be positive integers, got {list(hidden)}")

@@ -300,10 +300,6 @@ def mse_loss(pred: Tensor, target: ArrayLike) -> Tensor:
 
 def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.ndarray:
     """Check that targets are n integer class indices in [0, n_classes)."""
-    if isinstance(targets, np.ndarray) and targets.dtype.kind in "iu" and targets.shape == (n,):
-        t = targets.astype(np.intp, copy=False)
-        if not n or t.view(np.uintp).max() < n_classes:  # fast path: one reduction checks both ends
-            return t
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if t.ndim != 1 or t.shape[0] != n:
         raise ValueError(f"{op}: targets must have shape ({n},) to match the batch, got {t.shape}")
