@@ -50,37 +50,38 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradMode(contextlib.ContextDecorator):
+    """Set whether operations are recorded inside a block; restore it after."""
+
+    enabled: bool
+
+    def _recreate_cm(self) -> _GradMode:
+        return type(self)()  # a fresh one per decorated call, so recursion restores correctly
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+
+class no_grad(_GradMode):
     """Context manager (or decorator) under which no operation is recorded.
 
     Results computed inside have ``requires_grad=False`` and no graph, so
     evaluation and parameter updates cost no memory for backward.
     """
 
-    def _recreate_cm(self) -> no_grad:
-        return type(self)()  # a fresh one per decorated call, so recursion restores correctly
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+    enabled = False
 
 
-class _enable_grad(contextlib.ContextDecorator):
+class _enable_grad(_GradMode):
     """Turn recording back on inside a ``no_grad`` block (used by gradcheck)."""
 
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+    enabled = True
 
 
 def manual_seed(seed: int) -> np.random.Generator:
