@@ -32,6 +32,7 @@ __all__ = [
     "gradcheck",
     "GradcheckError",
     "unbroadcast",
+    "stable_sigmoid",
 ]
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence]
@@ -120,6 +121,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
     )
     return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1 / (1 + e^-x) on an array, as (1 + tanh(x/2)) / 2, which never overflows."""
+    return 0.5 * (1 + np.tanh(0.5 * x))
 
 
 def _normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
@@ -620,7 +626,7 @@ class Tensor:
 
     def sigmoid(self) -> Tensor:
         """σ(a) = 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows."""
-        data = 0.5 * (1 + np.tanh(0.5 * self.data))
+        data = stable_sigmoid(self.data)
 
         def backward(g):  # d/da σ(a) = σ(a)·(1 - σ(a))
             return (g * data * (1 - data),)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import ArrayLike, Tensor, get_generator, linear
+from minigrad.engine import ArrayLike, Tensor, get_generator, linear, stable_sigmoid
 
 __all__ = [
     "Parameter",
@@ -382,7 +382,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
     loss = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / n
 
     def backward(g):  # dL/dz = (σ(z) - y) / N
-        return (g * (0.5 * (1 + np.tanh(0.5 * z)) - y) / n,)
+        return (g * (stable_sigmoid(z) - y) / n,)
 
     return Tensor._make(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "bce_with_logits")
 
