@@ -130,3 +130,12 @@ def test_a_tensor_index_must_hold_whole_numbers():
 def test_cross_entropy_refuses_an_empty_batch():
     with pytest.raises(ValueError, match=r"cross_entropy: logits of shape \(0, 3\)"):
         mg.nn.cross_entropy(mg.Tensor(np.zeros((0, 3))), np.zeros(0, dtype=np.int64))
+
+
+def test_stable_sigmoid_matches_the_formula_and_never_overflows():
+    from minigrad.engine import stable_sigmoid
+
+    x = np.linspace(-30, 30, 61)
+    np.testing.assert_allclose(stable_sigmoid(x), 1 / (1 + np.exp(-x)), rtol=1e-12, atol=1e-15)
+    with np.errstate(all="raise"):
+        np.testing.assert_array_equal(stable_sigmoid(np.array([-1000.0, 1000.0])), [0.0, 1.0])
