@@ -358,7 +358,33 @@ class Tensor:
             node._backward = _released
 
     def _topological_order(self) -> list[Tensor]:
-        """Nodes reachable from self, each before all of its parents.
+        """Non-leaf nodes reachable from self, each before all of its parents.
+
+        Only non-leaves (which all require grad) are ordered; backward adds
+        into leaves as their gradients arrive. The graph of a training step is
+        mostly a chain, layer after layer, so the chain at the top is walked
+        directly: while a node has a single non-leaf parent, that parent comes
+        next. From the first node with several, a depth-first search orders
+        the rest (nothing above it can be reached from it: the graph has no
+        cycles).
+        """
+        chain: list[Tensor] = []
+        node = self
+        while True:
+            chain.append(node)
+            inner = None  # the one non-leaf parent, if there is just one
+            for parent in node._parents:
+                if parent._backward is not None and parent is not inner:
+                    if inner is not None:  # several: leave the chain
+                        chain.pop()
+                        return chain + node._depth_first_order()
+                    inner = parent
+            if inner is None:
+                return chain
+            node = inner
+
+    def _depth_first_order(self) -> list[Tensor]:
+        """Non-leaf nodes reachable from self, each before all of its parents.
 
         Iterative depth-first search with an explicit stack, so a chain of
         100,000 ops does not hit Python's recursion limit. A node is appended
@@ -375,8 +401,6 @@ class Tensor:
                 visited.add(node)
                 stack.append((node, True))
                 for parent in node._parents:
-                    # Only non-leaves (which all require grad) are ordered; backward
-                    # adds into leaves as their gradients arrive.
                     if parent._backward is not None and parent not in visited:
                         stack.append((parent, False))
         order.reverse()
@@ -799,8 +823,13 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
     keeps the graph small, which is what decides speed on small networks.
     """
     xs, ws = x.data.shape, W.data.shape
-    if not xs or len(ws) != 2 or xs[-1] != ws[0]:
-        raise ValueError(f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}")
+    if len(ws) != 2:
+        raise ValueError(f"linear: weight must be 2-D (in_features, out_features), got shape {W.shape}")
+    if not xs or xs[-1] != ws[0]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}; "
+            f"expected input width {ws[0]}"
+        )
     data = x.data @ W.data
     if b is not None:
         data += b.data

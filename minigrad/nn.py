@@ -193,12 +193,7 @@ class Linear(Module):
         """Return x W + b for x of shape (..., in_features)."""
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.W.dtype)  # an array input takes the layer's dtype
-        shape = x.data.shape
-        if not shape or shape[-1] != self.in_features:
-            raise ValueError(
-                f"Linear: expected input width {self.in_features}, got input of shape {x.shape}"
-            )
-        return linear(x, self.W, self.b)
+        return linear(x, self.W, self.b)  # checks the input's width, naming both shapes
 
     def extra_repr(self) -> str:
         """The layer's sizes and whether it has a bias."""
@@ -312,8 +307,11 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
     elif t.dtype.kind not in "iu":
         raise ValueError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
     t = t.astype(np.intp, copy=False)
-    # One reduction checks both ends: negative indices wrap to huge unsigned values.
-    if t.size and t.view(np.uintp).max() >= n_classes:
+    # One look checks both ends: viewed as unsigned, a negative index is huge, so
+    # the largest value is in range only if all are (argmax, a plain scan, costs
+    # a fraction of max, a ufunc reduction, on a batch of labels).
+    u = t.view(np.uintp)
+    if t.size and u[u.argmax()] >= n_classes:
         bad = t[(t < 0) | (t >= n_classes)]
         raise ValueError(f"{op}: targets must lie in [0, {n_classes}), got {sorted(set(bad.tolist()))[:5]}")
     return t

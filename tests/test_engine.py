@@ -561,6 +561,72 @@ def test_intermediate_reuse_gets_every_contribution() -> None:
     np.testing.assert_array_equal(x.grad, 8 * xs + 2)
 
 
+def test_chain_above_a_diamond() -> None:
+    """A chain of nodes on top of a diamond: f = Σ tanh(0.5·(h·h + tanh h)), h = 2x.
+
+    Backward walks the chain (sum, tanh, mul) directly and orders the diamond
+    below it by depth-first search; both parts must meet correctly.
+    df/dx = (1 - tanh²(0.5 d))·0.5·(2h + 1 - tanh²h)·2 with d = h² + tanh h.
+    """
+    xs = np.array([-1.2, -0.3, 0.0, 0.4, 1.1])
+    x = mg.Tensor(xs, requires_grad=True)
+    h = x * 2
+    ((h * h + h.tanh()) * 0.5).tanh().sum().backward()
+    hs = 2 * xs
+    d = hs * hs + np.tanh(hs)
+    expected = (1 - np.tanh(0.5 * d) ** 2) * 0.5 * (2 * hs + 1 - np.tanh(hs) ** 2) * 2
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-13, atol=1e-15)
+
+
+def test_chain_through_a_node_used_twice_by_one_op() -> None:
+    """f = Σ tanh(h·h), h = 2x: mul's two parents are one node, and the chain goes on through it.
+
+    df/dx = (1 - tanh²(h²))·2h·2.
+    """
+    xs = np.array([-0.7, 0.1, 0.5])
+    x = mg.Tensor(xs, requires_grad=True)
+    h = x * 2
+    (h * h).tanh().sum().backward()
+    hs = 2 * xs
+    np.testing.assert_allclose(x.grad, (1 - np.tanh(hs * hs) ** 2) * 4 * hs, rtol=1e-13, atol=1e-15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["add", "mul", "tanh"]), st.integers(0, 99), st.integers(0, 99)),
+                min_size=1, max_size=14))
+def test_backward_order_on_random_graphs(steps: list[tuple[str, int, int]]) -> None:
+    """On random graphs, backward's order lists every non-leaf the output reaches once,
+    each before its parents, and the gradients agree with central differences."""
+
+    def build(a: mg.Tensor, b: mg.Tensor) -> tuple[mg.Tensor, list[mg.Tensor]]:
+        nodes = [a, b]
+        for op, i, j in steps:
+            p, q = nodes[i % len(nodes)], nodes[j % len(nodes)]
+            nodes.append(p + q if op == "add" else p * q * 0.5 if op == "mul" else p.tanh())
+        return nodes[-1].sum(), nodes
+
+    rng = np.random.default_rng(len(steps))
+    a = mg.Tensor(rng.uniform(-1, 1, 3), requires_grad=True)
+    b = mg.Tensor(rng.uniform(-1, 1, 3), requires_grad=True)
+    out, nodes = build(a, b)
+
+    reachable, stack = set(), [out]  # every non-leaf the output depends on
+    while stack:
+        node = stack.pop()
+        if node._backward is not None and node not in reachable:
+            reachable.add(node)
+            stack.extend(node._parents)
+    order = out._topological_order()
+    assert len(order) == len(set(order)) == len(reachable) and set(order) == reachable
+    position = {node: k for k, node in enumerate(order)}
+    for node in order:
+        for parent in node._parents:
+            if parent in position:
+                assert position[node] < position[parent]
+
+    mg.gradcheck(lambda a, b: build(a, b)[0], a, b)
+
+
 def test_gradients_accumulate_over_two_backward_calls() -> None:
     """Two backward() calls add up, as in PyTorch, until the gradient is zeroed."""
     xs = np.array([1.0, -2.0, 0.5])
