@@ -326,7 +326,9 @@ class Tensor:
                     f"backward: grad can be omitted only for a one-element output, "
                     f"got shape {self.shape}; pass grad= of that shape"
                 )
-            g = np.array(1, dtype=self.data.dtype).reshape(self.data.shape)  # dL/dL = 1 (np.ones is slower)
+            g = np.array(1, dtype=self.data.dtype)  # dL/dL = 1 (np.ones is slower)
+            if self.data.ndim:
+                g = g.reshape(self.data.shape)
         else:
             g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
             if g.shape != self.shape:
@@ -341,18 +343,18 @@ class Tensor:
         for node in self._topological_order():
             g = grads.pop(node)
             for parent, pg in zip(node._parents, node._backward(g)):
-                if pg is None or not parent.requires_grad:
+                if pg is None:
                     continue
-                if parent._backward is None:  # a leaf: add into .grad now
-                    if parent.grad is None and pg.base is None and pg is not g and pg.dtype == parent.data.dtype:
-                        parent.grad = pg  # a new array the op made for this parent alone: keep it, no copy
+                if parent._backward is not None:  # an inner node (they all require grad)
+                    grads[parent] = grads[parent] + pg if parent in grads else pg
+                elif parent.requires_grad:  # a leaf: add into .grad now
+                    # A new array the op made for this parent alone, of its dtype, becomes .grad
+                    # without a copy (built-in dtypes are single objects, so `is` compares them;
+                    # any other dtype object just takes the copying path).
+                    if parent.grad is None and pg.base is None and pg is not g and pg.dtype is parent.data.dtype:
+                        parent.grad = pg
                     else:
                         _accumulate(parent, pg)
-                    continue
-                if parent in grads:
-                    grads[parent] = grads[parent] + pg
-                else:
-                    grads[parent] = pg
             # Release the graph behind this node.
             node._parents = ()
             node._backward = _released
