@@ -327,7 +327,8 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     The log-softmax is shifted by the row max, so logits in the hundreds are
     fine. Backward: dlogits = (softmax(logits) - onehot(targets)) / N.
     """
-    logits = _as_tensor(logits)
+    if not isinstance(logits, Tensor):
+        logits = Tensor(logits)
     z = logits.data
     if z.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits.shape}")
@@ -352,7 +353,7 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
         d *= float(g) / n
         return (d,)
 
-    return Tensor._make(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "cross_entropy")
+    return Tensor._make(np.asarray(loss, dtype=z.dtype), (logits,), backward, "cross_entropy")
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tensor:
