@@ -306,15 +306,18 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
             )
     elif t.dtype.kind not in "iu":
         raise ValueError(f"{op}: targets must be integer class indices, got dtype {t.dtype}")
-    t = t.astype(np.intp, copy=False)
     # One look checks both ends: viewed as unsigned, a negative index is huge, so
     # the largest value is in range only if all are (argmax, a plain scan, costs
     # a fraction of max, a ufunc reduction, on a batch of labels).
-    u = t.view(np.uintp)
+    if t.dtype.kind == "u":
+        u = t  # checked before the cast to intp, which would wrap values >= 2**63
+    else:
+        t = t.astype(np.intp, copy=False)
+        u = t.view(np.uintp)
     if t.size and u[u.argmax()] >= n_classes:
         bad = t[(t < 0) | (t >= n_classes)]
         raise ValueError(f"{op}: targets must lie in [0, {n_classes}), got {sorted(set(bad.tolist()))[:5]}")
-    return t
+    return t.astype(np.intp, copy=False)
 
 
 _ROW_OFFSETS: dict[tuple[int, int], np.ndarray] = {}  # (N, C) -> [0, C, 2C, ...], reused across batches

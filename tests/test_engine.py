@@ -897,6 +897,17 @@ def test_reduction_axis_out_of_range_raises() -> None:
             reduce(axis=2)
 
 
+def test_reduction_of_a_0d_tensor_has_no_axis() -> None:
+    """As in numpy, a 0-d tensor has no axis 0 (or -1): ValueError naming the op; axis=None or () still work."""
+    t = mg.Tensor(3.0, requires_grad=True)
+    for name in ("sum", "mean", "max"):
+        for axis in (0, -1):
+            with pytest.raises(ValueError, match=f"^{name}: axis {axis} is out of range for a tensor of 0 dimensions"):
+                getattr(t, name)(axis=axis)
+        assert getattr(t, name)(axis=()).item() == 3.0
+        assert getattr(t, name)().item() == 3.0
+
+
 # ---------------------------------------------------------------------------
 # gradcheck itself
 # ---------------------------------------------------------------------------

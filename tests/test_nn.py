@@ -564,6 +564,25 @@ def test_cross_entropy_refuses_out_of_range_targets(bad: int) -> None:
     assert re.search(rf"(?<![\d-]){bad}(?!\d)", str(info.value)), str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "bad"), [(np.uint64, 2**63 + 5), (np.uint8, 4), (np.int8, -1), (np.int16, -300), (np.int32, 2**31 - 1)]
+)
+def test_cross_entropy_names_out_of_range_targets_of_every_integer_dtype(dtype: type, bad: int) -> None:
+    """Out-of-range targets of any integer dtype raise with their true value (no wrap-around in the message)."""
+    with pytest.raises(ValueError) as info:
+        nn.cross_entropy(mg.Tensor(np.zeros((3, 4))), np.array([0, bad, 3], dtype=dtype))
+    assert re.search(rf"(?<![\d-]){bad}(?!\d)", str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint64, np.int8, np.int32, np.int64])
+def test_cross_entropy_takes_targets_of_every_integer_dtype(dtype: type) -> None:
+    """In-range targets of any integer dtype give the same loss: mean of log Σ e^z - z[target]."""
+    z = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.2]])
+    loss = nn.cross_entropy(mg.Tensor(z), np.array([2, 0], dtype=dtype))
+    expected = np.mean(np.log(np.exp(z).sum(axis=1)) - z[[0, 1], [2, 0]])
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-14)
+
+
 def test_cross_entropy_refuses_a_target_length_that_does_not_match_the_batch() -> None:
     """Three targets for a batch of four raise, showing both shapes."""
     with pytest.raises(ValueError) as info:
