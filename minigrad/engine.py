@@ -129,18 +129,23 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
-    """Turn ``axis`` (None, an int or a tuple) into sorted non-negative axes."""
+    """Turn ``axis`` (None, an int or a tuple) into sorted non-negative axes.
+
+    As in PyTorch, a 0-d tensor takes axis 0 or -1 as if it had one axis of
+    length 1; reducing over that changes nothing, so it becomes no axis at all.
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    n = max(ndim, 1)
     out = []
     for a in axes:
-        if not -ndim <= a < ndim:  # as in numpy, a 0-d tensor has no axis to name
+        if not -n <= a < n:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions")
-        out.append(int(a) % ndim)
+        out.append(int(a) % n)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis!r}")
-    return tuple(sorted(out))
+    return tuple(sorted(out)) if ndim else ()
 
 
 def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -349,9 +354,10 @@ class Tensor:
                     grads[parent] = grads[parent] + pg if parent in grads else pg
                 elif parent.requires_grad:  # a leaf: add into .grad now
                     # A new array the op made for this parent alone, of its dtype, becomes .grad
-                    # without a copy (built-in dtypes are single objects, so `is` compares them;
-                    # any other dtype object just takes the copying path).
-                    if parent.grad is None and pg.base is None and pg is not g and pg.dtype is parent.data.dtype:
+                    # without a copy. (Built-in dtypes are single objects, so `is` settles the
+                    # common case before the slower ==.)
+                    same_dtype = pg.dtype is parent.data.dtype or pg.dtype == parent.data.dtype
+                    if parent.grad is None and pg.base is None and pg is not g and same_dtype:
                         parent.grad = pg
                     else:
                         _accumulate(parent, pg)
@@ -670,7 +676,7 @@ class Tensor:
 
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(a) / sum(exp(a)) along ``axis``, shifted by the max for stability."""
-        _normalize_axes(axis, self.ndim, "softmax")
+        axis = _normalize_axes(axis, self.ndim, "softmax")  # a tuple; () for a 0-d tensor
         e = np.exp(self.data - self.data.max(axis=axis, keepdims=True))
         s = e / e.sum(axis=axis, keepdims=True)
 
@@ -681,7 +687,7 @@ class Tensor:
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """a - logsumexp(a) along ``axis``, stable for logits in the thousands."""
-        _normalize_axes(axis, self.ndim, "log_softmax")
+        axis = _normalize_axes(axis, self.ndim, "log_softmax")  # a tuple; () for a 0-d tensor
         shifted = self.data - self.data.max(axis=axis, keepdims=True)
         data = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 

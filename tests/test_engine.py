@@ -578,51 +578,63 @@ def test_chain_above_a_diamond() -> None:
     np.testing.assert_allclose(x.grad, expected, rtol=1e-13, atol=1e-15)
 
 
-def test_chain_through_a_node_used_twice_by_one_op() -> None:
-    """f = Σ tanh(h·h), h = 2x: mul's two parents are one node, and the chain goes on through it.
-
-    df/dx = (1 - tanh²(h²))·2h·2.
+def test_chain_through_a_node_used_twice_by_one_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    """f = Σ tanh(h·h), h = 2x: mul's two parents are one node, and the chain walk goes on through it
+    (no depth-first search). df/dx = (1 - tanh²(h²))·2h·2.
     """
+
+    def no_search(self: mg.Tensor) -> list[mg.Tensor]:
+        raise AssertionError("the chain walk left the chain")
+
+    monkeypatch.setattr(mg.Tensor, "_depth_first_order", no_search)
     xs = np.array([-0.7, 0.1, 0.5])
     x = mg.Tensor(xs, requires_grad=True)
     h = x * 2
-    (h * h).tanh().sum().backward()
+    out = (h * h).tanh().sum()
+    assert len(out._topological_order()) == 4  # sum, tanh, mul, h
+    out.backward()
     hs = 2 * xs
     np.testing.assert_allclose(x.grad, (1 - np.tanh(hs * hs) ** 2) * 4 * hs, rtol=1e-13, atol=1e-15)
 
 
+OPS = st.sampled_from(["add", "mul", "tanh"])
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["add", "mul", "tanh"]), st.integers(0, 99), st.integers(0, 99)),
-                min_size=1, max_size=14))
-def test_backward_order_on_random_graphs(steps: list[tuple[str, int, int]]) -> None:
+@given(st.lists(st.tuples(OPS, st.integers(0, 99), st.integers(0, 99)), min_size=1, max_size=14), st.booleans())
+def test_backward_order_on_random_graphs(steps: list[tuple[str, int, int]], wide_root: bool) -> None:
     """On random graphs, backward's order lists every non-leaf the output reaches once,
-    each before its parents, and the gradients agree with central differences."""
+    each before its parents, and the gradients agree with central differences. With
+    ``wide_root`` the output adds the last node to the middle one, so the root itself
+    may have two non-leaf parents (no chain at the top at all)."""
 
     def build(a: mg.Tensor, b: mg.Tensor) -> tuple[mg.Tensor, list[mg.Tensor]]:
         nodes = [a, b]
         for op, i, j in steps:
             p, q = nodes[i % len(nodes)], nodes[j % len(nodes)]
             nodes.append(p + q if op == "add" else p * q * 0.5 if op == "mul" else p.tanh())
-        return nodes[-1].sum(), nodes
+        top = nodes[-1] + nodes[len(nodes) // 2] if wide_root else nodes[-1]
+        return top.sum(), top
 
     rng = np.random.default_rng(len(steps))
     a = mg.Tensor(rng.uniform(-1, 1, 3), requires_grad=True)
     b = mg.Tensor(rng.uniform(-1, 1, 3), requires_grad=True)
-    out, nodes = build(a, b)
+    out, top = build(a, b)
 
-    reachable, stack = set(), [out]  # every non-leaf the output depends on
-    while stack:
-        node = stack.pop()
-        if node._backward is not None and node not in reachable:
-            reachable.add(node)
-            stack.extend(node._parents)
-    order = out._topological_order()
-    assert len(order) == len(set(order)) == len(reachable) and set(order) == reachable
-    position = {node: k for k, node in enumerate(order)}
-    for node in order:
-        for parent in node._parents:
-            if parent in position:
-                assert position[node] < position[parent]
+    for root in (out, top):  # the sum on top, and the node under it (which may branch at once)
+        reachable, stack = set(), [root]  # every non-leaf the root depends on
+        while stack:
+            node = stack.pop()
+            if node._backward is not None and node not in reachable:
+                reachable.add(node)
+                stack.extend(node._parents)
+        order = root._topological_order()
+        assert len(order) == len(set(order)) == len(reachable) and set(order) == reachable
+        position = {node: k for k, node in enumerate(order)}
+        for node in order:
+            for parent in node._parents:
+                if parent in position:
+                    assert position[node] < position[parent]
 
     mg.gradcheck(lambda a, b: build(a, b)[0], a, b)
 
@@ -885,8 +897,10 @@ def test_join_and_linear_errors_name_the_shapes() -> None:
         mg.concatenate([a, b], axis=0)
     with pytest.raises(ValueError, match=r"^stack:.*\(2, 3\).*\(2, 4\)"):
         mg.stack([a, b])
-    with pytest.raises(ValueError, match=r"^linear:.*\(2, 3\).*\(4, 2\)"):
+    with pytest.raises(ValueError, match=r"^linear:.*\(2, 3\).*\(4, 2\).*expected input width 4"):
         mg.linear(a, mg.Tensor(np.ones((4, 2))))
+    with pytest.raises(ValueError, match=r"^linear: weight must be 2-D .*got shape \(3,\)"):
+        mg.linear(a, mg.Tensor(np.ones(3)))
 
 
 def test_reduction_axis_out_of_range_raises() -> None:
@@ -897,15 +911,23 @@ def test_reduction_axis_out_of_range_raises() -> None:
             reduce(axis=2)
 
 
-def test_reduction_of_a_0d_tensor_has_no_axis() -> None:
-    """As in numpy, a 0-d tensor has no axis 0 (or -1): ValueError naming the op; axis=None or () still work."""
-    t = mg.Tensor(3.0, requires_grad=True)
+def test_reductions_of_a_0d_tensor_take_axis_0_or_minus_1_as_pytorch_does() -> None:
+    """A 0-d tensor takes axis 0 or -1 (one axis of length 1): sum/mean/max give the value back with
+    gradient 1, softmax gives 1 and log_softmax 0; axis 1 raises, naming the op."""
     for name in ("sum", "mean", "max"):
-        for axis in (0, -1):
-            with pytest.raises(ValueError, match=f"^{name}: axis {axis} is out of range for a tensor of 0 dimensions"):
-                getattr(t, name)(axis=axis)
-        assert getattr(t, name)(axis=()).item() == 3.0
-        assert getattr(t, name)().item() == 3.0
+        for axis in (0, -1, (), None):
+            t = mg.Tensor(3.0, requires_grad=True, dtype=np.float64)
+            out = getattr(t, name)(axis=axis)
+            out.backward()
+            assert out.shape == () and out.item() == 3.0 and t.grad == 1.0
+        with pytest.raises(ValueError, match=f"^{name}: axis 1 is out of range for a tensor of 0 dimensions"):
+            getattr(mg.Tensor(3.0), name)(axis=1)
+    t = mg.Tensor(3.0, requires_grad=True, dtype=np.float64)
+    assert t.softmax(axis=0).item() == 1.0 and t.log_softmax().item() == 0.0
+    t.log_softmax(axis=0).backward()
+    assert t.grad == 0.0  # d/da (a - log e^a) = 0
+    with pytest.raises(ValueError, match="^softmax: axis 1"):
+        t.softmax(axis=1)
 
 
 # ---------------------------------------------------------------------------
