@@ -830,15 +830,15 @@ def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
     Backward: dx = g·Wᵀ, dW = xᵀ·g, db = Σ_rows g. One node instead of two
     keeps the graph small, which is what decides speed on small networks.
     """
-    xs, ws = x.data.shape, W.data.shape
-    if len(ws) != 2:
+    if W.data.ndim != 2:
         raise ValueError(f"linear: weight must be 2-D (in_features, out_features), got shape {W.shape}")
-    if not xs or xs[-1] != ws[0]:
+    try:
+        data = x.data @ W.data  # numpy checks the widths; the message below names them
+    except ValueError:
         raise ValueError(
             f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}; "
-            f"expected input width {ws[0]}"
-        )
-    data = x.data @ W.data
+            f"expected input width {W.shape[0]}"
+        ) from None
     if b is not None:
         data += b.data
 
