@@ -355,9 +355,11 @@ class Tensor:
                 elif parent.requires_grad:  # a leaf: add into .grad now
                     # A new array the op made for this parent alone, of its dtype, becomes .grad
                     # without a copy. (Built-in dtypes are single objects, so `is` settles the
-                    # common case before the slower ==.)
+                    # common case before the slower ==. A numpy scalar, which ufuncs return for
+                    # 0-d inputs, is copied into a 0-d array instead.)
+                    new_array = type(pg) is np.ndarray and pg.base is None and pg is not g
                     same_dtype = pg.dtype is parent.data.dtype or pg.dtype == parent.data.dtype
-                    if parent.grad is None and pg.base is None and pg is not g and same_dtype:
+                    if parent.grad is None and new_array and same_dtype:
                         parent.grad = pg
                     else:
                         _accumulate(parent, pg)

@@ -120,6 +120,18 @@ def test_no_leaf_gradient_shares_memory_with_another_array():
     np.testing.assert_array_equal(a.grad, b.grad)
 
 
+@pytest.mark.parametrize("op", ["exp", "tanh", "square", "sum", "relu"])
+def test_the_gradient_of_a_0d_leaf_is_a_0d_array(op: str):
+    """numpy ufuncs return scalars for 0-d inputs; a leaf's .grad is still an ndarray (0-d), of its dtype."""
+    for dtype in (np.float32, np.float64):
+        t = mg.Tensor(np.array(0.5, dtype=dtype), requires_grad=True)
+        out = t * t if op == "square" else getattr(t, op)()
+        out.backward()
+        assert type(t.grad) is np.ndarray and t.grad.shape == () and t.grad.dtype == dtype
+        expected = {"exp": np.exp(0.5), "tanh": 1 - np.tanh(0.5) ** 2, "square": 1.0, "sum": 1.0, "relu": 1.0}[op]
+        np.testing.assert_allclose(t.grad, expected, rtol=1e-6)
+
+
 def test_a_tensor_index_must_hold_whole_numbers():
     t = mg.Tensor([10.0, 20.0, 30.0])
     assert t[mg.Tensor([2.0, 0.0])].data.tolist() == [30.0, 10.0]
