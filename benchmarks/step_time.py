@@ -32,9 +32,9 @@ rotation is the one that matches use.
 
 The table reports the median ms per epoch (minigrad twice: its epochs of
 each set) and the median over rounds of the per-round ratios minigrad/numpy
-(first set) and minigrad/PyTorch (second set). BLAS runs on one thread for every implementation. Before timing, one
-epoch from identical weights checks that minigrad, numpy (and PyTorch,
-scikit-learn) end with the same weights.
+(first set) and minigrad/PyTorch (second set). BLAS runs on one thread for
+every implementation. Before timing, one epoch from identical weights checks
+that minigrad, numpy (and PyTorch, scikit-learn) end with the same weights.
 
 Run from the repository root::
 
