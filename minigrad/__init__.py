@@ -7,6 +7,7 @@ fills ``.grad``; ``mg.nn`` has layers and losses, ``mg.optim`` the optimizers,
 
 # data and lab import scikit-learn, matplotlib and tqdm only when they are used.
 from minigrad import data, lab, nn, optim
+from minigrad.checkpoint import load, save
 from minigrad.engine import (
     GradcheckError,
     Tensor,
@@ -19,7 +20,6 @@ from minigrad.engine import (
     no_grad,
     stack,
 )
-from minigrad.nn import load, save
 
 __version__ = "0.1.0"
 

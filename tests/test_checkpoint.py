@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad import nn
+from minigrad import checkpoint, nn
 
 # ---------------------------------------------------------------------------
 # Helpers
@@ -403,7 +403,7 @@ def test_crash_before_replace_leaves_the_old_checkpoint(
     def crash(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise error
 
-    monkeypatch.setattr(nn.os, "replace", crash)
+    monkeypatch.setattr(checkpoint.os, "replace", crash)
     with pytest.raises(type(error)):
         mg.save({"model": {"W": np.zeros((2, 3))}, "step": 2}, path)
     monkeypatch.undo()
@@ -423,7 +423,7 @@ def test_crash_while_writing_leaves_the_old_checkpoint(tmp_path: Path, monkeypat
     def crash(fd: int) -> None:
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(nn.os, "fsync", crash)
+    monkeypatch.setattr(checkpoint.os, "fsync", crash)
     with pytest.raises(OSError):
         mg.save({"W": np.zeros(4)}, path)
     monkeypatch.undo()
@@ -447,8 +447,8 @@ def test_save_writes_a_temporary_file_in_the_same_folder_fsyncs_then_replaces(
         assert Path(src).stat().st_size > 0
         real_replace(src, dst)
 
-    monkeypatch.setattr(nn.os, "fsync", fsync)
-    monkeypatch.setattr(nn.os, "replace", replace)
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
     path = tmp_path / "ckpt.npz"
     mg.save({"W": np.ones(3)}, path)
     kinds = [kind for kind, _ in calls]

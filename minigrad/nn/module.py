@@ -1,0 +1,150 @@
+"""Parameter and Module: the base of every layer.
+
+A :class:`Module` finds its :class:`Parameter` s by walking its own attributes
+(sub-modules, and lists or tuples of them), so no layer hand-writes
+``parameters()``; :meth:`Module.named_parameters` gives the stable dotted names
+the state dict uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from minigrad.engine import ArrayLike, Tensor
+
+__all__ = ["Parameter", "Module"]
+
+
+class Parameter(Tensor):
+    """A Tensor that requires grad and that a Module reports as its own.
+
+    The data is always copied, since optimizers update it in place.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: ArrayLike, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=True, dtype=dtype)
+        self.data = self.data.copy()
+
+    def __repr__(self) -> str:
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class Module:
+    """Base class of layers: write ``__init__`` and ``forward``; call the module.
+
+    Parameters are found by walking attributes in the order they were set;
+    their dotted names (``layers.0.W``) key the state dict.
+    """
+
+    training: bool = True
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        """The computation; subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Run :meth:`forward`."""
+        return self.forward(*args, **kwargs)
+
+    def _children(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) for every attribute that holds parameters or modules."""
+        for name, value in vars(self).items():
+            if isinstance(value, (Parameter, Module)):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, (Parameter, Module)):
+                        yield f"{name}.{i}", item
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield (dotted name, parameter) pairs, each parameter once."""
+        seen: set[int] = set()  # parameters and modules already visited (shared, or back-references)
+        stack: list[tuple[str, Any]] = [(prefix, self)]
+        while stack:
+            path, node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, Parameter):
+                yield path, node
+                continue
+            children = [(f"{path}.{name}" if path else name, child) for name, child in node._children()]
+            stack.extend(reversed(children))
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter of this module and its sub-modules."""
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every sub-module, depth first."""
+        yield self
+        for _, child in self._children():
+            if isinstance(child, Module):
+                yield from child.modules()
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and its sub-modules in training mode; returns self."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        """Put this module and its sub-modules in evaluation mode; returns self."""
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Map each parameter's dotted name to a copy of its array."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
+        """Copy ``state`` into the parameters after checking every entry.
+
+        Keys, shapes and dtypes are all checked first; on any mismatch a
+        ValueError lists the missing, unexpected and mismatched entries and no
+        parameter has changed.
+        """
+        own = dict(self.named_parameters())
+        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
+        missing = sorted(set(own) - set(arrays))
+        unexpected = sorted(set(arrays) - set(own))
+        mismatched = [
+            f"{k}: expected {own[k].shape} {own[k].dtype}, got {arrays[k].shape} {arrays[k].dtype}"
+            for k in own
+            if k in arrays and (arrays[k].shape != own[k].shape or arrays[k].dtype != own[k].dtype)
+        ]
+        if missing or unexpected or mismatched:
+            problems = []
+            if missing:
+                problems.append(f"missing {missing}")
+            if unexpected:
+                problems.append(f"unexpected {unexpected}")
+            if mismatched:
+                problems.append("mismatched [" + "; ".join(mismatched) + "]")
+            raise ValueError(f"load_state_dict: {type(self).__name__} refused the state: " + ", ".join(problems))
+        for k, p in own.items():
+            p.data[...] = arrays[k]
+
+    def extra_repr(self) -> str:
+        """The text inside this module's parentheses in its repr."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = [(n, c) for n, c in self._children() if isinstance(c, Module)]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
