@@ -1,30 +1,56 @@
 """Checkpoints: state dicts saved as ``.npz`` files, written atomically, read without pickle.
 
-:func:`save` writes a nested mapping of arrays to a temporary file, fsyncs it
-and moves it over the target with ``os.replace``, so a crash leaves either the
-old file or the new one. :func:`load` reads with ``allow_pickle=False``, so no
-code from the file ever runs.
+:func:`save` checks every key first, writes a nested mapping of arrays to a
+temporary file, fsyncs it, moves it over the target with ``os.replace`` and
+fsyncs the folder, so a crash leaves either the old file or the new one.
+:func:`load` reads each ``.npy`` member of the zip by its exact name, checks its
+header (dtype, and a declared size within ``max_bytes``) before reading its
+data, and never unpickles, so no code from the file ever runs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from minigrad.engine import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
 
 # ---------------------------------------------------------------------------
 
 _MANIFEST = "__minigrad__"
 _FORMAT = "minigrad-checkpoint"
+_MAX_NAME_BYTES = 0xFFFF - len(".npy")  # a zip member's name is at most 65535 bytes
+
+DEFAULT_MAX_BYTES = 2**30
+"""The most array data (1 GiB) that :func:`load` reads from one file unless told otherwise."""
+
+
+def _check_key(key: Any, name: str) -> None:
+    """Refuse a key whose member name would not come back unchanged from the zip file."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"save: state keys must be non-empty strings, got {key!r} in {name!r}")
+    if "\x00" in key:
+        raise ValueError(f"save: key {name!r} holds a NUL byte, which a zip member name cannot; rename it")
+    if "\\" in key:
+        # Zip readers on Windows turn a backslash into "/": the key would not load there.
+        raise ValueError(f"save: key {name!r} holds a backslash, which zip readers on Windows change; rename it")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"save: key {name!r} is not valid Unicode text (a lone surrogate?); rename it") from None
+    if size > _MAX_NAME_BYTES:
+        raise ValueError(f"save: key {name[:40]!r}... is {size} bytes long; a zip member name holds at most "
+                         f"{_MAX_NAME_BYTES}")
 
 
 def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -35,9 +61,8 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
     """
     tree: dict[str, Any] = {}
     for key, value in state.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"save: state keys must be non-empty strings, got {key!r}")
         name = f"{prefix}.{key}" if prefix else key
+        _check_key(key, name if isinstance(key, str) else prefix)
         if isinstance(value, Mapping):
             tree[key] = _flatten(value, name, arrays)
             continue
@@ -51,29 +76,37 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
     return tree
 
 
-def _unflatten(tree: Any, arrays: dict[str, np.ndarray], used: set[str]) -> dict[str, Any]:
+def _unflatten(tree: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Rebuild the nested state from the manifest's tree and the stored arrays."""
-    if not isinstance(tree, dict):
-        raise ValueError("its manifest is malformed")
     state: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, str):
-            if value not in arrays or value in used:
-                raise ValueError(f"its manifest names a missing or repeated entry {value!r}")
-            used.add(value)
-            state[key] = arrays[value]
-        else:
-            state[key] = _unflatten(value, arrays, used)
+        state[key] = arrays[value] if isinstance(value, str) else _unflatten(value, arrays)
     return state
+
+
+def _leaves(tree: Any, found: list[str]) -> list[str]:
+    """The entry names a manifest's tree refers to, checking its shape on the way."""
+    if not isinstance(tree, dict):
+        raise ValueError("its manifest is malformed")
+    for value in tree.values():
+        if isinstance(value, str):
+            found.append(value)
+        else:
+            _leaves(value, found)
+    return found
 
 
 def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to a ``.npz`` file atomically.
 
     ``state`` maps names to arrays, numbers or nested mappings (stored under
-    dotted keys, e.g. ``optim.state.0.v``). The file is written to a temporary
-    file in the same folder, flushed and fsynced, then moved over ``path`` with
-    ``os.replace``: a crash leaves either the old file or the new one.
+    dotted keys, e.g. ``optim.state.0.v``). Every key is checked before
+    anything is written: a key must be a non-empty string that a zip member
+    name keeps unchanged (no NUL byte, no backslash, valid Unicode). The file is
+    written to a temporary file in the same folder, flushed and fsynced, given
+    the mode of the file it replaces (or the usual 0666 minus the umask), moved
+    over ``path`` with ``os.replace``, and the folder is fsynced so the rename
+    itself survives a crash. An OSError names ``path``, never the temporary file.
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a mapping, got {type(state).__name__}")
@@ -81,7 +114,19 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     tree = _flatten(state, "", arrays)
     arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": 1, "tree": tree}))
     path = os.fspath(path)
+    try:
+        _write_atomically(arrays, path)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        # os.replace and mkstemp name the temporary file; the user knows only their own path.
+        raise OSError(e.errno, f"save: {e.strerror}", path) from None
+
+
+def _write_atomically(arrays: dict[str, np.ndarray], path: str) -> None:
+    """Write ``arrays`` as an .npz next to ``path``, fsync it, move it over ``path``, fsync the folder."""
     folder = os.path.dirname(os.path.abspath(path))
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -93,38 +138,133 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
                         np.lib.format.write_array(member, array, allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, mode)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if os.name == "posix":  # the new directory entry is on disk only once the folder is synced
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
+def _mode_for(path: str) -> int:
+    """The permission bits of the checkpoint being replaced, or 0666 minus the umask for a new one."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and stat.S_ISREG(info.st_mode):
+        return stat.S_IMODE(info.st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save`, rebuilding nested mappings.
 
-    Reads with ``allow_pickle=False``, so no code from the file ever runs. A
-    truncated, corrupt or foreign file raises ValueError naming it; a missing
-    one raises FileNotFoundError.
+    Each entry is read from the zip member of exactly its name, and its
+    ``.npy`` header is checked before its data: a dtype that :func:`save`
+    never writes, or array data adding up to more than ``max_bytes`` (default
+    :data:`DEFAULT_MAX_BYTES`, 1 GiB; a small compressed file can declare
+    gigabytes), is refused before it is read. Nothing is unpickled, so no code
+    from the file ever runs. A missing path raises FileNotFoundError; a named
+    pipe, device or folder, or a truncated, corrupt or foreign file, raises
+    ValueError naming the path.
     """
     path = os.fspath(path)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
+        raise ValueError(f"load: max_bytes must be a non-negative integer, got {max_bytes!r}")
+    f = _open_regular_file(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile) or _MANIFEST not in npz.files:
-                raise ValueError("it is not a minigrad checkpoint (no manifest)")
-            manifest = json.loads(str(npz[_MANIFEST]))
-            if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-                raise ValueError("its manifest is not a minigrad checkpoint's")
-            arrays = {k: npz[k] for k in npz.files if k != _MANIFEST}
-        used: set[str] = set()
-        state = _unflatten(manifest.get("tree"), arrays, used)
-        if used != set(arrays):
-            raise ValueError(f"it holds entries its manifest does not name: {sorted(set(arrays) - used)}")
-    except FileNotFoundError:
-        raise
+        with f, zipfile.ZipFile(f) as zf:
+            return _read_checkpoint(zf, int(max_bytes))
     except Exception as e:  # whatever a damaged file makes numpy, zipfile or json raise
         raise ValueError(f"load: cannot read checkpoint {path!r}: {e}") from None
-    return state
+
+
+def _open_regular_file(path: str) -> IO[bytes]:
+    """Open ``path`` for reading if it is a regular file; refuse pipes, devices and folders.
+
+    The open does not block (O_NONBLOCK: a named pipe with no writer would wait
+    forever), and the check is made on the opened file, so the file cannot be
+    swapped between the check and the read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            what = "a folder" if stat.S_ISDIR(kind) else "a named pipe" if stat.S_ISFIFO(kind) else "a device or socket"
+            raise ValueError(f"load: {path!r} is {what}, not a regular file; give the path of a checkpoint file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_checkpoint(zf: zipfile.ZipFile, max_bytes: int) -> dict[str, Any]:
+    """Read the manifest, check that it names exactly the file's members, then read them."""
+    members = zf.namelist()
+    if len(set(members)) != len(members):
+        raise ValueError("it holds two members of the same name")
+    budget = [max_bytes]  # what is left to read
+    if _MANIFEST + ".npy" not in members:
+        raise ValueError("it is not a minigrad checkpoint (no manifest)")
+    text = _read_member(zf, _MANIFEST, "U", budget)
+    if text.shape != ():
+        raise ValueError("its manifest is not a minigrad checkpoint's")
+    manifest = json.loads(str(text[()]))
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise ValueError("its manifest is not a minigrad checkpoint's")
+    names = _leaves(manifest.get("tree"), [])
+    if len(set(names)) != len(names) or _MANIFEST in names:
+        raise ValueError("its manifest names an entry twice")
+    unnamed = sorted(set(members) - {n + ".npy" for n in names} - {_MANIFEST + ".npy"})
+    if unnamed:
+        raise ValueError(f"it holds members its manifest does not name: {unnamed[:5]}")
+    missing = sorted(n for n in names if n + ".npy" not in members)
+    if missing:
+        raise ValueError(f"its manifest names missing entries {missing[:5]}")
+    arrays = {name: _read_member(zf, name, "biuf", budget) for name in names}
+    return _unflatten(manifest["tree"], arrays)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) -> np.ndarray:
+    """Read member ``name + ".npy"``: its header first, then (if allowed) exactly the data it declares.
+
+    ``budget[0]`` is the number of bytes still allowed; this member's declared
+    size is taken from it before any of its data is read.
+    """
+    with zf.open(name + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"entry {name!r} has .npy format version {version}, which save never writes")
+        if dtype.kind not in kinds or dtype.hasobject:
+            raise ValueError(f"entry {name!r} has dtype {dtype}, which save never writes")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > budget[0]:
+            raise ValueError(
+                f"entry {name!r} declares {nbytes} bytes (shape {shape}, dtype {dtype}), more than the "
+                f"{budget[0]} left of max_bytes; if you trust the file, pass a larger max_bytes="
+            )
+        budget[0] -= nbytes
+        array = np.empty(shape, dtype=dtype, order="F" if fortran_order else "C")
+        buffer = array.reshape(-1, order="A").view(np.uint8)  # the array's own memory, as bytes
+        filled = 0
+        while filled < nbytes:
+            n = f.readinto(buffer[filled:])
+            if not n:
+                raise ValueError(f"entry {name!r} is shorter than its header says")
+            filled += n
+        if f.read(1):  # reading to the end also makes zipfile check the member's CRC
+            raise ValueError(f"entry {name!r} is longer than its header says")
+    return array

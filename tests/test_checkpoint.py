@@ -13,6 +13,9 @@ import io
 import json
 import os
 import pickle
+import stat
+import threading
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -452,9 +455,8 @@ def test_save_writes_a_temporary_file_in_the_same_folder_fsyncs_then_replaces(
     path = tmp_path / "ckpt.npz"
     mg.save({"W": np.ones(3)}, path)
     kinds = [kind for kind, _ in calls]
-    assert "fsync" in kinds and kinds[-1] == "replace"
-    assert kinds.index("fsync") < kinds.index("replace")
-    src, dst = calls[-1][1]
+    assert kinds == ["fsync", "replace", "fsync"]  # the file, the rename, then the folder (tested below)
+    src, dst = calls[1][1]
     assert Path(src).parent.resolve() == tmp_path.resolve()
     assert Path(dst).resolve() == path.resolve()
     assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
@@ -477,3 +479,237 @@ def test_saving_over_a_checkpoint_replaces_it_atomically(tmp_path: Path) -> None
     assert_same_tree(mg.load(keep), first)  # the old file was replaced, not rewritten in place
     assert_same_tree(np.load(io.BytesIO(old_content), allow_pickle=False)["W"], first["W"])
     assert sorted(os.listdir(tmp_path)) == ["ckpt.npz", "old-link.npz"]
+
+
+def test_save_fsyncs_the_folder_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last thing save does is fsync the target's folder, so the rename itself is on disk."""
+    calls: list[tuple[str, int | None]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        calls.append(("fsync folder" if stat.S_ISDIR(info.st_mode) else "fsync file", info.st_ino))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        calls.append(("replace", None))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    mg.save({"W": np.ones(3)}, tmp_path / "ckpt.npz")
+    assert [kind for kind, _ in calls] == ["fsync file", "replace", "fsync folder"]
+    assert calls[-1][1] == tmp_path.stat().st_ino
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444])
+def test_saving_over_a_checkpoint_keeps_its_file_mode(tmp_path: Path, mode: int) -> None:
+    """A checkpoint made private (or read-only) stays so when it is saved over."""
+    path = tmp_path / "ckpt.npz"
+    mg.save({"W": np.ones(3)}, path)
+    path.chmod(mode)
+    mg.save({"W": np.zeros(3)}, path)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert_same_tree(mg.load(path), {"W": np.zeros(3)})
+
+
+def test_a_new_checkpoint_gets_0666_minus_the_umask(tmp_path: Path) -> None:
+    """A new file has the mode open() would give it, not mkstemp's 0600."""
+    umask = os.umask(0o027)
+    try:
+        mg.save({"W": np.ones(3)}, tmp_path / "new.npz")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.npz").stat().st_mode) == 0o640
+
+
+def test_a_failed_save_names_the_users_path_not_the_temporary_file(tmp_path: Path) -> None:
+    """A missing folder or a folder in the way raise the usual OSError, naming the path given to save."""
+    for path, error in (
+        (tmp_path / "no-such-folder" / "ckpt.npz", FileNotFoundError),
+        (tmp_path / "a-folder", IsADirectoryError),
+    ):
+        if error is IsADirectoryError:
+            path.mkdir()
+        with pytest.raises(error) as info:
+            mg.save({"W": np.ones(3)}, path)
+        assert info.value.filename == str(path)
+        assert str(path) in str(info.value) and ".tmp-" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == ["a-folder"]  # and no temporary file is left
+
+
+# ---------------------------------------------------------------------------
+# Keys: every key round-trips or is refused before anything is written
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"a": np.ones(2), "a.npy": np.zeros(3)},
+        {"a.npy": np.zeros(3), "a": np.ones(2)},
+        {"w.npy": np.arange(4.0)},
+        {"m": {"W": np.ones(2), "W.npy": np.full(2, 7.0)}, "m.W.npy.npy": np.zeros(1)},
+        {"é": np.ones(1), "a/b": np.zeros(2), " ": np.full(3, 2.0)},
+    ],
+)
+def test_keys_ending_in_npy_or_unusual_keys_come_back_as_they_were(tmp_path: Path, state: dict) -> None:
+    """Member "a.npy" holds key "a" and "a.npy.npy" key "a.npy": load reads each by its exact name."""
+    mg.save(state, tmp_path / "k.npz")
+    assert_same_tree(mg.load(tmp_path / "k.npz"), state)
+
+
+@pytest.mark.parametrize(
+    "state, named",
+    [
+        ({"a\x00b": np.ones(2)}, "a\\x00b"),
+        ({"model": {"W\x00": np.ones(2)}}, "model.W\\x00"),
+        ({"\udc80": np.ones(2)}, "\\udc80"),
+        ({"a\\b": np.ones(2)}, "a\\\\b"),
+        ({"x" * 70_000: np.ones(2)}, "xxxx"),
+        ({"": np.ones(2)}, "''"),
+        ({"ok": np.ones(2), 3: np.ones(2)}, "3"),
+    ],
+)
+def test_a_key_that_cannot_round_trip_is_refused_before_anything_is_written(
+    tmp_path: Path, state: dict, named: str
+) -> None:
+    """A NUL byte, a lone surrogate, a backslash, an over-long or empty key: ValueError, the old file kept."""
+    path = tmp_path / "ckpt.npz"
+    mg.save({"W": np.arange(3.0)}, path)
+    old_bytes = path.read_bytes()
+    with pytest.raises(ValueError) as info:
+        mg.save({"first": np.zeros(2), **state}, path)
+    assert named in str(info.value) and "save" in str(info.value)
+    assert path.read_bytes() == old_bytes
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+
+
+# ---------------------------------------------------------------------------
+# Sizes: a member's declared size is checked before its data is read
+# ---------------------------------------------------------------------------
+
+
+def npy_header(shape: tuple[int, ...], dtype: str = "<f8") -> bytes:
+    """The magic string and .npy version 1.0 header declaring an array of ``shape`` and ``dtype``."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return out.getvalue()
+
+
+def write_declared(path: Path, members: dict[str, bytes]) -> None:
+    """A deflate-compressed checkpoint whose manifest names ``members`` (name -> raw .npy bytes)."""
+    manifest = io.BytesIO()
+    tree = {name: name for name in members}
+    np.lib.format.write_array(manifest, np.array(json.dumps({"format": "minigrad-checkpoint", "version": 1,
+                                                             "tree": tree})))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("__minigrad__.npy", manifest.getvalue())
+        for name, raw in members.items():
+            zf.writestr(name + ".npy", raw)
+
+
+def test_a_small_file_declaring_a_huge_array_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 2 GiB array declared in a file of a few hundred bytes: ValueError naming max_bytes; nothing allocated."""
+    import tracemalloc
+
+    path = tmp_path / "bomb.npz"
+    write_declared(path, {"w": npy_header((2**28,)) + b"\x00" * 64})
+    assert path.stat().st_size < 2_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as info:
+            mg.load(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "max_bytes" in str(info.value) and str(2**31) in str(info.value) and str(path) in str(info.value)
+    assert peak < 2**24  # not the 2 GiB array numpy would have made
+
+
+def test_max_bytes_bounds_the_data_a_compressed_file_expands_to(tmp_path: Path) -> None:
+    """16 MiB of zeros compressed to kilobytes: refused under max_bytes=1 MiB, read under the default."""
+    path = tmp_path / "zeros.npz"
+    n = 2**21  # float64: 16 MiB
+    write_declared(path, {"w": npy_header((n,)) + bytes(8 * n)})
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match="max_bytes"):
+        mg.load(path, max_bytes=2**20)
+    assert_same_tree(mg.load(path), {"w": np.zeros(n)})
+    assert checkpoint.DEFAULT_MAX_BYTES == 2**30
+
+
+def test_max_bytes_counts_the_whole_file(tmp_path: Path) -> None:
+    """Two entries each under the limit but together over it are refused; exactly at the limit is fine."""
+    path = tmp_path / "two.npz"
+    mg.save({"a": np.zeros(100), "b": np.ones(100)}, path)
+    manifest_bytes = 4 * len(json.dumps({"format": "minigrad-checkpoint", "version": 1,
+                                         "tree": {"a": "a", "b": "b"}}))
+    limit = manifest_bytes + 1600
+    assert_same_tree(mg.load(path, max_bytes=limit), {"a": np.zeros(100), "b": np.ones(100)})
+    with pytest.raises(ValueError, match="max_bytes"):
+        mg.load(path, max_bytes=limit - 1)
+    for bad in (-1, 1.5, True, "10"):
+        with pytest.raises(ValueError, match="max_bytes"):
+            mg.load(path, max_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_file_with_two_members_of_one_name_is_refused(tmp_path: Path) -> None:
+    """A zip may hold one name twice; load refuses it rather than pick one."""
+    path = tmp_path / "dup.npz"
+    mg.save({"w": np.ones(2)}, tmp_path / "good.npz")
+    with zipfile.ZipFile(tmp_path / "good.npz") as good, zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        for name in good.namelist():
+            zf.writestr(name, good.read(name))
+        zf.writestr("w.npy", good.read("w.npy"))
+    with pytest.raises(ValueError, match="two members"):
+        mg.load(path)
+
+
+# ---------------------------------------------------------------------------
+# Files that are not regular files
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_load_refuses_a_named_pipe_without_blocking(tmp_path: Path) -> None:
+    """Opening a pipe with no writer would wait forever; load refuses it at once."""
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            mg.load(fifo)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the reader, so the suite goes on
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail("mg.load blocked on a named pipe")
+    assert isinstance(outcome[0], ValueError)
+    assert "named pipe" in str(outcome[0]) and str(fifo) in str(outcome[0])
+
+
+@pytest.mark.parametrize("where", ["folder", "/dev/zero", "/dev/null"])
+def test_load_refuses_folders_and_devices(tmp_path: Path, where: str) -> None:
+    """A folder or a device is not a checkpoint: ValueError naming it (and /dev/zero is never read)."""
+    path = tmp_path if where == "folder" else Path(where)
+    if not path.exists():
+        pytest.skip(f"{path} does not exist here")
+    with pytest.raises(ValueError) as info:
+        mg.load(path, max_bytes=2**62)
+    assert "not a regular file" in str(info.value) and str(path) in str(info.value)
+
+
+def test_load_follows_a_symlink_to_a_checkpoint(tmp_path: Path) -> None:
+    """A symbolic link to a regular file is fine: the check is on the file opened."""
+    mg.save({"w": np.ones(2)}, tmp_path / "real.npz")
+    (tmp_path / "link.npz").symlink_to(tmp_path / "real.npz")
+    assert_same_tree(mg.load(tmp_path / "link.npz"), {"w": np.ones(2)})
