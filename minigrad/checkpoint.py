@@ -10,6 +10,7 @@ data, and never unpickles, so no code from the file ever runs.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import stat
 import tempfile
 import zipfile
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -240,7 +241,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) 
     ``budget[0]`` is the number of bytes still allowed; this member's declared
     size is taken from it before any of its data is read.
     """
-    with zf.open(name + ".npy") as f:
+    with zf.open(name + ".npy") as member:
+        f = cast(io.BufferedIOBase, member)  # a ZipExtFile, which has readinto
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
             shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
