@@ -263,7 +263,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) 
         buffer = array.reshape(-1, order="A").view(np.uint8)  # the array's own memory, as bytes
         filled = 0
         while filled < nbytes:
-            n = f.readinto(memoryview(buffer[filled:]))
+            n = f.readinto(buffer[filled:].data)
             if not n:
                 raise ValueError(f"entry {name!r} is shorter than its header says")
             filled += n
