@@ -1,11 +1,14 @@
-"""Layers: Linear, the activations, Sequential and MLP.
+"""Layers: Linear, the activations, Dropout, Flatten, Identity, Sequential and MLP.
 
 :class:`Linear` computes ``out = x W + b``; after ``loss.backward()``,
 ``layer.W.grad`` is dW = xᵀ·dout and ``layer.b.grad`` is db = Σ_rows dout.
+The normalization layers, LayerNorm and BatchNorm1d, are in
+:mod:`minigrad.nn.normalization`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +16,37 @@ import numpy as np
 
 from minigrad.engine import Tensor, get_generator, linear
 from minigrad.nn.module import Module, Parameter
+from minigrad.nn.normalization import BatchNorm1d, LayerNorm
 
-__all__ = ["Linear", "ReLU", "Tanh", "Sigmoid", "Sequential", "MLP"]
+__all__ = [
+    "Linear",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "LeakyReLU",
+    "GELU",
+    "Softmax",
+    "Identity",
+    "Flatten",
+    "Dropout",
+    "Sequential",
+    "MLP",
+]
+
+
+def _check_real(op: str, name: str, value: Any) -> float:
+    """``value`` as a float if it is a finite real number (not a bool), else a ValueError naming it."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not real or not np.isfinite(value):
+        raise ValueError(f"{op}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_dim(op: str, name: str, value: Any) -> int:
+    """``value`` as an int if it is an integer (not a bool), else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{op}: {name} must be an integer, got {value!r}")
+    return int(value)
 
 
 class Linear(Module):
@@ -72,6 +104,143 @@ class Sigmoid(Module):
         return x.sigmoid()
 
 
+class LeakyReLU(Module):
+    """leaky_relu(x) = x for x > 0, negative_slope·x otherwise (PyTorch's default slope 0.01).
+
+    Written as x times a constant mask that is 1 where x > 0 and the slope
+    elsewhere, so the derivative is that mask: 1 for x > 0, the slope for x <= 0
+    (at 0 too, as in PyTorch).
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        self.negative_slope = _check_real("LeakyReLU", "negative_slope", negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply leaky relu elementwise."""
+        slope = np.where(x.data > 0, 1.0, self.negative_slope).astype(x.dtype)
+        return x * Tensor(slope)  # d/dx = slope, a constant: no gradient flows into the mask
+
+    def extra_repr(self) -> str:
+        """The slope for negative inputs."""
+        return f"negative_slope={self.negative_slope}"
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_erf = np.frompyfunc(math.erf, 1, 1)  # Python's erf, elementwise (numpy has none)
+
+
+class GELU(Module):
+    """gelu(x) = x·Φ(x), Φ the standard normal CDF; ``approximate="tanh"`` uses PyTorch's tanh form.
+
+    Exact: gelu(x) = x·½(1 + erf(x/√2)), with derivative Φ(x) + x·φ(x), where
+    φ(x) = e^(-x²/2)/√(2π). The tanh form,
+    ½x(1 + tanh(√(2/π)(x + 0.044715x³))), is built from Tensor ops, so its
+    gradient comes from theirs.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply gelu elementwise."""
+        if self.approximate == "tanh":
+            return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+        return _gelu_exact(x)
+
+    def extra_repr(self) -> str:
+        """Which form of gelu."""
+        return f"approximate={self.approximate!r}"
+
+
+def _gelu_exact(x: Tensor) -> Tensor:
+    """x·Φ(x) as one node, Φ(x) = ½(1 + erf(x/√2))."""
+    a = x.data
+    cdf = (0.5 * (1 + np.asarray(_erf(a / math.sqrt(2)), dtype=np.float64))).astype(a.dtype)
+
+    def backward(g):  # d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = e^(-x²/2)/√(2π)
+        return (g * (cdf + a * np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)),)
+
+    return Tensor._make(a * cdf, (x,), backward, "gelu")
+
+
+class Softmax(Module):
+    """softmax(x)_i = e^(x_i) / Σ_j e^(x_j) along ``dim`` (default the last axis)."""
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = _check_dim("Softmax", "dim", dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply softmax along ``dim``."""
+        return x.softmax(axis=self.dim)
+
+    def extra_repr(self) -> str:
+        """The axis softmax normalizes over."""
+        return f"dim={self.dim}"
+
+
+class Identity(Module):
+    """Return the input unchanged: a placeholder where a layer is optional."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Return x itself."""
+        return x
+
+
+class Flatten(Module):
+    """Merge axes ``start_dim`` to ``end_dim`` into one (PyTorch's defaults: all but the batch axis)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim = _check_dim("Flatten", "start_dim", start_dim)
+        self.end_dim = _check_dim("Flatten", "end_dim", end_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reshape x so that axes start_dim..end_dim become one axis of their product's length."""
+        n = max(x.ndim, 1)  # as in PyTorch, a 0-d tensor flattens as if it had one axis
+        start, end = self.start_dim, self.end_dim
+        if not (-n <= start < n and -n <= end < n) or start % n > end % n:
+            raise ValueError(
+                f"Flatten: start_dim={start}, end_dim={end} do not pick a range of axes of a tensor of shape "
+                f"{x.shape}; need -{n} <= start_dim <= end_dim < {n} once negative axes count from the end"
+            )
+        start, end = start % n, end % n
+        shape = x.shape if x.ndim else (1,)
+        return x.reshape(shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
+
+    def extra_repr(self) -> str:
+        """The first and last axis merged."""
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p and scale the rest by 1/(1-p).
+
+    The kept elements are scaled so that the expected output equals the input,
+    so in ``eval()`` the layer is the identity. The mask is drawn from the
+    generator ``mg.manual_seed`` seeds (``mg.get_generator()``); the gradient
+    flows through the same mask (dx = mask·g / (1-p)).
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        p = _check_real("Dropout", "p", p)
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p is a probability, so it must lie in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x·mask/(1-p) in training, with mask ~ Bernoulli(1-p); x itself in eval."""
+        if not self.training or self.p == 0:
+            return x
+        keep = get_generator().random(x.shape) >= self.p  # True with probability 1 - p
+        scale = 0.0 if self.p == 1 else 1 / (1 - self.p)
+        return x * Tensor((keep * scale).astype(x.dtype))
+
+    def extra_repr(self) -> str:
+        """The drop probability."""
+        return f"p={self.p}"
+
+
 class Sequential(Module):
     """Apply modules one after another: ``Sequential(a, b)(x) == b(a(x))``."""
 
@@ -96,27 +265,56 @@ class Sequential(Module):
         return len(self.layers)
 
 
-_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+_ACTIVATIONS: dict[str, type[Module]] = {
+    "relu": ReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "leaky_relu": LeakyReLU,
+    "gelu": GELU,
+}
+_NORMS = ("batch", "layer")
 
 
 class MLP(Sequential):
     """A multilayer perceptron: Linear layers with an activation between them.
 
     ``MLP([64, 64, 10])`` is Linear(64, 64), ReLU, Linear(64, 10); nothing
-    follows the last layer, so it outputs logits. ``activation`` is "relu",
-    "tanh" or "sigmoid".
+    follows the last layer, so it outputs logits. Each hidden layer is
+    Linear, then the norm (if any), the activation, then Dropout (if any), as
+    in torchvision's MLP:
+
+    - ``activation``: "relu", "tanh", "sigmoid", "leaky_relu" or "gelu";
+    - ``dropout``: the probability p of a Dropout after each activation (0: none);
+    - ``norm``: None, "batch" (BatchNorm1d) or "layer" (LayerNorm) after each hidden Linear.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "relu", dtype: Any = np.float32) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        norm: str | None = None,
+        dtype: Any = np.float32,
+    ) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least an input and an output size, got {sizes}")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"MLP: unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+        if norm is not None and norm not in _NORMS:
+            raise ValueError(f"MLP: unknown norm {norm!r}; choose None, 'batch' or 'layer'")
+        Dropout(dropout)  # checks p, naming Dropout in the message
         modules: list[Module] = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            if i > 0:
-                modules.append(_ACTIVATIONS[activation]())
             modules.append(Linear(n_in, n_out, dtype=dtype))
+            if i == len(sizes) - 2:
+                break  # nothing after the last layer: it gives the logits
+            if norm == "batch":
+                modules.append(BatchNorm1d(n_out, dtype=dtype))
+            elif norm == "layer":
+                modules.append(LayerNorm(n_out, dtype=dtype))
+            modules.append(_ACTIVATIONS[activation]())
+            if dropout > 0:
+                modules.append(Dropout(dropout))
         super().__init__(*modules)
         self.sizes = sizes

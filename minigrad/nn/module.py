@@ -1,9 +1,10 @@
-"""Parameter and Module: the base of every layer.
+"""Parameter, Buffer and Module: the base of every layer.
 
-A :class:`Module` finds its :class:`Parameter` s by walking its own attributes
-(sub-modules, and lists or tuples of them), so no layer hand-writes
-``parameters()``; :meth:`Module.named_parameters` gives the stable dotted names
-the state dict uses.
+A :class:`Module` finds its :class:`Parameter` s (what the optimizer trains)
+and :class:`Buffer` s (state it does not train, such as BatchNorm's running
+statistics) by walking its own attributes (sub-modules, and lists or tuples of
+them), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
+and :meth:`Module.named_buffers` give the stable dotted names the state dict uses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from minigrad.engine import ArrayLike, Tensor
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Buffer", "Module"]
 
 
 class Parameter(Tensor):
@@ -34,11 +35,30 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
+class Buffer(Tensor):
+    """A Tensor that a Module keeps in its state dict but never trains (no grad, not in ``parameters()``).
+
+    BatchNorm's running mean and variance are buffers: ``state_dict`` saves
+    them and ``load_state_dict`` restores them, but an optimizer never sees
+    them. The data is always copied, since the layer updates it in place.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: ArrayLike, dtype: Any = None) -> None:
+        super().__init__(data, requires_grad=False, dtype=dtype)
+        self.data = self.data.copy()
+
+    def __repr__(self) -> str:
+        return "Buffer" + super().__repr__()[len("Tensor"):]
+
+
 class Module:
     """Base class of layers: write ``__init__`` and ``forward``; call the module.
 
-    Parameters are found by walking attributes in the order they were set;
-    their dotted names (``layers.0.W``) key the state dict.
+    Parameters and buffers are found by walking attributes in the order they
+    were set; their dotted names (``layers.0.W``, ``layers.1.running_mean``)
+    key the state dict.
     """
 
     training: bool = True
@@ -52,29 +72,45 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _children(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) for every attribute that holds parameters or modules."""
+        """(name, value) for every attribute that holds parameters, buffers or modules."""
         for name, value in vars(self).items():
-            if isinstance(value, (Parameter, Module)):
+            if isinstance(value, (Parameter, Buffer, Module)):
                 yield name, value
             elif isinstance(value, (list, tuple)):
                 for i, item in enumerate(value):
-                    if isinstance(item, (Parameter, Module)):
+                    if isinstance(item, (Parameter, Buffer, Module)):
                         yield f"{name}.{i}", item
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Yield (dotted name, parameter) pairs, each parameter once."""
-        seen: set[int] = set()  # parameters and modules already visited (shared, or back-references)
+    def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
+        """Yield (dotted name, parameter or buffer) in attribute order, each once."""
+        seen: set[int] = set()  # tensors and modules already visited (shared, or back-references)
         stack: list[tuple[str, Any]] = [(prefix, self)]
         while stack:
             path, node = stack.pop()
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            if isinstance(node, Parameter):
+            if isinstance(node, (Parameter, Buffer)):
                 yield path, node
                 continue
             children = [(f"{path}.{name}" if path else name, child) for name, child in node._children()]
             stack.extend(reversed(children))
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield (dotted name, parameter) pairs, each parameter once."""
+        for name, t in self._named_tensors(prefix):
+            if isinstance(t, Parameter):
+                yield name, t
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Buffer]]:
+        """Yield (dotted name, buffer) pairs, each buffer once."""
+        for name, t in self._named_tensors(prefix):
+            if isinstance(t, Buffer):
+                yield name, t
+
+    def buffers(self) -> list[Buffer]:
+        """Every buffer of this module and its sub-modules (state that is saved but not trained)."""
+        return [b for _, b in self.named_buffers()]
 
     def parameters(self) -> list[Parameter]:
         """Every parameter of this module and its sub-modules."""
@@ -103,20 +139,28 @@ class Module:
         return self.train(False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Map each parameter's dotted name to a copy of its array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Map each parameter's and buffer's dotted name to a copy of its array, in attribute order."""
+        return {name: t.data.copy() for name, t in self._named_tensors()}
 
     def load_state_dict(self, state: Mapping[str, ArrayLike]) -> None:
-        """Copy ``state`` into the parameters after checking every entry.
+        """Copy ``state`` into the parameters and buffers after checking every entry.
 
-        Keys, shapes and dtypes are all checked first; on any mismatch a
-        ValueError lists the missing, unexpected and mismatched entries and no
-        parameter has changed.
+        Keys, shapes and dtypes of parameters and buffers are all checked
+        first; on any problem a ValueError lists the missing, unexpected and
+        mismatched entries and no parameter or buffer has changed.
         """
-        own = dict(self.named_parameters())
-        arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
-        missing = sorted(set(own) - set(arrays))
-        unexpected = sorted(set(arrays) - set(own))
+        name = f"load_state_dict: {type(self).__name__}"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{name} needs a mapping of names to arrays, got {type(state).__name__}")
+        own = dict(self._named_tensors())
+        arrays: dict[Any, np.ndarray] = {}
+        for k, v in state.items():
+            try:
+                arrays[k] = np.asarray(v.data if isinstance(v, Tensor) else v)
+            except Exception as e:  # a ragged list, an object numpy cannot read
+                raise ValueError(f"{name} refused the state: entry {k!r} is not an array ({e})") from None
+        missing = [k for k in own if k not in arrays]
+        unexpected = sorted((k for k in arrays if k not in own), key=repr)
         mismatched = [
             f"{k}: expected {own[k].shape} {own[k].dtype}, got {arrays[k].shape} {arrays[k].dtype}"
             for k in own
@@ -130,9 +174,10 @@ class Module:
                 problems.append(f"unexpected {unexpected}")
             if mismatched:
                 problems.append("mismatched [" + "; ".join(mismatched) + "]")
-            raise ValueError(f"load_state_dict: {type(self).__name__} refused the state: " + ", ".join(problems))
-        for k, p in own.items():
-            p.data[...] = arrays[k]
+            raise ValueError(f"{name} refused the state: " + ", ".join(problems))
+        # Every entry has the shape and dtype of its target, so no copy below can fail halfway.
+        for k, t in own.items():
+            t.data[...] = arrays[k]
 
     def extra_repr(self) -> str:
         """The text inside this module's parentheses in its repr."""

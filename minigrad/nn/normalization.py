@@ -1,0 +1,163 @@
+"""Normalization layers: LayerNorm (per sample) and BatchNorm1d (per feature, over the batch).
+
+Both compute x̂ = (x - μ) / √(σ² + eps) and then y = γ·x̂ + β, with γ
+(``weight``, starting at 1) and β (``bias``, starting at 0) learned per
+element as in PyTorch. They differ in which axes μ and σ² are taken over:
+LayerNorm over each sample's trailing axes, BatchNorm1d over the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from minigrad.engine import Tensor
+from minigrad.nn.module import Buffer, Module, Parameter
+
+__all__ = ["LayerNorm", "BatchNorm1d"]
+
+
+def _check_eps(op: str, eps: Any) -> float:
+    """``eps`` as a float if it is a positive finite number."""
+    real = isinstance(eps, (int, float, np.integer, np.floating)) and not isinstance(eps, bool)
+    if not real or not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def _check_flag(op: str, name: str, value: Any) -> bool:
+    """``value`` if it is a bool, else a ValueError naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+class LayerNorm(Module):
+    """y = (x - μ) / √(σ² + eps) · weight + bias, μ and σ² over each sample's trailing axes.
+
+    ``normalized_shape`` (an int or a tuple) is the shape of those trailing
+    axes: LayerNorm(64) normalizes each row of an (N, 64) input. σ² is the
+    biased variance (divided by n, not n - 1), as in PyTorch. ``weight`` and
+    ``bias`` have shape ``normalized_shape`` and start at 1 and 0; with
+    ``elementwise_affine=False`` there are none (``bias=False`` drops only
+    the bias). The same computation runs in train() and eval().
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not shape or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape):
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be a positive integer or a tuple of them, got {normalized_shape!r}"
+            )
+        self.normalized_shape = tuple(int(n) for n in shape)
+        self.eps = _check_eps("LayerNorm", eps)
+        self.elementwise_affine = _check_flag("LayerNorm", "elementwise_affine", elementwise_affine)
+        _check_flag("LayerNorm", "bias", bias)
+        self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalize each sample over its last len(normalized_shape) axes, then scale and shift."""
+        k = len(self.normalized_shape)
+        if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
+            raise ValueError(
+                f"LayerNorm: input of shape {x.shape} does not end in normalized_shape {self.normalized_shape}"
+            )
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        centred = x - mu
+        var = (centred * centred).mean(axis=axes, keepdims=True)  # biased: divided by n
+        y = centred * (var + self.eps) ** -0.5
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def extra_repr(self) -> str:
+        """The normalized shape, eps and whether there is an affine part."""
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over the batch axis of (N, C) or (N, C, L) inputs, C = ``num_features``.
+
+    In train(): μ and σ² are the batch's mean and biased variance per feature
+    (over N, or over N and L), y = (x - μ) / √(σ² + eps) · weight + bias, and
+    the running statistics move towards the batch's:
+
+        running_mean = (1 - momentum)·running_mean + momentum·μ
+        running_var  = (1 - momentum)·running_var  + momentum·σ²·n/(n - 1)
+
+    (the unbiased variance, n values per feature, as in PyTorch). In eval():
+    y = (x - running_mean) / √(running_var + eps) · weight + bias. The running
+    statistics start at 0 and 1 and are buffers: saved in ``state_dict``,
+    never trained. ``weight`` and ``bias`` start at 1 and 0 (none with
+    ``affine=False``).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError(f"BatchNorm1d: num_features must be a positive integer, got {num_features!r}")
+        real = isinstance(momentum, (int, float, np.integer, np.floating)) and not isinstance(momentum, bool)
+        if not real or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm1d: momentum must be a number in [0, 1], got {momentum!r}")
+        self.num_features = int(num_features)
+        self.eps = _check_eps("BatchNorm1d", eps)
+        self.momentum = float(momentum)
+        self.affine = _check_flag("BatchNorm1d", "affine", affine)
+        self.weight = Parameter(np.ones(num_features), dtype=dtype) if affine else None
+        self.bias = Parameter(np.zeros(num_features), dtype=dtype) if affine else None
+        self.running_mean = Buffer(np.zeros(num_features), dtype=dtype)
+        self.running_var = Buffer(np.ones(num_features), dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalize with the batch's statistics in train(), with the running ones in eval()."""
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"BatchNorm1d: expected input of shape (N, {self.num_features}) or (N, {self.num_features}, L), "
+                f"got {x.shape}"
+            )
+        axes = (0,) if x.ndim == 2 else (0, 2)
+        per_feature = (1, self.num_features) + (1,) * (x.ndim - 2)  # how a (C,) vector broadcasts over x
+        if self.training:
+            n = x.size // self.num_features  # values per feature
+            if n < 2:
+                raise ValueError(
+                    f"BatchNorm1d: training needs more than one value per feature to take a variance, "
+                    f"got input of shape {x.shape}; use a larger batch or eval()"
+                )
+            mu = x.mean(axis=axes, keepdims=True)
+            centred = x - mu
+            var = (centred * centred).mean(axis=axes, keepdims=True)  # biased: divided by n
+            y = centred * (var + self.eps) ** -0.5
+            m = self.momentum
+            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mu.data.reshape(-1)
+            self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.data.reshape(-1) * n / (n - 1)
+        else:
+            mean = self.running_mean.data.reshape(per_feature)
+            inv_std = (self.running_var.data.reshape(per_feature) + self.eps) ** -0.5
+            y = (x - Tensor(mean)) * Tensor(inv_std)
+        if self.weight is not None and self.bias is not None:
+            y = y * self.weight.reshape(per_feature) + self.bias.reshape(per_feature)
+        return y
+
+    def extra_repr(self) -> str:
+        """The number of features, eps, momentum and whether there is an affine part."""
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
