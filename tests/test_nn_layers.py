@@ -392,6 +392,51 @@ def test_batch_norm_gradcheck_in_eval() -> None:
                         mg.Tensor(rng.normal(size=3), requires_grad=True))
 
 
+def batch_norm_composite(x: mg.Tensor, weight: mg.Tensor | None, bias: mg.Tensor | None, eps: float) -> mg.Tensor:
+    """Training-mode batch norm written with Tensor ops (mean, subtract, square, power...), the reference."""
+    axes = (0,) if x.ndim == 2 else (0, 2)
+    per = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    mu = x.mean(axis=axes, keepdims=True)
+    centred = x - mu
+    y = centred * ((centred * centred).mean(axis=axes, keepdims=True) + eps) ** -0.5
+    if weight is None or bias is None:
+        return y
+    return y * weight.reshape(per) + bias.reshape(per)
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shape", [(16, 4), (6, 3, 5), (2, 2)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_fused_node_matches_the_composite(shape: tuple[int, ...], dtype: type, tol: float,
+                                                     affine: bool) -> None:
+    """The one-node BatchNorm1d gives the composite's output and its dx, dweight, dbias for a random dL/dy."""
+    rng = np.random.default_rng(len(shape) * 10 + shape[0])
+    c = shape[1]
+    x_data = rng.normal(2.0, 3.0, shape).astype(dtype)
+    w_data, b_data = rng.normal(size=c).astype(dtype), rng.normal(size=c).astype(dtype)
+    dout = rng.normal(size=shape).astype(dtype)
+    results = []
+    for run in ("fused", "composite"):
+        x = mg.Tensor(x_data.copy(), requires_grad=True)
+        bn = nn.BatchNorm1d(c, eps=1e-4, affine=affine, dtype=dtype)
+        if affine:
+            assert bn.weight is not None and bn.bias is not None
+            bn.weight.data[...], bn.bias.data[...] = w_data, b_data
+        out = bn(x) if run == "fused" else batch_norm_composite(x, bn.weight, bn.bias, 1e-4)
+        if run == "fused":
+            assert out._op == "batch_norm" and all(p._op != "mean" for p in out._parents)  # one node
+        (out * mg.Tensor(dout)).sum().backward()
+        grads = [x.grad] + ([bn.weight.grad, bn.bias.grad] if affine else [])  # type: ignore[union-attr]
+        results.append((out.data, grads))
+    (fused_out, fused_grads), (ref_out, ref_grads) = results
+    assert fused_out.dtype == ref_out.dtype == dtype
+    np.testing.assert_allclose(fused_out, ref_out, rtol=tol, atol=tol)
+    for got, want in zip(fused_grads, ref_grads):
+        assert got is not None and want is not None and got.dtype == dtype
+        # against the scale of the gradients (dx of a batch of 2 is all cancellation, near 0)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(np.abs(want).max(), np.abs(dout).max()))
+
+
 def test_batch_norm_refuses_bad_input_and_arguments() -> None:
     """A wrong feature count, a wrong rank or one value per feature in training raise, naming the shape."""
     bn = nn.BatchNorm1d(3)

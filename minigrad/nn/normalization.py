@@ -143,17 +143,14 @@ class BatchNorm1d(Module):
                     f"BatchNorm1d: training needs more than one value per feature to take a variance, "
                     f"got input of shape {x.shape}; use a larger batch or eval()"
                 )
-            mu = x.mean(axis=axes, keepdims=True)
-            centred = x - mu
-            var = (centred * centred).mean(axis=axes, keepdims=True)  # biased: divided by n
-            y = centred * (var + self.eps) ** -0.5
+            y, mu, var = batch_norm_train(x, self.weight, self.bias, axes, self.eps)
             m = self.momentum
-            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mu.data.reshape(-1)
-            self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.data.reshape(-1) * n / (n - 1)
-        else:
-            mean = self.running_mean.data.reshape(per_feature)
-            inv_std = (self.running_var.data.reshape(per_feature) + self.eps) ** -0.5
-            y = (x - Tensor(mean)) * Tensor(inv_std)
+            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mu.reshape(-1)
+            self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.reshape(-1) * n / (n - 1)
+            return y
+        mean = self.running_mean.data.reshape(per_feature)
+        inv_std = (self.running_var.data.reshape(per_feature) + self.eps) ** -0.5
+        y = (x - Tensor(mean)) * Tensor(inv_std)  # the running statistics are constants here
         if self.weight is not None and self.bias is not None:
             y = y * self.weight.reshape(per_feature) + self.bias.reshape(per_feature)
         return y
@@ -161,3 +158,57 @@ class BatchNorm1d(Module):
     def extra_repr(self) -> str:
         """The number of features, eps, momentum and whether there is an affine part."""
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+def batch_norm_train(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tuple[int, ...], eps: float
+) -> tuple[Tensor, np.ndarray, np.ndarray]:
+    """Training-mode batch norm as one node; returns (y, the batch mean μ, the biased variance σ²).
+
+    Per feature, over the n values the ``axes`` hold:
+
+        μ = Σ x_i / n,   σ² = Σ (x_i - μ)² / n,   r = 1/√(σ² + eps),
+        x̂_i = (x_i - μ)·r,   y_i = γ·x̂_i + β.
+
+    Backward, with g_i = dL/dy_i. The affine part gives dβ = Σ g_i,
+    dγ = Σ g_i·x̂_i and dx̂_i = γ·g_i. Each x̂_j depends on x_i directly and
+    through μ and σ²: ∂μ/∂x_i = 1/n, and ∂σ²/∂x_i = 2(x_i - μ)/n (the part
+    through μ vanishes, as Σ_j (x_j - μ) = 0), so
+
+        ∂x̂_j/∂x_i = r·(δ_ij - 1/n) - (x_j - μ)·r³·(x_i - μ)/n
+                  = (r/n)·(n·δ_ij - 1 - x̂_j·x̂_i),
+
+    and summing dx̂_j·∂x̂_j/∂x_i over j:
+
+        dx_i = (r/n)·(n·dx̂_i - Σ_j dx̂_j - x̂_i·Σ_j dx̂_j·x̂_j).
+
+    One pass over three sums instead of the dozen nodes the composite
+    (mean, subtract, square, mean, power, multiply, ...) records.
+    """
+    a = x.data
+    n = a.size // a.shape[1]
+    mu = a.mean(axis=axes, keepdims=True)
+    centred = a - mu
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    r = 1 / np.sqrt(var + eps)
+    x_hat = centred * r
+    parents: tuple[Tensor, ...]
+    if weight is None or bias is None:
+        y, parents = x_hat, (x,)
+        gamma = None
+    else:
+        gamma = weight.data.reshape(mu.shape)  # (1, C) or (1, C, 1): broadcasts over x
+        y, parents = x_hat * gamma + bias.data.reshape(mu.shape), (x, weight, bias)
+
+    def backward(g):
+        dx_hat = g if gamma is None else g * gamma  # dx̂ = γ·g
+        dx = (r / n) * (n * dx_hat - dx_hat.sum(axis=axes, keepdims=True)
+                        - x_hat * (dx_hat * x_hat).sum(axis=axes, keepdims=True))
+        dx = dx.astype(a.dtype, copy=False)
+        if gamma is None:
+            return (dx,)
+        dgamma = (g * x_hat).sum(axis=axes).astype(weight.dtype, copy=False)  # dγ = Σ g·x̂
+        dbeta = g.sum(axis=axes).astype(bias.dtype, copy=False)  # dβ = Σ g
+        return dx, dgamma, dbeta
+
+    return Tensor._make(y, parents, backward, "batch_norm"), mu, var
