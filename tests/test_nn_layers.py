@@ -370,11 +370,12 @@ def test_batch_norm_defaults_and_first_step() -> None:
     np.testing.assert_allclose(bn.running_var.data, [0.9 + 0.7, 0.9 + 70.0], rtol=1e-14)
 
 
-@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 4), (2, 1), (2, 2, 1)])
-def test_batch_norm_gradcheck_in_training(shape: tuple[int, ...]) -> None:
+@FAST
+@given(n=st.integers(2, 5), c=st.integers(1, 3), length=st.sampled_from([None, 1, 3]), seed=st.integers(0, 100))
+def test_batch_norm_gradcheck_in_training(n: int, c: int, length: int | None, seed: int) -> None:
     """d/dx, d/dweight and d/dbias of the training-mode BatchNorm1d match central differences."""
-    rng = np.random.default_rng(sum(shape))
-    c = shape[1]
+    shape = (n, c) if length is None else (n, c, length)
+    rng = np.random.default_rng(seed)
     x = mg.Tensor(rng.normal(size=shape), requires_grad=True)
     w = mg.Tensor(rng.normal(size=c), requires_grad=True)
     b = mg.Tensor(rng.normal(size=c), requires_grad=True)
@@ -575,3 +576,24 @@ def test_mlp_with_dropout_and_batch_norm_trains_and_is_deterministic_in_eval() -
     assert all(p.grad is not None and np.any(p.grad != 0) for p in model.parameters())
     model.eval()
     assert np.array_equal(model(x).data, model(x).data)
+
+
+NEW_LAYERS = (nn.LeakyReLU, nn.GELU, nn.Softmax, nn.Identity, nn.Flatten, nn.Dropout, nn.LayerNorm, nn.BatchNorm1d)
+
+
+def test_no_new_layer_hand_writes_parameters_or_state() -> None:
+    """Parameters and buffers are found by Module alone: no layer defines its own discovery or state dict."""
+    for cls in NEW_LAYERS:
+        for method in ("parameters", "named_parameters", "buffers", "named_buffers", "state_dict",
+                       "load_state_dict", "zero_grad", "train", "eval"):
+            assert method not in vars(cls), f"{cls.__name__} defines {method}()"
+
+
+def test_reprs_show_the_settings() -> None:
+    """Each layer's repr gives its arguments."""
+    assert repr(nn.LeakyReLU(0.2)) == "LeakyReLU(negative_slope=0.2)"
+    assert repr(nn.GELU("tanh")) == "GELU(approximate='tanh')"
+    assert repr(nn.Dropout(0.1)) == "Dropout(p=0.1)"
+    assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
+    assert repr(nn.LayerNorm(4)) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
+    assert repr(nn.BatchNorm1d(3)) == "BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True)"
