@@ -36,10 +36,12 @@ DEFAULT_MAX_BYTES = 2**30
 """The most array data (1 GiB) that :func:`load` reads from one file unless told otherwise."""
 
 
-def _check_key(key: Any, name: str) -> None:
-    """Refuse a key whose member name would not come back unchanged from the zip file."""
+def _check_key(key: Any, prefix: str) -> str:
+    """The dotted name of ``key`` under ``prefix``; refuse a key its zip member name would not keep unchanged."""
     if not isinstance(key, str) or not key:
-        raise ValueError(f"save: state keys must be non-empty strings, got {key!r} in {name!r}")
+        where = f" (in {prefix!r})" if prefix else ""
+        raise ValueError(f"save: state keys must be non-empty strings, got {key!r}{where}")
+    name = f"{prefix}.{key}" if prefix else key
     if "\x00" in key:
         raise ValueError(f"save: key {name!r} holds a NUL byte, which a zip member name cannot; rename it")
     if "\\" in key:
@@ -50,8 +52,10 @@ def _check_key(key: Any, name: str) -> None:
     except UnicodeEncodeError:
         raise ValueError(f"save: key {name!r} is not valid Unicode text (a lone surrogate?); rename it") from None
     if size > _MAX_NAME_BYTES:
-        raise ValueError(f"save: key {name[:40]!r}... is {size} bytes long; a zip member name holds at most "
-                         f"{_MAX_NAME_BYTES}")
+        raise ValueError(
+            f"save: key {name[:40]!r}... is {size} bytes long; a zip member name holds at most {_MAX_NAME_BYTES}"
+        )
+    return name
 
 
 def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -62,15 +66,16 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
     """
     tree: dict[str, Any] = {}
     for key, value in state.items():
-        name = f"{prefix}.{key}" if prefix else key
-        _check_key(key, name if isinstance(key, str) else prefix)
+        name = _check_key(key, prefix)
         if isinstance(value, Mapping):
             tree[key] = _flatten(value, name, arrays)
             continue
         array = np.asarray(value.data if isinstance(value, Tensor) else value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"save: entry {name!r} is not numeric (dtype {array.dtype})")
-        if name in arrays or name == _MANIFEST:
+        if name == _MANIFEST:
+            raise ValueError(f"save: the key {name!r} is reserved for the checkpoint's manifest; rename it")
+        if name in arrays:
             raise ValueError(f"save: two entries flatten to the same key {name!r}")
         arrays[name] = array
         tree[key] = name

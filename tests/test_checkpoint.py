@@ -569,6 +569,7 @@ def test_keys_ending_in_npy_or_unusual_keys_come_back_as_they_were(tmp_path: Pat
         ({"x" * 70_000: np.ones(2)}, "xxxx"),
         ({"": np.ones(2)}, "''"),
         ({"ok": np.ones(2), 3: np.ones(2)}, "3"),
+        ({"__minigrad__": np.ones(2)}, "reserved"),
     ],
 )
 def test_a_key_that_cannot_round_trip_is_refused_before_anything_is_written(
