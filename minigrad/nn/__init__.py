@@ -1,11 +1,12 @@
 """Layers, losses and their base classes: the engine turned into trainable MLPs.
 
-``mg.nn.Module`` (in :mod:`minigrad.nn.module`) finds its parameters by walking
-its attributes; :mod:`minigrad.nn.layers` has ``Linear``, the activations,
-``Dropout``, ``Flatten``, ``Identity``, ``Sequential`` and ``MLP``;
-:mod:`minigrad.nn.normalization` ``LayerNorm`` and ``BatchNorm1d``;
-:mod:`minigrad.nn.init` the initializers; :mod:`minigrad.nn.losses` the losses. ``mg.nn.save``
-and ``mg.nn.load`` are the checkpoint functions of :mod:`minigrad.checkpoint`.
+``mg.nn.Module`` (in :mod:`minigrad.nn.module`) finds its parameters and
+buffers by walking its attributes; :mod:`minigrad.nn.layers` has ``Linear``,
+the activations, ``Dropout``, ``Flatten``, ``Identity``, ``Sequential`` and
+``MLP``; :mod:`minigrad.nn.normalization` has ``LayerNorm`` and
+``BatchNorm1d``; :mod:`minigrad.nn.init` the initializers;
+:mod:`minigrad.nn.losses` the losses. ``mg.nn.save`` and ``mg.nn.load`` are
+the checkpoint functions of :mod:`minigrad.checkpoint`.
 """
 
 from minigrad.checkpoint import load, save
