@@ -292,9 +292,10 @@ class MLP(Sequential):
         self,
         sizes: Sequence[int],
         activation: str = "relu",
+        dtype: Any = np.float32,
+        *,
         dropout: float = 0.0,
         norm: str | None = None,
-        dtype: Any = np.float32,
     ) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
