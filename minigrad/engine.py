@@ -1,20 +1,34 @@
 """The Tensor engine: reverse-mode automatic differentiation on numpy.
 
-A :class:`Tensor` wraps a numpy array. Every operation on tensors that require
-gradients records its inputs (``_parents``) and a small function
-(``_backward``) that maps the gradient of the output, ``g = dL/d(out)``, to the
-gradients of the inputs by the chain rule. ``loss.backward()`` sorts the
-recorded graph once (iteratively, so chains of any length work) and runs those
-functions from the loss back to the leaves, adding each contribution into the
-leaves' ``.grad``.
+How it works, in one paragraph. A :class:`Tensor` wraps a numpy array. Every
+operation is a :class:`Function`: a small class whose ``forward`` computes the
+output from the inputs' arrays and whose ``backward`` maps the gradient of the
+output, ``g = dL/d(out)``, to the gradients of the inputs by the chain rule.
+Built-in ops (:mod:`minigrad.ops`) and the ops users write are the same kind of
+class, applied the same way (``Exp.apply(t)``). When some input requires
+gradients, the output remembers the Function instance that made it (its
+``ctx``, holding the inputs and whatever ``forward`` saved). ``loss.backward()``
+sorts the recorded graph once (iteratively, so chains of any length work) and
+calls each ``backward`` from the loss back to the leaves, adding every
+contribution into the leaves' ``.grad``. All of that walk is one function,
+:func:`run_backward`; every gradient an op returns is checked there against its
+input's shape, in one place.
 
-Each op below computes its output, then defines its backward right under it,
-with the derivative it implements in a comment.
+Gradients of gradients. Each ``backward`` is written with operators and methods
+that numpy arrays and Tensors share (``g * b``, ``g.sum(axis)``, ``x.T``,
+``g.reshape(shape)``) and with the few two-way functions of :mod:`minigrad.ops`
+(``exp``, ``where``, ``sum_to``, ...). A first-order ``backward()`` runs it on
+arrays, as fast as hand-written numpy. ``mg.autograd.grad(..., create_graph=True)``
+runs the very same code on Tensors instead: the gradient is then built from
+recorded ops, so it has a graph of its own and can be differentiated again,
+to any order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
 
@@ -22,33 +36,51 @@ import numpy as np
 
 __all__ = [
     "Tensor",
+    "Function",
     "concatenate",
     "stack",
     "linear",
     "no_grad",
+    "enable_grad",
     "is_grad_enabled",
+    "detect_anomaly",
     "manual_seed",
     "get_generator",
     "gradcheck",
+    "gradgradcheck",
     "GradcheckError",
     "unbroadcast",
     "stable_sigmoid",
+    "run_backward",
 ]
 
 ArrayLike = Union["Tensor", np.ndarray, float, int, Sequence]
 Axis = int | tuple[int, ...] | None
 
 # ---------------------------------------------------------------------------
-# Global switches: gradient recording and the one random generator.
+# Switches: gradient recording and anomaly detection (per thread), the one
+# random generator.
 # ---------------------------------------------------------------------------
 
-_grad_enabled = True
+
+class _ThreadState(threading.local):
+    """Per-thread switch: a thread inside ``no_grad`` never affects another."""
+
+    grad_enabled: bool = True
+
+
+_state = _ThreadState()
 _generator = np.random.default_rng()
+# Anomaly detection is a debugging switch for the whole process (one global test per op when off).
+_anomaly = False
+# How many in-place changes minigrad has made to any tensor; a tensor's _version is its value at the
+# tensor's last change. Backward compares one integer per node to know that nothing changed.
+_edits = 0
 
 
 def is_grad_enabled() -> bool:
-    """Return True when new operations are being recorded for backward()."""
-    return _grad_enabled
+    """Return True when new operations are being recorded for backward() (in this thread)."""
+    return _state.grad_enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -60,29 +92,52 @@ class _GradMode(contextlib.ContextDecorator):
         return type(self)()  # a fresh one per decorated call, so recursion restores correctly
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = self.enabled
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _state.grad_enabled = self._previous
 
 
 class no_grad(_GradMode):
     """Context manager (or decorator) under which no operation is recorded.
 
     Results computed inside have ``requires_grad=False`` and no graph, so
-    evaluation and parameter updates cost no memory for backward.
+    evaluation and parameter updates cost no memory for backward. The switch
+    belongs to the current thread only.
     """
 
     enabled = False
 
 
-class _enable_grad(_GradMode):
-    """Turn recording back on inside a ``no_grad`` block (used by gradcheck)."""
+class enable_grad(_GradMode):
+    """Turn recording back on inside a ``no_grad`` block (the current thread only)."""
 
     enabled = True
+
+
+_enable_grad = enable_grad  # the name gradcheck used before enable_grad was public
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Context manager under which the first op that makes a NaN or infinity raises.
+
+    Inside it, every op's forward output and every gradient its backward
+    returns is checked; the first one holding a NaN or an infinity raises
+    ``FloatingPointError`` naming the op, its input shapes, the phase
+    (forward or backward) and the line of user code that created the op.
+    Off by default; when off it costs one flag test per op. The switch is
+    for the whole process (it is a debugging aid), unlike ``no_grad``.
+    """
+
+    def __enter__(self) -> None:
+        global _anomaly
+        self._previous = _anomaly
+        _anomaly = True
+
+    def __exit__(self, *exc: object) -> None:
+        global _anomaly
+        _anomaly = self._previous
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -103,7 +158,7 @@ def get_generator() -> np.random.Generator:
 
 
 # ---------------------------------------------------------------------------
-# Broadcasting and its adjoint.
+# Array helpers: broadcasting's adjoint, a stable sigmoid, axes.
 # ---------------------------------------------------------------------------
 
 
@@ -128,15 +183,22 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * x))
 
 
-def _normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
-    """Turn ``axis`` (None, an int or a tuple) into sorted non-negative axes.
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
+    """Turn ``axis`` (None, an int or a tuple of ints) into sorted non-negative axes.
 
     As in PyTorch, a 0-d tensor takes axis 0 or -1 as if it had one axis of
     length 1; reducing over that changes nothing, so it becomes no axis at all.
+    Booleans and other non-integers are refused (``axis=True`` is not axis 1).
     """
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes: Any = (axis,) if _is_int(axis) else axis
+    if not isinstance(axes, (tuple, list)) or not all(_is_int(a) for a in axes):
+        raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, got {axis!r}")
     n = max(ndim, 1)
     out = []
     for a in axes:
@@ -148,11 +210,181 @@ def _normalize_axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...]:
     return tuple(sorted(out)) if ndim else ()
 
 
-def _expand_reduced(g: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-    """Put back the axes a reduction removed, so ``g`` broadcasts to the input."""
-    if keepdims or not axes:
-        return g
-    return np.expand_dims(g, axes)
+def check_flag(op: str, name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool; otherwise raise naming the argument."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+# ---------------------------------------------------------------------------
+# Function: one op, forward and backward together
+# ---------------------------------------------------------------------------
+
+
+class Function:
+    """One differentiable operation: subclass it, write ``forward`` and ``backward``.
+
+    ``forward(ctx, *args)`` gets the inputs' numpy arrays (other arguments as
+    they are) and returns the output array; ``ctx.save_for_backward(...)``
+    keeps what backward needs. ``backward(ctx, g)`` gets ``g = dL/d(out)`` and
+    returns one gradient per argument of ``forward`` (None where there is
+    none), each of its input's shape; the engine checks that. ``ctx`` is an
+    instance of the Function, so ``forward`` may also set plain attributes on
+    it (``ctx.axis = axis``). ``ctx.needs_input_grad`` says which arguments
+    need a gradient. Use it as ``MyOp.apply(t, ...)``::
+
+        class Sin(mg.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return np.sin(x)
+
+            @staticmethod
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return g * mg.ops.cos(x)  # d/dx sin x = cos x
+
+    ``backward`` runs on arrays for a first-order gradient. Under
+    ``mg.autograd.grad(..., create_graph=True)`` it runs on Tensors (the saved
+    inputs and output become the graph's own tensors), so that the gradient
+    can be differentiated again; write it with operators, Tensor/array
+    methods and the two-way functions of :mod:`minigrad.ops` (``exp``,
+    ``cos``, ``where``, ``sum_to``, ...) to allow that. A value saved that is
+    neither an input's array nor the output is a constant in that case. Set
+    ``once_differentiable = True`` on a Function whose backward uses numpy
+    directly: differentiating it twice then raises a clear error.
+    """
+
+    #: The op's name in graphs and messages; the lower-cased class name unless set.
+    name: str = ""
+    #: True for a Function whose backward works on arrays only.
+    once_differentiable: bool = False
+
+    inputs: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__.lower()
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> np.ndarray:
+        """Compute the output array from the inputs' arrays; subclasses define it."""
+        raise NotImplementedError("a Function must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        """Map dL/d(out) to one gradient per input; subclasses define it."""
+        raise NotImplementedError("a Function must define backward(ctx, g)")
+
+    # Defaults, read from the class until forward sets them (fewer attribute writes per op).
+    #: What forward saved: arrays for a first-order backward, Tensors under create_graph.
+    saved_tensors: tuple[Any, ...] = ()
+    _edits = 0
+    _created_at = ""  # where user code created the op (set in anomaly mode)
+
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep arrays for backward (read back with ``ctx.saved_tensors``)."""
+        self.saved_tensors = values
+
+    def _graph_saved(self, node: Tensor) -> tuple[Any, ...]:
+        """The saved values as the graph's Tensors: each is an input's array, the output's, or a constant."""
+        out = []
+        for value in self.saved_tensors:
+            if value is node.data:
+                out.append(node)
+                continue
+            for t in self.inputs:
+                if isinstance(t, Tensor) and value is t.data:
+                    out.append(t)
+                    break
+            else:
+                out.append(Tensor(value) if isinstance(value, np.ndarray) and value.dtype.kind == "f" else value)
+        return tuple(out)
+
+    @classmethod
+    def apply(cls, *args: Any) -> Tensor:
+        """Run the op on ``args`` (Tensors and plain values); record it when an input needs grad."""
+        ctx = cls.__new__(cls)
+        arrays = []
+        needs = []
+        for a in args:  # the inputs' arrays for forward, and which inputs need a gradient
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                needs.append(a.requires_grad)
+            else:
+                arrays.append(a)
+                needs.append(False)
+        data = cls.forward(ctx, *arrays)
+        if type(data) is not np.ndarray:  # a numpy scalar (ufuncs return them for 0-d inputs)
+            data = np.asarray(data)
+        out = Tensor.__new__(Tensor)
+        out.data = data
+        out.grad = None
+        out._version = 0
+        out._hooks = None
+        out._ctx = None
+        out.requires_grad = False
+        if _anomaly:
+            _check_finite(cls, data, args, "forward")
+        if True in needs and _state.grad_enabled:
+            ctx.inputs = args  # Tensors and plain values; needs_input_grad marks the Tensors that matter
+            ctx.needs_input_grad = tuple(needs)
+            if _edits:
+                ctx._edits = _edits  # to tell, at backward, whether anything changed in place since
+            if _anomaly:
+                ctx._created_at = _user_frame()
+            out.requires_grad = True
+            out._ctx = ctx
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} node>"
+
+
+class _Released(Function):
+    """What a node holds after backward() released its graph."""
+
+    name = "released"
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        raise RuntimeError(
+            "backward: the graph through this tensor was released by an earlier backward(); "
+            "run the forward pass again, or pass retain_graph=True to the first backward()"
+        )
+
+
+_RELEASED = _Released.__new__(_Released)
+_RELEASED.inputs = ()
+_RELEASED.needs_input_grad = ()
+
+
+def _user_frame() -> str:
+    """The innermost stack frame outside minigrad's own files, as 'file:line: code'."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if "/minigrad/" not in frame.filename.replace("\\", "/") or "/tests/" in frame.filename:
+            return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"
+    return "(unknown)"
+
+
+def _check_finite(
+    fn: type[Function] | Function, value: Any, inputs: Sequence[Any], phase: str, where: str = ""
+) -> None:
+    """Anomaly mode: raise FloatingPointError if ``value`` holds a NaN or an infinity."""
+    array = value.data if isinstance(value, Tensor) else value
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        shapes = ", ".join(str(a.shape) for a in inputs if isinstance(a, (Tensor, np.ndarray)))
+        kind = "NaN" if np.isnan(array).any() else "infinity"
+        if not where and phase == "forward":
+            where = _user_frame()
+        made = f"; the op was created at {where}" if where else ""
+        raise FloatingPointError(
+            f"detect_anomaly: {fn.name} produced a {kind} in its {phase} pass "
+            f"(input shapes {shapes}){made}"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -163,7 +395,7 @@ _FLOAT_KINDS = "f"
 
 
 def _to_array(data: Any, dtype: Any) -> np.ndarray:
-    """Convert user data to a floating numpy array, explaining any refusal."""
+    """Convert user data to a floating (or boolean) numpy array, explaining any refusal."""
     if dtype is not None:
         try:
             dtype = np.dtype(dtype)
@@ -184,9 +416,24 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
             f"from {type(data).__name__}"
         )
     if dtype is None:
+        if arr.dtype.kind == "b":
+            return arr  # a boolean mask stays boolean, as in numpy and PyTorch
         keep = isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f"
         dtype = arr.dtype if keep else np.dtype(np.float32)
     return arr.astype(dtype, copy=False)
+
+
+class RemovableHandle:
+    """Returned by :meth:`Tensor.register_hook`; ``handle.remove()`` takes the hook away."""
+
+    def __init__(self, hooks: list[Callable[[Any], Any]], hook: Callable[[Any], Any]) -> None:
+        self._hooks = hooks
+        self._hook = hook
+
+    def remove(self) -> None:
+        """Remove the hook (doing it twice is harmless)."""
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
 class Tensor:
@@ -195,14 +442,21 @@ class Tensor:
     ``Tensor(data, requires_grad=False, dtype=None)``: ``data`` is a number,
     nested lists or a numpy array. Python numbers, lists and integer arrays
     become float32; a floating numpy array keeps its dtype (float64 stays
-    float64), unless ``dtype`` says otherwise. A numpy array that already has
-    the target dtype is used without a copy, as ``np.asarray`` would.
+    float64), unless ``dtype`` says otherwise; booleans stay boolean (masks).
+    A numpy array that already has the target dtype is used without a copy,
+    as ``np.asarray`` would.
 
     After ``loss.backward()``, every tensor created with ``requires_grad=True``
-    that the loss depends on holds ``dloss/dtensor`` in ``.grad``.
+    that the loss depends on holds ``dloss/dtensor`` in ``.grad`` (a numpy
+    array). ``.data`` is the array itself: writing into it directly is not
+    tracked by the version counter (as in PyTorch), so a backward that needs
+    the old values cannot notice; in-place changes made through minigrad
+    (``optimizer.step()``, ``nn.init``, ``load_state_dict``) are tracked.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op")
+    __slots__ = (
+        "data", "grad", "requires_grad", "_ctx", "_version", "_hooks", "__weakref__",
+    )
     # Make numpy defer to Tensor: `np.ones(3) + t` calls Tensor.__radd__.
     __array_ufunc__ = None
 
@@ -213,41 +467,17 @@ class Tensor:
             self.data: np.ndarray = data  # the common case, a float array: used as it is
         else:
             self.data = _to_array(data, dtype)
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating tensors can require grad, got dtype {self.data.dtype}")
         self.grad: np.ndarray | None = None
         self.requires_grad: bool = bool(requires_grad)
-        self._parents: tuple[Tensor, ...] = ()
-        self._backward: Callable | None = None
-        self._op: str = ""
+        self._ctx: Function | None = None
+        self._version: int = 0  # the value of the global count of in-place changes at this tensor's last one
+        self._hooks: list[Callable[[Any], Any]] | None = None
 
     # -- bookkeeping --------------------------------------------------------
-
-    @staticmethod
-    def _make(
-        data: np.ndarray, parents: tuple[Tensor, ...], backward: Callable, op: str
-    ) -> Tensor:
-        """Wrap an op's result; record the graph only if some input needs it.
-
-        ``backward(g)`` returns one gradient per parent (None where the parent
-        needs none), each already of that parent's shape. Each is ``g`` itself,
-        a view, or a new array made for that parent alone (never one new array
-        for two parents): backward keeps such a new array as a leaf's ``.grad``
-        without copying it.
-        """
-        out = Tensor.__new__(Tensor)
-        out.data = data
-        out.grad = None
-        out._op = op
-        if _grad_enabled:
-            for p in parents:
-                if p.requires_grad:
-                    out.requires_grad = True
-                    out._parents = parents
-                    out._backward = backward
-                    return out
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
-        return out
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -269,15 +499,50 @@ class Tensor:
         """The number of elements."""
         return self.data.size
 
+    @property
+    def is_leaf(self) -> bool:
+        """True for a tensor no recorded op made (a parameter, an input, a constant)."""
+        return self._ctx is None
+
+    @property
+    def op(self) -> str:
+        """The name of the op that made this tensor ("" for a leaf)."""
+        return "" if self._ctx is None else self._ctx.name
+
+    @property
+    def version(self) -> int:
+        """The version counter: it grows at every in-place change minigrad makes (0 for a new tensor).
+
+        It counts minigrad's in-place changes of any tensor, read at this
+        tensor's last one, so one number per op tells backward that nothing
+        it saved has changed since the forward pass.
+        """
+        return self._version
+
+    def bump_version(self) -> None:
+        """Record an in-place change of ``.data`` (optimizers, ``nn.init`` and ``load_state_dict`` call it)."""
+        global _edits
+        _edits += 1
+        self._version = _edits
+
     def __len__(self) -> int:
         """The length of the first axis."""
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; several elements are ambiguous, as in numpy."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use (t != 0).any() or .all() style reductions on .data, or t.item() for one element"
+            )
+        return bool(self.data.reshape(()))
+
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="Tensor(", precision=4)
         extra = f", dtype={self.dtype}" if self.dtype != np.float32 else ""
-        if self._op:
-            extra += f", op={self._op}"
+        if self._ctx is not None:
+            extra += f", op={self._ctx.name}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"Tensor({body}{extra})"
@@ -310,16 +575,61 @@ class Tensor:
         """Forget the accumulated gradient (``.grad = None``)."""
         self.grad = None
 
+    # -- looking inside: hooks, retained gradients, the graph -----------------
+
+    def register_hook(self, hook: Callable[[Any], Any]) -> RemovableHandle:
+        """Call ``hook(grad)`` each time this tensor's gradient is computed in a backward pass.
+
+        ``grad`` is the whole gradient of this tensor for that pass (an array;
+        a Tensor under ``create_graph``). If the hook returns something other
+        than None, it replaces the gradient that flows on (PyTorch's
+        semantics). Returns a handle whose ``remove()`` takes the hook away.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad, so no gradient will reach it")
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return RemovableHandle(self._hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this intermediate tensor's gradient in ``.grad`` after backward (leaves always do).
+
+        It accumulates over backward calls, as a leaf's does. (It is a hook
+        that adds the gradient into ``.grad``, registered once.)
+        """
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        if self._ctx is None or self.retains_grad:
+            return
+        self.register_hook(_RetainGrad(self))
+
+    @property
+    def retains_grad(self) -> bool:
+        """True when :meth:`retain_grad` was called on this non-leaf tensor."""
+        return any(isinstance(h, _RetainGrad) for h in self._hooks or ())
+
+    def graph(self, params: Iterable[tuple[str, Tensor]] | None = None) -> str:
+        """The graph behind this tensor as indented text, one line per op or leaf."""
+        from minigrad.graph import graph_text
+
+        return graph_text(self, params=params)
+
     # -- backward ------------------------------------------------------------
 
-    def backward(self, grad: ArrayLike | None = None) -> None:
+    def backward(self, grad: ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Backpropagate from this tensor, adding into every leaf's ``.grad``.
 
         ``grad`` is dL/d(self); it may be omitted only when self has one
         element (it is then 1). Gradients accumulate over calls until they are
-        zeroed. The graph is released afterwards: intermediate tensors no
-        longer hold their inputs, so memory stays flat in a training loop.
+        zeroed. Unless ``retain_graph`` is True the graph is released
+        afterwards: intermediate tensors no longer hold their inputs, so
+        memory stays flat in a training loop. With ``retain_graph=True`` it is
+        kept, to be drawn or backpropagated again.
         """
+        check_flag("backward", "retain_graph", retain_graph)
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph; "
@@ -340,363 +650,198 @@ class Tensor:
                 raise ValueError(
                     f"backward: grad has shape {g.shape} but the output has shape {self.shape}"
                 )
-
-        if self._backward is None:  # backward() on a leaf
-            _accumulate(self, g)
-            return
-        grads: dict[Tensor, np.ndarray] = {self: g}  # dL/dnode, summed over uses
-        for node in self._topological_order():
-            g = grads.pop(node)
-            for parent, pg in zip(node._parents, node._backward(g)):
-                if pg is None:
-                    continue
-                if parent._backward is not None:  # an inner node (they all require grad)
-                    grads[parent] = grads[parent] + pg if parent in grads else pg
-                elif parent.requires_grad:  # a leaf: add into .grad now
-                    # A new array the op made for this parent alone, of its dtype, becomes .grad
-                    # without a copy. (Built-in dtypes are single objects, so `is` settles the
-                    # common case before the slower ==. A numpy scalar, which ufuncs return for
-                    # 0-d inputs, is copied into a 0-d array instead.)
-                    new_array = type(pg) is np.ndarray and pg.base is None and pg is not g
-                    same_dtype = pg.dtype is parent.data.dtype or pg.dtype == parent.data.dtype
-                    if parent.grad is None and new_array and same_dtype:
-                        parent.grad = pg
-                    else:
-                        _accumulate(parent, pg)
-            # Release the graph behind this node.
-            node._parents = ()
-            node._backward = _released
+        run_backward([self], [g], retain_graph=retain_graph)
 
     def _topological_order(self) -> list[Tensor]:
-        """Non-leaf nodes reachable from self, each before all of its parents.
+        """Non-leaf nodes reachable from self, each before all of its inputs."""
+        return topological_order([self])
 
-        Only non-leaves (which all require grad) are ordered; backward adds
-        into leaves as their gradients arrive. The graph of a training step is
-        mostly a chain, layer after layer, so the chain at the top is walked
-        directly: while a node has a single non-leaf parent, that parent comes
-        next. From the first node with several, a depth-first search orders
-        the rest (nothing above it can be reached from it: the graph has no
-        cycles).
-        """
-        chain: list[Tensor] = []
-        node = self
-        while True:
-            chain.append(node)
-            inner = None  # the one non-leaf parent, if there is just one
-            for parent in node._parents:
-                if parent._backward is not None and parent is not inner:
-                    if inner is not None:  # several: leave the chain
-                        chain.pop()
-                        return chain + node._depth_first_order()
-                    inner = parent
-            if inner is None:
-                return chain
-            node = inner
-
-    def _depth_first_order(self) -> list[Tensor]:
-        """Non-leaf nodes reachable from self, each before all of its parents.
-
-        Iterative depth-first search with an explicit stack, so a chain of
-        100,000 ops does not hit Python's recursion limit. A node is appended
-        after all of its parents (post-order); the reversed list is the order.
-        """
-        order: list[Tensor] = []
-        visited: set[Tensor] = set()
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
-                order.append(node)
-            elif node not in visited:
-                visited.add(node)
-                stack.append((node, True))
-                for parent in node._parents:
-                    if parent._backward is not None and parent not in visited:
-                        stack.append((parent, False))
-        order.reverse()
-        return order
-
-    # -- arithmetic (binary ops broadcast; unbroadcast undoes it) -----------
+    # -- arithmetic (binary ops broadcast; sum_to undoes it) ------------------
 
     def _other(self, other: ArrayLike) -> Tensor:
         """Wrap a number or array as a constant of this tensor's dtype."""
         if isinstance(other, Tensor):
             return other
-        return Tensor(_to_array(other, self.data.dtype))
-
-    def _broadcast_error(self, op: str, other: Tensor, error: ValueError) -> ValueError:
-        return ValueError(f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together")
+        dtype = self.data.dtype if self.data.dtype.kind == "f" else None
+        return Tensor(_to_array(other, dtype))
 
     def __add__(self, other: ArrayLike) -> Tensor:
-        """a + b, broadcasting. d(a+b)/da = d(a+b)/db = 1."""
-        other = self._other(other)
-        try:
-            data = self.data + other.data
-        except ValueError as e:
-            raise self._broadcast_error("add", other, e) from None
-        a, b = self, other
-
-        def backward(g):  # d(a+b)/da = d(a+b)/db = 1
-            return (
-                unbroadcast(g, a.shape) if a.requires_grad else None,
-                unbroadcast(g, b.shape) if b.requires_grad else None,
-            )
-
-        return Tensor._make(data, (a, b), backward, "add")
+        """a + b, broadcasting."""
+        return ops.Add.apply(self, self._other(other))
 
     def __radd__(self, other: ArrayLike) -> Tensor:
         """other + a, for a number or array on the left."""
-        return self._other(other) + self
+        return ops.Add.apply(self._other(other), self)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        """a - b, broadcasting. d(a-b)/da = 1, d(a-b)/db = -1."""
-        other = self._other(other)
-        try:
-            data = self.data - other.data
-        except ValueError as e:
-            raise self._broadcast_error("sub", other, e) from None
-        a, b = self, other
-
-        def backward(g):  # d(a-b)/da = 1, d(a-b)/db = -1
-            return (
-                unbroadcast(g, a.shape) if a.requires_grad else None,
-                unbroadcast(-g, b.shape) if b.requires_grad else None,
-            )
-
-        return Tensor._make(data, (a, b), backward, "sub")
+        """a - b, broadcasting."""
+        return ops.Sub.apply(self, self._other(other))
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
         """other - a, for a number or array on the left."""
-        return self._other(other) - self
+        return ops.Sub.apply(self._other(other), self)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        """a * b, elementwise, broadcasting. d(ab)/da = b, d(ab)/db = a."""
-        other = self._other(other)
-        try:
-            data = self.data * other.data
-        except ValueError as e:
-            raise self._broadcast_error("mul", other, e) from None
-        a, b = self, other
-
-        def backward(g):  # d(ab)/da = b, d(ab)/db = a
-            return (
-                unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
-                unbroadcast(g * a.data, b.shape) if b.requires_grad else None,
-            )
-
-        return Tensor._make(data, (a, b), backward, "mul")
+        """a * b, elementwise, broadcasting."""
+        return ops.Mul.apply(self, self._other(other))
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
         """other * a, for a number or array on the left."""
-        return self._other(other) * self
+        return ops.Mul.apply(self._other(other), self)
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        """a / b, elementwise, broadcasting. d(a/b)/da = 1/b, d(a/b)/db = -a/b²."""
-        other = self._other(other)
-        try:
-            data = self.data / other.data
-        except ValueError as e:
-            raise self._broadcast_error("div", other, e) from None
-        a, b = self, other
-
-        def backward(g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b²
-            return (
-                unbroadcast(g / b.data, a.shape) if a.requires_grad else None,
-                unbroadcast(-g * data / b.data, b.shape) if b.requires_grad else None,
-            )
-
-        return Tensor._make(data, (a, b), backward, "div")
+        """a / b, elementwise, broadcasting."""
+        return ops.Div.apply(self, self._other(other))
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
         """other / a, for a number or array on the left."""
-        return self._other(other) / self
+        return ops.Div.apply(self._other(other), self)
 
     def __pow__(self, exponent: ArrayLike) -> Tensor:
-        """a ** p. d(a^p)/da = p·a^(p-1); for a tensor exponent, d(a^b)/db = a^b·ln a."""
-        if isinstance(exponent, (int, float, np.integer, np.floating)):
-            a, p = self, float(exponent)  # a Python float keeps the tensor's dtype
-            data = a.data**p
-
-            def backward(g):  # d(a^p)/da = p·a^(p-1)  (0 when p = 0, even at a = 0)
-                if p == 0:
-                    return (np.zeros_like(a.data),)
-                return (g * p * a.data ** (p - 1),)
-
-            return Tensor._make(data, (a,), backward, "pow")
-        other = self._other(exponent)
-        try:
-            data = self.data**other.data
-        except ValueError as e:
-            raise self._broadcast_error("pow", other, e) from None
-        a, b = self, other
-
-        def backward_tensor(g):  # d(a^b)/da = b·a^(b-1), d(a^b)/db = a^b·ln a
-            return (
-                unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape) if a.requires_grad else None,
-                unbroadcast(g * data * np.log(a.data), b.shape) if b.requires_grad else None,
-            )
-
-        return Tensor._make(data, (a, b), backward_tensor, "pow")
+        """a ** p for a number p, or a ** b for a tensor (or array) exponent b."""
+        if isinstance(exponent, (int, float, np.integer, np.floating)) and not isinstance(exponent, bool):
+            return ops.PowScalar.apply(self, float(exponent))  # a Python float keeps the tensor's dtype
+        return ops.Pow.apply(self, self._other(exponent))
 
     def __rpow__(self, base: ArrayLike) -> Tensor:
         """base ** a, for a number or array as the base."""
-        return self._other(base) ** self
+        return ops.Pow.apply(self._other(base), self)
 
     def __neg__(self) -> Tensor:
-        """-a. d(-a)/da = -1."""
-        def backward(g):  # d(-a)/da = -1
-            return (-g,)
-
-        return Tensor._make(-self.data, (self,), backward, "neg")
+        """-a."""
+        return ops.Neg.apply(self)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        """a @ b with numpy's matmul rules (1-D, 2-D, batched). dA = g·Bᵀ, dB = Aᵀ·g."""
-        other = self._other(other)
-        a, b = self, other
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
-        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
-        if a.shape[-1] != k_b:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
-        try:
-            data = a.data @ b.data
-        except ValueError:
-            raise ValueError(
-                f"matmul: batch dimensions of shapes {a.shape} and {b.shape} cannot be broadcast"
-            ) from None
-
-        def backward(g):  # out = A·B: dA = g·Bᵀ, dB = Aᵀ·g (summed over broadcast batches)
-            # Treat a 1-D operand as a row (a) or a column (b), as numpy does.
-            A = a.data[None, :] if a.ndim == 1 else a.data
-            B = b.data[:, None] if b.ndim == 1 else b.data
-            if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
-                G = g.reshape(1, 1)
-            elif a.ndim == 1:
-                G = np.expand_dims(g, -2)
-            elif b.ndim == 1:
-                G = np.expand_dims(g, -1)
-            else:
-                G = g
-            da = db = None
-            if a.requires_grad:
-                da = unbroadcast(G @ np.swapaxes(B, -1, -2), A.shape).reshape(a.shape)
-            if b.requires_grad:
-                db = unbroadcast(np.swapaxes(A, -1, -2) @ G, B.shape).reshape(b.shape)
-            return da, db
-
-        return Tensor._make(data, (a, b), backward, "matmul")
+        """a @ b with numpy's matmul rules (1-D, 2-D, batched)."""
+        return ops.MatMul.apply(self, self._other(other))
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
         """other @ a, for an array on the left."""
-        return self._other(other) @ self
+        return ops.MatMul.apply(self._other(other), self)
+
+    # -- comparisons: not differentiable, they give boolean masks ---------------
+
+    def __lt__(self, other: ArrayLike) -> Tensor:
+        """a < b, elementwise: a boolean Tensor (a mask; no gradient)."""
+        return ops.compare("lt", self, other)
+
+    def __le__(self, other: ArrayLike) -> Tensor:
+        """a <= b, elementwise: a boolean Tensor."""
+        return ops.compare("le", self, other)
+
+    def __gt__(self, other: ArrayLike) -> Tensor:
+        """a > b, elementwise: a boolean Tensor."""
+        return ops.compare("gt", self, other)
+
+    def __ge__(self, other: ArrayLike) -> Tensor:
+        """a >= b, elementwise: a boolean Tensor."""
+        return ops.compare("ge", self, other)
+
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        """a == b, elementwise: a boolean Tensor (Tensors still hash by identity)."""
+        return ops.compare("eq", self, other)
+
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        """a != b, elementwise: a boolean Tensor."""
+        return ops.compare("ne", self, other)
+
+    __hash__ = object.__hash__
 
     # -- reductions ----------------------------------------------------------
 
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (an int, a tuple or None for all)."""
-        axes = _normalize_axes(axis, self.ndim, "sum")
-        a = self
-
-        def backward(g):  # d(sum a)/da_i = 1: every input gets the output's gradient
-            return (np.broadcast_to(_expand_reduced(g, axes, keepdims), a.shape),)
-
-        return Tensor._make(self.data.sum(axis=axes, keepdims=keepdims), (a,), backward, "sum")
+        return ops.Sum.apply(self, normalize_axes(axis, self.ndim, "sum"), check_flag("sum", "keepdims", keepdims))
 
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Mean over ``axis`` (an int, a tuple or None for all)."""
-        axes = _normalize_axes(axis, self.ndim, "mean")
-        count = int(np.prod([self.shape[i] for i in axes]))
-        a = self
-
-        def backward(g):  # d(mean a)/da_i = 1/n
-            return (np.broadcast_to(_expand_reduced(g, axes, keepdims) / count, a.shape),)
-
-        return Tensor._make(self.data.mean(axis=axes, keepdims=keepdims), (a,), backward, "mean")
+        axes = normalize_axes(axis, self.ndim, "mean")
+        return ops.Mean.apply(self, axes, check_flag("mean", "keepdims", keepdims))
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Maximum over ``axis``; the gradient is shared equally among ties."""
-        axes = _normalize_axes(axis, self.ndim, "max")
-        if self.data.size == 0:
-            raise ValueError(f"max: cannot reduce an empty tensor of shape {self.shape}")
-        a = self
-        top = self.data.max(axis=axes, keepdims=True)
+        axes = normalize_axes(axis, self.ndim, "max")
+        return ops.Max.apply(self, axes, check_flag("max", "keepdims", keepdims), "max")
 
-        def backward(g):  # d(max a)/da_i = 1 where a_i is the max (split among ties)
-            share = (a.data == top).astype(a.dtype)
-            share /= share.sum(axis=axes, keepdims=True)
-            return (share * _expand_reduced(g, axes, keepdims),)
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """Minimum over ``axis``; the gradient is shared equally among ties."""
+        axes = normalize_axes(axis, self.ndim, "min")
+        return ops.Max.apply(self, axes, check_flag("min", "keepdims", keepdims), "min")
 
-        data = top if keepdims else np.squeeze(top, axis=axes)
-        return Tensor._make(data, (a,), backward, "max")
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        """log Σ exp(a) over ``axis``, shifted by the max so it never overflows."""
+        axes = normalize_axes(axis, self.ndim, "logsumexp")
+        return ops.LogSumExp.apply(self, axes, check_flag("logsumexp", "keepdims", keepdims))
+
+    def var(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        """Variance over ``axis``: Σ(a - mean)² / (n - correction), as PyTorch (correction=1 by default)."""
+        return ops.variance(self, axis, keepdims, correction, "var")
+
+    def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        """Standard deviation over ``axis``: the square root of :meth:`var`."""
+        return ops.variance(self, axis, keepdims, correction, "std").sqrt()
 
     # -- elementwise functions -------------------------------------------------
 
     def exp(self) -> Tensor:
         """e^a, elementwise."""
-        data = np.exp(self.data)
-
-        def backward(g):  # d/da e^a = e^a
-            return (g * data,)
-
-        return Tensor._make(data, (self,), backward, "exp")
+        return ops.Exp.apply(self)
 
     def log(self) -> Tensor:
         """Natural logarithm, elementwise."""
-        a = self
+        return ops.Log.apply(self)
 
-        def backward(g):  # d/da ln a = 1/a
-            return (g / a.data,)
+    def log1p(self) -> Tensor:
+        """ln(1 + a), elementwise, accurate for small a."""
+        return ops.Log1p.apply(self)
 
-        return Tensor._make(np.log(self.data), (a,), backward, "log")
+    def expm1(self) -> Tensor:
+        """e^a - 1, elementwise, accurate for small a."""
+        return ops.Expm1.apply(self)
+
+    def sqrt(self) -> Tensor:
+        """√a, elementwise."""
+        return ops.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        """|a|, elementwise (gradient sign(a), 0 at 0 as in PyTorch)."""
+        return ops.Abs.apply(self)
+
+    def __abs__(self) -> Tensor:
+        """abs(a)."""
+        return ops.Abs.apply(self)
+
+    def sin(self) -> Tensor:
+        """sin a, elementwise."""
+        return ops.Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        """cos a, elementwise."""
+        return ops.Cos.apply(self)
 
     def tanh(self) -> Tensor:
         """Hyperbolic tangent, elementwise."""
-        data = np.tanh(self.data)
-
-        def backward(g):  # d/da tanh a = 1 - tanh² a
-            return (g * (1 - data * data),)
-
-        return Tensor._make(data, (self,), backward, "tanh")
+        return ops.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
         """σ(a) = 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows."""
-        data = stable_sigmoid(self.data)
-
-        def backward(g):  # d/da σ(a) = σ(a)·(1 - σ(a))
-            return (g * data * (1 - data),)
-
-        return Tensor._make(data, (self,), backward, "sigmoid")
+        return ops.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
         """max(a, 0), elementwise."""
-        a = self
+        return ops.ReLU.apply(self)
 
-        def backward(g):  # d/da relu a = 1 where a > 0, else 0
-            return (g * (a.data > 0),)
-
-        return Tensor._make(np.maximum(self.data, 0), (a,), backward, "relu")
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """Limit values to [min, max] (either may be None); gradient 1 inside, 0 where clipped."""
+        return ops.clip(self, min, max)
 
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(a) / sum(exp(a)) along ``axis``, shifted by the max for stability."""
-        axis = _normalize_axes(axis, self.ndim, "softmax")  # a tuple; () for a 0-d tensor
-        e = np.exp(self.data - self.data.max(axis=axis, keepdims=True))
-        s = e / e.sum(axis=axis, keepdims=True)
-
-        def backward(g):  # ds/da = diag(s) - s sᵀ, so da = s·(g - Σ g·s)
-            return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
-
-        return Tensor._make(s, (self,), backward, "softmax")
+        return ops.Softmax.apply(self, normalize_axes(axis, self.ndim, "softmax"))
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """a - logsumexp(a) along ``axis``, stable for logits in the thousands."""
-        axis = _normalize_axes(axis, self.ndim, "log_softmax")  # a tuple; () for a 0-d tensor
-        shifted = self.data - self.data.max(axis=axis, keepdims=True)
-        data = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-        def backward(g):  # d(log softmax)/da = I - softmax: da = g - softmax·Σ g
-            return (g - np.exp(data) * g.sum(axis=axis, keepdims=True),)
-
-        return Tensor._make(data, (self,), backward, "log_softmax")
+        return ops.LogSoftmax.apply(self, normalize_axes(axis, self.ndim, "log_softmax"))
 
     # -- shape ---------------------------------------------------------------
 
@@ -704,59 +849,55 @@ class Tensor:
         """Same data, new shape; one dimension may be -1."""
         if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        try:
-            data = self.data.reshape(shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape shape {self.shape} into {tuple(shape)}") from None
-        a = self
-
-        def backward(g):  # reshaping moves no values: reshape the gradient back
-            return (g.reshape(a.shape),)
-
-        return Tensor._make(data, (a,), backward, "reshape")
+        return ops.Reshape.apply(self, tuple(shape))
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute the axes (reverse them when none are given), like numpy."""
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
-        if not axes:
-            perm = tuple(range(self.ndim))[::-1]
-        elif all(-self.ndim <= i < self.ndim for i in axes):
-            perm = tuple(int(i) % self.ndim for i in axes)
-        else:
-            perm = ()
-        if sorted(perm) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of a tensor of shape {self.shape}")
-        inverse = tuple(np.argsort(perm))
+        return ops.Transpose.apply(self, ops.permutation(axes, self.shape))  # type: ignore[arg-type]
 
-        def backward(g):  # the adjoint of a permutation is the inverse permutation
-            return (g.transpose(inverse),)
-
-        return Tensor._make(self.data.transpose(perm), (self,), backward, "transpose")
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Exchange two axes, like numpy's swapaxes."""
+        perm = list(range(self.ndim))
+        a1, a2 = normalize_axes(axis1, self.ndim, "swapaxes"), normalize_axes(axis2, self.ndim, "swapaxes")
+        perm[a1[0]], perm[a2[0]] = perm[a2[0]], perm[a1[0]]
+        return self.transpose(perm)
 
     @property
     def T(self) -> Tensor:
         """The tensor with its axes reversed."""
         return self.transpose()
 
+    def squeeze(self, axis: Axis = None) -> Tensor:
+        """Remove axes of length 1 (all of them, or those in ``axis``)."""
+        return ops.squeeze(self, axis)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """Insert an axis of length 1 at ``dim`` (PyTorch's name; numpy's expand_dims)."""
+        return ops.unsqueeze(self, dim)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge axes start_dim..end_dim into one, as PyTorch's flatten."""
+        return ops.flatten(self, start_dim, end_dim)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """Repeat along new or length-1 axes to ``shape``, as numpy's broadcast_to."""
+        return ops.broadcast_to(self, tuple(shape))
+
     def __getitem__(self, index: Any) -> Tensor:
-        """Indexing with ints, slices and integer arrays; repeated indices add their gradients."""
-        if isinstance(index, Tensor):
-            index = _tensor_index(index)
-        elif isinstance(index, tuple):
-            index = tuple(_tensor_index(i) if isinstance(i, Tensor) else i for i in index)
-        try:
-            data = self.data[index]
-        except IndexError as e:
-            raise IndexError(f"getitem: {e} (tensor shape {self.shape})") from None
-        a = self
+        """Indexing with ints, slices, integer arrays and boolean masks; repeated indices add their gradients."""
+        return ops.GetItem.apply(self, ops.as_index(index, self.shape))
 
-        def backward(g):  # scatter back; np.add.at adds repeated indices up
-            grad = np.zeros_like(a.data)
-            np.add.at(grad, index, g)
-            return (grad,)
 
-        return Tensor._make(data, (a,), backward, "getitem")
+class _RetainGrad:
+    """The hook behind :meth:`Tensor.retain_grad`: add the gradient into ``t.grad``."""
+
+    def __init__(self, t: Tensor) -> None:
+        self.t = t
+
+    def __call__(self, g: Any) -> None:
+        _accumulate(self.t, g.data if isinstance(g, Tensor) else g)
 
 
 def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
@@ -767,165 +908,202 @@ def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
         leaf.grad += g
 
 
-def _tensor_index(t: Tensor) -> np.ndarray:
-    """A Tensor used as an index: its (float) values must be whole numbers."""
-    if not np.all(t.data == np.round(t.data)):
-        raise IndexError(f"getitem: a Tensor index must hold whole numbers, got {t.data.ravel()[:5].tolist()}")
-    return t.data.astype(np.intp)
-
-
-def _released(g: np.ndarray) -> tuple:
-    raise RuntimeError(
-        "backward: the graph through this tensor was released by an earlier backward(); "
-        "run the forward pass again"
-    )
-
-
 # ---------------------------------------------------------------------------
-# Functions of several tensors
+# The backward walk, in one place
 # ---------------------------------------------------------------------------
 
 
-def _as_tensors(tensors: Iterable[ArrayLike], op: str) -> list[Tensor]:
-    """Tensors as they are; numbers and arrays as constants of the first Tensor's dtype."""
-    items = list(tensors)
-    if not items:
-        raise ValueError(f"{op}: needs at least one tensor")
-    dtype = next((t.dtype for t in items if isinstance(t, Tensor)), None)
-    return [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in items]
+def topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Non-leaf nodes reachable from ``roots``, each before all of its inputs.
 
-
-def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis, like ``np.concatenate``."""
-    ts = _as_tensors(tensors, "concatenate")
-    try:
-        data = np.concatenate([t.data for t in ts], axis=axis)
-    except (ValueError, np.exceptions.AxisError):
-        shapes = ", ".join(str(t.shape) for t in ts)
-        raise ValueError(f"concatenate: shapes {shapes} cannot be joined along axis {axis}") from None
-    ends = np.cumsum([t.shape[axis] for t in ts])[:-1]
-
-    def backward(g):  # each input gets back its own slice of the gradient
-        return tuple(np.split(g, ends, axis=axis))
-
-    return Tensor._make(data, tuple(ts), backward, "concatenate")
-
-
-def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
-    """Join tensors of one shape along a new axis, like ``np.stack``."""
-    ts = _as_tensors(tensors, "stack")
-    try:
-        data = np.stack([t.data for t in ts], axis=axis)
-    except (ValueError, np.exceptions.AxisError):
-        shapes = ", ".join(str(t.shape) for t in ts)
-        raise ValueError(f"stack: shapes {shapes} cannot be stacked along axis {axis}") from None
-
-    def backward(g):  # input i gets the gradient's slice i along the new axis
-        return tuple(np.take(g, i, axis=axis) for i in range(len(ts)))
-
-    return Tensor._make(data, tuple(ts), backward, "stack")
-
-
-def linear(x: Tensor, W: Tensor, b: Tensor | None = None) -> Tensor:
-    """out = x·W + b as one node (rows of ``x`` are samples).
-
-    Backward: dx = g·Wᵀ, dW = xᵀ·g, db = Σ_rows g. One node instead of two
-    keeps the graph small, which is what decides speed on small networks.
+    Only non-leaves are ordered; leaves receive their gradients as they
+    arrive. The graph of a training step is mostly a chain, layer after
+    layer, so from a single root the chain at the top is walked directly:
+    while a node has a single non-leaf input, that input comes next. From the
+    first node with several, an iterative depth-first search (an explicit
+    stack, so a chain of 100,000 ops does not hit Python's recursion limit)
+    orders the rest; nothing above it can be reached from it, since the graph
+    has no cycles. (An input that needs no gradient has no graph behind it,
+    so only the inputs marked in ``needs_input_grad`` are followed.)
     """
-    if W.data.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (in_features, out_features), got shape {W.shape}")
-    try:
-        data = x.data @ W.data  # numpy checks the widths; the message below names them
-    except ValueError:
-        raise ValueError(
-            f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}; "
-            f"expected input width {W.shape[0]}"
-        ) from None
-    if b is not None:
-        data += b.data
-
-    def backward(g):
-        x2, g2 = x.data, g
-        if x2.ndim != 2:  # fold leading batch dimensions into rows
-            x2, g2 = x2.reshape(-1, W.shape[0]), g.reshape(-1, W.shape[1])
-        dx = (g @ W.data.T) if x.requires_grad else None  # dx = g·Wᵀ
-        dW = (x2.T @ g2) if W.requires_grad else None  # dW = xᵀ·g
-        if b is None:
-            return dx, dW
-        db = g2.sum(axis=0) if b.requires_grad else None  # db = Σ_rows g
-        return dx, dW, db
-
-    parents = (x, W) if b is None else (x, W, b)
-    return Tensor._make(data, parents, backward, "linear")
+    chain: list[Tensor] = []
+    if len(roots) == 1:
+        node = roots[0]
+        while node._ctx is not None:
+            chain.append(node)
+            inner = None  # the one non-leaf input, if there is just one
+            ctx = node._ctx
+            for parent, need in zip(ctx.inputs, ctx.needs_input_grad):
+                if need and parent._ctx is not None and parent is not inner:
+                    if inner is not None:  # several: leave the chain
+                        chain.pop()
+                        return chain + _depth_first_order([node])
+                    inner = parent
+            if inner is None:
+                return chain
+            node = inner
+        return chain
+    return _depth_first_order(roots)
 
 
-# ---------------------------------------------------------------------------
-# Gradient checking
-# ---------------------------------------------------------------------------
+def _depth_first_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Post-order depth-first search from ``roots`` over non-leaves, reversed."""
+    order: list[Tensor] = []
+    visited: set[Tensor] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots) if r._ctx is not None]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))
+            ctx = node._ctx
+            assert ctx is not None
+            for parent, need in zip(ctx.inputs, ctx.needs_input_grad):
+                if need and parent._ctx is not None and parent not in visited:
+                    stack.append((parent, False))
+    order.reverse()
+    return order
 
 
-class GradcheckError(AssertionError):
-    """Raised by :func:`gradcheck` when backward disagrees with finite differences."""
+def _run_hooks(t: Tensor, g: Any) -> Any:
+    for hook in list(t._hooks or ()):
+        replaced = hook(g)
+        if replaced is not None:
+            if isinstance(g, np.ndarray):
+                replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
+            if replaced.shape != g.shape:
+                raise ValueError(
+                    f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
+                )
+            g = replaced
+    return g
 
 
-def gradcheck(
-    fn: Callable[..., Tensor],
-    *inputs: Any,
-    eps: float = 1e-6,
-    atol: float = 1e-5,
-    rtol: float = 1e-4,
-) -> bool:
-    """Compare ``backward()`` of ``fn(*inputs)`` with central differences in float64.
-
-    Every Tensor input is copied to float64; those with ``requires_grad`` are
-    checked. A non-scalar output is reduced to ``sum(w * out)`` with fixed
-    random weights ``w``, so every output element is tested. Element i of an
-    input must satisfy ``|analytic - numeric| <= atol + rtol * |numeric|``
-    where numeric = (f(x + eps·e_i) - f(x - eps·e_i)) / (2·eps).
-
-    Returns True, or raises :class:`GradcheckError` naming the input, the worst
-    element and both values.
-    """
-    xs = [
-        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
-        if isinstance(x, Tensor)
-        else x
-        for x in inputs
-    ]
-    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
-    if not checked:
-        raise ValueError("gradcheck: no input is a Tensor with requires_grad=True")
-
-    with _enable_grad():
-        out = fn(*xs)
-        if not isinstance(out, Tensor):
-            raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
-        weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)
-
-        def f() -> float:
-            with no_grad():
-                return float((fn(*xs).data.astype(np.float64) * weights).sum())
-
-        out.backward(weights.astype(out.dtype))
-
-    for i in checked:
-        x = xs[i]
-        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
-        numeric = np.zeros_like(x.data)
-        flat = x.data.reshape(-1)  # a view: writing it moves the input
-        for j in range(flat.size):
-            saved = flat[j]
-            flat[j] = saved + eps
-            plus = f()
-            flat[j] = saved - eps
-            minus = f()
-            flat[j] = saved
-            numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
-        error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-        if np.any(error > 0) or not np.all(np.isfinite(analytic)):
-            worst = np.unravel_index(int(np.nanargmax(np.where(np.isfinite(error), error, np.inf))), x.shape)
-            raise GradcheckError(
-                f"gradcheck: input {i} (shape {x.shape}), element {tuple(int(k) for k in worst)}: "
-                f"backward gives {analytic[worst]!r}, central difference gives {numeric[worst]!r}"
+def _check_versions(ctx: Function, node: Tensor) -> None:
+    """Raise if an input that ``ctx`` saved for backward was changed in place after the forward pass."""
+    for i, t in enumerate(ctx.inputs):
+        if isinstance(t, Tensor) and t._version > ctx._edits and any(v is t.data for v in ctx.saved_tensors):
+            raise RuntimeError(
+                f"backward of {ctx.name}: input {i} (shape {t.shape}), which it saved for backward, was "
+                f"modified in place after the forward pass (its version is {t._version}, the op saw "
+                f"{ctx._edits} or less), e.g. by "
+                "optimizer.step(); compute the loss again after changing the parameters"
             )
-    return True
+
+
+def _checked(ctx: Function, parent: Tensor, pg: Any) -> Any:
+    """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
+    if type(pg) is not np.ndarray and not isinstance(pg, Tensor):
+        pg = np.asarray(pg)  # a numpy scalar, returned by ufuncs for 0-d inputs
+    i = next(k for k, t in enumerate(ctx.inputs) if t is parent)
+    if pg.shape != parent.data.shape:
+        raise RuntimeError(
+            f"backward of {ctx.name}: the gradient for input {i} has shape {pg.shape}, "
+            f"but that input has shape {parent.shape}; a backward must return one gradient "
+            "of each input's shape (sum over broadcast axes with minigrad.ops.sum_to)"
+        )
+    if pg.dtype.kind != "f":
+        raise RuntimeError(f"backward of {ctx.name}: the gradient for input {i} has dtype {pg.dtype}, not a float")
+    if pg.dtype != parent.data.dtype:  # mixed-precision inputs: each gradient takes its input's dtype
+        pg = pg.astype(parent.data.dtype) if isinstance(pg, np.ndarray) else ops.Cast.apply(pg, parent.data.dtype)
+    return pg
+
+
+def run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Any],
+    *,
+    retain_graph: bool = False,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | None = None,
+) -> list[Any] | None:
+    """Propagate ``root_grads`` from ``roots`` back through the graph.
+
+    The one backward walk, used by ``Tensor.backward`` (``inputs=None``: add
+    into every leaf's ``.grad``) and by ``mg.autograd.grad`` (return the
+    gradients of ``inputs`` instead, touching no ``.grad``). With
+    ``create_graph`` every backward rule runs on Tensors, with recording on,
+    so the gradients carry a graph; otherwise rules run on arrays with
+    recording off.
+    """
+    capture: dict[Tensor, Any] | None = None if inputs is None else {t: None for t in inputs}
+    pending_leaves: dict[Tensor, Any] = {}  # leaves whose whole gradient is needed before it is used
+    grads: dict[Tensor, Any] = {}  # dL/dnode for inner nodes, summed over uses
+    for r, g in zip(roots, root_grads):
+        into = grads if r._ctx is not None else pending_leaves  # backward() may start at a leaf
+        into[r] = into[r] + g if r in into else g
+    anomaly = _anomaly
+    edits = _edits
+    recording = _state.grad_enabled
+    _state.grad_enabled = create_graph
+    try:
+        for node in topological_order(list(grads)):
+            g = grads.pop(node, None)
+            if g is None:  # not reached from these roots' gradients
+                continue
+            if node._hooks:
+                g = _run_hooks(node, g)
+            if capture is not None and node in capture:
+                capture[node] = g
+            ctx = node._ctx
+            assert ctx is not None
+            if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
+                _check_versions(ctx, node)
+            if create_graph:
+                if ctx.once_differentiable:
+                    raise RuntimeError(
+                        f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
+                        "gradient cannot be differentiated again (create_graph=True)"
+                    )
+                arrays = ctx.saved_tensors
+                ctx.saved_tensors = ctx._graph_saved(node)
+                try:
+                    pgs = ctx.backward(ctx, g)
+                finally:
+                    ctx.saved_tensors = arrays
+            else:
+                pgs = ctx.backward(ctx, g)
+            if type(pgs) is not tuple:
+                pgs = (pgs,)
+            needs = ctx.needs_input_grad
+            if len(pgs) != len(needs):
+                raise RuntimeError(f"backward of {ctx.name} returned {len(pgs)} gradients for {len(needs)} inputs")
+            for parent, pg, need in zip(ctx.inputs, pgs, needs):
+                if pg is None or not need:
+                    continue
+                data = parent.data
+                if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
+                    pg = _checked(ctx, parent, pg)  # every gradient is checked here, against its input
+                if anomaly:
+                    _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
+                if parent._ctx is not None:  # an inner node: sum its gradients over its uses
+                    grads[parent] = grads[parent] + pg if parent in grads else pg
+                elif capture is not None or parent._hooks:
+                    pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
+                elif parent.grad is None and type(pg) is np.ndarray and pg.base is None and pg is not g:
+                    # Speed device: a new array the op made for this leaf alone becomes .grad
+                    # as it is; a view, or the very g another input also gets, is copied instead.
+                    parent.grad = pg
+                else:
+                    _accumulate(parent, pg.data if isinstance(pg, Tensor) else pg)
+            if not retain_graph:  # release the graph behind this node
+                node._ctx = _RELEASED
+        for leaf, g in pending_leaves.items():
+            if leaf._hooks:
+                g = _run_hooks(leaf, g)
+            if capture is not None:
+                if leaf in capture:
+                    capture[leaf] = g
+            else:
+                _accumulate(leaf, g.data if isinstance(g, Tensor) else g)
+    finally:
+        _state.grad_enabled = recording
+    return None if capture is None else list(capture.values())
+
+
+# ``ops`` needs Tensor and Function, so it is imported once they exist.
+from minigrad import ops  # noqa: E402
+from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402
+from minigrad.ops import concatenate, linear, stack  # noqa: E402

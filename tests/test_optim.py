@@ -483,7 +483,7 @@ def test_step_records_no_graph(name: str) -> None:
     optimizer.step()
     assert mg.is_grad_enabled()
     assert p.data is array and not np.array_equal(array, W0)
-    assert p.requires_grad and p._parents == () and p._backward is None
+    assert p.requires_grad and p.is_leaf
     # The next forward/backward works as on any leaf.
     p.grad = None
     (p * 3.0).sum().backward()

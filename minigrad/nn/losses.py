@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from minigrad.engine import ArrayLike, Tensor, stable_sigmoid
+from minigrad.engine import ArrayLike, Function, Tensor
+from minigrad.ops import sigmoid
 
 __all__ = ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
 
@@ -56,6 +59,40 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
 _ROW_OFFSETS: dict[tuple[int, int], np.ndarray] = {}  # (N, C) -> [0, C, 2C, ...], reused across batches
 
 
+class CrossEntropy(Function):
+    """Mean over rows of -log softmax(z)[target]. d/dz = (softmax(z) - onehot(target)) / N."""
+
+    name = "cross_entropy"
+
+    @staticmethod
+    def forward(ctx: Any, z: np.ndarray, t: np.ndarray) -> np.ndarray:
+        n, c = z.shape
+        # Speed device: the flat positions [0, C, 2C, ...] are cached per batch shape.
+        offsets = _ROW_OFFSETS.get((n, c))
+        if offsets is None:
+            offsets = _ROW_OFFSETS[(n, c)] = np.arange(0, n * c, c)
+        flat = offsets + t  # where each row's target sits in the flattened (N, C) array
+        e = z - z.max(axis=1, keepdims=True)  # z - rowmax: the same softmax, and exp never overflows
+        picked = e.reshape(-1)[flat]  # (z - rowmax)[target] of each row; a copy, so the exp below leaves it
+        np.exp(e, out=e)
+        total = e.sum(axis=1, keepdims=True)  # Σ_c exp(z - rowmax), one per row
+        loss = (np.log(total[:, 0]) - picked).sum() / n  # mean of log Σ_c exp(z - rowmax) - (z - rowmax)[target]
+        e /= total  # now softmax(z), kept for a first-order backward
+        ctx.save_for_backward(z)
+        ctx.softmax, ctx.flat, ctx.n = e, flat, n
+        return np.asarray(loss, dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (z,) = ctx.saved_tensors
+        # A first-order backward reuses the forward's softmax; a gradient that must itself be
+        # differentiated (create_graph) needs softmax as an op of z.
+        p = ctx.softmax if isinstance(z, np.ndarray) else z.softmax(axis=1)
+        onehot = np.zeros(z.shape, dtype=z.dtype)
+        onehot.reshape(-1)[ctx.flat] = 1
+        return (p - onehot) * (g / ctx.n), None
+
+
 def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     """Mean over the batch of -log softmax(logits)[target], as one node.
 
@@ -71,25 +108,30 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
     n, c = z.shape
     if n == 0 or c == 0:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} hold no samples or no classes")
-    t = _class_indices(targets, n, c, "cross_entropy")
-    offsets = _ROW_OFFSETS.get((n, c))
-    if offsets is None:
-        offsets = _ROW_OFFSETS[(n, c)] = np.arange(0, n * c, c)
-    flat = offsets + t  # where each row's target sits in the flattened (N, C) array
-    e = z - z.max(axis=1, keepdims=True)  # z - rowmax: the same softmax, and exp never overflows
-    picked = e.reshape(-1)[flat]  # (z - rowmax)[target] of each row; a copy, so the exp below leaves it
-    np.exp(e, out=e)
-    total = e.sum(axis=1)  # Σ_c exp(z - rowmax), one per row
-    loss = (np.log(total) - picked).sum() / n  # mean over rows of log Σ_c exp(z - rowmax) - (z - rowmax)[target]
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if t.shape == (n, c) and t.ndim == 2:
+        raise ValueError(
+            f"cross_entropy: targets have the logits' shape {t.shape}, as one-hot rows do; "
+            "pass class indices instead, e.g. y.argmax(1)"
+        )
+    return CrossEntropy.apply(logits, _class_indices(t, n, c, "cross_entropy"))
 
-    def backward(g):  # dL/dlogits = (softmax - onehot) / N, written over e (backward runs once)
-        d = e
-        d /= total[:, None]
-        d.reshape(-1)[flat] -= 1
-        d *= float(g) / n
-        return (d,)
 
-    return Tensor._make(np.asarray(loss, dtype=z.dtype), (logits,), backward, "cross_entropy")
+class _BCEWithLogits(Function):
+    """Mean of max(z, 0) - z·y + log(1 + e^-|z|). d/dz = (σ(z) - y) / N."""
+
+    name = "bce_with_logits"
+
+    @staticmethod
+    def forward(ctx: Any, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(z)
+        ctx.y, ctx.n = y, z.size
+        return np.asarray((np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / z.size, dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (z,) = ctx.saved_tensors
+        return g * (sigmoid(z) - ctx.y) / ctx.n, None
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tensor:
@@ -111,12 +153,4 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
     bad = y[~((y >= 0) & (y <= 1))]  # NaN fails both comparisons, so it counts as bad
     if bad.size:
         raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
-    y = y.astype(logits.dtype)
-    z = logits.data
-    n = z.size
-    loss = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / n
-
-    def backward(g):  # dL/dz = (σ(z) - y) / N
-        return (g * (stable_sigmoid(z) - y) / n,)
-
-    return Tensor._make(np.asarray(loss, dtype=logits.dtype), (logits,), backward, "bce_with_logits")
+    return _BCEWithLogits.apply(logits, y.astype(logits.dtype))

@@ -1,0 +1,92 @@
+"""``mg.autograd.grad``: gradients returned as Tensors, differentiable again with ``create_graph=True``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from minigrad.engine import Function, Tensor, check_flag, run_backward
+
+__all__ = ["grad", "Function"]
+
+
+def _as_list(x: Any, what: str) -> list[Any]:
+    if isinstance(x, Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """The gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors (PyTorch's autograd.grad).
+
+    ``grad_outputs`` holds dL/d(output) for each output (it may be omitted
+    for one-element outputs, where it is 1). No ``.grad`` is touched. With
+    ``create_graph=True`` the returned gradients carry a graph of their own
+    (every backward rule runs on Tensors), so they can be differentiated
+    again, to any order; without it they are constants. ``retain_graph``
+    defaults to ``create_graph``: the graph of ``outputs`` is released unless
+    it is kept. An input the outputs do not depend on raises, unless
+    ``allow_unused=True`` (its gradient is then None).
+    """
+    create_graph = check_flag("grad", "create_graph", create_graph)
+    retain = create_graph if retain_graph is None else check_flag("grad", "retain_graph", retain_graph)
+    check_flag("grad", "allow_unused", allow_unused)
+    outs = _as_list(outputs, "outputs")
+    ins = _as_list(inputs, "inputs")
+    for i, t in enumerate(outs + ins):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: item {i} of outputs and inputs is a {type(t).__name__}, not a Tensor")
+    for i, t in enumerate(ins):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    if len({id(t) for t in ins}) != len(ins):
+        raise ValueError("grad: an input appears more than once")
+    if grad_outputs is None:
+        seeds: list[Any] = [None] * len(outs)
+    else:
+        seeds = _as_list(grad_outputs, "grad_outputs") if isinstance(outputs, (list, tuple)) else [grad_outputs]
+    if len(seeds) != len(outs):
+        raise ValueError(f"grad: {len(seeds)} grad_outputs for {len(outs)} outputs")
+    roots, root_grads = [], []
+    for i, (out, seed) in enumerate(zip(outs, seeds)):
+        if not out.requires_grad:
+            raise RuntimeError(f"grad: output {i} does not require grad (it depends on no input that does)")
+        if seed is None:
+            if out.size != 1:
+                raise RuntimeError(f"grad: output {i} has shape {out.shape}; give grad_outputs for it")
+            g: Any = np.ones(out.shape, dtype=out.dtype)
+        else:
+            g = np.asarray(seed.data if isinstance(seed, Tensor) else seed, dtype=out.dtype)
+            if g.shape != out.shape:
+                raise ValueError(f"grad: grad_outputs[{i}] has shape {g.shape}, output {i} has shape {out.shape}")
+        if create_graph:  # a seed that is itself a Tensor with a graph keeps it (as for hvp)
+            g = seed if isinstance(seed, Tensor) and seed.requires_grad else Tensor(g)
+        roots.append(out)
+        root_grads.append(g)
+    found = run_backward(roots, root_grads, retain_graph=retain, create_graph=create_graph, inputs=ins)
+    assert found is not None
+    result: list[Tensor | None] = []
+    for i, (t, g) in enumerate(zip(ins, found)):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                    "pass allow_unused=True to get None for it"
+                )
+            result.append(None)
+        elif isinstance(g, Tensor):
+            result.append(g if create_graph else Tensor(g.data))
+        else:
+            result.append(Tensor(np.array(g, dtype=t.dtype)))
+    return tuple(result)

@@ -1,0 +1,168 @@
+"""Gradient checks: backward (and the gradient's own gradient) against central differences in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from minigrad.engine import Tensor, enable_grad, no_grad
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+
+
+class GradcheckError(AssertionError):
+    """Raised by :func:`gradcheck` when backward disagrees with finite differences."""
+
+
+def _float64_inputs(inputs: tuple[Any, ...], op: str) -> tuple[list[Any], list[int]]:
+    xs = [
+        Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
+        if isinstance(x, Tensor) and x.dtype.kind == "f"
+        else x
+        for x in inputs
+    ]
+    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError(f"{op}: no input is a Tensor with requires_grad=True")
+    return xs, checked
+
+
+def _first_bad(array: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(k) for k in np.unravel_index(int(np.argmax(~np.isfinite(array))), array.shape))
+
+
+def _compare(
+    op: str, what: str, i: int, x: Tensor, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float
+) -> None:
+    """Raise GradcheckError naming input ``i`` and the worst element unless the two agree."""
+    for name, arr in (("backward", analytic), ("the central difference", numeric)):
+        if not np.all(np.isfinite(arr)):
+            at = _first_bad(arr)
+            raise GradcheckError(
+                f"{op}: input {i} (shape {x.shape}), element {at}: {name} gives {arr[at]!r} for the {what}; "
+                "a gradient must be finite where it is checked (move the input away from the singularity)"
+            )
+    error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    if np.any(error > 0):
+        worst = np.unravel_index(int(np.argmax(error)), x.shape)
+        raise GradcheckError(
+            f"{op}: input {i} (shape {x.shape}), element {tuple(int(k) for k in worst)}: "
+            f"backward gives {analytic[worst]!r}, central difference gives {numeric[worst]!r} for the {what}"
+        )
+
+
+def _numeric(f: Callable[[], float], x: Tensor, eps: float) -> np.ndarray:
+    """Central differences of ``f`` in every element of ``x``, moving ``x.data`` in place."""
+    numeric = np.zeros_like(x.data)
+    flat = x.data.reshape(-1)  # a view: writing it moves the input
+    for j in range(flat.size):
+        saved = flat[j]
+        flat[j] = saved + eps
+        plus = f()
+        flat[j] = saved - eps
+        minus = f()
+        flat[j] = saved
+        numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def gradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> bool:
+    """Compare ``backward()`` of ``fn(*inputs)`` with central differences in float64.
+
+    Every floating Tensor input is copied to float64; those with
+    ``requires_grad`` are checked. A non-scalar output is reduced to
+    ``sum(w * out)`` with fixed random weights ``w``, so every output element
+    is tested. Element i of an input must satisfy
+    ``|analytic - numeric| <= atol + rtol * |numeric|`` where
+    numeric = (f(x + eps·e_i) - f(x - eps·e_i)) / (2·eps).
+
+    Returns True, or raises :class:`GradcheckError` naming the input, the
+    element and the values: when they disagree, and also when the function's
+    value or either gradient holds a NaN or an infinity.
+    """
+    xs, checked = _float64_inputs(inputs, "gradcheck")
+    with enable_grad():
+        out = fn(*xs)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+        if not np.all(np.isfinite(out.data)):
+            at = _first_bad(out.data) if out.ndim else ()
+            raise GradcheckError(
+                f"gradcheck: the function's value is not finite (element {at} is {out.data[at]!r}); "
+                "check it at inputs where it is defined"
+            )
+        if not out.requires_grad:
+            raise GradcheckError("gradcheck: the output does not depend on any input that requires grad")
+        weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)
+
+        def f() -> float:
+            with no_grad():
+                return float((fn(*xs).data.astype(np.float64) * weights).sum())
+
+        out.backward(weights.astype(out.dtype))
+
+    for i in checked:
+        x = xs[i]
+        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        _compare("gradcheck", "gradient", i, x, analytic, _numeric(f, x, eps), atol, rtol)
+    return True
+
+
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> bool:
+    """Check second derivatives: the gradient's own gradient against central differences of the gradient.
+
+    With ``out = fn(*inputs)`` and fixed random weights ``w`` and ``v``, the
+    first derivative ``d = Σ_i v_i · ∂(Σ w·out)/∂x_i`` (a scalar, built with
+    ``create_graph=True``) is differentiated by the engine and compared with
+    central differences of the first derivative computed afresh, in float64.
+    Every pair of inputs is covered, so mixed partials are checked too.
+    """
+    from minigrad.autograd import grad
+
+    xs, checked = _float64_inputs(inputs, "gradgradcheck")
+    rng = np.random.default_rng(1)
+    with enable_grad():
+        out0 = fn(*xs)
+        if not isinstance(out0, Tensor):
+            raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out0).__name__}")
+        weights = rng.uniform(0.5, 1.5, size=out0.shape)
+    vs = [rng.uniform(0.5, 1.5, size=xs[i].shape) for i in checked]
+    ins = [xs[i] for i in checked]
+
+    def first(create_graph: bool) -> Tensor:
+        with enable_grad():
+            out = fn(*xs)
+            gs = grad(out, ins, grad_outputs=Tensor(weights), create_graph=create_graph, allow_unused=True)
+            total: Tensor = Tensor(np.zeros((), dtype=np.float64))
+            for g, v in zip(gs, vs):
+                if g is not None:
+                    total = total + (g * Tensor(v)).sum()
+            return total
+
+    d = first(create_graph=True)
+    if not d.requires_grad:  # the first derivative is constant: every second derivative is 0
+        second: list[Any] = [None] * len(ins)
+    else:
+        second = list(grad(d, ins, allow_unused=True))
+
+    def f() -> float:
+        return float(first(create_graph=False).data)
+
+    for x, s, i in zip(ins, second, checked):
+        analytic = np.zeros_like(x.data) if s is None else s.data
+        _compare("gradgradcheck", "second derivative", i, x, analytic, _numeric(f, x, eps), atol, rtol)
+    return True

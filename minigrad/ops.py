@@ -1,0 +1,1086 @@
+"""Every op of the engine, one :class:`~minigrad.engine.Function` each.
+
+Each op computes its output in ``forward`` from the inputs' arrays and gives,
+right below, the ``backward`` that maps ``g = dL/d(out)`` to the inputs'
+gradients, with the derivative it implements in its docstring. Broadcasting is
+undone in one place, :func:`sum_to` (the adjoint of broadcasting is a sum).
+
+Backward rules are written once, for arrays and Tensors alike (see the
+engine's docstring): they use operators and methods that both have, and the
+two-way functions in the first section below, which call numpy on an array
+and the matching op on a Tensor. That is what makes every gradient here
+differentiable again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from minigrad.engine import ArrayLike, Axis, Function, Tensor, normalize_axes, stable_sigmoid, unbroadcast
+
+__all__ = [
+    "value",
+    "sum_to",
+    "broadcast_to",
+    "exp",
+    "log",
+    "sqrt",
+    "sin",
+    "cos",
+    "sigmoid",
+    "where",
+    "maximum",
+    "minimum",
+    "concatenate",
+    "stack",
+    "linear",
+]
+
+# ---------------------------------------------------------------------------
+# Two-way functions: numpy on an array, the op on a Tensor
+# ---------------------------------------------------------------------------
+
+
+def value(x: Any) -> Any:
+    """The array inside a Tensor (anything else as it is): for masks and signs, which carry no gradient."""
+    return x.data if isinstance(x, Tensor) else x
+
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``x`` down to ``shape`` (the adjoint of broadcasting): an array or a Tensor."""
+    if x.shape == shape:
+        return x
+    return SumTo.apply(x, shape) if isinstance(x, Tensor) else unbroadcast(x, shape)
+
+
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    """Broadcast ``x`` to ``shape``: an array (a read-only view) or a Tensor."""
+    if isinstance(x, Tensor):
+        if x.shape == shape:
+            return x
+        return BroadcastTo.apply(x, tuple(shape))
+    return np.broadcast_to(x, shape)
+
+
+def exp(x: Any) -> Any:
+    """e^x of an array or a Tensor."""
+    return Exp.apply(x) if isinstance(x, Tensor) else np.exp(x)
+
+
+def log(x: Any) -> Any:
+    """ln x of an array or a Tensor."""
+    return Log.apply(x) if isinstance(x, Tensor) else np.log(x)
+
+
+def sqrt(x: Any) -> Any:
+    """√x of an array or a Tensor."""
+    return Sqrt.apply(x) if isinstance(x, Tensor) else np.sqrt(x)
+
+
+def sin(x: Any) -> Any:
+    """sin x of an array or a Tensor."""
+    return Sin.apply(x) if isinstance(x, Tensor) else np.sin(x)
+
+
+def cos(x: Any) -> Any:
+    """cos x of an array or a Tensor."""
+    return Cos.apply(x) if isinstance(x, Tensor) else np.cos(x)
+
+
+def sigmoid(x: Any) -> Any:
+    """σ(x) of an array or a Tensor."""
+    return Sigmoid.apply(x) if isinstance(x, Tensor) else stable_sigmoid(x)
+
+
+def _zeros_like(x: Any) -> Any:
+    return Tensor(np.zeros_like(x.data)) if isinstance(x, Tensor) else np.zeros_like(x)
+
+
+def _expand(g: Any, axes: tuple[int, ...], keepdims: bool, ndim: int) -> Any:
+    """Put back the axes a reduction removed, so ``g`` broadcasts to the input."""
+    if keepdims or not axes:
+        return g
+    shape = list(g.shape)
+    for a in axes:  # axes are sorted, so each insert lands where the axis was
+        shape.insert(a, 1)
+    return g.reshape(tuple(shape))
+
+
+def _binary(op: str, fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    try:
+        return fn(a, b)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic (binary ops broadcast; sum_to undoes it)
+# ---------------------------------------------------------------------------
+
+
+class Add(Function):
+    """a + b. d(a+b)/da = d(a+b)/db = 1."""
+
+    name = "add"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.shapes = a.shape, b.shape
+        try:
+            return a + b
+        except ValueError:
+            raise ValueError(f"add: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        need_a, need_b = ctx.needs_input_grad
+        shape_a, shape_b = ctx.shapes
+        return (sum_to(g, shape_a) if need_a else None, sum_to(g, shape_b) if need_b else None)
+
+
+class Sub(Function):
+    """a - b. d(a-b)/da = 1, d(a-b)/db = -1."""
+
+    name = "sub"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.shapes = a.shape, b.shape
+        return _binary("sub", np.subtract, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        need_a, need_b = ctx.needs_input_grad
+        shape_a, shape_b = ctx.shapes
+        return (sum_to(g, shape_a) if need_a else None, sum_to(-g, shape_b) if need_b else None)
+
+
+class Mul(Function):
+    """a * b, elementwise. d(ab)/da = b, d(ab)/db = a."""
+
+    name = "mul"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        try:
+            return a * b
+        except ValueError:
+            raise ValueError(f"mul: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (sum_to(g * b, a.shape) if need_a else None, sum_to(g * a, b.shape) if need_b else None)
+
+
+class Div(Function):
+    """a / b, elementwise. d(a/b)/da = 1/b, d(a/b)/db = -a/b² = -(a/b)/b."""
+
+    name = "div"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = _binary("div", np.true_divide, a, b)
+        ctx.save_for_backward(b, out)
+        ctx.shape_a = a.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        b, out = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        return (
+            sum_to(g / b, ctx.shape_a) if need_a else None,
+            sum_to(-g * out / b, b.shape) if need_b else None,
+        )
+
+
+class PowScalar(Function):
+    """a ** p for a number p. d(a^p)/da = p·a^(p-1) (0 when p = 0, even at a = 0)."""
+
+    name = "pow"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, p: float) -> np.ndarray:
+        ctx.save_for_backward(a)
+        ctx.p = p
+        return a**p
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (a,) = ctx.saved_tensors
+        p = ctx.p
+        if p == 0:
+            return _zeros_like(a), None
+        return g * p * a ** (p - 1), None
+
+
+class Pow(Function):
+    """a ** b for a tensor exponent b. d(a^b)/da = b·a^(b-1), d(a^b)/db = a^b·ln a.
+
+    At a = 0 the derivative in b is taken as 0 for b >= 0 (0^b is flat
+    there), and the derivative in a as 0 where b = 0 (a^0 = 1), as PyTorch and
+    HIPS autograd do; a negative base gives NaN for the derivative in b.
+    """
+
+    name = "pow"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = _binary("pow", np.power, a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b, out = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        da = db = None
+        if need_a:
+            da = sum_to(where(value(b) == 0, 0.0, g * b * a ** (b - 1)), a.shape)
+        if need_b:
+            flat = (value(a) == 0) & (value(b) >= 0)  # ln 0 is never taken: 0^b is flat in b there
+            db = sum_to(g * out * log(where(flat, 1.0, a)), b.shape)
+        return da, db
+
+
+class Neg(Function):
+    """-a. d(-a)/da = -1."""
+
+    name = "neg"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        return -a
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return -g
+
+
+class MatMul(Function):
+    """a @ b with numpy's matmul rules (1-D, 2-D, batched). dA = g·Bᵀ, dB = Aᵀ·g."""
+
+    name = "matmul"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: operands must be at least 1-D, got shapes {a.shape} and {b.shape}")
+        k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if a.shape[-1] != k_b:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
+        ctx.save_for_backward(a, b)
+        try:
+            return a @ b
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {a.shape} and {b.shape} cannot be broadcast"
+            ) from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        # Treat a 1-D operand as a row (a) or a column (b), as numpy does.
+        A = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
+        B = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
+            G = g.reshape((1, 1))
+        elif a.ndim == 1:
+            G = g.reshape(g.shape[:-1] + (1, g.shape[-1]))
+        elif b.ndim == 1:
+            G = g.reshape(g.shape + (1,))
+        else:
+            G = g
+        need_a, need_b = ctx.needs_input_grad
+        da = sum_to(G @ B.swapaxes(-1, -2), A.shape).reshape(a.shape) if need_a else None
+        db = sum_to(A.swapaxes(-1, -2) @ G, B.shape).reshape(b.shape) if need_b else None
+        return da, db
+
+
+class Cast(Function):
+    """a as another floating dtype. The gradient is cast back."""
+
+    name = "cast"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        ctx.dtype = a.dtype
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return (Cast.apply(g, ctx.dtype) if isinstance(g, Tensor) else g.astype(ctx.dtype)), None
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------
+
+
+class Sum(Function):
+    """Σ a over axes. d(Σ a)/da_i = 1: every input gets the output's gradient."""
+
+    name = "sum"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
+        return a.sum(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return broadcast_to(_expand(g, ctx.axes, ctx.keepdims, len(ctx.shape)), ctx.shape), None, None
+
+
+class Mean(Function):
+    """Mean of a over axes. d(mean a)/da_i = 1/n."""
+
+    name = "mean"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
+        ctx.count = int(np.prod([a.shape[i] for i in axes]))
+        return a.mean(axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        expanded = _expand(g, ctx.axes, ctx.keepdims, len(ctx.shape))
+        return broadcast_to(expanded / ctx.count, ctx.shape), None, None
+
+
+class Max(Function):
+    """Max (or min) of a over axes. d(max a)/da_i = 1 where a_i is the max, split equally among ties."""
+
+    name = "max"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool, which: str) -> np.ndarray:
+        if a.size == 0:
+            raise ValueError(f"{which}: cannot reduce an empty tensor of shape {a.shape}")
+        top = a.max(axis=axes, keepdims=True) if which == "max" else a.min(axis=axes, keepdims=True)
+        ctx.save_for_backward(a)
+        ctx.top, ctx.axes, ctx.keepdims = top, axes, keepdims
+        return top if keepdims else np.squeeze(top, axis=axes)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
+        (a,) = ctx.saved_tensors
+        share = (value(a) == ctx.top).astype(a.dtype)  # a constant: which elements are the max
+        share /= share.sum(axis=ctx.axes, keepdims=True)
+        return share * _expand(g, ctx.axes, ctx.keepdims, a.ndim), None, None, None
+
+
+class LogSumExp(Function):
+    """log Σ exp(a) over axes, computed as m + log Σ exp(a - m). d/da_i = exp(a_i - out): the softmax."""
+
+    name = "logsumexp"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        if a.size == 0:
+            raise ValueError(f"logsumexp: cannot reduce an empty tensor of shape {a.shape}")
+        m = a.max(axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # rows of -inf stay -inf, not NaN
+        out = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        if not keepdims:
+            out = np.squeeze(out, axis=axes)
+        ctx.save_for_backward(a, out)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        a, out = ctx.saved_tensors
+        expand = _expand(out, ctx.axes, ctx.keepdims, a.ndim)
+        return _expand(g, ctx.axes, ctx.keepdims, a.ndim) * exp(a - expand), None, None
+
+
+def variance(a: Tensor, axis: Axis, keepdims: bool, correction: int, op: str) -> Tensor:
+    """Σ(a - mean)² / (n - correction) over ``axis``, built from ops (so it is differentiable twice)."""
+    axes = normalize_axes(axis, a.ndim, op)
+    if not isinstance(correction, (int, np.integer)) or isinstance(correction, bool) or correction < 0:
+        raise ValueError(f"{op}: correction must be a non-negative integer, got {correction!r}")
+    n = int(np.prod([a.shape[i] for i in axes]))
+    if n - correction <= 0:
+        raise ValueError(f"{op}: {n} elements leave no degrees of freedom with correction={correction}")
+    d = a - a.mean(axis=axes, keepdims=True)
+    return (d * d).sum(axis=axes, keepdims=keepdims) / float(n - correction)
+
+
+# ---------------------------------------------------------------------------
+# Elementwise functions
+# ---------------------------------------------------------------------------
+
+
+class Exp(Function):
+    """e^a. d/da e^a = e^a."""
+
+    name = "exp"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g * out
+
+
+class Expm1(Function):
+    """e^a - 1. d/da (e^a - 1) = e^a = out + 1."""
+
+    name = "expm1"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        out = np.expm1(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g * (out + 1)
+
+
+class Log(Function):
+    """ln a. d/da ln a = 1/a."""
+
+    name = "log"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.log(a)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g / a
+
+
+class Log1p(Function):
+    """ln(1 + a). d/da ln(1 + a) = 1/(1 + a)."""
+
+    name = "log1p"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.log1p(a)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g / (1 + a)
+
+
+class Sqrt(Function):
+    """√a. d/da √a = 1/(2√a)."""
+
+    name = "sqrt"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g / (2 * out)
+
+
+class Abs(Function):
+    """|a|. d/da |a| = sign(a) (0 at a = 0, as PyTorch)."""
+
+    name = "abs"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g * np.sign(value(a))
+
+
+class Sin(Function):
+    """sin a. d/da sin a = cos a."""
+
+    name = "sin"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.sin(a)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g * cos(a)
+
+
+class Cos(Function):
+    """cos a. d/da cos a = -sin a."""
+
+    name = "cos"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.cos(a)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return -g * sin(a)
+
+
+class Tanh(Function):
+    """tanh a. d/da tanh a = 1 - tanh² a."""
+
+    name = "tanh"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        out = np.tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """σ(a) = 1/(1 + e^-a), as (1 + tanh(a/2))/2 so it never overflows. dσ/da = σ·(1 - σ)."""
+
+    name = "sigmoid"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        out = stable_sigmoid(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        return g * out * (1 - out)
+
+
+class ReLU(Function):
+    """max(a, 0). d/da relu a = 1 where a > 0, else 0."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a)
+        return np.maximum(a, 0)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (a,) = ctx.saved_tensors
+        return g * (value(a) > 0)
+
+
+class Clip(Function):
+    """a limited to [low, high]. The gradient is 1 where low <= a <= high, else 0 (PyTorch's clamp)."""
+
+    name = "clip"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+        ctx.save_for_backward(a)
+        ctx.low, ctx.high = low, high
+        return np.clip(a, low, high)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        (a,) = ctx.saved_tensors
+        x = value(a)
+        inside = np.ones(x.shape, dtype=bool)
+        if ctx.low is not None:
+            inside &= x >= ctx.low
+        if ctx.high is not None:
+            inside &= x <= ctx.high
+        return g * inside, None, None
+
+
+def clip(a: Tensor, low: float | None = None, high: float | None = None) -> Tensor:
+    """Limit ``a`` to [low, high]; either bound may be None (not both)."""
+    for name, bound in (("min", low), ("max", high)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float, np.number))):
+            raise TypeError(f"clip: {name} must be a number or None, got {bound!r}")
+    if low is None and high is None:
+        raise ValueError("clip: give min, max or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"clip: min {low} is larger than max {high}")
+    return Clip.apply(a, low, high)
+
+
+class Maximum(Function):
+    """Elementwise max(a, b). The gradient goes to the larger input; ties split it in half (PyTorch)."""
+
+    name = "maximum"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(a, b)
+        return _binary(ctx.name, np.maximum if ctx.name == "maximum" else np.minimum, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        va, vb = value(a), value(b)
+        wins = va > vb if ctx.name == "maximum" else va < vb
+        share = wins + 0.5 * (va == vb)  # a constant: how much of g goes to a
+        need_a, need_b = ctx.needs_input_grad
+        return (
+            sum_to(g * share.astype(a.dtype), a.shape) if need_a else None,
+            sum_to(g * (1 - share).astype(b.dtype), b.shape) if need_b else None,
+        )
+
+
+class Minimum(Maximum):
+    """Elementwise min(a, b). The gradient goes to the smaller input; ties split it in half."""
+
+    name = "minimum"
+
+
+def _pair(a: ArrayLike, b: ArrayLike, op: str) -> tuple[Tensor, Tensor]:
+    """Two operands as Tensors; a number or array takes the other Tensor's dtype."""
+    if isinstance(a, Tensor):
+        return a, a._other(b)
+    if isinstance(b, Tensor):
+        return b._other(a), b
+    raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def maximum(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """Elementwise maximum of two tensors (or a tensor and a number or array), broadcasting."""
+    return Maximum.apply(*_pair(a, b, "maximum"))
+
+
+def minimum(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """Elementwise minimum of two tensors (or a tensor and a number or array), broadcasting."""
+    return Minimum.apply(*_pair(a, b, "minimum"))
+
+
+class Where(Function):
+    """cond ? a : b, elementwise, broadcasting. The gradient goes to a where cond holds, to b elsewhere."""
+
+    name = "where"
+
+    @staticmethod
+    def forward(ctx: Any, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
+        try:
+            return np.where(cond, a, b)
+        except ValueError:
+            raise ValueError(
+                f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together"
+            ) from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[None, Any, Any]:
+        need_a, need_b = ctx.needs_input_grad[1:]
+        shape_a, shape_b = ctx.shapes
+        zero = np.zeros((), dtype=g.dtype)
+        return (
+            None,
+            sum_to(where(ctx.cond, g, zero), shape_a) if need_a else None,
+            sum_to(where(ctx.cond, zero, g), shape_b) if need_b else None,
+        )
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """Elementwise ``a`` where ``cond`` holds, else ``b`` (numpy's where), differentiable in a and b.
+
+    ``cond`` is a boolean mask (an array, or a Tensor such as ``x > 0``). On
+    numpy arrays alone it is ``np.where``; when ``a`` or ``b`` is a Tensor the
+    result is a Tensor, numbers and arrays taking the Tensor's dtype.
+    """
+    c = np.asarray(value(cond))
+    if c.dtype != bool:
+        raise TypeError(f"where: cond must be a boolean mask, got dtype {c.dtype}; compare first, e.g. x > 0")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return np.where(c, a, b)
+    a, b = _pair(a, b, "where")
+    return Where.apply(Tensor(c), a, b)
+
+
+def compare(op: str, a: Tensor, other: Any) -> Tensor:
+    """a <op> b elementwise as a boolean Tensor (no gradient: a mask for where and indexing)."""
+    fn = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+          "eq": np.equal, "ne": np.not_equal}[op]
+    b = value(other)
+    try:
+        return Tensor(fn(a.data, np.asarray(b)))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {np.shape(b)} cannot be broadcast together") from None
+
+
+class Softmax(Function):
+    """s = exp(a) / Σ exp(a) along an axis, shifted by the max. ds/da = diag(s) - s sᵀ: da = s·(g - Σ g·s)."""
+
+    name = "softmax"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        e = np.exp(a - a.max(axis=axis, keepdims=True))
+        s = e / e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(s)
+        ctx.axis = axis
+        return s
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (s,) = ctx.saved_tensors
+        return s * (g - (g * s).sum(axis=ctx.axis, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    """a - logsumexp(a) along an axis. d(log softmax)/da = I - softmax: da = g - softmax·Σ g."""
+
+    name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        shifted = a - a.max(axis=axis, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (out,) = ctx.saved_tensors
+        return g - exp(out) * g.sum(axis=ctx.axis, keepdims=True), None
+
+
+# ---------------------------------------------------------------------------
+# Shape
+# ---------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    """Same values, new shape. Reshaping moves no values: the gradient is reshaped back."""
+
+    name = "reshape"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except (ValueError, TypeError):
+            raise ValueError(f"reshape: cannot reshape shape {a.shape} into {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return g.reshape(ctx.shape), None
+
+
+def permutation(axes: Sequence[int], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Check ``axes`` as a permutation for ``transpose`` (reversed axes when empty)."""
+    ndim = len(shape)
+    if not axes:
+        return tuple(range(ndim))[::-1]
+    if all(isinstance(i, (int, np.integer)) and -ndim <= i < ndim for i in axes):
+        perm = tuple(int(i) % ndim for i in axes)
+        if sorted(perm) == list(range(ndim)):
+            return perm
+    raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of a tensor of shape {shape}")
+
+
+class Transpose(Function):
+    """Permute the axes. The adjoint of a permutation is the inverse permutation."""
+
+    name = "transpose"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, perm: tuple[int, ...]) -> np.ndarray:
+        ctx.inverse = tuple(int(i) for i in np.argsort(perm))
+        return a.transpose(perm)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return g.transpose(ctx.inverse), None
+
+
+class BroadcastTo(Function):
+    """Repeat a along new or length-1 axes. Its adjoint sums the copies back: sum_to."""
+
+    name = "broadcast_to"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.shape = a.shape
+        try:
+            return np.broadcast_to(a, shape)
+        except (ValueError, TypeError):
+            raise ValueError(f"broadcast_to: shape {a.shape} cannot be broadcast to {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return sum_to(g, ctx.shape), None
+
+
+class SumTo(Function):
+    """Sum a down to a shape it was broadcast from. Its adjoint broadcasts back: broadcast_to."""
+
+    name = "sum_to"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.shape = a.shape
+        return unbroadcast(a, shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return broadcast_to(g, ctx.shape), None
+
+
+def squeeze(a: Tensor, axis: Axis = None) -> Tensor:
+    """Remove axes of length 1 (all, or those in ``axis``; PyTorch leaves a longer axis alone, numpy refuses it)."""
+    if axis is None:
+        shape = tuple(n for n in a.shape if n != 1)
+    else:
+        axes = normalize_axes(axis, a.ndim, "squeeze")
+        bad = [i for i in axes if a.shape[i] != 1]
+        if bad:
+            raise ValueError(f"squeeze: axis {bad[0]} of shape {a.shape} has length {a.shape[bad[0]]}, not 1")
+        shape = tuple(n for i, n in enumerate(a.shape) if i not in axes)
+    return Reshape.apply(a, shape)
+
+
+def unsqueeze(a: Tensor, dim: int) -> Tensor:
+    """Insert an axis of length 1 at ``dim`` (in -ndim-1 .. ndim)."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -a.ndim - 1 <= dim <= a.ndim:
+        raise ValueError(f"unsqueeze: dim {dim!r} is out of range for a tensor of {a.ndim} dimensions")
+    d = int(dim) % (a.ndim + 1)
+    return Reshape.apply(a, a.shape[:d] + (1,) + a.shape[d:])
+
+
+def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge axes start_dim..end_dim (inclusive) into one."""
+    if a.ndim == 0:
+        return Reshape.apply(a, (1,))
+    (start,) = normalize_axes(start_dim, a.ndim, "flatten")
+    (end,) = normalize_axes(end_dim, a.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
+    merged = int(np.prod(a.shape[start : end + 1]))
+    return Reshape.apply(a, a.shape[:start] + (merged,) + a.shape[end + 1 :])
+
+
+def as_index(index: Any, shape: tuple[int, ...]) -> Any:
+    """A Tensor index as an array: a boolean mask stays a mask; float values must be whole numbers."""
+    if isinstance(index, tuple):
+        return tuple(_tensor_index(i) if isinstance(i, Tensor) else i for i in index)
+    return _tensor_index(index) if isinstance(index, Tensor) else index
+
+
+def _tensor_index(t: Tensor) -> np.ndarray:
+    if t.data.dtype == bool:
+        return t.data
+    if not np.all(t.data == np.round(t.data)):
+        raise IndexError(f"getitem: a Tensor index must hold whole numbers, got {t.data.ravel()[:5].tolist()}")
+    return t.data.astype(np.intp)
+
+
+def _is_basic(index: Any) -> bool:
+    """True for an index of ints, slices, None and Ellipsis only: it picks each element at most once."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class GetItem(Function):
+    """a[index]. Scatter the gradient back; repeated indices add up (np.add.at)."""
+
+    name = "getitem"
+
+    @staticmethod
+    def forward(ctx: Any, a: np.ndarray, index: Any) -> np.ndarray:
+        ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
+        try:
+            return np.asarray(a[index])
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor shape {a.shape})") from None
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        if isinstance(g, Tensor):
+            return IndexAdd.apply(g, ctx.index, ctx.shape), None
+        return _index_add(g, ctx.index, ctx.shape, ctx.dtype), None
+
+
+def _index_add(g: np.ndarray, index: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    grad = np.zeros(shape, dtype=dtype)
+    if _is_basic(index):
+        grad[index] = g  # a basic index picks every element once: plain assignment is exact
+    else:
+        np.add.at(grad, index, g)
+    return grad
+
+
+class IndexAdd(Function):
+    """zeros(shape) with g added at ``index`` (the adjoint of indexing). Its adjoint is indexing again."""
+
+    name = "index_add"
+
+    @staticmethod
+    def forward(ctx: Any, g: np.ndarray, index: Any, shape: tuple[int, ...]) -> np.ndarray:
+        ctx.index = index
+        return _index_add(g, index, shape, g.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, gg: Any) -> tuple[Any, None, None]:
+        return GetItem.apply(gg, ctx.index) if isinstance(gg, Tensor) else np.asarray(gg[ctx.index]), None, None
+
+
+# ---------------------------------------------------------------------------
+# Functions of several tensors
+# ---------------------------------------------------------------------------
+
+
+def _as_tensors(tensors: Any, op: str) -> list[Tensor]:
+    """Tensors as they are; numbers and arrays as constants of the first Tensor's dtype."""
+    if isinstance(tensors, (Tensor, np.ndarray)):
+        raise TypeError(f"{op}: expected a sequence of tensors, got a single {type(tensors).__name__}")
+    items = list(tensors)
+    if not items:
+        raise ValueError(f"{op}: needs at least one tensor")
+    dtype = next((t.dtype for t in items if isinstance(t, Tensor)), None)
+    return [t if isinstance(t, Tensor) else Tensor(t, dtype=dtype) for t in items]
+
+
+class Concatenate(Function):
+    """Join along an existing axis. Each input gets back its own slice of the gradient."""
+
+    name = "concatenate"
+
+    @staticmethod
+    def forward(ctx: Any, axis: int, *arrays: np.ndarray) -> np.ndarray:
+        try:
+            out = np.concatenate(arrays, axis=axis)
+        except (ValueError, np.exceptions.AxisError):
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"concatenate: shapes {shapes} cannot be joined along axis {axis}") from None
+        ctx.axis = axis % out.ndim
+        ctx.ends = np.cumsum([a.shape[ctx.axis] for a in arrays]).tolist()
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        lead = (slice(None),) * ctx.axis
+        starts = [0, *ctx.ends[:-1]]
+        return (None, *(g[lead + (slice(s, e),)] for s, e in zip(starts, ctx.ends)))
+
+
+def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis, like ``np.concatenate``."""
+    return Concatenate.apply(axis, *_as_tensors(tensors, "concatenate"))
+
+
+class Stack(Function):
+    """Join along a new axis. Input i gets the gradient's slice i along that axis."""
+
+    name = "stack"
+
+    @staticmethod
+    def forward(ctx: Any, axis: int, *arrays: np.ndarray) -> np.ndarray:
+        try:
+            out = np.stack(arrays, axis=axis)
+        except (ValueError, np.exceptions.AxisError):
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"stack: shapes {shapes} cannot be stacked along axis {axis}") from None
+        ctx.axis, ctx.n = axis % out.ndim, len(arrays)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        lead = (slice(None),) * ctx.axis
+        return (None, *(g[lead + (i,)] for i in range(ctx.n)))
+
+
+def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis, like ``np.stack``."""
+    return Stack.apply(axis, *_as_tensors(tensors, "stack"))
+
+
+class Linear(Function):
+    """out = x·W + b as one node (rows of x are samples).
+
+    Backward: dx = g·Wᵀ, dW = xᵀ·g, db = Σ_rows g. One node instead of two
+    keeps the graph small, which is what decides speed on small networks.
+    """
+
+    name = "linear"
+
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        if W.ndim != 2:
+            raise ValueError(f"linear: weight must be 2-D (in_features, out_features), got shape {W.shape}")
+        try:
+            out = x @ W  # numpy checks the widths; the message below names them
+        except ValueError:
+            raise ValueError(
+                f"linear: input of shape {x.shape} does not fit weight of shape {W.shape}; "
+                f"expected input width {W.shape[0]}"
+            ) from None
+        if b is not None:
+            if b.shape != (W.shape[1],) and not _broadcasts_to(b.shape, out.shape):
+                raise ValueError(
+                    f"linear: bias of shape {b.shape} does not broadcast to the output's shape {out.shape}; "
+                    f"use a bias of shape ({W.shape[1]},)"
+                )
+            out += b
+        ctx.save_for_backward(x, W)
+        ctx.bias_shape = None if b is None else b.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
+        x, W = ctx.saved_tensors
+        need_x, need_W, need_b = ctx.needs_input_grad
+        x2, g2 = x, g
+        if x.ndim != 2:  # fold leading batch dimensions into rows
+            x2, g2 = x.reshape((-1, W.shape[0])), g.reshape((-1, W.shape[1]))
+        dx = (g @ W.T) if need_x else None  # dx = g·Wᵀ
+        dW = (x2.T @ g2) if need_W else None  # dW = xᵀ·g
+        db = None
+        if need_b:  # db = Σ_rows g (a bias of another shape sums g down to its own)
+            db = g2.sum(axis=0) if ctx.bias_shape == (W.shape[1],) else sum_to(g, ctx.bias_shape)
+        return dx, dW, db
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+def linear(x: ArrayLike, W: Tensor, b: Tensor | None = None) -> Tensor:
+    """out = x·W + b as one node; ``b`` is usually of shape (out_features,), any shape that broadcasts works."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x, dtype=W.dtype)
+    return Linear.apply(x, W, b)
