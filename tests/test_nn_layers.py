@@ -425,7 +425,8 @@ def test_batch_norm_fused_node_matches_the_composite(shape: tuple[int, ...], dty
             bn.weight.data[...], bn.bias.data[...] = w_data, b_data
         out = bn(x) if run == "fused" else batch_norm_composite(x, bn.weight, bn.bias, 1e-4)
         if run == "fused":
-            assert out._op == "batch_norm" and all(p._op != "mean" for p in out._parents)  # one node
+            assert out.op == "batch_norm" and out._ctx is not None  # one node, straight from x and the leaves
+            assert out._ctx.inputs[0] is x and all(t is None or t.is_leaf for t in out._ctx.inputs[:3])
         (out * mg.Tensor(dout)).sum().backward()
         grads = [x.grad] + ([bn.weight.grad, bn.bias.grad] if affine else [])  # type: ignore[union-attr]
         results.append((out.data, grads))
@@ -597,3 +598,49 @@ def test_reprs_show_the_settings() -> None:
     assert repr(nn.Flatten()) == "Flatten(start_dim=1, end_dim=-1)"
     assert repr(nn.LayerNorm(4)) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True)"
     assert repr(nn.BatchNorm1d(3)) == "BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True)"
+
+
+# ---------------------------------------------------------------------------
+# Second derivatives and in-place changes
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "leaky_relu", "softmax", "layer_norm", "batch_norm",
+                                  "batch_norm_3d", "batch_norm_no_affine"])
+def test_second_derivatives_match_central_differences(name: str) -> None:
+    """Each layer's gradient is itself differentiable (create_graph): mg.gradgradcheck in float64."""
+    rng = np.random.default_rng(0)
+    x = mg.Tensor(away_from_zero((5, 3), 0), requires_grad=True)
+    w = mg.Tensor(rng.normal(size=3), requires_grad=True)
+    b = mg.Tensor(rng.normal(size=3), requires_grad=True)
+    cases: dict[str, tuple[Callable[..., mg.Tensor], tuple[mg.Tensor, ...]]] = {
+        "gelu": (nn.GELU(), (x,)),
+        "gelu_tanh": (nn.GELU("tanh"), (x,)),
+        "leaky_relu": (nn.LeakyReLU(0.2), (x,)),
+        "softmax": (nn.Softmax(), (x,)),
+        "layer_norm": (with_affine(nn.LayerNorm(3)), (x, w, b)),
+        "batch_norm": (with_affine(nn.BatchNorm1d(3)), (x, w, b)),
+        "batch_norm_3d": (with_affine(nn.BatchNorm1d(3)), (mg.Tensor(rng.normal(size=(3, 3, 2)), requires_grad=True),
+                                                          w, b)),
+        "batch_norm_no_affine": (nn.BatchNorm1d(3, affine=False), (x,)),
+    }
+    fn, inputs = cases[name]
+    assert mg.gradgradcheck(fn, *inputs)
+
+
+def test_init_and_load_state_dict_count_as_in_place_changes() -> None:
+    """A graph built before nn.init or load_state_dict changed a weight refuses to backpropagate."""
+    for change in ("init", "load"):
+        mg.manual_seed(0)
+        layer = nn.Linear(3, 2)
+        state = nn.Linear(3, 2).state_dict()
+        loss = (layer(mg.Tensor(np.ones((2, 3)))) ** 2).sum()
+        before = layer.W.version
+        if change == "init":
+            nn.init.zeros_(layer.W)
+        else:
+            layer.load_state_dict(state)
+        assert layer.W.version > before
+        with pytest.raises(RuntimeError, match="modified in place"):
+            loss.backward()
+

@@ -63,6 +63,7 @@ def _rng(generator: np.random.Generator | None) -> np.random.Generator:
 
 def _fill(tensor: Tensor, values: np.ndarray) -> Tensor:
     tensor.data[...] = values  # in place: an optimizer holding this parameter sees the new values
+    tensor.bump_version()  # and a graph that saved the old values refuses to backpropagate through them
     return tensor
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import Tensor, get_generator, linear
+from minigrad.engine import Function, Tensor, get_generator, linear
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.normalization import BatchNorm1d, LayerNorm
+from minigrad.ops import exp, where
 
 __all__ = [
     "Linear",
@@ -107,9 +108,8 @@ class Sigmoid(Module):
 class LeakyReLU(Module):
     """leaky_relu(x) = x for x > 0, negative_slope·x otherwise (PyTorch's default slope 0.01).
 
-    Written as x times a constant mask that is 1 where x > 0 and the slope
-    elsewhere, so the derivative is that mask: 1 for x > 0, the slope for x <= 0
-    (at 0 too, as in PyTorch).
+    Written as where(x > 0, x, slope·x), so the derivative is 1 for x > 0 and
+    the slope for x <= 0 (at 0 too, as in PyTorch).
     """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -117,8 +117,7 @@ class LeakyReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu elementwise."""
-        slope = np.where(x.data > 0, 1.0, self.negative_slope).astype(x.dtype)
-        return x * Tensor(slope)  # d/dx = slope, a constant: no gradient flows into the mask
+        return where(x > 0, x, x * self.negative_slope)
 
     def extra_repr(self) -> str:
         """The slope for negative inputs."""
@@ -132,10 +131,12 @@ _erf = np.frompyfunc(math.erf, 1, 1)  # Python's erf, elementwise (numpy has non
 class GELU(Module):
     """gelu(x) = x·Φ(x), Φ the standard normal CDF; ``approximate="tanh"`` uses PyTorch's tanh form.
 
-    Exact: gelu(x) = x·½(1 + erf(x/√2)), with derivative Φ(x) + x·φ(x), where
-    φ(x) = e^(-x²/2)/√(2π). The tanh form,
-    ½x(1 + tanh(√(2/π)(x + 0.044715x³))), is built from Tensor ops, so its
-    gradient comes from theirs.
+    Exact: gelu(x) = x·Φ(x) with Φ(x) = ½(1 + erf(x/√2)) as one node
+    (:class:`NormalCDF`, whose derivative is φ(x) = e^(-x²/2)/√(2π)), so
+    d gelu/dx = Φ(x) + x·φ(x) by the product rule. numpy has no erf, so Φ
+    applies Python's ``math.erf`` element by element: exact, but slower than
+    the tanh form, ½x(1 + tanh(√(2/π)(x + 0.044715x³))), which is built from
+    Tensor ops.
     """
 
     def __init__(self, approximate: str = "none") -> None:
@@ -147,22 +148,27 @@ class GELU(Module):
         """Apply gelu elementwise."""
         if self.approximate == "tanh":
             return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
-        return _gelu_exact(x)
+        return x * NormalCDF.apply(x)
 
     def extra_repr(self) -> str:
         """Which form of gelu."""
         return f"approximate={self.approximate!r}"
 
 
-def _gelu_exact(x: Tensor) -> Tensor:
-    """x·Φ(x) as one node, Φ(x) = ½(1 + erf(x/√2))."""
-    a = x.data
-    cdf = (0.5 * (1 + np.asarray(_erf(a / math.sqrt(2)), dtype=np.float64))).astype(a.dtype)
+class NormalCDF(Function):
+    """Φ(x) = ½(1 + erf(x/√2)), the standard normal CDF. dΦ/dx = φ(x) = e^(-x²/2)/√(2π)."""
 
-    def backward(g):  # d/dx x·Φ(x) = Φ(x) + x·φ(x), φ(x) = e^(-x²/2)/√(2π)
-        return (g * (cdf + a * np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)),)
+    name = "normal_cdf"
 
-    return Tensor._make(a * cdf, (x,), backward, "gelu")
+    @staticmethod
+    def forward(ctx: Any, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return (0.5 * (1 + np.asarray(_erf(x / math.sqrt(2)), dtype=np.float64))).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))  # ops.exp: an array or a Tensor
 
 
 class Softmax(Module):

@@ -178,6 +178,7 @@ class Module:
         # Every entry has the shape and dtype of its target, so no copy below can fail halfway.
         for k, t in own.items():
             t.data[...] = arrays[k]
+            t.bump_version()  # a graph that saved the old values refuses to backpropagate through them
 
     def extra_repr(self) -> str:
         """The text inside this module's parentheses in its repr."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import Tensor
+from minigrad.engine import Function, Tensor
 from minigrad.nn.module import Buffer, Module, Parameter
 
 __all__ = ["LayerNorm", "BatchNorm1d"]
@@ -143,14 +143,18 @@ class BatchNorm1d(Module):
                     f"BatchNorm1d: training needs more than one value per feature to take a variance, "
                     f"got input of shape {x.shape}; use a larger batch or eval()"
                 )
-            y, mu, var = batch_norm_train(x, self.weight, self.bias, axes, self.eps)
+            y = BatchNormTrain.apply(x, self.weight, self.bias, axes, self.eps)
+            # The running statistics are plain arrays, updated in place (no gradient flows into them).
+            mu = x.data.mean(axis=axes)
+            unbiased = x.data.var(axis=axes, ddof=1)  # Σ (x - μ)² / (n - 1)
             m = self.momentum
-            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mu.reshape(-1)
-            self.running_var.data[...] = (1 - m) * self.running_var.data + m * var.reshape(-1) * n / (n - 1)
+            self.running_mean.data[...] = (1 - m) * self.running_mean.data + m * mu
+            self.running_var.data[...] = (1 - m) * self.running_var.data + m * unbiased
+            self.running_mean.bump_version()
+            self.running_var.bump_version()
             return y
-        mean = self.running_mean.data.reshape(per_feature)
-        inv_std = (self.running_var.data.reshape(per_feature) + self.eps) ** -0.5
-        y = (x - Tensor(mean)) * Tensor(inv_std)  # the running statistics are constants here
+        # eval: the running statistics are constants (buffers need no gradient)
+        y = (x - self.running_mean.reshape(per_feature)) * (self.running_var.reshape(per_feature) + self.eps) ** -0.5
         if self.weight is not None and self.bias is not None:
             y = y * self.weight.reshape(per_feature) + self.bias.reshape(per_feature)
         return y
@@ -160,10 +164,15 @@ class BatchNorm1d(Module):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
-def batch_norm_train(
-    x: Tensor, weight: Tensor | None, bias: Tensor | None, axes: tuple[int, ...], eps: float
-) -> tuple[Tensor, np.ndarray, np.ndarray]:
-    """Training-mode batch norm as one node; returns (y, the batch mean μ, the biased variance σ²).
+def _normalize(x: Any, axes: tuple[int, ...], eps: float) -> tuple[Any, Any]:
+    """(x̂, r): x̂ = (x - μ)·r with r = 1/√(σ² + eps), μ and the biased σ² over ``axes``; arrays or Tensors."""
+    centred = x - x.mean(axis=axes, keepdims=True)
+    r = ((centred * centred).mean(axis=axes, keepdims=True) + eps) ** -0.5
+    return centred * r, r
+
+
+class BatchNormTrain(Function):
+    """Training-mode batch norm as one node: y = γ·x̂ + β, x̂ = (x - μ)/√(σ² + eps) over the batch.
 
     Per feature, over the n values the ``axes`` hold:
 
@@ -182,33 +191,36 @@ def batch_norm_train(
 
         dx_i = (r/n)·(n·dx̂_i - Σ_j dx̂_j - x̂_i·Σ_j dx̂_j·x̂_j).
 
-    One pass over three sums instead of the dozen nodes the composite
-    (mean, subtract, square, mean, power, multiply, ...) records.
+    One node and three sums, where the composite (mean, subtract, square,
+    mean, add, power, multiply, ...) records about ten nodes. ``weight`` and
+    ``bias`` may be None (no affine part).
     """
-    a = x.data
-    n = a.size // a.shape[1]
-    mu = a.mean(axis=axes, keepdims=True)
-    centred = a - mu
-    var = (centred * centred).mean(axis=axes, keepdims=True)
-    r = 1 / np.sqrt(var + eps)
-    x_hat = centred * r
-    parents: tuple[Tensor, ...]
-    if weight is None or bias is None:
-        y, parents = x_hat, (x,)
-        gamma = None
-    else:
-        gamma = weight.data.reshape(mu.shape)  # (1, C) or (1, C, 1): broadcasts over x
-        y, parents = x_hat * gamma + bias.data.reshape(mu.shape), (x, weight, bias)
 
-    def backward(g):
-        dx_hat = g if gamma is None else g * gamma  # dx̂ = γ·g
+    name = "batch_norm"
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, axes: tuple[int, ...], eps: float
+    ) -> np.ndarray:
+        x_hat, r = _normalize(x, axes, eps)
+        ctx.save_for_backward(x, weight)
+        ctx.x_hat, ctx.r, ctx.axes, ctx.eps = x_hat, r, axes, eps
+        if weight is None or bias is None:
+            return x_hat
+        return x_hat * weight.reshape(r.shape) + bias.reshape(r.shape)  # r has shape (1, C) or (1, C, 1)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any, None, None]:
+        x, weight = ctx.saved_tensors
+        axes = ctx.axes
+        if isinstance(x, np.ndarray):
+            x_hat, r = ctx.x_hat, ctx.r
+        else:  # create_graph: x̂ and r as ops of x, so that this gradient can be differentiated again
+            x_hat, r = _normalize(x, axes, ctx.eps)
+        n = x.size // r.size  # values per feature
+        dx_hat = g if weight is None else g * weight.reshape(r.shape)  # dx̂ = γ·g
         dx = (r / n) * (n * dx_hat - dx_hat.sum(axis=axes, keepdims=True)
                         - x_hat * (dx_hat * x_hat).sum(axis=axes, keepdims=True))
-        dx = dx.astype(a.dtype, copy=False)
-        if gamma is None:
-            return (dx,)
-        dgamma = (g * x_hat).sum(axis=axes).astype(weight.dtype, copy=False)  # dγ = Σ g·x̂
-        dbeta = g.sum(axis=axes).astype(bias.dtype, copy=False)  # dβ = Σ g
-        return dx, dgamma, dbeta
-
-    return Tensor._make(y, parents, backward, "batch_norm"), mu, var
+        if weight is None:
+            return dx, None, None, None, None
+        return dx, (g * x_hat).sum(axis=axes), g.sum(axis=axes), None, None  # dx, dγ = Σ g·x̂, dβ = Σ g
