@@ -296,8 +296,10 @@ class OneCycleLR(LRScheduler):
     of the optimizer is not used. With ``cycle_momentum`` the schedule also
     sets the optimizer's ``betas[0]`` (Adam, AdamW, NAdam, Lion), else its
     ``momentum`` (SGD, RMSprop), else its ``beta`` (Momentum), and refuses an
-    optimizer that has none. ``step()`` may be called T times; once more is
-    an error.
+    optimizer that has none. ``step()`` may be called T times, once after
+    each optimizer step; the T-th call, after the last optimizer step, keeps
+    the final values (PyTorch extrapolates the last phase there, which the
+    linear strategy would take below zero). Once more is an error.
     """
 
     def __init__(
@@ -363,7 +365,7 @@ class OneCycleLR(LRScheduler):
         start = 0.0
         for i, phase in enumerate(self.phases):
             if epoch <= phase[0] or i == len(self.phases) - 1:
-                return (epoch - start) / (phase[0] - start), phase
+                return min((epoch - start) / (phase[0] - start), 1.0), phase  # step T keeps step T - 1's values
             start = phase[0]
         raise AssertionError("unreachable: the last phase always matches")
 
