@@ -374,6 +374,9 @@ def test_new_optimizers_first_steps_worked_on_paper() -> None:
     RMSprop(α 0.75), g = 3: s = 0.25·9, step 0.1·3/1.5 = 0.2: 0.8; centred with
     α = 0.5: s - a² = 4.5 - 2.25, step 0.1·3/1.5 again.
     NAdam(ψ = 0, so μ = β1/2 = 0.45 every step), g = 3: lr·(1 + 0.45·0.1/(1 - 0.45²)).
+    Lion(betas 0.9, 0.5), g = 1, -4, 15, which tell β1's role from β2's:
+    c = 0.1 > 0, w = 0.9, m = 0.5; c = 0.45 - 0.4 > 0, w = 0.8, m = 0.25 - 2 = -1.75;
+    c = -1.575 + 1.5 < 0, w = 0.9 (had m kept β1, m = -1.55 and c > 0).
     """
     np.testing.assert_allclose(scalar_path(AdamW, [3.0], lr=0.1, weight_decay=0.5, eps=1e-12), [0.85], rtol=1e-9)
     np.testing.assert_allclose(scalar_path(Lion, [3.0, -2.0], lr=0.1, weight_decay=0.5), [0.85, 0.9075], rtol=1e-12)
@@ -381,6 +384,8 @@ def test_new_optimizers_first_steps_worked_on_paper() -> None:
     np.testing.assert_allclose(scalar_path(RMSprop, [3.0], lr=0.1, alpha=0.75, eps=1e-12), [0.8], rtol=1e-9)
     centred = scalar_path(RMSprop, [3.0], lr=0.1, alpha=0.5, eps=1e-12, centered=True)
     np.testing.assert_allclose(centred, [0.8], rtol=1e-9)
+    lion = scalar_path(Lion, [1.0, -4.0, 15.0], lr=0.1, betas=(0.9, 0.5))
+    np.testing.assert_allclose(lion, [0.9, 0.8, 0.9], rtol=1e-12)
     nadam = scalar_path(NAdam, [3.0], lr=0.1, momentum_decay=0.0)
     np.testing.assert_allclose(nadam, [1 - 0.1 * (1 + 0.45 * 0.1 / (1 - 0.45**2))], rtol=1e-9)
 
