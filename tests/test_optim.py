@@ -121,7 +121,7 @@ def hand_sgd(lr: float, momentum: float = 0.0, nesterov: bool = False, weight_de
 
 
 def hand_momentum(lr: float, beta: float, bias_correction: bool = False, weight_decay: float = 0.0) -> list[np.ndarray]:
-    """The seed notes' EWA: g = grad + λw; v = βv + (1-β)g (v₀ = 0); w -= lr·v (or lr·v/(1-βᵗ))."""
+    """Momentum as an EWA: g = grad + λw; v = βv + (1-β)g (v₀ = 0); w -= lr·v (or lr·v/(1-βᵗ))."""
     w, v, path = W0.copy(), np.zeros_like(W0), []
     for t, grad in enumerate(GRADS, start=1):
         g = grad + weight_decay * w
@@ -450,7 +450,7 @@ def test_momentum_equals_sgd_with_lr_times_one_minus_beta(lr: float, beta: float
 
 @pytest.mark.parametrize("alpha, beta", [(0.1, 0.9), (0.5, 0.9), (0.3, 0.5)])
 def test_seed_notes_literal_rule_is_sgd_with_folded_alpha(alpha: float, beta: float) -> None:
-    """The first note's vdw = α(β·vdw + (1-β)·dw); w = w - vdw (and vdb for b) is SGD(α(1-β), momentum=αβ)."""
+    """The rule vdw = α(β·vdw + (1-β)·dw); w = w - vdw (and vdb for b) is SGD(α(1-β), momentum=αβ)."""
     w, b = START_W.copy(), START_B.copy()
     vdw, vdb = np.zeros_like(w), np.zeros_like(b)
     literal = []
@@ -542,7 +542,7 @@ def test_sign_and_decay_optimizers_get_near_the_quadratic_minimum(name: str) -> 
 
 
 # ---------------------------------------------------------------------------
-# The seed's claim, measured: momentum in the ravine
+# The claim, measured: momentum in the ravine
 # ---------------------------------------------------------------------------
 
 RAVINE = np.array([1.0, 100.0])  # f = (x² + 100·y²)/2, condition number 100

@@ -78,7 +78,10 @@ class Optimizer:
 
     Assigning a hyperparameter, ``opt.lr = 0.01``, re-runs the constructor on
     the new set of values before storing it, so a bad value is refused with
-    the constructor's own message and the optimizer keeps the old one.
+    the constructor's own message and the optimizer keeps the old one. (So,
+    as in every built-in, the constructor takes each hyperparameter under
+    the name it passes to ``super().__init__``; ``load_state_dict`` relies
+    on that too.)
     """
 
     buffer_names: ClassVar[tuple[str, ...]] = ()
