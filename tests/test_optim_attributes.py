@@ -227,6 +227,16 @@ def state_not_a_mapping(state: dict[str, Any]) -> None:
     state["state"] = [state["state"]["0"], state["state"]["1"]]
 
 
+def ragged_step_count(state: dict[str, Any]) -> None:
+    """A step count numpy cannot even make an array of."""
+    state["step_count"] = [[1], [1, 2]]
+
+
+def none_step_count(state: dict[str, Any]) -> None:
+    """No step count, as None."""
+    state["step_count"] = None
+
+
 HOSTILE = [
     (unknown_buffer, r"unknown buffer 0\.'velocity'; SGD keeps \('step', 'v'\)"),
     (fractional_flag, r"invalid nesterov: expected True or False, got 0\.5"),
@@ -245,6 +255,8 @@ HOSTILE = [
     (vector_lr, r"hyperparameter lr must be a single value"),
     (extra_top_level, r"unknown entries \['param_groups'\]"),
     (state_not_a_mapping, r"'state' must map parameter indices to dicts, got a list"),
+    (ragged_step_count, r"step_count must be a non-negative integer"),
+    (none_step_count, r"step_count must be a non-negative integer"),
 ]
 
 

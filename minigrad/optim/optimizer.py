@@ -217,8 +217,8 @@ class Optimizer:
             if not isinstance(entry, Mapping) or "step" not in entry:
                 raise ValueError(f"{name}: state {key} must be a dict holding its 'step', got {entry!r:.80}")
             buffers[int(key)] = self._stored_buffers(name, key, entry)
-        step_count = np.asarray(state["step_count"])
-        if step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
+        step_count = _as_array(state["step_count"])
+        if step_count is None or step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
             raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
         self.step_count = int(step_count)
         self.state = buffers
