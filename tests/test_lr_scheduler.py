@@ -394,6 +394,8 @@ def test_scheduler_state_dict_is_rejected_when_malformed() -> None:
         ({"last_epoch": 2, "base_lr": "0.5"}, "base_lr must be a finite number"),
         ({"last_epoch": 2}, "expected a mapping with 'last_epoch' and 'base_lr'"),
         ([2, 0.5], "expected a mapping"),
+        ({"last_epoch": [[1], [1, 2]], "base_lr": 0.5}, "must be single numbers"),
+        ({"last_epoch": None, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
     ]:
         with pytest.raises(ValueError, match=message):
             scheduler.load_state_dict(bad)  # type: ignore[arg-type]

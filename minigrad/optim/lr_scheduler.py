@@ -111,7 +111,11 @@ class LRScheduler:
         if not isinstance(state, Mapping) or set(state) != {"last_epoch", "base_lr"}:
             got = sorted(state, key=str) if isinstance(state, Mapping) else type(state).__name__
             raise ValueError(f"{name}: expected a mapping with 'last_epoch' and 'base_lr', got {got}")
-        epoch, base_lr = np.asarray(state["last_epoch"]), np.asarray(state["base_lr"])
+        try:
+            epoch, base_lr = np.asarray(state["last_epoch"]), np.asarray(state["base_lr"])
+        except ValueError:  # a ragged list
+            shown = f"{dict(state)!r:.80}"
+            raise ValueError(f"{name}: last_epoch and base_lr must be single numbers, got {shown}") from None
         if epoch.ndim != 0 or epoch.dtype.kind not in "iu" or epoch < 0:
             raise ValueError(f"{name}: last_epoch must be a non-negative integer, got {state['last_epoch']!r}")
         if base_lr.ndim != 0 or base_lr.dtype.kind not in "iuf" or not np.isfinite(base_lr) or base_lr < 0:
