@@ -7,6 +7,7 @@ and ``mg.nn.load`` are the checkpoint functions of :mod:`minigrad.checkpoint`.
 """
 
 from minigrad.checkpoint import load, save
+from minigrad.nn import utils as utils  # mg.nn.utils: gradient clipping
 from minigrad.nn.layers import MLP, Linear, ReLU, Sequential, Sigmoid, Tanh
 from minigrad.nn.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss
 from minigrad.nn.module import Module, Parameter
