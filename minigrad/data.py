@@ -98,13 +98,14 @@ def load_raw(
 
     from sklearn import datasets  # the lab's optional dependency
 
+    n_samples, noise = int(n_samples or 0), float(noise or 0.0)  # checked above when synthetic
     if name == "moons":
-        X, y = datasets.make_moons(n_samples=int(n_samples), noise=float(noise), random_state=seed)
+        X, y = datasets.make_moons(n_samples=n_samples, noise=noise, random_state=seed)
     elif name == "circles":
-        X, y = datasets.make_circles(n_samples=int(n_samples), noise=float(noise), factor=0.5, random_state=seed)
+        X, y = datasets.make_circles(n_samples=n_samples, noise=noise, factor=0.5, random_state=seed)
     elif name == "blobs":
         X, y = datasets.make_blobs(
-            n_samples=int(n_samples), centers=_BLOB_CENTERS, cluster_std=float(noise), random_state=seed
+            n_samples=n_samples, centers=_BLOB_CENTERS, cluster_std=noise, random_state=seed
         )
     else:
         loader = getattr(datasets, f"load_{name}")

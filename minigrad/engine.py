@@ -307,7 +307,7 @@ class Function:
     @classmethod
     def apply(cls, *args: Any) -> Tensor:
         """Run the op on ``args`` (Tensors and plain values); record it when an input needs grad."""
-        ctx = cls.__new__(cls)
+        ctx = object.__new__(cls)  # (the context is the Function instance itself)
         arrays = []
         needs = []
         for a in args:  # the inputs' arrays for forward, and which inputs need a gradient

@@ -145,7 +145,7 @@ def test_custom_optimizer_example_runs_and_trains_through_the_lab(tmp_path: Path
     params = inspect.signature(custom.main).parameters
     kwargs = {k: v for k, v in (("quick", True), ("out_dir", tmp_path)) if k in params}
     custom.main(**kwargs)
-    spec = mg.lab.resolve_optimizer(f"{EXAMPLES / 'custom_optimizer.py'}:RMSProp")
+    spec = mg.lab.resolve_optimizer(f"{EXAMPLES / 'custom_optimizer.py'}:AdaBelief")
     X_train, X_test, y_train, y_test = mg.data.load_dataset("moons", n_samples=200)
     mg.manual_seed(0)
     model = mg.nn.MLP([2, 16, 2])

@@ -11,6 +11,7 @@ the checkpoint functions of :mod:`minigrad.checkpoint`.
 
 from minigrad.checkpoint import load, save
 from minigrad.nn import init
+from minigrad.nn import utils as utils  # mg.nn.utils: gradient clipping
 from minigrad.nn.layers import (
     GELU,
     MLP,

@@ -1,0 +1,71 @@
+"""Gradient clipping, PyTorch's ``torch.nn.utils`` pair: call either between ``backward()`` and ``step()``.
+
+Both change only ``.grad`` (each parameter gets a new array; the old one is
+not written to, since an array may be shared), so they work with every
+optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from minigrad.engine import Tensor
+from minigrad.optim.optimizer import check_number
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+
+
+def _with_grads(parameters: Tensor | Iterable[Tensor], name: str) -> list[tuple[Tensor, np.ndarray]]:
+    """(parameter, gradient) for each of ``parameters`` (a Tensor or an iterable of them) that has a gradient."""
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+    return [(p, p.grad) for p in params if p.grad is not None]
+
+
+def clip_grad_norm_(
+    parameters: Tensor | Iterable[Tensor],
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """Scale all gradients together so that their joint norm is at most ``max_norm``; return the norm before.
+
+    The joint norm is the ``norm_type``-norm of all gradient entries as one
+    vector (``float('inf')``: the largest absolute entry). When it exceeds
+    ``max_norm``, every gradient is multiplied by the same factor
+    ``max_norm / (norm + 1e-6)``, PyTorch's, so the direction is kept;
+    otherwise the gradients are left as they are. Parameters without a
+    gradient are skipped (none at all: the norm is 0). A NaN or infinite
+    norm is a RuntimeError with ``error_if_nonfinite``; without it the
+    gradients are scaled by the non-finite factor, as in PyTorch.
+    """
+    check_number("max_norm", max_norm)
+    if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool)) or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or float('inf'), got {norm_type!r}")
+    pairs = _with_grads(parameters, "clip_grad_norm_")
+    if not pairs:
+        return 0.0
+    norms = [np.linalg.norm(np.ravel(g).astype(np.float64), ord=norm_type) for _, g in pairs]
+    total = float(np.linalg.norm(np.array(norms), ord=norm_type))  # the norm of the norms: the joint norm, in float64
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}, so it cannot be "
+            "clipped; pass error_if_nonfinite=False to scale the gradients by it anyway"
+        )
+    coef = max_norm / (total + 1e-6)
+    if coef < 1 or math.isnan(coef):
+        for p, g in pairs:
+            p.grad = g * np.asarray(coef, dtype=g.dtype)  # a new array: .grad may be shared
+    return total
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
+    """Clip every gradient entry into [-clip_value, clip_value]."""
+    check_number("clip_value", clip_value)
+    for p, g in _with_grads(parameters, "clip_grad_value_"):
+        p.grad = np.clip(g, -clip_value, clip_value)

@@ -1,0 +1,441 @@
+"""Learning-rate schedules, with PyTorch's names and stepping convention.
+
+A schedule is built on an optimizer, takes the optimizer's ``lr`` as its base
+rate, and sets ``optimizer.lr`` (the attribute, checked as any assignment)
+at once to its value for step 0. Call ``scheduler.step()`` after each
+``optimizer.step()``, once per epoch or once per batch, as you mean to count::
+
+    optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = mg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
+    for epoch in range(100):
+        train_one_epoch(model, optimizer)       # optimizer.step() inside
+        scheduler.step()                         # lr for the next epoch
+
+Each schedule is a closed form of its step count t (``last_epoch``):
+``lr_at(t)`` gives it, and ``step()`` does ``t += 1`` and sets
+``optimizer.lr = lr_at(t)``. A schedule changes the optimizer's ``lr`` (and,
+for :class:`OneCycleLR` with ``cycle_momentum``, its momentum) and nothing
+else. One schedule drives one optimizer; to run one schedule after another,
+use :class:`SequentialLR`.
+
+To resume, save ``scheduler.state_dict()`` next to the optimizer's and load
+both into freshly built objects: ``load_state_dict`` restores the step count
+and base rate and sets the optimizer's rate to the schedule's value at that
+step, so the resumed run is bit-identical to an unbroken one whatever order
+the two are loaded in.
+
+:func:`schedule_from_spec` builds a schedule from a short string (``cosine``,
+``step:EVERY:GAMMA``, ``warmup:STEPS``, ``onecycle``), for command lines.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from minigrad.optim.optimizer import Optimizer, check_flag, check_number
+
+__all__ = [
+    "LRScheduler",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "LinearLR",
+    "LambdaLR",
+    "SequentialLR",
+    "OneCycleLR",
+    "schedule_from_spec",
+]
+
+
+def _check_count(name: str, value: Any, low: int = 1) -> int:
+    """Return ``value`` if it is an integer >= low (not a bool); otherwise raise naming it."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"invalid {name}: expected an integer >= {low}, got {value!r} ({type(value).__name__})")
+    if value < low:
+        raise ValueError(f"invalid {name}: expected an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+class LRScheduler:
+    """Base class: a closed-form rate ``lr_at(t)`` of the step count ``t``, applied to ``optimizer.lr``.
+
+    A subclass stores and checks its settings, then calls
+    ``super().__init__(optimizer)``, which records ``base_lr`` (the
+    optimizer's ``lr`` now) and applies step 0; it defines ``lr_at``.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        name = type(self).__name__
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{name}: expected a minigrad.optim.Optimizer, got a {type(optimizer).__name__}")
+        if "lr" not in optimizer.hyperparameters:
+            raise ValueError(f"{name}: {type(optimizer).__name__} has no hyperparameter 'lr' to schedule")
+        self.optimizer = optimizer
+        self.base_lr: float = optimizer.hyperparameters["lr"]
+        self.last_epoch: int = 0
+        self._last_lr: float = self.base_lr
+        self._apply(0)
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate at step ``epoch`` (0 is the rate before the first ``step()``)."""
+        raise NotImplementedError(f"{type(self).__name__} must define lr_at(epoch)")
+
+    def _apply(self, epoch: int) -> None:
+        """Set the optimizer's rate (and anything else the schedule drives) for step ``epoch``."""
+        lr = self.lr_at(epoch)
+        setattr(self.optimizer, "lr", lr)  # noqa: B010  (lr is a subclass's attribute; the base class has none)
+        self._last_lr = lr
+
+    def step(self) -> None:
+        """Advance one step: ``last_epoch += 1``, then ``optimizer.lr = lr_at(last_epoch)``."""
+        self.last_epoch += 1
+        self._apply(self.last_epoch)
+
+    def get_last_lr(self) -> list[float]:
+        """The rate the schedule last set, as a one-element list (PyTorch's, with one parameter group)."""
+        return [self._last_lr]
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count and the base rate: all a closed-form schedule needs to resume."""
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (checked first) and set the optimizer's rate for the restored step."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping) or set(state) != {"last_epoch", "base_lr"}:
+            got = sorted(state, key=str) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"{name}: expected a mapping with 'last_epoch' and 'base_lr', got {got}")
+        try:
+            epoch, base_lr = np.asarray(state["last_epoch"]), np.asarray(state["base_lr"])
+        except ValueError:  # a ragged list
+            shown = f"{dict(state)!r:.80}"
+            raise ValueError(f"{name}: last_epoch and base_lr must be single numbers, got {shown}") from None
+        if epoch.ndim != 0 or epoch.dtype.kind not in "iu" or epoch < 0:
+            raise ValueError(f"{name}: last_epoch must be a non-negative integer, got {state['last_epoch']!r}")
+        if base_lr.ndim != 0 or base_lr.dtype.kind not in "iuf" or not np.isfinite(base_lr) or base_lr < 0:
+            raise ValueError(f"{name}: base_lr must be a finite number >= 0, got {state['base_lr']!r}")
+        old = (self.last_epoch, self.base_lr)
+        self.last_epoch, self.base_lr = int(epoch), base_lr.item()
+        try:
+            self._apply(self.last_epoch)
+        except (TypeError, ValueError) as e:
+            self.last_epoch, self.base_lr = old
+            raise ValueError(f"{name}: {e}") from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_epoch={self.last_epoch}, base_lr={self.base_lr!r}, lr={self._last_lr!r})"
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps: lr_t = base·γ^⌊t / step_size⌋."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        self.step_size = _check_count("step_size", step_size)
+        self.gamma = check_number("gamma", gamma, open_low=True)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·γ^⌊t / step_size⌋."""
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` at each milestone: lr_t = base·γ^(number of milestones <= t)."""
+
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
+        if not isinstance(milestones, (list, tuple)):
+            raise ValueError(f"invalid milestones: expected a list of integers >= 1, got {milestones!r}")
+        self.milestones = sorted(_check_count("milestones[i]", m) for m in milestones)
+        self.gamma = check_number("gamma", gamma, open_low=True)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·γ^k, k the milestones passed (a repeated milestone counts twice, as in PyTorch)."""
+        return self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every step: lr_t = base·γ^t."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        self.gamma = check_number("gamma", gamma, open_low=True)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·γ^t."""
+        return self.base_lr * self.gamma**epoch
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` steps (SGDR without restarts).
+
+    lr_t = η_min + (base - η_min)·(1 + cos(π·t / T_max)) / 2; past T_max it
+    climbs back along the same cosine, as PyTorch's does.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
+        self.T_max = _check_count("T_max", T_max)
+        self.eta_min = check_number("eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """η_min + (base - η_min)·(1 + cos(π·t / T_max)) / 2."""
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` steps (a warm-up).
+
+    lr_t = base·(s + (e - s)·min(t, total_iters) / total_iters), then base·e.
+    Defaults: s = 1/3, e = 1, total_iters = 5.
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5
+    ) -> None:
+        self.start_factor = check_number("start_factor", start_factor, open_low=True)
+        if start_factor > 1:
+            raise ValueError(f"invalid start_factor: expected a number in (0, 1], got {start_factor!r}")
+        self.end_factor = check_number("end_factor", end_factor)
+        if end_factor > 1:
+            raise ValueError(f"invalid end_factor: expected a number in [0, 1], got {end_factor!r}")
+        self.total_iters = _check_count("total_iters", total_iters)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·(s + (e - s)·min(t, total_iters) / total_iters)."""
+        s, e = self.start_factor, self.end_factor
+        return self.base_lr * (s + (e - s) * min(epoch, self.total_iters) / self.total_iters)
+
+
+class LambdaLR(LRScheduler):
+    """The base rate times a function of the step: lr_t = base·f(t); f(t) must be a finite number >= 0."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]) -> None:
+        if not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function of the step, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·f(t)."""
+        return self.base_lr * check_number(f"lr_lambda({epoch})", self.lr_lambda(epoch))
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers`` one after the other, switching at ``milestones`` (one fewer than the schedulers).
+
+    Schedule i runs from milestone i-1 (0 for the first) and starts at its
+    own step 0 there: lr_t = schedulers[i].lr_at(t - milestones[i-1]). All
+    share the first one's base rate, the optimizer's rate before any of them
+    was built. Typical: ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
+    CosineAnnealingLR(opt, T_max=95)], milestones=[5])``.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int]) -> None:
+        if not isinstance(schedulers, (list, tuple)) or not schedulers:
+            raise ValueError(f"SequentialLR: expected a non-empty list of schedulers, got {schedulers!r}")
+        for i, s in enumerate(schedulers):
+            if not isinstance(s, LRScheduler) or s.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR: schedulers[{i}] is not a schedule of this optimizer: {s!r}")
+        if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                f"SequentialLR: expected {len(schedulers) - 1} milestones for {len(schedulers)} schedulers, "
+                f"got {milestones!r}"
+            )
+        self.milestones = [_check_count(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
+        if any(a >= b for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"SequentialLR: milestones must increase, got {list(milestones)}")
+        self.schedulers = list(schedulers)
+        setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
+        super().__init__(optimizer)  # base_lr = the first's, shared by all (see the property below)
+
+    def _current(self, epoch: int) -> tuple[LRScheduler, int]:
+        """The schedule that runs at step ``epoch`` and its own step count there."""
+        i = bisect.bisect_right(self.milestones, epoch)
+        return self.schedulers[i], epoch - (self.milestones[i - 1] if i else 0)
+
+    def lr_at(self, epoch: int) -> float:
+        """schedulers[i].lr_at(t - milestones[i-1]), i the schedule running at t."""
+        scheduler, own = self._current(epoch)
+        return scheduler.lr_at(own)
+
+    def _apply(self, epoch: int) -> None:
+        """Let the running schedule set the optimizer (its momentum too, for a OneCycleLR)."""
+        scheduler, own = self._current(epoch)
+        scheduler._apply(own)
+        self._last_lr = scheduler._last_lr
+
+    @property  # type: ignore[override]
+    def base_lr(self) -> float:
+        """The base rate all the schedules share (the first one's)."""
+        return self.schedulers[0].base_lr
+
+    @base_lr.setter
+    def base_lr(self, value: float) -> None:
+        for s in self.schedulers:
+            s.base_lr = value
+
+
+class OneCycleLR(LRScheduler):
+    r"""The 1cycle policy (Smith & Topin 2018) as PyTorch computes it: up to ``max_lr``, then far below the start.
+
+    With T = total_steps (or epochs·steps_per_epoch), p = pct_start,
+    initial = max_lr / div_factor and min = initial / final_div_factor, the
+    rate follows phases that end at step p·T - 1 and T - 1::
+
+        phase 1 (t <= p·T - 1):  initial -> max_lr,    momentum max_momentum -> base_momentum
+        phase 2 (up to T - 1):   max_lr -> min,        momentum base_momentum -> max_momentum
+
+    and with ``three_phase`` ends at p·T - 1, 2p·T - 2 and T - 1: initial ->
+    max_lr, max_lr -> initial, initial -> min (momentum down, up, flat).
+    Within a phase from a to b at fraction x of it, ``cos`` annealing gives
+    b + (a - b)·(1 + cos(π·x)) / 2 and ``linear`` a + (b - a)·x. The base rate
+    of the optimizer is not used. With ``cycle_momentum`` the schedule also
+    sets the optimizer's ``betas[0]`` (Adam, AdamW, NAdam, Lion), else its
+    ``momentum`` (SGD, RMSprop), else its ``beta`` (Momentum), and refuses an
+    optimizer that has none. ``step()`` may be called T times, once after
+    each optimizer step; the T-th call, after the last optimizer step, keeps
+    the final values (PyTorch extrapolates the last phase there, which the
+    linear strategy would take below zero). Once more is an error.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float,
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ) -> None:
+        if total_steps is None:
+            if epochs is None or steps_per_epoch is None:
+                raise ValueError("OneCycleLR: give total_steps, or epochs and steps_per_epoch")
+            total_steps = _check_count("epochs", epochs) * _check_count("steps_per_epoch", steps_per_epoch)
+        self.total_steps = T = _check_count("total_steps", total_steps)
+        self.max_lr = check_number("max_lr", max_lr, open_low=True)
+        p = check_number("pct_start", pct_start)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"invalid anneal_strategy: expected 'cos' or 'linear', got {anneal_strategy!r}")
+        self.anneal_strategy = anneal_strategy
+        self.cycle_momentum = check_flag("cycle_momentum", cycle_momentum)
+        base_m = check_number("base_momentum", base_momentum, 0.0, 1.0)
+        max_m = check_number("max_momentum", max_momentum, 0.0, 1.0)
+        initial = self.max_lr / check_number("div_factor", div_factor, open_low=True)
+        low = initial / check_number("final_div_factor", final_div_factor, open_low=True)
+        if check_flag("three_phase", three_phase):
+            # (end step, lr from, lr to, momentum from, momentum to)
+            self.phases = [
+                (p * T - 1, initial, self.max_lr, max_m, base_m),
+                (2 * p * T - 2, self.max_lr, initial, base_m, max_m),
+                (T - 1.0, initial, low, max_m, max_m),
+            ]
+        else:
+            self.phases = [(p * T - 1, initial, self.max_lr, max_m, base_m), (T - 1.0, self.max_lr, low, base_m, max_m)]
+        ends = [0.0] + [phase[0] for phase in self.phases]
+        if any(a >= b for a, b in zip(ends, ends[1:])):
+            raise ValueError(
+                f"OneCycleLR: with total_steps={T} and pct_start={p!r} a phase would be empty; "
+                "each phase needs at least one step (pct_start·total_steps > 1)"
+            )
+        if self.cycle_momentum:
+            names = [k for k in ("betas", "momentum", "beta") if k in optimizer.hyperparameters]
+            if not names:
+                raise ValueError(
+                    f"OneCycleLR: cycle_momentum needs an optimizer with betas, momentum or beta; "
+                    f"{type(optimizer).__name__} has none (pass cycle_momentum=False)"
+                )
+            self.momentum_name = names[0]
+        super().__init__(optimizer)
+
+    def _phase(self, epoch: int) -> tuple[float, tuple[float, float, float, float, float]]:
+        """The fraction of its phase reached at step ``epoch``, and that phase."""
+        if epoch > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {epoch} times; total_steps is {self.total_steps}")
+        start = 0.0
+        for i, phase in enumerate(self.phases):
+            if epoch <= phase[0] or i == len(self.phases) - 1:
+                return min((epoch - start) / (phase[0] - start), 1.0), phase  # step T keeps step T - 1's values
+            start = phase[0]
+        raise AssertionError("unreachable: the last phase always matches")
+
+    def _anneal(self, a: float, b: float, x: float) -> float:
+        """From a to b at fraction x: cosine or linear."""
+        if self.anneal_strategy == "cos":
+            return b + (a - b) / 2.0 * (math.cos(math.pi * x) + 1)
+        return (b - a) * x + a
+
+    def lr_at(self, epoch: int) -> float:
+        """The rate at step ``epoch``, annealed within its phase."""
+        x, (_, lr_a, lr_b, _, _) = self._phase(epoch)
+        return self._anneal(lr_a, lr_b, x)
+
+    def momentum_at(self, epoch: int) -> float:
+        """The momentum (or β1) at step ``epoch``, annealed within its phase."""
+        x, (_, _, _, m_a, m_b) = self._phase(epoch)
+        return self._anneal(m_a, m_b, x)
+
+    def _apply(self, epoch: int) -> None:
+        """Set the rate, and with ``cycle_momentum`` the momentum, for step ``epoch``."""
+        super()._apply(epoch)
+        if self.cycle_momentum:
+            m = self.momentum_at(epoch)
+            if self.momentum_name == "betas":
+                setattr(self.optimizer, "betas", (m, self.optimizer.hyperparameters["betas"][1]))  # noqa: B010
+            else:
+                setattr(self.optimizer, self.momentum_name, m)
+
+
+def schedule_from_spec(spec: str, optimizer: Optimizer, total_steps: int) -> LRScheduler | None:
+    """Build the schedule a command line names, for a run of ``total_steps`` calls to ``scheduler.step()``.
+
+    - ``none``: no schedule (returns None; the rate stays the optimizer's);
+    - ``cosine``: ``CosineAnnealingLR(T_max=total_steps)``, from the rate down to 0;
+    - ``step:EVERY:GAMMA``: ``StepLR(step_size=EVERY, gamma=GAMMA)``, e.g. ``step:100:0.5``;
+    - ``warmup:STEPS``: ``LinearLR(start_factor=1/STEPS, total_iters=STEPS-1)``: the
+      rate is lr·(t+1)/STEPS for the first STEPS steps, then lr;
+    - ``onecycle``: ``OneCycleLR(max_lr=lr, total_steps=total_steps, cycle_momentum=False)``:
+      the rate peaks at the optimizer's own rate; the momentum is left alone so
+      that every optimizer gets the same treatment.
+
+    A malformed spec is a ValueError that lists the forms above.
+    """
+    forms = "none, cosine, step:EVERY:GAMMA, warmup:STEPS or onecycle"
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"schedule: expected a minigrad.optim.Optimizer, got a {type(optimizer).__name__}")
+    if not isinstance(spec, str):
+        raise ValueError(f"schedule: expected one of {forms}, got {spec!r}")
+    total_steps = _check_count("total_steps", total_steps)
+    name, *args = spec.strip().split(":")
+    try:
+        if name == "none" and not args:
+            return None
+        if name == "cosine" and not args:
+            return CosineAnnealingLR(optimizer, T_max=total_steps)
+        if name == "step" and len(args) == 2:
+            return StepLR(optimizer, step_size=int(args[0]), gamma=float(args[1]))
+        if name == "warmup" and len(args) == 1:
+            steps = int(args[0])
+            if steps < 1:
+                raise ValueError(f"warm-up steps must be >= 1, got {steps}")
+            return LinearLR(optimizer, start_factor=1 / steps, end_factor=1.0, total_iters=max(steps - 1, 1))
+        if name == "onecycle" and not args:
+            max_lr = optimizer.hyperparameters.get("lr", 0.0)
+            return OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, cycle_momentum=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"schedule {spec!r}: {e}") from None
+    raise ValueError(f"schedule {spec!r}: expected one of {forms}")

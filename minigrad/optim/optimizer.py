@@ -1,0 +1,277 @@
+"""The optimizer contract: a base class that owns everything but the update rule.
+
+:class:`Optimizer` owns the parameter list, per-parameter state, the step
+count, ``zero_grad()``, ``state_dict()``/``load_state_dict()`` and the loop
+over parameters. A new optimizer checks its hyperparameters with
+:func:`check_number`, :func:`check_betas` and :func:`check_flag`, passes them
+to ``super().__init__``, names the buffers it keeps, and writes one rule,
+``update(w, g, state)``, that changes the array ``w`` in place.
+
+Hyperparameters are plain attributes: ``opt.lr = 0.01`` is how a user or a
+learning-rate schedule changes the rate. The assignment runs the
+constructor's checks on the new value first, and ``repr(opt)``,
+``opt.hyperparameters`` and ``opt.state_dict()`` all read the attribute, so
+they always agree with it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from minigrad.engine import Tensor
+
+__all__ = ["Optimizer", "check_number", "check_betas", "check_flag"]
+
+_REAL = (int, float, np.integer, np.floating)
+_INDEX = re.compile(r"0|[1-9][0-9]*")  # ASCII digits only: '\u0660' is a digit to str.isdigit()
+
+
+def check_number(
+    name: str, value: Any, low: float = 0.0, high: float | None = None, *, open_low: bool = False
+) -> Any:
+    """Return ``value`` if it is a finite real number with low <= value (< high); ``open_low`` makes it low < value.
+
+    A bool, a string, None or an array is a TypeError and NaN, ±inf or a
+    number out of range a ValueError, each naming the hyperparameter and the
+    range of numbers expected.
+    """
+    bound = f"in [{low:g}, {high:g})" if high is not None else (f"> {low:g}" if open_low else f">= {low:g}")
+    if not isinstance(value, _REAL) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"invalid {name}: expected a number {bound}, got {value!r} ({type(value).__name__})")
+    ok = math.isfinite(value) and (value > low if open_low else value >= low) and (high is None or value < high)
+    if not ok:
+        raise ValueError(f"invalid {name}: expected a number {bound}, got {value!r}")
+    return value
+
+
+def check_betas(betas: Any, name: str = "betas") -> tuple[float, float]:
+    """Return ``betas`` as a tuple of two numbers, each in [0, 1); anything else raises naming it."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"invalid {name}: expected a pair of numbers in [0, 1), got {betas!r}")
+    return (check_number(f"{name}[0]", betas[0], 0.0, 1.0), check_number(f"{name}[1]", betas[1], 0.0, 1.0))
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool if it is True or False (numpy's too); anything else, 0.5 or 1 or 'no', raises."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"invalid {name}: expected True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+class Optimizer:
+    """Base class: holds the parameters, their state, the step count and the hyperparameters.
+
+    A subclass calls ``super().__init__(params, **hyperparameters)`` after
+    checking them (each becomes an attribute, e.g. ``self.lr``; annotate it on
+    the class so type checkers see it), lists in ``buffer_names`` the arrays
+    its rule keeps per parameter (each shaped like the parameter) and in
+    ``scalar_names`` the numbers, and defines ``update(w, g, state)``.
+    ``step()`` calls it once per parameter that has a gradient, with ``w`` the
+    parameter's array (to change in place), ``g`` its gradient (read only)
+    and ``state`` that parameter's dict, whose ``"step"`` counts the updates
+    it has had, this one included.
+
+    Assigning a hyperparameter, ``opt.lr = 0.01``, re-runs the constructor on
+    the new set of values before storing it, so a bad value is refused with
+    the constructor's own message and the optimizer keeps the old one. (So,
+    as in every built-in, the constructor takes each hyperparameter under
+    the name it passes to ``super().__init__``; ``load_state_dict`` relies
+    on that too.)
+    """
+
+    buffer_names: ClassVar[tuple[str, ...]] = ()
+    scalar_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Iterable[Tensor], **hyperparameters: Any) -> None:
+        name = type(self).__name__
+        if isinstance(params, Tensor):
+            raise TypeError(f"{name}: params must be an iterable of Tensors, got a single Tensor")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{name}: got an empty parameter list")
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+            if not p.requires_grad:
+                raise ValueError(f"{name}: parameter {i} (shape {p.shape}) does not require grad")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{name}: a parameter appears more than once")
+        reserved = [k for k in hyperparameters if hasattr(Optimizer, k) or k in ("params", "state", "step_count")]
+        if reserved:
+            raise ValueError(f"{name}: hyperparameter names {reserved} clash with Optimizer's own attributes")
+        self.params: list[Tensor] = params
+        self.state: list[dict[str, Any]] = [{} for _ in params]
+        self.step_count: int = 0
+        for key, value in hyperparameters.items():  # each hyperparameter becomes an attribute: self.lr, ...
+            setattr(self, key, value)
+        self._hyperparameter_names: tuple[str, ...] = tuple(hyperparameters)  # from now on, assignments are checked
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Each hyperparameter's current value, by name, in the constructor's order."""
+        return {k: getattr(self, k) for k in self._hyperparameter_names}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Store an attribute; a hyperparameter's new value first passes the constructor's checks."""
+        if name in self.__dict__.get("_hyperparameter_names", ()):
+            try:
+                value = self._checked({**self.hyperparameters, name: value})[name]
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{type(self).__name__}.{name} = {value!r}: {e}") from None
+        object.__setattr__(self, name, value)
+
+    def _checked(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        """``hyperparameters`` as the constructor stores them, after its own checks (which raise)."""
+        return type(self)(self.params, **hyperparameters).hyperparameters
+
+    def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
+        """Change ``w`` in place from its gradient ``g``; subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} must define update(w, g, state)")
+
+    def _check_grads(self) -> None:
+        """Refuse a ``.grad`` that is not an array of its parameter's shape (set by hand), before any update."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if not isinstance(p.grad, np.ndarray):
+                raise TypeError(
+                    f"{type(self).__name__}.step: parameter {i}'s .grad is a {type(p.grad).__name__}, "
+                    "not a numpy array; set it to an array of the parameter's shape or to None"
+                )
+            if p.grad.shape != p.data.shape:
+                raise ValueError(
+                    f"{type(self).__name__}.step: parameter {i} has shape {p.data.shape} but its .grad has shape "
+                    f"{p.grad.shape}; a gradient must have its parameter's shape (it is not broadcast)"
+                )
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient; ``.grad`` is left as it is."""
+        self._check_grads()
+        self.step_count += 1
+        update = self.update
+        for p, state in zip(self.params, self.state):
+            if p.grad is not None:
+                state["step"] = state.get("step", 0) + 1
+                update(p.data, p.grad, state)
+                p.bump_version()  # w changed in place: a graph that saved the old w can no longer be used
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None."""
+        for p in self.params:
+            p.grad = None
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
+        return f"{type(self).__name__}({len(self.params)} parameters, {hp})"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters, step count and every buffer (copied), as nested dicts."""
+        return {
+            "hyperparameters": self.hyperparameters,
+            "step_count": self.step_count,
+            "state": {
+                str(i): {k: np.array(v, copy=True) for k, v in s.items()}
+                for i, s in enumerate(self.state)
+                if s
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`, checking all of it before changing anything.
+
+        Hyperparameters must pass the constructor's checks; each parameter's
+        entry is keyed by its index written in ASCII digits ('0', '1', ...),
+        holds its ``step`` and only the buffers the class names, each of its
+        parameter's shape and dtype. Anything else is a ValueError naming the
+        entry.
+        """
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{name}: expected a mapping as state_dict() returns, got a {type(state).__name__}")
+        expected = {"hyperparameters", "step_count", "state"}
+        if set(state) != expected:
+            missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected, key=str)
+            raise ValueError(f"{name}: the state has no {missing} or has unknown entries {unknown}")
+        hyper = state["hyperparameters"]
+        if not isinstance(hyper, Mapping) or set(hyper) != set(self._hyperparameter_names):
+            got = sorted(hyper, key=str) if isinstance(hyper, Mapping) else type(hyper).__name__
+            raise ValueError(f"{name}: hyperparameters {got} do not match {sorted(self._hyperparameter_names)}")
+        restored = {k: _stored_value(name, k, hyper[k], current) for k, current in self.hyperparameters.items()}
+        try:
+            restored = self._checked(restored)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name}: {e}") from None
+
+        entries = state["state"]
+        if not isinstance(entries, Mapping):
+            raise ValueError(f"{name}: 'state' must map parameter indices to dicts, got a {type(entries).__name__}")
+        n = len(self.params)
+        buffers: list[dict[str, Any]] = [{} for _ in self.params]
+        for key, entry in entries.items():
+            if not (isinstance(key, str) and _INDEX.fullmatch(key) and int(key) < n):
+                raise ValueError(f"{name}: state for parameter {key!r}, but there are {n} parameters, '0' to '{n - 1}'")
+            if not isinstance(entry, Mapping) or "step" not in entry:
+                raise ValueError(f"{name}: state {key} must be a dict holding its 'step', got {entry!r:.80}")
+            buffers[int(key)] = self._stored_buffers(name, key, entry)
+        step_count = _as_array(state["step_count"])
+        if step_count is None or step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
+            raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
+        self.step_count = int(step_count)
+        self.state = buffers
+        for k, v in restored.items():
+            object.__setattr__(self, k, v)  # already checked as a set
+
+    def _stored_buffers(self, name: str, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """Parameter ``key``'s saved buffers, checked against the class's names and the parameter's shape and dtype."""
+        p = self.params[int(key)]
+        out: dict[str, Any] = {}
+        for bname, value in entry.items():
+            arr = _as_array(value)
+            if bname == "step":
+                if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iu" or arr < 0:
+                    raise ValueError(f"{name}: {key}.step must be a non-negative integer, got {value!r:.80}")
+                out[bname] = int(arr)
+            elif bname in self.scalar_names:
+                if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf" or not np.isfinite(arr):
+                    raise ValueError(f"{name}: {key}.{bname} must be a finite number, got {value!r:.80}")
+                out[bname] = float(arr)
+            elif bname in self.buffer_names:
+                if arr is None or arr.shape != p.shape or arr.dtype != p.dtype:
+                    shape = "not an array" if arr is None else f"shape {arr.shape} {arr.dtype}"
+                    raise ValueError(
+                        f"{name}: buffer {key}.{bname} has {shape}, parameter {key} has {p.shape} {p.dtype}"
+                    )
+                out[bname] = arr.copy()
+            else:
+                known = ("step", *self.buffer_names, *self.scalar_names)
+                hint = "" if self.buffer_names else " (declare buffer_names on the class)"
+                raise ValueError(f"{name}: unknown buffer {key}.{bname!r}; {type(self).__name__} keeps {known}{hint}")
+        return out
+
+
+def _stored_value(name: str, key: str, value: Any, current: Any) -> Any:
+    """A saved hyperparameter as a Python value of the current one's kind (a tuple of floats, bool, int or float)."""
+    arr = _as_array(value)
+    if arr is None:
+        raise ValueError(f"{name}: hyperparameter {key} must be stored as numbers, got {value!r:.80}")
+    if isinstance(current, tuple):
+        return tuple(x.item() for x in arr.ravel())
+    if arr.ndim != 0:
+        raise ValueError(f"{name}: hyperparameter {key} must be a single value, got shape {arr.shape}")
+    return arr.item()
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """``value`` as a numpy array if it is numbers (an array, a number, or a flat list or tuple of them), else None."""
+    if not isinstance(value, (np.ndarray, np.generic, int, float, tuple, list)):
+        return None
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # a ragged list
+        return None
+    return arr if arr.dtype.kind in "biuf" else None

@@ -1,0 +1,475 @@
+"""Tests of ``mg.optim.lr_scheduler``: every schedule against its formula, step by step.
+
+The expected rates are written here from the formulas (PyTorch's, for
+cosine annealing and one-cycle, transcribed phase by phase), never from a
+run of the schedules. A resumed run with saved optimizer and scheduler state
+is checked bit for bit against an unbroken one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.optim import SGD, Adagrad, Adam, Lion, Momentum, NAdam, Optimizer, RMSprop
+from minigrad.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LambdaLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    SequentialLR,
+    StepLR,
+    schedule_from_spec,
+)
+
+
+def sgd(lr: float = 0.5, **kwargs: Any) -> SGD:
+    """SGD on one fresh (3,) parameter."""
+    return SGD([mg.Tensor(np.zeros(3), requires_grad=True)], lr=lr, **kwargs)
+
+
+def rates(scheduler: LRScheduler, steps: int) -> list[float]:
+    """optimizer.lr at construction and after each of ``steps`` calls to step(), checking get_last_lr agrees."""
+    got = []
+    for t in range(steps + 1):
+        if t:
+            scheduler.step()
+        lr = scheduler.optimizer.hyperparameters["lr"]
+        assert scheduler.get_last_lr() == [lr] and scheduler.last_epoch == t
+        got.append(lr)
+    return got
+
+
+# ---------------------------------------------------------------------------
+# Each schedule against its closed form
+# ---------------------------------------------------------------------------
+
+CLOSED_FORMS: list[Any] = [
+    pytest.param(lambda o: StepLR(o, step_size=3, gamma=0.5), lambda t: 0.5 * 0.5 ** (t // 3), id="StepLR"),
+    pytest.param(
+        lambda o: MultiStepLR(o, milestones=[6, 2, 6], gamma=0.1),  # unsorted, 6 twice: two decays there
+        lambda t: 0.5 * 0.1 ** ((t >= 2) + 2 * (t >= 6)),
+        id="MultiStepLR",
+    ),
+    pytest.param(lambda o: ExponentialLR(o, gamma=0.9), lambda t: 0.5 * 0.9**t, id="ExponentialLR"),
+    pytest.param(
+        lambda o: CosineAnnealingLR(o, T_max=8),
+        lambda t: 0.5 * (1 + math.cos(math.pi * t / 8)) / 2,
+        id="CosineAnnealingLR",
+    ),
+    pytest.param(
+        lambda o: CosineAnnealingLR(o, T_max=5, eta_min=0.1),
+        lambda t: 0.1 + 0.4 * (1 + math.cos(math.pi * t / 5)) / 2,  # past T_max it climbs back, as PyTorch's
+        id="CosineAnnealingLR eta_min",
+    ),
+    pytest.param(
+        lambda o: LinearLR(o),  # 1/3 -> 1 over 5 steps
+        lambda t: 0.5 * (1 / 3 + (2 / 3) * min(t, 5) / 5),
+        id="LinearLR",
+    ),
+    pytest.param(
+        lambda o: LinearLR(o, start_factor=1.0, end_factor=0.2, total_iters=4),
+        lambda t: 0.5 * (1.0 - 0.8 * min(t, 4) / 4),
+        id="LinearLR decay",
+    ),
+    pytest.param(lambda o: LambdaLR(o, lambda t: 1 / (1 + t)), lambda t: 0.5 / (1 + t), id="LambdaLR"),
+]
+
+
+@pytest.mark.parametrize("make, formula", CLOSED_FORMS)
+def test_schedule_follows_its_formula_step_by_step(
+    make: Callable[[Optimizer], LRScheduler], formula: Callable[[int], float]
+) -> None:
+    """From construction (step 0) through 12 steps, optimizer.lr is the formula's value, to 1e-15."""
+    got = rates(make(sgd(0.5)), 12)
+    np.testing.assert_allclose(got, [formula(t) for t in range(13)], rtol=1e-14, atol=1e-16)
+
+
+def test_cosine_hits_its_ends_exactly() -> None:
+    """Cosine annealing starts at the base rate, is halfway at T_max/2 and reaches eta_min at T_max."""
+    got = rates(CosineAnnealingLR(sgd(0.8), T_max=10, eta_min=0.2), 10)
+    assert got[0] == 0.8 and got[10] == 0.2
+    assert got[5] == pytest.approx(0.5, abs=1e-15)
+    assert all(a > b for a, b in zip(got, got[1:]))
+
+
+def test_the_schedule_sets_the_rate_the_next_step_uses() -> None:
+    """SGD stepped with g = 1 moves by exactly the rate the schedule set before that step."""
+    w = mg.Tensor(np.zeros(1), requires_grad=True)
+    optimizer = SGD([w], lr=1.0)
+    scheduler = StepLR(optimizer, step_size=2, gamma=0.5)
+    moves = []
+    for _ in range(6):
+        before = float(w.data[0])
+        w.grad = np.ones(1)
+        optimizer.step()
+        scheduler.step()
+        moves.append(before - float(w.data[0]))
+    assert moves == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: CosineAnnealingLR(o, T_max=7),
+        lambda o: OneCycleLR(o, max_lr=1.0, total_steps=10, cycle_momentum=False),
+        lambda o: SequentialLR(o, [LinearLR(o, 0.25, total_iters=3), ExponentialLR(o, 0.9)], milestones=[3]),
+    ],
+    ids=["cosine", "onecycle", "sequential"],
+)
+def test_a_schedule_changes_only_the_rate(make: Callable[[Optimizer], LRScheduler]) -> None:
+    """Every other hyperparameter, every buffer, the step count and the parameters are left as they were."""
+    optimizer = Adam([mg.Tensor(np.ones(3), requires_grad=True)], lr=0.1, betas=(0.8, 0.9), weight_decay=0.01)
+    optimizer.params[0].grad = np.ones(3)
+    optimizer.step()
+    before = optimizer.state_dict()
+    data = optimizer.params[0].data.copy()
+    scheduler = make(optimizer)
+    for _ in range(5):
+        scheduler.step()
+    after = optimizer.state_dict()
+    assert {k: v for k, v in after["hyperparameters"].items() if k != "lr"} == {
+        k: v for k, v in before["hyperparameters"].items() if k != "lr"
+    }
+    assert after["hyperparameters"]["lr"] != before["hyperparameters"]["lr"]
+    assert after["step_count"] == before["step_count"]
+    for key, value in before["state"]["0"].items():
+        assert np.array_equal(after["state"]["0"][key], value)
+    assert np.array_equal(optimizer.params[0].data, data)
+
+
+# ---------------------------------------------------------------------------
+# OneCycleLR against PyTorch's algorithm, transcribed
+# ---------------------------------------------------------------------------
+
+
+def torch_one_cycle(
+    step: int,
+    total: int,
+    max_lr: float,
+    pct: float = 0.3,
+    div: float = 25.0,
+    final_div: float = 1e4,
+    three_phase: bool = False,
+    anneal: str = "cos",
+    base_m: float = 0.85,
+    max_m: float = 0.95,
+) -> tuple[float, float]:
+    """(lr, momentum) at ``step`` as torch.optim.lr_scheduler.OneCycleLR.get_lr computes them."""
+    initial = max_lr / div
+    low = initial / final_div
+    if three_phase:
+        phases = [
+            (float(pct * total) - 1, initial, max_lr, max_m, base_m),
+            (float(2 * pct * total) - 2, max_lr, initial, base_m, max_m),
+            (total - 1, initial, low, max_m, max_m),
+        ]
+    else:
+        phases = [(float(pct * total) - 1, initial, max_lr, max_m, base_m), (total - 1, max_lr, low, base_m, max_m)]
+
+    def cos(start: float, end: float, x: float) -> float:
+        return end + (start - end) / 2.0 * (math.cos(math.pi * x) + 1)
+
+    def linear(start: float, end: float, x: float) -> float:
+        return (end - start) * x + start
+
+    f = cos if anneal == "cos" else linear
+    start_step = 0.0
+    for i, (end_step, lr0, lr1, m0, m1) in enumerate(phases):
+        if step <= end_step or i == len(phases) - 1:
+            x = (step - start_step) / (end_step - start_step)
+            return f(lr0, lr1, x), f(m0, m1, x)
+        start_step = end_step
+    raise AssertionError
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"pct_start": 0.25, "div_factor": 10.0, "final_div_factor": 100.0},
+        {"anneal_strategy": "linear"},
+        {"three_phase": True},
+        {"three_phase": True, "anneal_strategy": "linear", "pct_start": 0.4},
+    ],
+    ids=["default", "pct div", "linear", "three_phase", "three_phase linear"],
+)
+def test_one_cycle_matches_pytorchs_algorithm(kwargs: dict[str, Any]) -> None:
+    """Rate and (Adam's β1) momentum at each of the 20 steps the optimizer takes, as PyTorch computes them."""
+    optimizer = Adam([mg.Tensor(np.zeros(2), requires_grad=True)], betas=(0.5, 0.99))
+    scheduler = OneCycleLR(optimizer, max_lr=0.4, total_steps=20, **kwargs)
+    names = {"pct_start": "pct", "div_factor": "div", "final_div_factor": "final_div", "anneal_strategy": "anneal"}
+    torch_kwargs = {names.get(k, k): v for k, v in kwargs.items()}
+    for t in range(21):  # step() may be called total_steps times
+        if t:
+            scheduler.step()
+        lr, momentum = torch_one_cycle(min(t, 19), 20, 0.4, **torch_kwargs)  # step 20 keeps step 19's values
+        assert optimizer.lr == pytest.approx(lr, rel=1e-14, abs=1e-18), t
+        assert optimizer.betas[0] == pytest.approx(momentum, rel=1e-14), t
+        assert optimizer.betas[1] == 0.99
+    with pytest.raises(ValueError, match="tried to step 21 times; total_steps is 20"):
+        scheduler.step()
+
+
+def test_one_cycle_landmarks() -> None:
+    """It starts at max_lr/25, peaks at max_lr at step pct·T - 1, and ends at max_lr/25/1e4 at step T - 1."""
+    got = rates(OneCycleLR(sgd(), max_lr=2.0, total_steps=100, cycle_momentum=False), 99)
+    assert got[0] == pytest.approx(2.0 / 25, rel=1e-15)
+    assert max(got) == got[29] == pytest.approx(2.0, rel=1e-15)
+    assert got[99] == pytest.approx(2.0 / 25 / 1e4, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: SGD([mg.Tensor(np.zeros(2), requires_grad=True)], lr=0.1), "momentum"),
+        (lambda: RMSprop([mg.Tensor(np.zeros(2), requires_grad=True)]), "momentum"),
+        (lambda: Momentum([mg.Tensor(np.zeros(2), requires_grad=True)], lr=0.1), "beta"),
+        (lambda: Lion([mg.Tensor(np.zeros(2), requires_grad=True)]), "betas"),
+        (lambda: NAdam([mg.Tensor(np.zeros(2), requires_grad=True)]), "betas"),
+    ],
+    ids=["SGD", "RMSprop", "Momentum", "Lion", "NAdam"],
+)
+def test_one_cycle_cycles_the_matching_momentum(make: Callable[[], Optimizer], name: str) -> None:
+    """cycle_momentum drives β1 where there are betas, else momentum, else beta: 0.95 at first, 0.85 at the peak."""
+    optimizer = make()
+    scheduler = OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    value = optimizer.hyperparameters[name]
+    assert (value[0] if name == "betas" else value) == 0.95
+    for _ in range(2):  # the peak is at step 0.3·10 - 1 = 2
+        scheduler.step()
+    value = optimizer.hyperparameters[name]
+    assert (value[0] if name == "betas" else value) == pytest.approx(0.85, rel=1e-15)
+
+
+def test_one_cycle_refuses_an_optimizer_without_momentum() -> None:
+    """Adagrad has no momentum to cycle: refused unless cycle_momentum=False."""
+    optimizer = Adagrad([mg.Tensor(np.zeros(2), requires_grad=True)])
+    with pytest.raises(ValueError, match="cycle_momentum needs an optimizer with betas, momentum or beta; Adagrad"):
+        OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    OneCycleLR(optimizer, max_lr=0.1, total_steps=10, cycle_momentum=False)
+
+
+def test_one_cycle_takes_epochs_times_steps_per_epoch() -> None:
+    """epochs=4, steps_per_epoch=5 is total_steps=20."""
+    a = rates(OneCycleLR(sgd(), max_lr=1.0, epochs=4, steps_per_epoch=5, cycle_momentum=False), 20)
+    b = rates(OneCycleLR(sgd(), max_lr=1.0, total_steps=20, cycle_momentum=False), 20)
+    assert a == b
+
+
+# ---------------------------------------------------------------------------
+# SequentialLR: one schedule after another
+# ---------------------------------------------------------------------------
+
+
+def test_warmup_then_cosine() -> None:
+    """LinearLR for 4 steps then cosine over 10: at the milestone the cosine starts at its own step 0."""
+    optimizer = sgd(1.0)
+    warmup = LinearLR(optimizer, start_factor=0.2, total_iters=4)
+    cosine = CosineAnnealingLR(optimizer, T_max=10, eta_min=0.1)
+    got = rates(SequentialLR(optimizer, [warmup, cosine], milestones=[4]), 14)
+    want = [0.2 + 0.8 * t / 4 for t in range(4)] + [0.1 + 0.9 * (1 + math.cos(math.pi * k / 10)) / 2 for k in range(11)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert warmup.base_lr == cosine.base_lr == 1.0  # both schedules run off the optimizer's original rate
+
+
+def test_three_schedules_in_a_row() -> None:
+    """Constant (LambdaLR of 1), then StepLR from its step 0, then ExponentialLR from its step 0."""
+    optimizer = sgd(0.5)
+    chain = SequentialLR(
+        optimizer,
+        [LambdaLR(optimizer, lambda t: 1.0), StepLR(optimizer, 2, gamma=0.5), ExponentialLR(optimizer, 0.8)],
+        milestones=[3, 7],
+    )
+    want = [0.5] * 3 + [0.5 * 0.5 ** (k // 2) for k in range(4)] + [0.5 * 0.8**k for k in range(6)]
+    np.testing.assert_allclose(rates(chain, 12), want, rtol=1e-14)
+
+
+def test_sequential_checks_its_arguments() -> None:
+    """Milestones: one fewer than the schedulers, increasing; every scheduler on this optimizer."""
+    optimizer, other = sgd(), sgd()
+    a, b = ExponentialLR(optimizer, 0.9), ExponentialLR(optimizer, 0.5)
+    with pytest.raises(ValueError, match="expected 1 milestones for 2 schedulers"):
+        SequentialLR(optimizer, [a, b], milestones=[])
+    with pytest.raises(ValueError, match=r"schedulers\[1\] is not a schedule of this optimizer"):
+        SequentialLR(optimizer, [a, ExponentialLR(other, 0.5)], milestones=[2])
+    with pytest.raises(ValueError, match="milestones must increase"):
+        SequentialLR(optimizer, [a, b, ExponentialLR(optimizer, 0.1)], milestones=[3, 3])
+
+
+# ---------------------------------------------------------------------------
+# Resume: bit-identical with saved optimizer and scheduler state
+# ---------------------------------------------------------------------------
+
+X = np.random.default_rng(3).normal(size=(64, 4))
+Y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.int64)
+
+RESUMABLE: dict[str, Callable[[Optimizer], LRScheduler]] = {
+    "warmup then cosine": lambda o: SequentialLR(
+        o, [LinearLR(o, start_factor=0.1, total_iters=10), CosineAnnealingLR(o, T_max=90)], milestones=[10]
+    ),
+    "onecycle with momentum": lambda o: OneCycleLR(o, max_lr=0.05, total_steps=100),
+    "step": lambda o: StepLR(o, step_size=15, gamma=0.7),
+}
+
+
+def train(model: mg.nn.Module, optimizer: Optimizer, scheduler: LRScheduler, steps: int) -> None:
+    """``steps`` full-batch steps of cross-entropy, the scheduler stepped after each optimizer step."""
+    for _ in range(steps):
+        optimizer.zero_grad()
+        mg.nn.cross_entropy(model(mg.Tensor(X)), Y).backward()
+        optimizer.step()
+        scheduler.step()
+
+
+ORDERS = ["optimizer, scheduler", "scheduler, optimizer", "optimizer, then the scheduler is built"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("name", RESUMABLE)
+def test_resume_with_a_schedule_is_bit_identical(name: str, order: str, tmp_path: Path) -> None:
+    """100 steps in one go equal 50, mg.save, fresh model/optimizer/scheduler, mg.load, 50 more: every bit.
+
+    Whatever the order of loading; even when the scheduler is built after the
+    optimizer got its saved (scheduled) rate, which it would take as its base.
+    """
+    make = RESUMABLE[name]
+    mg.manual_seed(0)
+    straight = mg.nn.MLP([4, 8, 2], activation="tanh")
+    optimizer = SGD(straight.parameters(), lr=0.05, momentum=0.9)
+    scheduler = make(optimizer)
+    train(straight, optimizer, scheduler, 100)
+    final_lr = optimizer.lr
+
+    mg.manual_seed(0)
+    first = mg.nn.MLP([4, 8, 2], activation="tanh")
+    optimizer = SGD(first.parameters(), lr=0.05, momentum=0.9)
+    scheduler = make(optimizer)
+    train(first, optimizer, scheduler, 50)
+    state = {"model": first.state_dict(), "optim": optimizer.state_dict(), "sched": scheduler.state_dict()}
+    mg.save(state, tmp_path / "run.npz")
+
+    mg.manual_seed(7)  # everything must come from the file
+    resumed = mg.nn.MLP([4, 8, 2], activation="tanh")
+    optimizer = SGD(resumed.parameters(), lr=0.05, momentum=0.9)
+    checkpoint = mg.load(tmp_path / "run.npz")
+    resumed.load_state_dict(checkpoint["model"])
+    if order == ORDERS[0]:
+        scheduler = make(optimizer)
+        optimizer.load_state_dict(checkpoint["optim"])
+        scheduler.load_state_dict(checkpoint["sched"])
+    elif order == ORDERS[1]:
+        scheduler = make(optimizer)
+        scheduler.load_state_dict(checkpoint["sched"])
+        optimizer.load_state_dict(checkpoint["optim"])
+    else:
+        optimizer.load_state_dict(checkpoint["optim"])
+        scheduler = make(optimizer)  # its base is now the saved rate, and step 0 is applied to it...
+        scheduler.load_state_dict(checkpoint["sched"])  # ...until the saved base and step are restored
+    assert scheduler.last_epoch == 50
+    train(resumed, optimizer, scheduler, 50)
+
+    assert optimizer.lr == final_lr
+    for (key, p), q in zip(straight.named_parameters(), resumed.parameters()):
+        assert np.array_equal(p.data, q.data), key
+
+
+def test_scheduler_state_dict_is_rejected_when_malformed() -> None:
+    """A bad state is a ValueError naming what is wrong, and the scheduler keeps its own."""
+    scheduler = StepLR(sgd(), step_size=2)
+    scheduler.step()
+    for bad, message in [
+        ({"last_epoch": -1, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
+        ({"last_epoch": 2.5, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
+        ({"last_epoch": 2, "base_lr": float("nan")}, "base_lr must be a finite number"),
+        ({"last_epoch": 2, "base_lr": "0.5"}, "base_lr must be a finite number"),
+        ({"last_epoch": 2}, "expected a mapping with 'last_epoch' and 'base_lr'"),
+        ([2, 0.5], "expected a mapping"),
+        ({"last_epoch": [[1], [1, 2]], "base_lr": 0.5}, "must be single numbers"),
+        ({"last_epoch": None, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            scheduler.load_state_dict(bad)  # type: ignore[arg-type]
+        assert scheduler.state_dict() == {"last_epoch": 1, "base_lr": 0.5}
+
+
+# ---------------------------------------------------------------------------
+# Checks of the settings, and the lab's spec strings
+# ---------------------------------------------------------------------------
+
+INVALID = [
+    (lambda o: StepLR(o, step_size=0), "invalid step_size: expected an integer >= 1, got 0"),
+    (lambda o: StepLR(o, step_size=2.0), "invalid step_size: expected an integer >= 1"),
+    (lambda o: StepLR(o, step_size=2, gamma=-0.5), "invalid gamma: expected a number > 0"),
+    (lambda o: ExponentialLR(o, gamma=float("nan")), "invalid gamma: expected a number > 0"),
+    (lambda o: MultiStepLR(o, milestones=3), "invalid milestones"),
+    (lambda o: CosineAnnealingLR(o, T_max=0), "invalid T_max"),
+    (lambda o: CosineAnnealingLR(o, T_max=5, eta_min="0"), "invalid eta_min: expected a number"),
+    (lambda o: LinearLR(o, start_factor=0.0), "invalid start_factor"),
+    (lambda o: LinearLR(o, start_factor=1.5), "invalid start_factor: expected a number in \\(0, 1\\]"),
+    (lambda o: LambdaLR(o, 0.5), "lr_lambda must be a function"),
+    (lambda o: LambdaLR(o, lambda t: -1.0), r"invalid lr_lambda\(0\): expected a number >= 0"),
+    (lambda o: OneCycleLR(o, max_lr=0.1), "give total_steps, or epochs and steps_per_epoch"),
+    (lambda o: OneCycleLR(o, max_lr=-0.1, total_steps=10), "invalid max_lr"),
+    (lambda o: OneCycleLR(o, max_lr=0.1, total_steps=3), "a phase would be empty"),
+    (lambda o: OneCycleLR(o, max_lr=0.1, total_steps=10, anneal_strategy="exp"), "invalid anneal_strategy"),
+    (lambda o: OneCycleLR(o, max_lr=0.1, total_steps=10, cycle_momentum=1), "invalid cycle_momentum"),
+]
+
+
+@pytest.mark.parametrize("build, message", INVALID, ids=[m.split(":")[0] for _, m in INVALID])
+def test_invalid_settings_are_refused_naming_them(build: Callable[[Optimizer], LRScheduler], message: str) -> None:
+    """Each bad setting is a TypeError or ValueError whose message names it; the optimizer's rate is untouched."""
+    optimizer = sgd(0.5, momentum=0.9)
+    with pytest.raises((TypeError, ValueError), match=message):
+        build(optimizer)
+    assert optimizer.lr == 0.5 or "lr_lambda" in message  # LambdaLR fails while applying step 0
+
+
+def test_a_schedule_needs_an_optimizer() -> None:
+    """Passing something else is a TypeError saying what was expected."""
+    with pytest.raises(TypeError, match="expected a minigrad.optim.Optimizer, got a list"):
+        StepLR([], step_size=2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "spec, formula",
+    [
+        ("cosine", lambda t: 0.5 * (1 + math.cos(math.pi * t / 20)) / 2),
+        ("step:5:0.5", lambda t: 0.5 * 0.5 ** (t // 5)),
+        (" step:3:0.1 ", lambda t: 0.5 * 0.1 ** (t // 3)),
+        ("warmup:4", lambda t: 0.5 * min(1.0, (t + 1) / 4)),
+        ("warmup:1", lambda t: 0.5),
+        ("onecycle", lambda t: torch_one_cycle(min(t, 19), 20, 0.5)[0]),
+    ],
+)
+def test_schedule_from_spec(spec: str, formula: Callable[[int], float]) -> None:
+    """Each spec string builds the schedule its documentation names, over the run's total steps (here 20)."""
+    optimizer = sgd(0.5, momentum=0.9)
+    scheduler = schedule_from_spec(spec, optimizer, total_steps=20)
+    assert scheduler is not None
+    np.testing.assert_allclose(rates(scheduler, 20), [formula(t) for t in range(21)], rtol=1e-13, atol=1e-18)
+    assert optimizer.momentum == 0.9  # onecycle from a spec leaves the momentum alone
+
+
+def test_schedule_from_spec_none_and_errors() -> None:
+    """'none' is no schedule; a malformed spec is a ValueError listing the forms, naming the spec."""
+    optimizer = sgd(0.5)
+    assert schedule_from_spec("none", optimizer, total_steps=10) is None and optimizer.lr == 0.5
+    for bad in ["", "cos", "step:5", "step:a:0.5", "step:0:0.5", "step:5:-1", "warmup:0", "warmup:x", "none:1"]:
+        with pytest.raises(ValueError, match=f"schedule '{bad}'"):
+            schedule_from_spec(bad, optimizer, total_steps=10)
+    with pytest.raises(ValueError, match="expected one of none, cosine, step:EVERY:GAMMA, warmup:STEPS or onecycle"):
+        schedule_from_spec("linear", optimizer, total_steps=10)
+    with pytest.raises(ValueError, match="invalid total_steps"):
+        schedule_from_spec("cosine", optimizer, total_steps=0)
+    assert optimizer.lr == 0.5
