@@ -303,7 +303,7 @@ def test_layer_norm_refuses_a_shape_that_does_not_end_in_normalized_shape() -> N
         nn.LayerNorm((2, 3))(mg.Tensor(np.ones(3)))
     for args, name in (((0,), "normalized_shape"), (((),), "normalized_shape"), ((3, 0.0), "eps"),
                        ((3, 1e-5, 1), "elementwise_affine")):
-        with pytest.raises(ValueError, match=name):
+        with pytest.raises((ValueError, TypeError), match=name):  # TypeError for a flag that is not a bool
             nn.LayerNorm(*args)
 
 
@@ -449,8 +449,9 @@ def test_batch_norm_refuses_bad_input_and_arguments() -> None:
         bn(mg.Tensor(np.ones((1, 3))))
     bn.eval()(mg.Tensor(np.ones((1, 3))))  # fine in eval: the running stats need no batch
     for kwargs, name in (({"num_features": 0}, "num_features"), ({"num_features": 2, "momentum": 1.5}, "momentum"),
-                         ({"num_features": 2, "eps": -1.0}, "eps"), ({"num_features": 2, "affine": "yes"}, "affine")):
-        with pytest.raises(ValueError, match=name):
+                         ({"num_features": 2, "eps": -1.0}, "eps"), ({"num_features": 2, "affine": "yes"}, "affine"),
+                         ({"num_features": 2.0}, "num_features"), ({"num_features": 2, "momentum": "0.1"}, "momentum")):
+        with pytest.raises((ValueError, TypeError), match=name):  # TypeError for a flag that is not a bool
             nn.BatchNorm1d(**kwargs)
 
 

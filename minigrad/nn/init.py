@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor, get_generator
+from minigrad.nn._checks import check_real
 
 __all__ = [
     "calculate_gain",
@@ -48,13 +49,6 @@ def _check_tensor(op: str, tensor: Any) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{op}: expected a Tensor or Parameter to fill in place, got {type(tensor).__name__}")
     return tensor
-
-
-def _check_real(op: str, name: str, value: Any) -> float:
-    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not real or not np.isfinite(value):
-        raise ValueError(f"{op}: {name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 def _rng(generator: np.random.Generator | None) -> np.random.Generator:
@@ -83,7 +77,7 @@ def _fans(op: str, tensor: Tensor) -> tuple[int, int]:
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """PyTorch's recommended gain for a nonlinearity (√2 for relu, 5/3 for tanh, ...)."""
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else _check_real("calculate_gain", "param", param)
+        slope = 0.01 if param is None else check_real("calculate_gain", "param", param)
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity not in _GAINS:
         raise ValueError(
@@ -95,7 +89,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: np.random.Generator | None = None) -> Tensor:
     """Fill ``tensor`` with draws from U(a, b)."""
     _check_tensor("uniform_", tensor)
-    a, b = _check_real("uniform_", "a", a), _check_real("uniform_", "b", b)
+    a, b = check_real("uniform_", "a", a), check_real("uniform_", "b", b)
     if a > b:
         raise ValueError(f"uniform_: need a <= b, got a={a}, b={b}")
     return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
@@ -106,7 +100,7 @@ def normal_(
 ) -> Tensor:
     """Fill ``tensor`` with draws from N(mean, std²)."""
     _check_tensor("normal_", tensor)
-    mean, std = _check_real("normal_", "mean", mean), _check_real("normal_", "std", std)
+    mean, std = check_real("normal_", "mean", mean), check_real("normal_", "std", std)
     if std < 0:
         raise ValueError(f"normal_: std must be >= 0, got {std}")
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -125,14 +119,14 @@ def ones_(tensor: Tensor) -> Tensor:
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None) -> Tensor:
     """Glorot: U(-a, a) with a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out)."""
     fan_in, fan_out = _fans("xavier_uniform_", _check_tensor("xavier_uniform_", tensor))
-    a = _check_real("xavier_uniform_", "gain", gain) * math.sqrt(6.0 / (fan_in + fan_out))
+    a = check_real("xavier_uniform_", "gain", gain) * math.sqrt(6.0 / (fan_in + fan_out))
     return _fill(tensor, _rng(generator).uniform(-a, a, tensor.shape))
 
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: np.random.Generator | None = None) -> Tensor:
     """Glorot: N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans("xavier_normal_", _check_tensor("xavier_normal_", tensor))
-    std = _check_real("xavier_normal_", "gain", gain) * math.sqrt(2.0 / (fan_in + fan_out))
+    std = check_real("xavier_normal_", "gain", gain) * math.sqrt(2.0 / (fan_in + fan_out))
     return _fill(tensor, _rng(generator).normal(0.0, std, tensor.shape))
 
 
@@ -142,7 +136,7 @@ def _kaiming_std(op: str, tensor: Tensor, a: float, mode: str, nonlinearity: str
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{op}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan = fan_in if mode == "fan_in" else fan_out
-    return calculate_gain(nonlinearity, _check_real(op, "a", a)) / math.sqrt(fan)
+    return calculate_gain(nonlinearity, check_real(op, "a", a)) / math.sqrt(fan)
 
 
 def kaiming_uniform_(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Function, Tensor, get_generator, linear
+from minigrad.nn._checks import check_int, check_real
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.normalization import BatchNorm1d, LayerNorm
 from minigrad.ops import exp, where
@@ -33,21 +34,6 @@ __all__ = [
     "Sequential",
     "MLP",
 ]
-
-
-def _check_real(op: str, name: str, value: Any) -> float:
-    """``value`` as a float if it is a finite real number (not a bool), else a ValueError naming it."""
-    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not real or not np.isfinite(value):
-        raise ValueError(f"{op}: {name} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _check_dim(op: str, name: str, value: Any) -> int:
-    """``value`` as an int if it is an integer (not a bool), else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{op}: {name} must be an integer, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -113,7 +99,7 @@ class LeakyReLU(Module):
     """
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = _check_real("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = check_real("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu elementwise."""
@@ -175,7 +161,7 @@ class Softmax(Module):
     """softmax(x)_i = e^(x_i) / Σ_j e^(x_j) along ``dim`` (default the last axis)."""
 
     def __init__(self, dim: int = -1) -> None:
-        self.dim = _check_dim("Softmax", "dim", dim)
+        self.dim = check_int("Softmax", "dim", dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply softmax along ``dim``."""
@@ -198,8 +184,8 @@ class Flatten(Module):
     """Merge axes ``start_dim`` to ``end_dim`` into one (PyTorch's defaults: all but the batch axis)."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
-        self.start_dim = _check_dim("Flatten", "start_dim", start_dim)
-        self.end_dim = _check_dim("Flatten", "end_dim", end_dim)
+        self.start_dim = check_int("Flatten", "start_dim", start_dim)
+        self.end_dim = check_int("Flatten", "end_dim", end_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Reshape x so that axes start_dim..end_dim become one axis of their product's length."""
@@ -229,7 +215,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p: float = 0.5) -> None:
-        p = _check_real("Dropout", "p", p)
+        p = check_real("Dropout", "p", p)
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p is a probability, so it must lie in [0, 1], got {p}")
         self.p = p

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import Function, Tensor
+from minigrad.engine import Function, Tensor, check_flag
+from minigrad.nn._checks import check_int, check_real
 from minigrad.nn.module import Buffer, Module, Parameter
 
 __all__ = ["LayerNorm", "BatchNorm1d"]
@@ -21,17 +22,10 @@ __all__ = ["LayerNorm", "BatchNorm1d"]
 
 def _check_eps(op: str, eps: Any) -> float:
     """``eps`` as a float if it is a positive finite number."""
-    real = isinstance(eps, (int, float, np.integer, np.floating)) and not isinstance(eps, bool)
-    if not real or not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"{op}: eps must be a positive number, got {eps!r}")
-    return float(eps)
-
-
-def _check_flag(op: str, name: str, value: Any) -> bool:
-    """``value`` if it is a bool, else a ValueError naming it."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{op}: {name} must be True or False, got {value!r}")
-    return bool(value)
+    eps = check_real(op, "eps", eps)
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps!r}")
+    return eps
 
 
 class LayerNorm(Module):
@@ -54,14 +48,15 @@ class LayerNorm(Module):
         dtype: Any = np.float32,
     ) -> None:
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-        if not shape or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in shape):
+        if not shape or any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1
+                            for n in shape):
             raise ValueError(
                 f"LayerNorm: normalized_shape must be a positive integer or a tuple of them, got {normalized_shape!r}"
             )
         self.normalized_shape = tuple(int(n) for n in shape)
         self.eps = _check_eps("LayerNorm", eps)
-        self.elementwise_affine = _check_flag("LayerNorm", "elementwise_affine", elementwise_affine)
-        _check_flag("LayerNorm", "bias", bias)
+        self.elementwise_affine = check_flag("LayerNorm", "elementwise_affine", elementwise_affine)
+        check_flag("LayerNorm", "bias", bias)
         self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype) if elementwise_affine and bias else None
 
@@ -113,15 +108,14 @@ class BatchNorm1d(Module):
         affine: bool = True,
         dtype: Any = np.float32,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"BatchNorm1d: num_features must be a positive integer, got {num_features!r}")
-        real = isinstance(momentum, (int, float, np.integer, np.floating)) and not isinstance(momentum, bool)
-        if not real or not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNorm1d: momentum must be a number in [0, 1], got {momentum!r}")
-        self.num_features = int(num_features)
+        self.num_features = check_int("BatchNorm1d", "num_features", num_features)
+        if self.num_features < 1:
+            raise ValueError(f"BatchNorm1d: num_features must be positive, got {num_features!r}")
+        self.momentum = check_real("BatchNorm1d", "momentum", momentum)
+        if not 0 <= self.momentum <= 1:
+            raise ValueError(f"BatchNorm1d: momentum must lie in [0, 1], got {momentum!r}")
         self.eps = _check_eps("BatchNorm1d", eps)
-        self.momentum = float(momentum)
-        self.affine = _check_flag("BatchNorm1d", "affine", affine)
+        self.affine = check_flag("BatchNorm1d", "affine", affine)
         self.weight = Parameter(np.ones(num_features), dtype=dtype) if affine else None
         self.bias = Parameter(np.zeros(num_features), dtype=dtype) if affine else None
         self.running_mean = Buffer(np.zeros(num_features), dtype=dtype)
