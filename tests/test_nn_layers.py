@@ -645,3 +645,12 @@ def test_init_and_load_state_dict_count_as_in_place_changes() -> None:
         with pytest.raises(RuntimeError, match="modified in place"):
             loss.backward()
 
+
+
+def test_norm_layers_take_arrays_in_their_dtype() -> None:
+    """A numpy input is taken as a Tensor of the layer's dtype, as Linear does."""
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    for layer in (nn.BatchNorm1d(3), nn.LayerNorm(3), nn.BatchNorm1d(3).eval()):
+        out = layer(x)  # type: ignore[arg-type]
+        assert isinstance(out, mg.Tensor) and out.dtype == np.float32
+        np.testing.assert_allclose(out.data, layer(mg.Tensor(x, dtype=np.float32)).data, rtol=1e-6)

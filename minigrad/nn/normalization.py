@@ -62,6 +62,8 @@ class LayerNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalize each sample over its last len(normalized_shape) axes, then scale and shift."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x, dtype=None if self.weight is None else self.weight.dtype)  # as Linear takes arrays
         k = len(self.normalized_shape)
         if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
             raise ValueError(
@@ -123,6 +125,8 @@ class BatchNorm1d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalize with the batch's statistics in train(), with the running ones in eval()."""
+        if not isinstance(x, Tensor):
+            x = Tensor(x, dtype=self.running_mean.dtype)  # an array input takes the layer's dtype, as in Linear
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
             raise ValueError(
                 f"BatchNorm1d: expected input of shape (N, {self.num_features}) or (N, {self.num_features}, L), "
