@@ -257,6 +257,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) 
             raise ValueError(f"entry {name!r} has .npy format version {version}, which save never writes")
         if dtype.kind not in kinds or dtype.hasobject:
             raise ValueError(f"entry {name!r} has dtype {dtype}, which save never writes")
+        if any(n < 0 for n in shape):
+            raise ValueError(f"entry {name!r} declares the impossible shape {shape}")
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes > budget[0]:
             raise ValueError(

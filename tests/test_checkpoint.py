@@ -714,3 +714,23 @@ def test_load_follows_a_symlink_to_a_checkpoint(tmp_path: Path) -> None:
     mg.save({"w": np.ones(2)}, tmp_path / "real.npz")
     (tmp_path / "link.npz").symlink_to(tmp_path / "real.npz")
     assert_same_tree(mg.load(tmp_path / "link.npz"), {"w": np.ones(2)})
+
+
+def test_fortran_ordered_and_non_contiguous_arrays_round_trip(tmp_path: Path) -> None:
+    """A column-major array, a strided view and a big-endian array come back with their values and shapes."""
+    base = np.arange(24.0).reshape(4, 6)
+    state = {"f": np.asfortranarray(base), "view": base[::2, 1::2], "big": base.astype(">f8")}
+    mg.save(state, tmp_path / "f.npz")
+    loaded = mg.load(tmp_path / "f.npz")
+    for key, array in state.items():
+        assert loaded[key].shape == array.shape and loaded[key].dtype == array.dtype
+        assert np.array_equal(loaded[key], array), key
+    assert loaded["f"].flags.f_contiguous
+
+
+def test_a_member_declaring_a_negative_shape_is_refused(tmp_path: Path) -> None:
+    """A header with a negative dimension is refused with ValueError, before any allocation."""
+    path = tmp_path / "neg.npz"
+    write_declared(path, {"w": npy_header((-4, 2))})
+    with pytest.raises(ValueError, match="impossible shape"):
+        mg.load(path)
