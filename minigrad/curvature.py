@@ -162,20 +162,24 @@ def power_iteration(
 
 
 def lanczos(
-    matvec: Matvec, n: int, *, tol: float = 1e-6, max_iter: int = 100, seed: int = 0
+    matvec: Matvec, n: int, *, which: str = "both", tol: float = 1e-6, max_iter: int = 100, seed: int = 0
 ) -> tuple[Eigenpair, Eigenpair]:
     """``(bottom, top)``: both extreme eigenpairs of the symmetric operator ``matvec``, by Lanczos.
 
     Step j: w = H·q_j - β_(j-1)·q_(j-1), α_j = q_jᵀw, w -= α_j·q_j, then w is
     re-orthogonalised against every earlier q; β_j = ‖w‖, q_(j+1) = w/β_j. The
     tridiagonal T (α on the diagonal, β beside it) has Ritz values θ with
-    residuals β_j·|s_last| (s: T's eigenvector). Stops when both extreme
-    Ritz pairs have residual ≤ tol·max|θ|, when β_j vanishes (the Krylov
-    space is invariant: the Ritz values are exact), or after
-    min(max_iter, n) products.
+    residuals β_j·|s_last| (s: T's eigenvector). Stops when the extreme
+    Ritz pairs named by ``which`` ("both", "top" or "bottom") have residual
+    ≤ tol·max|θ|, when β_j vanishes (the Krylov space is invariant: the Ritz
+    values are exact), or after min(max_iter, n) products. Both pairs are
+    returned either way, each with its own ``converged``.
     """
     if max_iter < 1:
         raise ValueError(f"lanczos: max_iter must be at least 1, got {max_iter}")
+    if which not in ("both", "top", "bottom"):
+        raise ValueError(f"lanczos: which must be 'both', 'top' or 'bottom', got {which!r}")
+    wanted = {"both": (0, -1), "top": (-1,), "bottom": (0,)}[which]
     steps = min(max_iter, n)
     Q = np.zeros((steps + 1, n))
     Q[0] = _start(n, seed)
@@ -194,15 +198,15 @@ def lanczos(
         thetas, S = np.linalg.eigh(T)
         scale = float(np.max(np.abs(thetas)))
         residuals = beta * np.abs(S[-1])  # ‖H·y - θ·y‖ for each Ritz pair y = Q·s
-        invariant = beta <= 1e-12 * max(scale, 1e-300)
-        done = invariant or bool(residuals[0] <= tol * scale and residuals[-1] <= tol * scale)
-        if done or j == steps - 1:
+        exact = beta <= 1e-12 * max(scale, 1e-300) or j + 1 == n  # an invariant subspace, or all of R^n
+        converged = [exact or bool(residuals[col] <= tol * scale) for col in (0, -1)]
+        if all(converged[col] for col in wanted) or j == steps - 1:
             basis = Q[: j + 1].T
             pairs = []
             for col in (0, -1):
                 y = basis @ S[:, col]
                 pairs.append(Eigenpair(float(thetas[col]), y / np.linalg.norm(y), float(residuals[col]), j + 1,
-                                       done or j + 1 == n))
+                                       converged[col]))
             return pairs[0], pairs[1]
         Q[j + 1] = w / beta
         betas.append(beta)
@@ -279,7 +283,7 @@ def top_eigenvalue(
     _check_method(name, method)
     matvec, n = hessian_operator(loss, params)
     if method == "lanczos":
-        top = lanczos(matvec, n, tol=tol, max_iter=max_iter, seed=seed)[1]
+        top = lanczos(matvec, n, which="top", tol=tol, max_iter=max_iter, seed=seed)[1]
     else:
         top = power_iteration(matvec, n, tol=tol, max_iter=max_iter, seed=seed)
     if not top.converged:
