@@ -91,7 +91,10 @@ def _call(name: str, f: Callable[..., Any], call_args: Sequence[Any], kwargs: di
     with enable_grad():
         out = f(*call_args, **kwargs)
     if not isinstance(out, Tensor):
-        raise TypeError(f"{name}: f must return a Tensor, got {type(out).__name__}")
+        raise TypeError(
+            f"{name}: f must return a Tensor, got {type(out).__name__} (a value computed outside minigrad, "
+            "e.g. with .item() or .numpy() or from plain arrays, has no gradient)"
+        )
     return out
 
 
