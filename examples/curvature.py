@@ -47,9 +47,10 @@ gradient descent. On the quadratic above, gradient descent is stable only for
 α < 2/λmax; for a network, λmax (the top eigenvalue of the loss's Hessian,
 the "sharpness") changes as it trains. It is measured every few steps by
 Lanczos on Hessian-vector products (``mg.curvature.top_eigenvalue``), for
-three learning rates. With a small rate λmax grows steadily while the loss
-falls; with larger ones it grows until it reaches about 2/lr and then stays
-there, the loss going on down (the "edge of stability", Cohen et al. 2021).
+three learning rates. With a small rate (0.1) λmax grows steadily while the
+loss falls. With larger ones λmax goes past 2/lr (at lr 2 it starts there),
+the loss spikes, and λmax then stays at about 2/lr, or a little above, while
+the loss goes on down (the "edge of stability", Cohen et al. 2021).
 
 Run ``python examples/curvature.py`` (``--quick``, ``--out DIR``); it prints
 the numbers and saves ``curvature.png``.
