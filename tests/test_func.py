@@ -183,6 +183,15 @@ def test_hvp_equals_hessian_times_v() -> None:
     np.testing.assert_allclose(hy.numpy(), Hyx.numpy() @ vx + Hyy.numpy() @ vy, rtol=1e-10)
 
 
+def test_transforms_compose_jacobian_of_grad_is_the_hessian() -> None:
+    x, v = arr(4), arr(4)
+    f = lambda x: (x.sin() * x).sum() * (x * x).sum()  # noqa: E731
+    H = F.hessian(f)(x).numpy()
+    np.testing.assert_allclose(F.jacobian(F.grad(f))(x).numpy(), H, rtol=1e-10)
+    np.testing.assert_allclose(F.grad(lambda x: (F.grad(f)(x) * mg.Tensor(v)).sum())(x).numpy(), H @ v, rtol=1e-10)
+    np.testing.assert_allclose(H, H.T, rtol=1e-12)  # and it is symmetric, as a Hessian must be
+
+
 def test_hvp_of_a_function_linear_in_x_is_zero() -> None:
     x, v = arr(3), arr(3)
     np.testing.assert_array_equal(F.hvp(lambda x: (2 * x).sum(), x, v).numpy(), np.zeros(3))
