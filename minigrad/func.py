@@ -11,9 +11,9 @@ How they compose. An input Tensor that already requires grad is used as it
 is, so its graph runs through; any other input becomes a fresh leaf. A
 result carries a graph exactly when ``f``'s output depends on some tensor
 that requires grad and is not one of those fresh leaves (an input that
-already required grad, or a Parameter ``f`` closes over): then ``grad(grad(f))`` and
-``jacobian(grad(f))`` work, to any order. Otherwise the results are
-constants. As in JAX, an input that ``f`` does not use gets a zero gradient,
+already required grad, or a Parameter ``f`` closes over): then
+``grad(grad(f))`` and ``jacobian(grad(f))`` work, to any order. Otherwise
+the results are constants. As in JAX, an input that ``f`` does not use gets a zero gradient,
 and ``f`` is differentiated even inside ``mg.no_grad()`` (its results then
 carry no graph).
 """
