@@ -8,7 +8,7 @@ scikit-learn's toy datasets and ``mg.lab`` the convergence lab.
 """
 
 # data and lab import scikit-learn, matplotlib and tqdm only when they are used.
-from minigrad import autograd, data, lab, nn, ops, optim
+from minigrad import autograd, curvature, data, func, lab, nn, ops, optim
 from minigrad.checkpoint import load, save
 from minigrad.engine import (
     Function,
@@ -36,9 +36,11 @@ __all__ = [
     "Tensor",
     "autograd",
     "concatenate",
+    "curvature",
     "data",
     "detect_anomaly",
     "enable_grad",
+    "func",
     "get_generator",
     "gradcheck",
     "gradgradcheck",

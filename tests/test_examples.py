@@ -165,3 +165,103 @@ def test_example_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "figs" / "ewa.png")
     assert "saved" in done.stdout
+
+
+def ravine_steps_numpy(lrs: np.ndarray, betas: np.ndarray, cap: int) -> np.ndarray:
+    """Steps to f < 1e-8 of Momentum(lr, beta) on the ravine from (-10, 1), for arrays of settings at once.
+
+    The EWA rule v = β·v + (1-β)·g, w = w - lr·v (β = 0: plain gradient descent), recomputed with
+    numpy; a run that passes 1e6·f(w_0) counts as diverged, as in the example. cap + 1 means "never".
+    """
+    h = np.array([1.0, 100.0])
+    w = np.tile([-10.0, 1.0], (len(lrs), 1))
+    v = np.zeros_like(w)
+    f0 = 0.5 * np.sum(h * w[0] ** 2)
+    steps = np.full(len(lrs), cap + 1)
+    alive = np.ones(len(lrs), dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(cap + 1):
+            f = 0.5 * np.sum(h * w**2, axis=1)
+            hit = alive & (f < 1e-8)
+            steps[hit] = k
+            alive &= ~hit & (f <= 1e6 * f0)
+            if not alive.any():
+                break
+            v = betas[:, None] * v + (1 - betas[:, None]) * h * w
+            w = w - lrs[:, None] * v
+    return steps
+
+
+def test_curvature_example_theory_tuning_and_sharpness(tmp_path: Path) -> None:
+    curvature = load_example("curvature")
+    result = curvature.main(quick=True, out_dir=tmp_path)
+    assert_png(tmp_path / "curvature.png")
+    r = result["ravine"]
+    np.testing.assert_array_equal(r["hessian"], np.diag([1.0, 100.0]))
+    assert r["kappa"] == 100
+    assert r["alpha"] == pytest.approx(4 / 121, rel=1e-14)  # 4/(√100 + √1)²
+    assert r["beta"] == pytest.approx(81 / 121, rel=1e-14)  # ((10 - 1)/(10 + 1))²
+    assert r["spectrum"].top == pytest.approx(100, rel=1e-9) and r["spectrum"].bottom == pytest.approx(1, rel=1e-9)
+
+    # The heavy ball w' = w - α·h·w + β·(w - w_prev), w_prev = w_0 at the start, with numpy.
+    h, alpha, beta = np.array([1.0, 100.0]), 4 / 121, 81 / 121
+    w_prev = w = np.array([-10.0, 1.0])
+    expected = []
+    for _ in range(len(r["runs"]["heavy_ball_classic"]["losses"])):
+        expected.append(0.5 * np.sum(h * w**2))
+        w, w_prev = w - alpha * h * w + beta * (w - w_prev), w
+    np.testing.assert_allclose(r["runs"]["heavy_ball_classic"]["losses"], expected, rtol=1e-9)
+    # The EWA form at lr = α/(1-β) takes the very same steps.
+    np.testing.assert_allclose(r["runs"]["heavy_ball_ewa"]["losses"], expected, rtol=1e-9)
+    assert r["runs"]["heavy_ball_ewa"]["lr"] == pytest.approx(0.1, rel=1e-12)
+    assert r["runs"]["heavy_ball_classic"]["steps"] == first_below(np.array(expected), 1e-8)
+    # Gradient descent at 2/(λmax + λmin): w_k = (1 - lr·h)^k·w_0.
+    gd = r["runs"]["gd_theory"]
+    k = np.arange(len(gd["losses"]))[:, None]
+    np.testing.assert_allclose(gd["losses"], 0.5 * np.sum(h * ((1 - 2 / 101 * h) ** k * [-10.0, 1.0]) ** 2, axis=1),
+                               rtol=1e-9)
+
+    # The tuned settings are the grid's best, recomputed here (ties go to the first in the example's order).
+    grid = curvature.LR_GRID[::-1]
+    sgd_steps = ravine_steps_numpy(grid, np.zeros(len(grid)), curvature.STEP_CAP)
+    assert r["tuned"]["sgd"]["steps"] == sgd_steps.min() == r["runs"]["gd_tuned"]["steps"]
+    assert r["tuned"]["sgd"]["lr"] == grid[np.argmin(sgd_steps)]
+    lrs, betas = np.tile(grid, len(curvature.BETA_GRID)), np.repeat(curvature.BETA_GRID, len(grid))
+    mom_steps = ravine_steps_numpy(lrs, betas, curvature.STEP_CAP)
+    best = int(np.argmin(mom_steps))
+    assert r["tuned"]["momentum"]["steps"] == mom_steps[best] == r["runs"]["momentum_tuned"]["steps"]
+    assert (r["tuned"]["momentum"]["lr"], r["tuned"]["momentum"]["beta"]) == (lrs[best], betas[best])
+    # The claim: the heavy ball needs several times fewer steps than the best gradient descent.
+    assert 5 * r["runs"]["heavy_ball_classic"]["steps"] < r["runs"]["gd_theory"]["steps"]
+
+    # Part 2: λmax at step 0 is the top eigenvalue of the dense Hessian, built here by central
+    # differences of minigrad's gradient, column by column.
+    X, y = curvature.moons_data(quick=True)
+    model = curvature.make_model()
+    params = model.parameters()
+
+    def flat_grad() -> np.ndarray:
+        for p in params:
+            p.zero_grad()
+        mg.nn.cross_entropy(model(X), y).backward()
+        return np.concatenate([p.grad.ravel() for p in params])
+
+    n, eps = sum(p.size for p in params), 1e-5
+    H = np.zeros((n, n))
+    for p, start in zip(params, np.cumsum([0] + [p.size for p in params])):
+        flat = p.data.reshape(-1)  # a view: moving it moves the parameter
+        for i in range(p.size):
+            flat[i] += eps
+            plus = flat_grad()
+            flat[i] -= 2 * eps
+            minus = flat_grad()
+            flat[i] += eps
+            H[:, start + i] = (plus - minus) / (2 * eps)
+    moons = result["moons"]
+    assert moons[0.1]["top"][0] == pytest.approx(np.linalg.eigvalsh((H + H.T) / 2)[-1], rel=1e-5)
+    # Small rate: far below the threshold, the loss falls at every step. Large rate (2/lr = 1): the
+    # sharpness overshoots 2/lr, the loss jumps up on the way, and λmax comes back to about 2/lr.
+    assert np.all(moons[0.1]["top"] < 2 / 0.1) and np.all(np.diff(moons[0.1]["loss"]) < 0)
+    top, loss = moons[2.0]["top"], moons[2.0]["loss"]
+    assert top.max() > 2 * (2 / 2.0) and np.any(np.diff(loss) > 0)
+    assert 0.9 * (2 / 2.0) < top[-1] < 1.5 * (2 / 2.0)

@@ -1,0 +1,314 @@
+"""mg.func (grad, value_and_grad, jacobian, hessian, hvp, vjp) and mg.curvature, against closed forms.
+
+Every expected value is written out by hand (a quadratic form's Hessian is its
+symmetric part; d³ tanh = -2(1 - t²)(1 - 3t²)) or computed with numpy
+(eigenvalues by np.linalg.eigvalsh, Hessian-vector products by central
+differences of the gradient).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+F = mg.func
+rng = np.random.default_rng(1234)
+
+
+def arr(*shape: int) -> np.ndarray:
+    return rng.standard_normal(shape)
+
+
+# ---------------------------------------------------------------------------
+# grad, value_and_grad, vjp
+# ---------------------------------------------------------------------------
+
+
+def test_grad_of_a_cubic_and_argnums() -> None:
+    x, y = arr(4), arr(4)
+    np.testing.assert_allclose(F.grad(lambda x: (x**3).sum())(x).numpy(), 3 * x**2, rtol=1e-12)
+    f = lambda x, y: (x * x * y).sum()  # noqa: E731  ∂f/∂x = 2xy, ∂f/∂y = x²
+    np.testing.assert_allclose(F.grad(f, argnums=1)(x, y).numpy(), x**2, rtol=1e-12)
+    np.testing.assert_allclose(F.grad(f, argnums=-2)(x, y).numpy(), 2 * x * y, rtol=1e-12)
+    gx, gy = F.grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(gx.numpy(), 2 * x * y, rtol=1e-12)
+    np.testing.assert_allclose(gy.numpy(), x**2, rtol=1e-12)
+    value, (gy2, gx2) = F.value_and_grad(f, argnums=(1, 0))(x, y)
+    assert value.item() == pytest.approx(float(np.sum(x * x * y)), rel=1e-12)
+    np.testing.assert_allclose(gy2.numpy(), x**2, rtol=1e-12)
+    np.testing.assert_allclose(gx2.numpy(), 2 * x * y, rtol=1e-12)
+
+
+def test_grad_accepts_tensors_and_keyword_arguments_and_gives_zeros_for_unused_inputs() -> None:
+    x = arr(3)
+    g = F.grad(lambda x, scale=1.0: scale * (x * x).sum())(mg.Tensor(x), scale=3.0)
+    np.testing.assert_allclose(g.numpy(), 6 * x, rtol=1e-12)
+    unused = F.grad(lambda x, y: (x * x).sum(), argnums=1)(mg.Tensor(x), arr(2, 2))
+    np.testing.assert_array_equal(unused.numpy(), np.zeros((2, 2)))
+    assert not g.requires_grad and not unused.requires_grad  # nothing outside: plain constants
+
+
+def test_nested_grad_gives_the_third_derivative_of_tanh() -> None:
+    x = np.array([-1.3, -0.2, 0.0, 0.4, 2.0])
+    d1 = F.grad(lambda x: x.tanh().sum())
+    d2 = F.grad(lambda x: d1(x).sum())
+    d3 = F.grad(lambda x: d2(x).sum())
+    t = np.tanh(x)
+    np.testing.assert_allclose(d1(x).numpy(), 1 - t**2, rtol=1e-12)
+    np.testing.assert_allclose(d2(x).numpy(), -2 * t * (1 - t**2), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d3(x).numpy(), -2 * (1 - t**2) * (1 - 3 * t**2), rtol=1e-12)
+
+
+def test_a_gradient_that_depends_on_an_outside_parameter_carries_a_graph() -> None:
+    x = arr(3)
+    w = mg.Tensor(np.array(1.5), requires_grad=True)
+    g = F.grad(lambda x: (w * x**2).sum())(x)  # 2·w·x
+    assert g.requires_grad
+    g.sum().backward()  # d/dw Σ 2·w·x = 2·Σx
+    assert w.grad == pytest.approx(2 * x.sum(), rel=1e-12)
+    with mg.no_grad():  # still differentiated, but no graph comes out
+        h = F.grad(lambda x: (w * x**2).sum())(x)
+    assert not h.requires_grad
+    np.testing.assert_allclose(h.numpy(), 3 * x, rtol=1e-12)
+
+
+def test_vjp_returns_the_output_and_a_reusable_pullback() -> None:
+    x, y = arr(3), arr(3)
+    out, pullback = F.vjp(lambda x, y: x * y + x.sin(), x, y)
+    np.testing.assert_allclose(out.numpy(), x * y + np.sin(x), rtol=1e-12)
+    for u in (np.ones(3), arr(3)):  # called twice: the graph is kept
+        ux, uy = pullback(u)
+        np.testing.assert_allclose(ux.numpy(), u * (y + np.cos(x)), rtol=1e-12)
+        np.testing.assert_allclose(uy.numpy(), u * x, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"cotangent has shape \(2,\).*\(3,\)"):
+        pullback(np.ones(2))
+
+
+def test_bad_inputs_and_outputs_are_refused_with_the_shapes() -> None:
+    x = arr(3)
+    with pytest.raises(TypeError, match=r"mg.func.grad: f must return a scalar Tensor.*\(3,\)"):
+        F.grad(lambda x: x * 2)(x)
+    with pytest.raises(TypeError, match=r"mg.func.hessian: f must return a scalar Tensor.*\(3,\)"):
+        F.hessian(lambda x: x * 2)(x)
+    with pytest.raises(TypeError, match="must return a Tensor, got float"):
+        F.grad(lambda x: 1.0)(x)
+    with pytest.raises(TypeError, match="dtype int64"):
+        F.grad(lambda x: x.sum())(np.arange(3))
+    with pytest.raises(ValueError, match="argnums 2 is out of range"):
+        F.grad(lambda x, y: x.sum(), argnums=2)(x, x)
+    with pytest.raises(ValueError, match="more than once"):
+        F.grad(lambda x, y: x.sum(), argnums=(0, 0))(x, x)
+    with pytest.raises(TypeError, match="argnums must be an int"):
+        F.grad(lambda x: x.sum(), argnums=1.0)(x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"v\[0\] has shape \(2,\), but x\[0\] has shape \(3,\)"):
+        F.hvp(lambda x: (x * x).sum(), x, np.ones(2))
+
+
+# ---------------------------------------------------------------------------
+# jacobian, hessian, hvp
+# ---------------------------------------------------------------------------
+
+
+def test_jacobian_of_a_vector_function_matches_the_hand_jacobian() -> None:
+    x = arr(3)
+    f = lambda x: mg.stack([x[0] * x[1], x[2].sin(), x[0] ** 2])  # noqa: E731
+    J = F.jacobian(f)(x).numpy()
+    expected = np.array([
+        [x[1], x[0], 0.0],
+        [0.0, 0.0, np.cos(x[2])],
+        [2 * x[0], 0.0, 0.0],
+    ])
+    np.testing.assert_allclose(J, expected, rtol=1e-12)
+
+
+def test_jacobian_shapes_and_argnums_for_a_matrix_vector_product() -> None:
+    W, x = arr(2, 3), arr(3)
+    JW, Jx = F.jacobian(lambda W, x: W @ x, argnums=(0, 1))(W, x)
+    np.testing.assert_allclose(Jx.numpy(), W, rtol=1e-12)  # d(Wx)/dx = W
+    assert JW.shape == (2, 2, 3)  # d(Wx)_i / dW_jk = δ_ij·x_k
+    np.testing.assert_allclose(JW.numpy(), np.einsum("ij,k->ijk", np.eye(2), x), rtol=1e-12)
+
+
+def test_hessian_of_a_quadratic_form_is_its_symmetric_part() -> None:
+    A, b, x = arr(4, 4), arr(4), arr(4)
+    f = lambda x: 0.5 * (x * (mg.Tensor(A) @ x)).sum() + (mg.Tensor(b) * x).sum()  # noqa: E731
+    np.testing.assert_allclose(F.hessian(f)(x).numpy(), (A + A.T) / 2, rtol=1e-12)
+    np.testing.assert_allclose(F.grad(f)(x).numpy(), (A + A.T) / 2 @ x + b, rtol=1e-12)
+
+
+def test_hessian_of_the_squared_dot_product_in_closed_form() -> None:
+    x, y = arr(3), arr(3)
+    s = x @ y
+    (Hxx, Hxy), (Hyx, Hyy) = F.hessian(lambda x, y: (x * y).sum() ** 2, argnums=(0, 1))(x, y)
+    # f = s², s = x·y: ∂²f/∂x_i∂x_j = 2·y_i·y_j, ∂²f/∂x_i∂y_j = 2·y_i·x_j + 2s·δ_ij
+    np.testing.assert_allclose(Hxx.numpy(), 2 * np.outer(y, y), rtol=1e-12)
+    np.testing.assert_allclose(Hyy.numpy(), 2 * np.outer(x, x), rtol=1e-12)
+    np.testing.assert_allclose(Hxy.numpy(), 2 * np.outer(y, x) + 2 * s * np.eye(3), rtol=1e-12)
+    np.testing.assert_allclose(Hyx.numpy(), Hxy.numpy().T, rtol=1e-12)
+    H = F.hessian(lambda x: (x * mg.Tensor(y)).sum() ** 2)(x)  # one argument: a single matrix
+    np.testing.assert_allclose(H.numpy(), 2 * np.outer(y, y), rtol=1e-12)
+
+
+def test_hessian_of_softmax_cross_entropy_in_closed_form() -> None:
+    z, label = arr(4), 2
+    # L = logsumexp(z) - z_label: ∇L = p - e_label, H = diag(p) - p·pᵀ, p = softmax(z)
+    H = F.hessian(lambda z: mg.nn.cross_entropy(z.reshape(1, 4), np.array([label])))(z).numpy()
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    np.testing.assert_allclose(H, np.diag(p) - np.outer(p, p), rtol=1e-10, atol=1e-14)
+
+
+def test_hessian_of_a_matrix_argument_has_shape_x_plus_x() -> None:
+    W = arr(2, 3)
+    H = F.hessian(lambda W: (W**3).sum())(W).numpy()  # ∂²/∂W_ij∂W_kl = 6·W_ij·δ_ik·δ_jl
+    assert H.shape == (2, 3, 2, 3)
+    np.testing.assert_allclose(H.reshape(6, 6), np.diag(6 * W.ravel()), rtol=1e-12)
+
+
+def test_hvp_equals_hessian_times_v() -> None:
+    x, v = arr(5), arr(5)
+    f = lambda x: (x.tanh() ** 2).sum() + (x * x).sum() ** 2 + (x[0] * x[3]).exp()  # noqa: E731
+    H = F.hessian(f)(x).numpy()
+    np.testing.assert_allclose(F.hvp(f, x, v).numpy(), H @ v, rtol=1e-10)
+    # Two arguments: H·v for the stacked vector, split back.
+    g = lambda x, y: (x * y).sum() ** 2 + (x**3).sum()  # noqa: E731
+    y, vx, vy = arr(5), arr(5), arr(5)
+    (Hxx, Hxy), (Hyx, Hyy) = F.hessian(g, argnums=(0, 1))(x, y)
+    hx, hy = F.hvp(g, (x, y), (vx, vy))
+    np.testing.assert_allclose(hx.numpy(), Hxx.numpy() @ vx + Hxy.numpy() @ vy, rtol=1e-10)
+    np.testing.assert_allclose(hy.numpy(), Hyx.numpy() @ vx + Hyy.numpy() @ vy, rtol=1e-10)
+
+
+def test_transforms_compose_jacobian_of_grad_is_the_hessian() -> None:
+    x, v = arr(4), arr(4)
+    f = lambda x: (x.sin() * x).sum() * (x * x).sum()  # noqa: E731
+    H = F.hessian(f)(x).numpy()
+    np.testing.assert_allclose(F.jacobian(F.grad(f))(x).numpy(), H, rtol=1e-10)
+    np.testing.assert_allclose(F.grad(lambda x: (F.grad(f)(x) * mg.Tensor(v)).sum())(x).numpy(), H @ v, rtol=1e-10)
+    np.testing.assert_allclose(H, H.T, rtol=1e-12)  # and it is symmetric, as a Hessian must be
+
+
+def test_hvp_of_a_function_linear_in_x_is_zero() -> None:
+    x, v = arr(3), arr(3)
+    np.testing.assert_array_equal(F.hvp(lambda x: (2 * x).sum(), x, v).numpy(), np.zeros(3))
+
+
+# ---------------------------------------------------------------------------
+# mg.curvature
+# ---------------------------------------------------------------------------
+
+
+def known_matrix(eigenvalues: list[float], seed: int = 0) -> np.ndarray:
+    """Q·diag(λ)·Qᵀ for a random orthogonal Q: a symmetric matrix with exactly these eigenvalues."""
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigenvalues),) * 2))
+    return Q @ np.diag(eigenvalues) @ Q.T
+
+
+def quadratic_loss(A: np.ndarray) -> tuple[mg.Tensor, list[mg.Tensor]]:
+    """L = ½ wᵀAw + 3·Σw, with w split over two parameters (so the flattening is exercised); H = A."""
+    w = rng.standard_normal(len(A))
+    a = mg.Tensor(w[:2].reshape(1, 2), requires_grad=True)
+    b = mg.Tensor(w[2:], requires_grad=True)
+    flat = mg.concatenate([a.reshape(2), b])
+    return 0.5 * (flat * (mg.Tensor(A) @ flat)).sum() + 3 * flat.sum(), [a, b]
+
+
+def test_hessian_operator_multiplies_by_the_hessian() -> None:
+    A = known_matrix([0.5, 1, 2, 3, 5, 10])
+    loss, params = quadratic_loss(A)
+    matvec, n = mg.curvature.hessian_operator(loss, params)
+    assert n == 6
+    v = arr(6)
+    np.testing.assert_allclose(matvec(v), A @ v, rtol=1e-12)
+    np.testing.assert_allclose(matvec(v), A @ v, rtol=1e-12)  # the graph is kept for the next product
+    loss.backward()  # and the loss's own graph too
+    with pytest.raises(ValueError, match=r"v has shape \(5,\).*\(6,\)"):
+        matvec(np.ones(5))
+
+
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_the_top_and_bottom_eigenvalues_of_a_known_quadratic_form(method: str) -> None:
+    eigenvalues = [0.5, 1, 2, 3, 5, 10]
+    loss, params = quadratic_loss(known_matrix(eigenvalues))
+    spectrum = mg.curvature.extreme_eigenvalues(loss, params, method=method, tol=1e-8)
+    assert spectrum.converged
+    assert spectrum.top == pytest.approx(10, rel=1e-7)
+    assert spectrum.bottom == pytest.approx(0.5, rel=1e-6)
+    assert spectrum.condition_number == pytest.approx(20, rel=1e-6)
+    assert mg.curvature.top_eigenvalue(loss, params, method=method, tol=1e-8) == pytest.approx(10, rel=1e-7)
+
+
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_an_indefinite_hessian_has_both_ends_found_and_no_finite_condition_number(method: str) -> None:
+    loss, params = quadratic_loss(known_matrix([-7, -1, 0.5, 2, 3, 4], seed=3))
+    spectrum = mg.curvature.extreme_eigenvalues(loss, params, method=method, tol=1e-8, max_iter=5000)
+    assert spectrum.top == pytest.approx(4, rel=1e-6)
+    assert spectrum.bottom == pytest.approx(-7, rel=1e-6)
+    assert spectrum.condition_number == math.inf
+
+
+def test_power_iteration_on_a_matrix_and_its_residual_criterion() -> None:
+    A = known_matrix([1, 2, 4, 8, 9])
+    top = mg.curvature.power_iteration(lambda v: A @ v, 5, tol=1e-9, max_iter=10_000)
+    assert top.converged and top.value == pytest.approx(9, rel=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(A @ top.vector - top.value * top.vector), top.residual, rtol=1e-6)
+    bottom = mg.curvature.power_iteration(lambda v: A @ v, 5, shift=top.value, tol=1e-9)  # on A - 9·I
+    assert bottom.value == pytest.approx(1, rel=1e-8)
+    stuck = mg.curvature.power_iteration(lambda v: A @ v, 5, tol=1e-9, max_iter=3)
+    assert not stuck.converged and stuck.products == 3
+
+
+def test_an_unconverged_estimate_warns() -> None:
+    loss, params = quadratic_loss(known_matrix([1, 1.1, 1.2, 1.3, 1.4, 1.5]))
+    with pytest.warns(RuntimeWarning, match="did not converge in 2 Hessian-vector products"):
+        spectrum = mg.curvature.extreme_eigenvalues(loss, params, max_iter=2)
+    assert not spectrum.converged
+
+
+def test_the_ravine_has_condition_number_100() -> None:
+    H = F.hessian(lambda w: 0.5 * (w * w * np.array([1.0, 100.0])).sum())(np.array([-10.0, 1.0])).numpy()
+    np.testing.assert_array_equal(H, np.diag([1.0, 100.0]))
+    for method in ("power", "lanczos"):
+        w = mg.Tensor(np.array([-10.0, 1.0]), requires_grad=True)
+        kappa = mg.curvature.condition_number(0.5 * (w * w * np.array([1.0, 100.0])).sum(), [w], method=method)
+        assert kappa == pytest.approx(100, rel=1e-9)
+
+
+def test_hessian_operator_of_an_mlp_matches_differences_of_its_gradient() -> None:
+    mg.manual_seed(0)
+    model = mg.nn.MLP([2, 5, 3], activation="tanh", dtype=np.float64)
+    X, y = rng.standard_normal((20, 2)), rng.integers(0, 3, 20)
+    params = model.parameters()
+
+    def flat_grad() -> np.ndarray:
+        for p in params:
+            p.zero_grad()
+        mg.nn.cross_entropy(model(mg.Tensor(X)), y).backward()
+        return np.concatenate([p.grad.ravel() for p in params])
+
+    loss = mg.nn.cross_entropy(model(mg.Tensor(X)), y)
+    matvec, n = mg.curvature.hessian_operator(loss, params)
+    v = rng.standard_normal(n)
+    hv = matvec(v)  # before the parameters move (the graph holds their arrays)
+    eps, pieces = 1e-5, np.split(v, np.cumsum([p.size for p in params])[:-1])
+    for p, piece in zip(params, pieces):
+        p.data += eps * piece.reshape(p.shape)
+    plus = flat_grad()
+    for p, piece in zip(params, pieces):
+        p.data -= 2 * eps * piece.reshape(p.shape)
+    minus = flat_grad()
+    np.testing.assert_allclose(hv, (plus - minus) / (2 * eps), rtol=1e-6, atol=1e-9)
+
+
+def test_curvature_refuses_bad_arguments() -> None:
+    w = mg.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match=r"one-element Tensor, got \(2,\)"):
+        mg.curvature.hessian_operator(w * 2, [w])
+    with pytest.raises(TypeError, match=r"params\[0\] is not a Tensor that requires grad"):
+        mg.curvature.hessian_operator((w * w).sum(), [mg.Tensor(np.ones(2))])
+    with pytest.raises(ValueError, match="method must be 'lanczos' or 'power'"):
+        mg.curvature.extreme_eigenvalues((w * w).sum(), [w], method="qr")
