@@ -90,6 +90,7 @@ class Optimizer:
             if p.grad is not None:
                 state["step"] = state.get("step", 0) + 1
                 update(p.data, p.grad, state)
+                p.bump_version()
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
