@@ -18,14 +18,16 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from minigrad.engine import _RELEASED, Tensor
+from minigrad.nn.module import Module
 
 __all__ = ["draw_graph", "graph_text"]
 
-Params = Iterable[tuple[str, Tensor]] | Mapping[str, Tensor] | None
+Params = Module | Iterable[tuple[str, Tensor]] | Mapping[str, Tensor] | None
 
 _INSTALL = "install Graphviz (apt install graphviz, brew install graphviz or conda install graphviz)"
 
@@ -34,7 +36,12 @@ def _param_names(params: Params, op: str) -> dict[int, str]:
     """Map id(parameter) to its dotted name, checking every (name, tensor) pair."""
     if params is None:
         return {}
-    pairs = params.items() if isinstance(params, Mapping) else params
+    if isinstance(params, Module):
+        pairs: Iterable[Any] = params.named_parameters()
+    elif isinstance(params, Mapping):
+        pairs = params.items()
+    else:
+        pairs = params
     names: dict[int, str] = {}
     for item in pairs:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
@@ -120,10 +127,11 @@ def _quote(text: str) -> str:
 def draw_graph(t: Tensor, path: str | Path | None = None, params: Params = None) -> str:
     """Return the graph behind ``t`` as Graphviz DOT source; with ``path``, also write or render it.
 
-    Ops are boxes (name, output shape, dtype), leaves that require grad are
-    green ellipses (named by ``params``, e.g. ``model.named_parameters()``,
-    else "leaf"; with their gradient's norm after a backward) and tensors
-    that need no gradient (inputs, constants) are grey. A path ending in
+    Ops are boxes (name, output shape, dtype). Leaves that require grad are
+    green ellipses, with their gradient's norm after a backward, named by
+    ``params`` (a Module, ``model.named_parameters()`` or a dict of name to
+    tensor; "leaf" otherwise). Tensors that need no gradient (the input batch,
+    constants) are grey. Every input of an op gets an arrow to it. A path ending in
     ``.dot`` gets the source; ``.svg`` or ``.png`` is rendered by Graphviz's
     ``dot`` program, or, when it is not installed, the source is written to
     the ``.dot`` file beside it and one line says how to install Graphviz.

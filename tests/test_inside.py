@@ -117,8 +117,9 @@ def test_mlp_graph_names_its_parameters_and_shows_gradient_norms_after_backward(
     assert nodes[node_titled(nodes, "cross_entropy")] == ["cross_entropy", "() float32"]
 
     loss.backward(retain_graph=True)
-    nodes, edges = parse_dot(mg.draw_graph(loss, params=params))
+    nodes, edges = parse_dot(mg.draw_graph(loss, params=params))  # a dict of name to tensor
     assert len(nodes) == 9 and len(edges) == 8
+    assert parse_dot(mg.draw_graph(loss, params=model)) == (nodes, edges)  # the Module itself
     for name, p in params.items():
         assert nodes[node_titled(nodes, name)][-1] == f"grad norm {np.linalg.norm(p.grad):.4g}"
 
@@ -280,6 +281,13 @@ def test_hooks_fire_once_per_backward_from_the_loss_back() -> None:
     np.testing.assert_allclose(seen[3][1], 3 * da, rtol=1e-5)
     c.backward()
     assert [n for n, _ in seen] == ["c", "b", "a", "x"] * 2
+
+    y = mg.Tensor([1.0, 2.0], requires_grad=True)
+    leaf_calls: list[np.ndarray] = []
+    y.register_hook(lambda g: leaf_calls.append(np.array(g)))
+    (y * y + y).sum().backward()  # a leaf used three times: one call, with the whole gradient 2y + 1
+    assert len(leaf_calls) == 1
+    np.testing.assert_array_equal(leaf_calls[0], [3.0, 5.0])
 
 
 def test_a_hook_can_replace_the_gradient() -> None:
