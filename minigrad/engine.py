@@ -1000,11 +1000,12 @@ def _check_versions(ctx: Function, node: Tensor) -> None:
             )
 
 
-def _checked(ctx: Function, parent: Tensor, pg: Any) -> Any:
+def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> Any:
     """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
+    # The argument's position: an op may take the same tensor twice (x * x), so match the gradient too.
+    i = next(k for k, (t, p) in enumerate(zip(ctx.inputs, pgs)) if t is parent and p is pg)
     if type(pg) is not np.ndarray and not isinstance(pg, Tensor):
         pg = np.asarray(pg)  # a numpy scalar, returned by ufuncs for 0-d inputs
-    i = next(k for k, t in enumerate(ctx.inputs) if t is parent)
     if pg.shape != parent.data.shape:
         raise RuntimeError(
             f"backward of {ctx.name}: the gradient for input {i} has shape {pg.shape}, "
@@ -1082,7 +1083,7 @@ def run_backward(
                     continue
                 data = parent.data
                 if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
-                    pg = _checked(ctx, parent, pg)  # every gradient is checked here, against its input
+                    pg = _checked(ctx, parent, pg, pgs)  # every gradient is checked here, against its input
                 if anomaly:
                     _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                 if parent._ctx is not None:  # an inner node: sum its gradients over its uses

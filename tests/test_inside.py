@@ -521,6 +521,13 @@ def test_a_right_custom_op_leaves_correct_gradients() -> None:
     np.testing.assert_array_equal(b.grad, [3.0, 5.0, 7.0])  # column sums of a
 
 
+def test_a_wrong_gradient_is_named_by_its_argument_when_a_tensor_is_passed_twice() -> None:
+    Custom = _op(lambda g, a, b: (g * b, (g * a).sum()))
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"backward of custom: the gradient for input 1 has shape \(\)"):
+        Custom.apply(x, x).sum().backward()
+
+
 # ---------------------------------------------------------------------------
 # In-place changes: the version counter
 # ---------------------------------------------------------------------------
