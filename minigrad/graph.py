@@ -91,11 +91,9 @@ def _nodes(root: Tensor) -> tuple[list[Tensor], list[tuple[Tensor, Tensor]]]:
     return order, edges
 
 
-def _grad_norm(t: Tensor) -> str:
-    """The gradient's L2 norm, or "" when there is no gradient."""
-    if t.grad is None:
-        return ""
-    return f"grad norm {float(np.linalg.norm(t.grad)):.4g}"
+def _gradient(t: Tensor) -> list[str]:
+    """["grad norm ..."] (the L2 norm of ``t.grad``) once a backward has filled it, else []."""
+    return [] if t.grad is None else [f"grad norm {float(np.linalg.norm(t.grad)):.4g}"]
 
 
 def _describe(t: Tensor, names: dict[int, str]) -> tuple[str, str, list[str]]:
@@ -104,10 +102,9 @@ def _describe(t: Tensor, names: dict[int, str]) -> tuple[str, str, list[str]]:
     if t._ctx is _RELEASED:
         return "released", "released", [shape, "graph freed by backward()"]
     if t._ctx is not None:
-        return "op", t._ctx.name, [shape] + ([_grad_norm(t)] if t.grad is not None else [])
+        return "op", t._ctx.name, [shape] + _gradient(t)  # an intermediate has .grad after retain_grad()
     if t.requires_grad:
-        title = names.get(id(t), "leaf")
-        return "leaf", title, [shape] + ([_grad_norm(t)] if t.grad is not None else [])
+        return "leaf", names.get(id(t), "leaf"), [shape] + _gradient(t)
     value = [f"value {t.data.reshape(()).item():.4g}"] if t.size == 1 and t.dtype.kind == "f" else []
     return "constant", "constant", [shape] + value
 
@@ -120,8 +117,9 @@ _STYLE = {
 }
 
 
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _escape(text: str) -> str:
+    """Text as it may stand inside a double-quoted DOT string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def draw_graph(t: Tensor, path: str | Path | None = None, params: Params = None) -> str:
@@ -143,7 +141,7 @@ def draw_graph(t: Tensor, path: str | Path | None = None, params: Params = None)
     lines = ["digraph minigrad {", "  rankdir=BT;", '  node [fontname="Helvetica", fontsize=11];']
     for node in order:
         kind, title, details = _describe(node, names)
-        label = "\\n".join(_quote(s)[1:-1] for s in [title] + details)
+        label = "\\n".join(_escape(line) for line in [title] + details)
         lines.append(f'  {ids[id(node)]} [label="{label}", {_STYLE[kind]}];')
     for a, b in edges:
         lines.append(f"  {ids[id(a)]} -> {ids[id(b)]};")

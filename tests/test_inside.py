@@ -133,6 +133,12 @@ def test_gradient_norm_in_the_label_is_the_l2_norm() -> None:
     assert nodes[node_titled(nodes, "constant")] == ["constant", "() float32", "value 0.5"]
 
 
+def test_names_with_quotes_and_backslashes_are_escaped() -> None:
+    x = mg.Tensor([1.0], requires_grad=True)
+    nodes, _ = parse_dot(mg.draw_graph(x.exp(), params={'my "w" \\ 1': x}))
+    assert sorted(label[0] for label in nodes.values()) == ["exp", 'my \\"w\\" \\\\ 1']
+
+
 def test_edges_go_from_input_to_op() -> None:
     x = mg.Tensor([1.0], requires_grad=True)
     nodes, edges = parse_dot(mg.draw_graph(x.tanh()))
