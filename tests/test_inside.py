@@ -10,8 +10,10 @@ the errors they must raise and what those errors must name.
 
 from __future__ import annotations
 
+import os
 import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -402,6 +404,33 @@ def test_anomaly_mode_names_the_op_whose_backward_made_an_infinity() -> None:
     message = str(info.value)
     assert message.startswith("detect_anomaly: sqrt produced an infinity in its backward pass (input shapes (2,))")
     assert "root = x.sqrt()  # marker" in message
+
+
+def test_a_backward_anomaly_of_an_op_recorded_outside_the_mode_says_how_to_find_its_line() -> None:
+    x = mg.Tensor([0.0, 4.0], requires_grad=True)
+    loss = x.sqrt().sum()  # recorded outside the mode: its line was not kept
+    with mg.detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(FloatingPointError, match=r"sqrt produced an infinity in its backward pass .*"
+                           r"run the forward pass inside detect_anomaly\(\) too"):
+            loss.backward()
+
+
+def test_the_users_line_is_found_in_a_folder_named_minigrad(tmp_path: Path) -> None:
+    # A clone of this repository is often a folder named minigrad: scripts there are user code.
+    script = tmp_path / "minigrad" / "examples" / "train.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        "import minigrad as mg\n"
+        "with mg.detect_anomaly():\n"
+        "    try:\n"
+        "        mg.Tensor([-1.0], requires_grad=True).log()  # the user's line\n"
+        "    except FloatingPointError as err:\n"
+        "        print(err)\n"
+    )
+    root = str(Path(mg.__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": root}, timeout=60)
+    assert f"the op was created at {script}:4: mg.Tensor([-1.0], requires_grad=True).log()" in done.stdout
 
 
 def test_anomaly_mode_is_off_by_default_and_off_again_after_the_block() -> None:
