@@ -26,6 +26,7 @@ from minigrad.engine import (
     no_grad,
     stack,
 )
+from minigrad.graph import draw_graph
 from minigrad.ops import maximum, minimum, where
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "curvature",
     "data",
     "detect_anomaly",
+    "draw_graph",
     "enable_grad",
     "func",
     "get_generator",

@@ -27,6 +27,7 @@ to any order.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -362,10 +363,13 @@ _RELEASED.inputs = ()
 _RELEASED.needs_input_grad = ()
 
 
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")  # minigrad's own files are in here
+
+
 def _user_frame() -> str:
     """The innermost stack frame outside minigrad's own files, as 'file:line: code'."""
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if "/minigrad/" not in frame.filename.replace("\\", "/") or "/tests/" in frame.filename:
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
             return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"
     return "(unknown)"
 
@@ -377,12 +381,15 @@ def _check_finite(
     array = value.data if isinstance(value, Tensor) else value
     if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         shapes = ", ".join(str(a.shape) for a in inputs if isinstance(a, (Tensor, np.ndarray)))
-        kind = "NaN" if np.isnan(array).any() else "infinity"
+        kind = "a NaN" if np.isnan(array).any() else "an infinity"
         if not where and phase == "forward":
             where = _user_frame()
-        made = f"; the op was created at {where}" if where else ""
+        if where:
+            made = f"; the op was created at {where}"
+        else:  # backward of an op recorded outside anomaly mode: its line was not kept
+            made = "; run the forward pass inside detect_anomaly() too, to see the line that created the op"
         raise FloatingPointError(
-            f"detect_anomaly: {fn.name} produced a {kind} in its {phase} pass "
+            f"detect_anomaly: {fn.name} produced {kind} in its {phase} pass "
             f"(input shapes {shapes}){made}"
         )
 
@@ -993,11 +1000,12 @@ def _check_versions(ctx: Function, node: Tensor) -> None:
             )
 
 
-def _checked(ctx: Function, parent: Tensor, pg: Any) -> Any:
+def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> Any:
     """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
+    # The argument's position: an op may take the same tensor twice (x * x), so match the gradient too.
+    i = next(k for k, (t, p) in enumerate(zip(ctx.inputs, pgs)) if t is parent and p is pg)
     if type(pg) is not np.ndarray and not isinstance(pg, Tensor):
         pg = np.asarray(pg)  # a numpy scalar, returned by ufuncs for 0-d inputs
-    i = next(k for k, t in enumerate(ctx.inputs) if t is parent)
     if pg.shape != parent.data.shape:
         raise RuntimeError(
             f"backward of {ctx.name}: the gradient for input {i} has shape {pg.shape}, "
@@ -1075,7 +1083,7 @@ def run_backward(
                     continue
                 data = parent.data
                 if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
-                    pg = _checked(ctx, parent, pg)  # every gradient is checked here, against its input
+                    pg = _checked(ctx, parent, pg, pgs)  # every gradient is checked here, against its input
                 if anomaly:
                     _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                 if parent._ctx is not None:  # an inner node: sum its gradients over its uses

@@ -41,7 +41,7 @@ def _compare(
         if not np.all(np.isfinite(arr)):
             at = _first_bad(arr)
             raise GradcheckError(
-                f"{op}: input {i} (shape {x.shape}), element {at}: {name} gives {arr[at]!r} for the {what}; "
+                f"{op}: input {i} (shape {x.shape}), element {at}: {name} gives {float(arr[at])} for the {what}; "
                 "a gradient must be finite where it is checked (move the input away from the singularity)"
             )
     error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
@@ -49,7 +49,7 @@ def _compare(
         worst = np.unravel_index(int(np.argmax(error)), x.shape)
         raise GradcheckError(
             f"{op}: input {i} (shape {x.shape}), element {tuple(int(k) for k in worst)}: "
-            f"backward gives {analytic[worst]!r}, central difference gives {numeric[worst]!r} for the {what}"
+            f"backward gives {float(analytic[worst])}, central difference gives {float(numeric[worst])} for the {what}"
         )
 
 
@@ -96,7 +96,7 @@ def gradcheck(
         if not np.all(np.isfinite(out.data)):
             at = _first_bad(out.data) if out.ndim else ()
             raise GradcheckError(
-                f"gradcheck: the function's value is not finite (element {at} is {out.data[at]!r}); "
+                f"gradcheck: the function's value is not finite (element {at} is {float(out.data[at])}); "
                 "check it at inputs where it is defined"
             )
         if not out.requires_grad:
