@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import ArrayLike, Axis, Function, Tensor, normalize_axes, stable_sigmoid, unbroadcast
+from minigrad.engine import (
+    ArrayLike,
+    Axis,
+    Function,
+    Tensor,
+    check_flag,
+    normalize_axes,
+    stable_sigmoid,
+    unbroadcast,
+)
 
 __all__ = [
     "value",
@@ -405,6 +414,7 @@ class LogSumExp(Function):
 def variance(a: Tensor, axis: Axis, keepdims: bool, correction: int, op: str) -> Tensor:
     """Σ(a - mean)² / (n - correction) over ``axis``, built from ops (so it is differentiable twice)."""
     axes = normalize_axes(axis, a.ndim, op)
+    keepdims = check_flag(op, "keepdims", keepdims)
     if not isinstance(correction, (int, np.integer)) or isinstance(correction, bool) or correction < 0:
         raise ValueError(f"{op}: correction must be a non-negative integer, got {correction!r}")
     n = int(np.prod([a.shape[i] for i in axes]))
