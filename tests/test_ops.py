@@ -975,6 +975,35 @@ import numpy as np
 import minigrad as mg
 
 print("Function" in dir(mg))  # False before the rewrite: tells which engine this run imported
+
+# Every op both engines have: its value and first-order gradients, in float32 and float64.
+rng = np.random.default_rng(3)
+OPS = {
+    "add": lambda a, b, W: a + b, "sub": lambda a, b, W: b - a, "mul": lambda a, b, W: a * b,
+    "div": lambda a, b, W: b / a, "pow": lambda a, b, W: a**2.5 + b**2, "pow_tensor": lambda a, b, W: a**b,
+    "neg": lambda a, b, W: -a, "matmul": lambda a, b, W: a @ W, "matvec": lambda a, b, W: a @ b,
+    "sum": lambda a, b, W: a.sum(axis=0), "mean": lambda a, b, W: a.mean(axis=1, keepdims=True),
+    "max": lambda a, b, W: (a * b).max(axis=1), "exp": lambda a, b, W: b.exp(), "log": lambda a, b, W: a.log(),
+    "tanh": lambda a, b, W: (a * b).tanh(), "sigmoid": lambda a, b, W: (a * b).sigmoid(),
+    "relu": lambda a, b, W: (a * b).relu(), "softmax": lambda a, b, W: (a * b).softmax(axis=0),
+    "log_softmax": lambda a, b, W: (a * b).log_softmax(), "reshape": lambda a, b, W: a.reshape(2, 6),
+    "T": lambda a, b, W: a.T @ a, "getitem": lambda a, b, W: a[np.array([0, 0, 2])] * b,
+    "concatenate": lambda a, b, W: mg.concatenate([a, a * 2], axis=1),
+    "stack": lambda a, b, W: mg.stack([a, a * b]), "linear": lambda a, b, W: mg.linear(a, W, W[0]),
+    "cross_entropy": lambda a, b, W: mg.nn.cross_entropy(a @ W, np.array([0, 1, 1])),
+    "bce": lambda a, b, W: mg.nn.binary_cross_entropy_with_logits(a @ W, np.ones((3, 2))),
+    "mse": lambda a, b, W: mg.nn.mse_loss(a @ W, np.zeros((3, 2))),
+}
+for dtype in (np.float32, np.float64):
+    arrays = [rng.uniform(0.5, 2, (3, 4)), rng.uniform(-2, 2, 4), rng.normal(size=(4, 2))]
+    for name, f in OPS.items():
+        a, b, W = (mg.Tensor(x.astype(dtype), requires_grad=True) for x in arrays)
+        out = f(a, b, W)
+        out.backward(np.linspace(0.5, 1.5, out.data.size).reshape(out.shape).astype(dtype))
+        grads = [t.grad.tobytes().hex() for t in (a, b, W) if t.grad is not None]
+        print(name, out.data.dtype, out.data.tobytes().hex(), *grads)
+
+# A small MLP trained five steps by three optimizers.
 mg.manual_seed(0)
 rng = np.random.default_rng(1)
 X = rng.normal(size=(32, 2))
@@ -1000,7 +1029,7 @@ BEFORE_THE_REWRITE = "50df5f3"  # the last commit with the engine before every o
 
 
 def test_first_order_training_is_bit_identical_to_the_engine_before_the_rewrite(tmp_path: Path) -> None:
-    """Five steps of three optimizers on an MLP give the very same weights, bit for bit, as before.
+    """Every op's gradients, and five steps of three optimizers on an MLP, are the same bits as before.
 
     The old engine is taken from git history into a temporary folder; the same script runs there and
     on the tree under test, each in its own interpreter, and prints every weight's bytes.
@@ -1029,5 +1058,5 @@ def test_first_order_training_is_bit_identical_to_the_engine_before_the_rewrite(
         printed.append(run.stdout)
     (old_engine, *before), (new_engine, *now) = (text.splitlines() for text in printed)
     assert (old_engine, new_engine) == ("False", "True")
-    assert len(now) == 18  # 3 models × 3 layers × (W, b)
+    assert len(now) == 2 * 28 + 18  # 28 ops in two dtypes; 3 models × 3 layers × (W, b)
     assert now == before
