@@ -640,6 +640,43 @@ def test_comparisons_give_boolean_masks_without_gradient() -> None:
         np.testing.assert_array_equal(out.data, expected)
 
 
+A23, B4 = mg.Tensor(np.ones((2, 3))), mg.Tensor(np.ones(4))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: mg.maximum(A23, B4), ValueError, r"maximum: shapes \(2, 3\) and \(4,\) cannot be broadcast"),
+        (lambda: mg.minimum(np.ones(4), A23), ValueError, r"minimum: shapes \(4,\) and \(2, 3\) cannot be broadcast"),
+        (lambda: mg.maximum(1.0, 2.0), TypeError, "maximum: at least one operand must be a Tensor"),
+        (lambda: mg.where(A23 > 0, A23, B4), ValueError, r"where: shapes \(2, 3\), \(2, 3\) and \(4,\) cannot be"),
+        (lambda: mg.where(np.ones((2, 3)), A23, A23), TypeError, "where: cond must be a boolean mask, got dtype float"),
+        (lambda: A23 < B4, ValueError, r"lt: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
+        (lambda: A23 != B4, ValueError, r"ne: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
+        (lambda: A23.broadcast_to((3, 3)), ValueError, r"broadcast_to: shape \(2, 3\) cannot be broadcast to \(3, 3\)"),
+        (lambda: A23.clip(), ValueError, "clip: give min, max or both"),
+        (lambda: A23.clip(1.0, 0.0), ValueError, "clip: min 1.0 is larger than max 0.0"),
+        (lambda: A23.clip(max="1"), TypeError, "clip: max must be a number or None, got '1'"),
+        (lambda: mg.Tensor(np.ones(0)).min(), ValueError, r"min: cannot reduce an empty tensor of shape \(0,\)"),
+        (lambda: mg.Tensor(np.ones((0, 3))).logsumexp(), ValueError, "logsumexp: cannot reduce an empty tensor"),
+        (lambda: A23.logsumexp(axis=2), ValueError, "logsumexp: axis 2 is out of range for a tensor of 2 dimensions"),
+        (lambda: A23.var(correction=1.5), ValueError, "var: correction must be a non-negative integer, got 1.5"),
+        (lambda: A23.std(axis=0, correction=2), ValueError, "std: 2 elements leave no degrees of freedom"),
+        (lambda: A23.squeeze(5), ValueError, "squeeze: axis 5 is out of range for a tensor of 2 dimensions"),
+        (lambda: A23.squeeze(axis=True), TypeError, "squeeze: axis must be an int, a tuple of ints or None"),
+        (lambda: A23.unsqueeze(True), TypeError, "unsqueeze: dim must be an int, got True"),
+        (lambda: A23.unsqueeze(-4), ValueError, "unsqueeze: dim -4 is out of range for a tensor of 2 dimensions"),
+        (lambda: A23.flatten(3), ValueError, "flatten: start_dim 3 is out of range for a tensor of 2 dimensions"),
+        (lambda: A23.flatten(0, 1.0), TypeError, "flatten: end_dim must be an int, got 1.0"),
+        (lambda: A23.swapaxes(0, 2), ValueError, "swapaxes: axis 2 is out of range for a tensor of 2 dimensions"),
+    ],
+)
+def test_new_ops_refuse_bad_input_naming_the_op(call: Callable[[], Any], error: type, message: str) -> None:
+    """Each new op's refusals name the op and the shapes or values, as the older ops' messages do."""
+    with pytest.raises(error, match=message):
+        call()
+
+
 def test_mixed_precision_double_backward() -> None:
     """A float32 input times a float64 one: gradients take each input's dtype, to second order too.
 
