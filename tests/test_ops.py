@@ -59,7 +59,7 @@ def values(shape: Shape, domain: str, rng: np.random.Generator) -> np.ndarray:
 
     "any": [-2, 2]; "pos": [0.5, 2] (log, sqrt, fractional powers, divisors);
     "nonzero": ±[0.5, 2] (abs, relu and comparisons at 0); "above-1": [-0.5, 2]
-    (log1p); "clip": away from the bounds -0.5 and 1 that the clip entries use.
+    (log1p); "prob": [0.1, 0.9] (soft targets); "clip": away from the bounds -0.5 and 1 the clip entries use.
     """
     if domain == "any":
         out = rng.uniform(-2.0, 2.0, shape)
@@ -69,6 +69,8 @@ def values(shape: Shape, domain: str, rng: np.random.Generator) -> np.ndarray:
         out = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
     elif domain == "above-1":
         out = rng.uniform(-0.5, 2.0, shape)
+    elif domain == "prob":
+        out = rng.uniform(0.1, 0.9, shape)
     elif domain == "clip":
         bands = np.array([[-2.0, -0.7], [-0.3, 0.8], [1.2, 2.0]])
         band = bands[rng.integers(0, 3, shape)]
@@ -121,6 +123,13 @@ def elementwise(draw: st.DrawFn, *domains: str) -> Inputs:
     """Inputs that broadcast together (0-d included), one per domain."""
     shapes = draw(mutually_broadcastable_shapes(num_shapes=len(domains), min_dims=0, max_dims=3, max_side=SIDE))
     return Inputs(fill(draw, shapes.input_shapes, domains))
+
+
+@st.composite
+def same_shape(draw: st.DrawFn, *domains: str) -> Inputs:
+    """Inputs of one shape (for the losses, which do not broadcast), one per domain."""
+    shape = draw(shapes_of())
+    return Inputs(fill(draw, (shape,) * len(domains), domains))
 
 
 @st.composite
@@ -457,8 +466,10 @@ CATALOG = [
     Op("cross_entropy", lambda z, targets: mg.nn.cross_entropy(z, targets), np_cross_entropy, classification()),
     Op("bce_with_logits", lambda z, targets: mg.nn.binary_cross_entropy_with_logits(z, targets), np_bce,
        with_targets(0.0, 1.0)),
+    Op("bce_tensor_targets", mg.nn.binary_cross_entropy_with_logits, np_bce, same_shape(A, "prob")),
     Op("mse_loss", lambda p, targets: mg.nn.mse_loss(p, targets), lambda p, targets: np.mean((p - targets) ** 2),
        with_targets(-2.0, 2.0)),
+    Op("mse_tensor_targets", mg.nn.mse_loss, lambda p, t: np.mean((p - t) ** 2), same_shape(A, A)),
 ]
 
 
@@ -1102,3 +1113,12 @@ def test_first_order_training_is_bit_identical_to_the_engine_before_the_rewrite(
     assert (old_engine, new_engine) == ("False", "True")
     assert len(now) == 2 * 28 + 18  # 28 ops in two dtypes; 3 models × 3 layers × (W, b)
     assert now == before
+
+
+def test_bce_gives_a_target_that_requires_grad_its_gradient() -> None:
+    """Soft targets that are learned get d/dy = -z / N (they used to be treated as constants, silently)."""
+    z0, y0 = np.array([0.5, -1.0, 2.0]), np.array([0.2, 0.9, 0.5])
+    z, y = mg.Tensor(z0, requires_grad=True), mg.Tensor(y0, requires_grad=True)
+    mg.nn.binary_cross_entropy_with_logits(z, y).backward()
+    np.testing.assert_allclose(z.grad, (1 / (1 + np.exp(-z0)) - y0) / 3, rtol=1e-12)
+    np.testing.assert_allclose(y.grad, -z0 / 3, rtol=1e-12)
