@@ -477,7 +477,7 @@ CATALOG = [
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_catalog(op: Op, data: st.DataObject) -> None:
-    """numpy's forward value; gradcheck and gradgradcheck (of the op and of its square) in float64."""
+    """numpy's forward value; gradcheck and gradgradcheck (of the op and of its square) in float64; float32 flows."""
     drawn = data.draw(op.inputs, label="inputs")
     arrays, params = drawn.arrays, drawn.params
     expected = np.asarray(op.ref(*arrays, **params))
@@ -497,6 +497,17 @@ def test_catalog(op: Op, data: st.DataObject) -> None:
     assert mg.gradcheck(f, *(mg.Tensor(a, requires_grad=True) for a in arrays))
     assert mg.gradgradcheck(f, *(mg.Tensor(a, requires_grad=True) for a in arrays))
     assert mg.gradgradcheck(squared, *(mg.Tensor(a, requires_grad=True) for a in arrays))
+
+    # float32 stays float32, in the value and in gradients of both orders.
+    ts = [mg.Tensor(a.astype(np.float32), requires_grad=True) for a in arrays]
+    assert f(*ts).dtype == np.float32
+    firsts = mg.autograd.grad(squared(*ts).sum(), ts, create_graph=True, allow_unused=True)
+    assert all(g is None or (g.dtype == np.float32 and g.shape == t.shape) for g, t in zip(firsts, ts))
+    used = [(g, t) for g, t in zip(firsts, ts) if g is not None and g.requires_grad]
+    if used:
+        total = sum((g.sum() for g, _ in used), mg.Tensor(np.float32(0)))
+        seconds = mg.autograd.grad(total, ts, allow_unused=True)
+        assert all(h is None or (h.dtype == np.float32 and h.shape == t.shape) for h, t in zip(seconds, ts))
 
 
 @settings(max_examples=1, deadline=None)
