@@ -11,16 +11,21 @@ Three parts.
    (backward against central differences) and ``mg.gradgradcheck`` (the
    gradient's own gradient against central differences of the gradient), the
    latter also on the op's square, so that the gradient flowing into the op's
-   backward depends on the inputs and the backward's own graph is exercised.
-   Where PyTorch's conventions differ from numpy's or are a choice (ties, the
-   clip gradient at the bounds, var's correction, squeeze, flatten), a test
-   says which one holds, with values worked out by hand.
-2. The engine's silent wrong answers listed in issue 12, one test each; every
-   one of them failed on the engine before the rewrite (commit 50df5f3).
+   backward depends on the inputs and the backward's own graph is exercised;
+   float32 inputs must keep float32 through both orders. A test checks that
+   every Function of the engine is made by some entry. Where PyTorch's
+   conventions differ from numpy's or are a choice (ties, the clip gradient
+   at the bounds, var's correction, squeeze, flatten), a test says which one
+   holds, with values worked out by hand.
+2. The engine's silent wrong answers listed in issue 12, one test each. Each
+   failed on the engine before the rewrite (commit 50df5f3), apart from the
+   parameters that were right already and stay as controls (a 1-D bias, the
+   truth of a one-element tensor).
 3. Higher derivatives in closed form: Hessians of a quadratic form, of
    (x·y)², of softmax cross-entropy; the third derivative of tanh; gradients
-   made without ``create_graph`` are constants; and the first-order path
-   trains a small MLP bit for bit as the engine before the rewrite did.
+   made without ``create_graph`` are constants; and the first-order path gives
+   every op's gradient, and trains a small MLP, bit for bit as the engine
+   before the rewrite did.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ def values(shape: Shape, domain: str, rng: np.random.Generator) -> np.ndarray:
 
     "any": [-2, 2]; "pos": [0.5, 2] (log, sqrt, fractional powers, divisors);
     "nonzero": ±[0.5, 2] (abs, relu and comparisons at 0); "above-1": [-0.5, 2]
-    (log1p); "prob": [0.1, 0.9] (soft targets); "clip": away from the bounds -0.5 and 1 the clip entries use.
+    (log1p); "prob": [0.1, 0.9] (soft targets); "clip": away from the bounds
+    -0.5 and 1 that the clip entries use. (Ties are the domain "distinct", see fill.)
     """
     if domain == "any":
         out = rng.uniform(-2.0, 2.0, shape)
