@@ -320,7 +320,9 @@ class Function:
                 needs.append(False)
         data = cls.forward(ctx, *arrays)
         if type(data) is not np.ndarray:  # a numpy scalar (ufuncs return them for 0-d inputs)
-            data = np.asarray(data)
+            scalar, data = data, np.asarray(data)
+            if ctx.saved_tensors:  # a saved output must be the output's own array, to map back to it
+                ctx.saved_tensors = tuple(data if v is scalar else v for v in ctx.saved_tensors)
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None

@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import ArrayLike, Axis, Function, Tensor, normalize_axes, stable_sigmoid, unbroadcast
+from minigrad.engine import (
+    ArrayLike,
+    Axis,
+    Function,
+    Tensor,
+    check_flag,
+    normalize_axes,
+    stable_sigmoid,
+    unbroadcast,
+)
 
 __all__ = [
     "value",
@@ -405,6 +414,7 @@ class LogSumExp(Function):
 def variance(a: Tensor, axis: Axis, keepdims: bool, correction: int, op: str) -> Tensor:
     """Σ(a - mean)² / (n - correction) over ``axis``, built from ops (so it is differentiable twice)."""
     axes = normalize_axes(axis, a.ndim, op)
+    keepdims = check_flag(op, "keepdims", keepdims)
     if not isinstance(correction, (int, np.integer)) or isinstance(correction, bool) or correction < 0:
         raise ValueError(f"{op}: correction must be a non-negative integer, got {correction!r}")
     n = int(np.prod([a.shape[i] for i in axes]))
@@ -871,20 +881,28 @@ def squeeze(a: Tensor, axis: Axis = None) -> Tensor:
     return Reshape.apply(a, shape)
 
 
+def _dim(op: str, name: str, dim: Any, low: int, high: int, ndim: int) -> int:
+    """Check a dimension argument: an int (not a bool) in [low, high] for a tensor of ``ndim`` axes."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an int, got {dim!r}")
+    if not low <= dim <= high:
+        raise ValueError(f"{op}: {name} {dim} is out of range for a tensor of {ndim} dimensions")
+    return int(dim)
+
+
 def unsqueeze(a: Tensor, dim: int) -> Tensor:
     """Insert an axis of length 1 at ``dim`` (in -ndim-1 .. ndim)."""
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -a.ndim - 1 <= dim <= a.ndim:
-        raise ValueError(f"unsqueeze: dim {dim!r} is out of range for a tensor of {a.ndim} dimensions")
-    d = int(dim) % (a.ndim + 1)
+    d = _dim("unsqueeze", "dim", dim, -a.ndim - 1, a.ndim, a.ndim) % (a.ndim + 1)
     return Reshape.apply(a, a.shape[:d] + (1,) + a.shape[d:])
 
 
 def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-    """Merge axes start_dim..end_dim (inclusive) into one."""
+    """Merge axes start_dim..end_dim (inclusive) into one; a 0-d tensor counts as 1-D (PyTorch)."""
+    n = max(a.ndim, 1)
+    start = _dim("flatten", "start_dim", start_dim, -n, n - 1, a.ndim) % n
+    end = _dim("flatten", "end_dim", end_dim, -n, n - 1, a.ndim) % n
     if a.ndim == 0:
         return Reshape.apply(a, (1,))
-    (start,) = normalize_axes(start_dim, a.ndim, "flatten")
-    (end,) = normalize_axes(end_dim, a.ndim, "flatten")
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {a.shape}")
     merged = int(np.prod(a.shape[start : end + 1]))

@@ -121,20 +121,21 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
 
 
 class _BCEWithLogits(Function):
-    """Mean of max(z, 0) - z·y + log(1 + e^-|z|). d/dz = (σ(z) - y) / N."""
+    """Mean of max(z, 0) - z·y + log(1 + e^-|z|). d/dz = (σ(z) - y) / N, d/dy = -z / N."""
 
     name = "bce_with_logits"
 
     @staticmethod
     def forward(ctx: Any, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(z)
-        ctx.y, ctx.n = y, z.size
+        ctx.save_for_backward(z, y)
+        ctx.n = z.size
         return np.asarray((np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / z.size, dtype=z.dtype)
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        (z,) = ctx.saved_tensors
-        return g * (sigmoid(z) - ctx.y) / ctx.n, None
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        z, y = ctx.saved_tensors
+        need_z, need_y = ctx.needs_input_grad
+        return (g * (sigmoid(z) - y) / ctx.n if need_z else None, -g * z / ctx.n if need_y else None)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tensor:
@@ -142,7 +143,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
 
     Written as max(z, 0) - z·y + log(1 + e^-|z|), which never overflows.
     Targets are 0 or 1 (probabilities in [0, 1] also work) and have the
-    logits' shape. Backward: dz = (σ(z) - y) / N.
+    logits' shape. Backward: dz = (σ(z) - y) / N; a target Tensor that requires grad gets dy = -z / N.
     """
     logits = _as_tensor(logits)
     y = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
@@ -156,4 +157,6 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
     bad = y[~((y >= 0) & (y <= 1))]  # NaN fails both comparisons, so it counts as bad
     if bad.size:
         raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
+    if isinstance(targets, Tensor) and targets.requires_grad:  # learned soft targets get their gradient
+        return _BCEWithLogits.apply(logits, targets)
     return _BCEWithLogits.apply(logits, y.astype(logits.dtype))
