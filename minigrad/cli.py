@@ -257,11 +257,11 @@ def _defaults(args: argparse.Namespace) -> int:
     rates, targets = lab.choose_defaults(jobs=args.jobs, progress=_say)
     print("DEFAULT_LRS: dict[str, dict[str, float]] = {")
     for d, by_name in rates.items():
-        print(f"    {d!r}: {{{', '.join(f'{n!r}: {lr:.3g}' for n, lr in by_name.items())}}},")
+        print(f"    {d!r}: {{{', '.join(f'{n!r}: {lr!r}' for n, lr in by_name.items())}}},")
     print("}")
     print("TARGETS: dict[str, float] = {")
     for d, t in targets.items():
-        print(f"    {d!r}: {t:g},")
+        print(f"    {d!r}: {t!r},")
     print("}")
     return 0
 
