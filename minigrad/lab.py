@@ -323,13 +323,15 @@ def fit(
         raise ValueError("fit: give both X_test and y_test, or neither")
     if len(X_train) != len(y_train) or len(X_train) == 0:
         raise ValueError(f"fit: X_train has {len(X_train)} samples and y_train {len(y_train)}; need the same, >= 1")
-    if X_test is not None and len(X_test) != len(y_test):
+    if X_test is not None and y_test is not None and len(X_test) != len(y_test):
         raise ValueError(f"fit: X_test has {len(X_test)} samples but y_test has {len(y_test)}")
     shuffler = None if seed is None else np.random.default_rng(seed)
 
     def record(epoch: int, seconds: float) -> dict[str, float]:
         train_loss, _ = evaluate(model, loss_fn, X_train, y_train, task)
-        test_metric = math.nan if X_test is None else evaluate(model, loss_fn, X_test, y_test, task)[1]
+        test_metric = math.nan
+        if X_test is not None and y_test is not None:
+            test_metric = evaluate(model, loss_fn, X_test, y_test, task)[1]
         row = {"epoch": epoch, "train_loss": train_loss, "test_metric": test_metric, "seconds": seconds}
         if log is not None:
             log(row)
@@ -338,7 +340,7 @@ def fit(
     history = [record(0, 0.0)]
     epoch_range: Iterable[int] = range(1, epochs + 1)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
         epoch_range = tqdm(epoch_range, desc="epochs", leave=False)
     seconds = 0.0
@@ -668,7 +670,7 @@ def _run_task(task: _Task, pin: bool = False) -> dict[str, Any]:
     """Run one training (in this process or a joblib worker); return its record for the journal."""
     global _PINNED
     if pin and _PINNED is None:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         _PINNED = threadpool_limits(limits=1)  # one BLAS thread: tiny matrices run slower on more
     spec = _resolve_cached(task.source)
@@ -678,7 +680,7 @@ def _run_task(task: _Task, pin: bool = False) -> dict[str, Any]:
         X, X_eval, y, y_eval = _report_split(task.dataset)
     run = train_run(
         X, y, X_eval, y_eval, task=mgdata.DATASETS[task.dataset],
-        make_optimizer=functools.partial(spec.make, lr=task.lr), seed=task.seed, hidden=task.hidden,
+        make_optimizer=lambda params: spec.make(params, task.lr), seed=task.seed, hidden=task.hidden,
         epochs=task.epochs, batch_size=task.batch_size, eval_points=task.eval_points,
         train_curve=task.kind == "report",
     )
@@ -747,7 +749,9 @@ def _sorted_median(rows: np.ndarray) -> np.ndarray:
         return np.where(np.isinf(b), np.inf, (a + b) / 2)
 
 
-def performance_profile(steps: Mapping[str, Sequence[float]], taus: Sequence[float]) -> dict[str, np.ndarray]:
+def performance_profile(
+    steps: Mapping[str, Sequence[float] | np.ndarray], taus: Sequence[float] | np.ndarray
+) -> dict[str, np.ndarray]:
     """Dolan and Moré's profile: for each optimizer, the fraction of problems with ratio <= τ, per τ.
 
     ``steps[name][p]`` is the optimizer's steps to target on problem p (inf
@@ -763,8 +767,8 @@ def performance_profile(steps: Mapping[str, Sequence[float]], taus: Sequence[flo
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(table == best, 1.0, table / best)
     ratio[:, ~np.isfinite(best)] = np.inf
-    taus = np.asarray(taus, dtype=np.float64)
-    return {n: (ratio[i][None, :] <= taus[:, None]).mean(axis=1) for i, n in enumerate(names)}
+    tau = np.asarray(taus, dtype=np.float64)
+    return {n: (ratio[i][None, :] <= tau[:, None]).mean(axis=1) for i, n in enumerate(names)}
 
 
 def _ratio(a: float, b: float) -> float:
@@ -1142,7 +1146,7 @@ def _execute(
     if not tasks:
         return
     if backend == "loky" and jobs == 1:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         with threadpool_limits(limits=1):  # pinned for this run only
             for task in tasks:
@@ -1150,7 +1154,7 @@ def _execute(
                     return
                 done(_run_task(task))
         return
-    from joblib import Parallel, delayed, parallel_config
+    from joblib import Parallel, delayed, parallel_config  # type: ignore[import-untyped]
 
     client = None
     if backend == "dask":

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from minigrad import cli, lab
+from minigrad import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -327,7 +327,8 @@ def test_targets_are_per_dataset_and_steps_are_counted_from_the_rows(tmp_path):
         assert float(s["target"]) == target
         steps, finals = [], []
         for seed in ("0", "1"):
-            mine = [r for r in rows if (r["dataset"], r["optimizer"], r["seed"]) == (s["dataset"], s["optimizer"], seed)]
+            key = (s["dataset"], s["optimizer"], seed)
+            mine = [r for r in rows if (r["dataset"], r["optimizer"], r["seed"]) == key]
             reached = [int(r["step"]) for r in mine if float(r["train_loss"]) <= target]
             steps.append(reached[0] if reached else math.inf)
             finals.append(float(mine[-1]["train_loss"]))

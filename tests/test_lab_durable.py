@@ -169,14 +169,14 @@ def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path)
     assert process.returncode == 1
     assert "Traceback" not in err
     final = [line for line in err.splitlines() if line.startswith("minigrad:")]
-    assert final == [f"minigrad: 4 run(s) failed with status error (the others are saved); first: Boom on iris, "
-                     f"seed 0, lr 0.1: ValueError: boom at step 3 (at step 2)"]
+    assert final == ["minigrad: 4 run(s) failed with status error (the others are saved); first: Boom on iris, "
+                     "seed 0, lr 0.1: ValueError: boom at step 3 (at step 2)"]
     rows = read_csv(out / "results.csv")
     assert {(r["optimizer"], r["status"]) for r in rows} == {("sgd", "ok"), ("Boom", "error"), ("Quits", "error")}
     assert {r["seed"] for r in rows if r["optimizer"] == "sgd"} == {"0", "1"}
     assert "sgd" in stdout  # the table still shows the runs that worked
-    with_debug = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--debug", "--no-plots",
-                       "--out", str(tmp_path / "debug"))
+    with_debug = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--debug",
+                       "--no-plots", "--out", str(tmp_path / "debug"))
     _, err = with_debug.communicate(timeout=60)
     assert with_debug.returncode == 1 and "Traceback" in err and "boom at step 3" in err
 
