@@ -1607,6 +1607,10 @@ def _write_outputs(result: Comparison, out_dir: str, plots: bool) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
+def _bind_rate(spec: OptimizerSpec, lr: float) -> Callable[[list[nn.Parameter]], optim.Optimizer]:
+    return lambda params: spec.make(params, lr)
+
+
 def choose_defaults(
     datasets: Sequence[str] = tuple(mgdata.DATASETS), *, jobs: int = 1, progress: Callable[[str], Any] | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -1632,9 +1636,9 @@ def choose_defaults(
         halfway = []
         for s in specs:
             losses = []
+            make = _bind_rate(s, rates[d][s.name])
             for seed in range(DEFAULTS["tune_seeds"]):
-                run = train_run(X, y, X_val, y_val, task=mgdata.DATASETS[d],
-                                make_optimizer=lambda params, s=s, lr=rates[d][s.name]: s.make(params, lr),
+                run = train_run(X, y, X_val, y_val, task=mgdata.DATASETS[d], make_optimizer=make,
                                 seed=TUNE_SEED_BASE + seed, hidden=st["hidden"], epochs=st["epochs"],
                                 batch_size=st["batch_size"], eval_points=DEFAULTS["eval_points"])
                 middle = int(np.argmin(np.abs(np.array(run["step"]) - run["step"][-1] / 2)))
