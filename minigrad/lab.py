@@ -669,10 +669,12 @@ _PINNED: Any = None  # a worker's BLAS pin, kept for the worker's life
 def _run_task(task: _Task, pin: bool = False) -> dict[str, Any]:
     """Run one training (in this process or a joblib worker); return its record for the journal."""
     global _PINNED
-    if pin and _PINNED is None:
+    if pin and _PINNED is None:  # the first task in a worker process
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         _PINNED = threadpool_limits(limits=1)  # one BLAS thread: tiny matrices run slower on more
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     spec = _resolve_cached(task.source)
     if task.kind == "tune":
         X, X_eval, y, y_eval = _validation_split(task.dataset)
@@ -1171,7 +1173,9 @@ def _execute(
                 done(record)
                 if stop():
                     break
-            results.close()  # type: ignore[attr-defined]
+            with warnings.catch_warnings():  # joblib warns that it cancels the trainings in flight: resume reruns them
+                warnings.simplefilter("ignore", UserWarning)
+                results.close()  # type: ignore[attr-defined]
     finally:
         if client is not None:
             client.close()
@@ -1318,7 +1322,9 @@ def _sweep(
     result.total_runs = len(tune) + len(datasets) * len(specs) * len(report_seeds)
     result.done_runs = sum(1 for t in tune if t.key in records)
 
-    def runner(tasks: list[_Task], group_size: int, describe: Callable[[str, str], str]) -> None:
+    last_results = [time.monotonic()]
+
+    def runner(tasks: list[_Task], describe: Callable[[str, str], str]) -> None:
         waiting = [t for t in tasks if t.key not in records]
         left: dict[tuple[str, str], int] = {}
         for t in waiting:
@@ -1336,15 +1342,21 @@ def _sweep(
                     f"lr {record['lr']:.3g}: {record['message']}")
             if left[group] == 0:
                 say(f"[{result.done_runs}/{result.total_runs}] {describe(*group)}")
+            if journal is not None and record["kind"] == "report" and time.monotonic() > last_results[0] + 5:
+                # results.csv from the runs so far, every 5 s at most: a kill leaves a recent, complete file
+                reports = [r for r in records.values() if r["kind"] == "report"]
+                path = os.path.join(os.path.dirname(journal.path), "results.csv")
+                _atomic_write(path, _csv_bytes(RESULT_COLUMNS, _result_rows(reports)))
+                last_results[0] = time.monotonic()
 
         _execute(waiting, jobs, backend, scheduler, done, lambda: bool(signals.received))
 
     if tune:
         def tuned_line(dataset: str, optimizer: str) -> str:
             best, _ = _best_rate(records, dataset, optimizer, grid, tune_seeds)
-            return f"tuned {optimizer} on {dataset}: " + ("every rate diverged" if best is None else f"lr {best:.3g}")
+            return f"tuned {optimizer} on {dataset}: " + ("no rate worked" if best is None else f"lr {best:.3g}")
 
-        runner(tune, len(grid) * len(tune_seeds), tuned_line)
+        runner(tune, tuned_line)
         if signals.received:
             return
     for d in datasets:
@@ -1366,7 +1378,7 @@ def _sweep(
     def report_line(dataset: str, optimizer: str) -> str:
         return f"{optimizer} on {dataset}: {len(report_seeds)} seeds done"
 
-    runner(report, len(report_seeds), report_line)
+    runner(report, report_line)
 
 
 def _best_rate(records: Mapping[tuple, dict[str, Any]], dataset: str, optimizer: str, grid: Sequence[float],
@@ -1704,8 +1716,8 @@ def format_table(result: Comparison) -> str:
     for s in result.summary:
         runs, bad = s["runs"], s["diverged_runs"] + s["error_runs"]
         if math.isnan(s["lr"]):
-            table.append([s["dataset"], f"{s['target']:g}", s["optimizer"], "-", "every rate diverged in tuning",
-                          "-", "-"])
+            failed = "no rate worked in tuning (all diverged or failed)"
+            table.append([s["dataset"], f"{s['target']:g}", s["optimizer"], "-", failed, "-", "-"])
             continue
         lr = f"{s['lr']:.3g}" + ("!" if s["lr_at_grid_edge"] else "")
         reach = f"{_steps(s['steps_to_target_median'])} [{_steps(s['steps_to_target_ci_low'])}-" \

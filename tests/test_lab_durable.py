@@ -159,12 +159,13 @@ class Quits(SGD):
 '''
 
 
-def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path):
+def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path, capsys):
     plugin = tmp_path / "failing.py"
     plugin.write_text(FAILING)
     out = tmp_path / "out"
     optimizers = f"sgd,{plugin}:Boom,{plugin}:Quits"
-    process = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--out", str(out))
+    process = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--no-plots",
+                    "--out", str(out))
     stdout, err = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "Traceback" not in err
@@ -175,10 +176,10 @@ def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path)
     assert {(r["optimizer"], r["status"]) for r in rows} == {("sgd", "ok"), ("Boom", "error"), ("Quits", "error")}
     assert {r["seed"] for r in rows if r["optimizer"] == "sgd"} == {"0", "1"}
     assert "sgd" in stdout  # the table still shows the runs that worked
-    with_debug = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--debug",
-                       "--no-plots", "--out", str(tmp_path / "debug"))
-    _, err = with_debug.communicate(timeout=60)
-    assert with_debug.returncode == 1 and "Traceback" in err and "boom at step 3" in err
+    assert cli.main([*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--debug",
+                     "--no-plots", "--out", str(tmp_path / "debug")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "boom at step 3" in err
 
 
 def test_a_full_disk_leaves_the_old_files_intact(tmp_path, monkeypatch, capsys):
@@ -240,9 +241,16 @@ def test_a_dask_localcluster_gives_the_local_results():
     settings = {"epochs": 2, "seeds": 2, "tune_seeds": 1, "hidden": (8,), "eval_points": 5, "lr_grid": (0.01, 0.1),
                 "out_dir": None}
     local = lab.compare(["iris"], ["sgd", "adam"], "tune", **settings)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster:
-        remote = lab.compare(["iris"], ["sgd", "adam"], "tune", backend="dask", scheduler=cluster.scheduler_address,
-                             **settings)
+    # Two workers as threads of this process (quick to start; the lab trains one at a time per process, since
+    # minigrad's graph switch and generator are global), reached over loopback TCP like a remote scheduler.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  protocol="tcp", host="127.0.0.1") as cluster:
+        try:
+            remote = lab.compare(["iris"], ["sgd", "adam"], "tune", backend="dask",
+                                 scheduler=cluster.scheduler_address, **settings)
+        finally:
+            if lab._PINNED is not None:  # a worker thread pinned BLAS for this whole process: undo it
+                lab._PINNED.restore_original_limits()
+                lab._PINNED = None
     assert without_time(remote.rows) == without_time(local.rows) and local.rows
     assert remote.rates == local.rates
