@@ -1092,7 +1092,7 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
                     stored = json.load(f)
             except (OSError, ValueError) as e:
                 raise LabError(f"--resume: cannot read {run_path}: {e}") from None
-            differ = [k for k in run_info if k != "version" and stored.get(k) != run_info[k]]
+            differ = [k for k in run_info if stored.get(k) != run_info[k]]
             if differ:
                 shown = "; ".join(f"{k}: stored {stored.get(k)!r}, now {run_info[k]!r}" for k in differ)
                 raise LabError(f"--resume: the settings differ from the stored run in {out_dir!r} ({shown}); "
