@@ -1569,13 +1569,20 @@ def _plot_sensitivity(result: Comparison) -> bytes:
     rows = math.ceil(len(datasets) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.6, 2.8 * rows), dpi=100, squeeze=False)
     for ax, d in zip(axes.flat, datasets):
-        for i, name in enumerate(result.settings["optimizers"]):
+        curves = {}
+        for name in result.settings["optimizers"]:
             mine = [r for r in result.tuning if r["dataset"] == d and r["optimizer"] == name]
             lrs = sorted({r["lr"] for r in mine})
             score = [float(np.mean([r["score"] for r in mine if r["lr"] == lr])) for lr in lrs]
-            finite = [(lr, s) for lr, s in zip(lrs, score) if math.isfinite(s)]
+            curves[name] = [(lr, s) for lr, s in zip(lrs, score) if math.isfinite(s)]
+        best = min((s for c in curves.values() for _, s in c), default=1.0)
+        cap = 20 * best  # scores of nearly diverging rates reach 1e30: draw them at the top
+        for i, (name, finite) in enumerate(curves.items()):
             if finite:
-                ax.plot(*zip(*finite), color=colour_for(name), label=name, **(_style(i) | {"markevery": 1}))
+                lrs, score = zip(*finite)
+                ax.plot(lrs, np.minimum(score, cap), color=colour_for(name), label=name,
+                        **(_style(i) | {"markevery": 1}))
+        ax.set_ylim(best / 1.5, cap * 1.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(d, fontsize=9)
@@ -1585,7 +1592,8 @@ def _plot_sensitivity(result: Comparison) -> bytes:
         ax.axis("off")
     axes[0][0].set_ylabel("tuning score (mean val loss)", fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.suptitle("learning-rate sensitivity: tuning score per rate (diverged rates left out)", fontsize=10)
+    fig.suptitle("learning-rate sensitivity: tuning score per rate (diverged rates left out; "
+                 "scores above 20x the best drawn at 20x)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.6 * cols + 1.6), 0.95))
     fig.legend(handles, labels, loc="upper right", fontsize=8)
     return _png(fig)
