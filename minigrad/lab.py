@@ -1097,6 +1097,10 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
                 shown = "; ".join(f"{k}: stored {stored.get(k)!r}, now {run_info[k]!r}" for k in differ)
                 raise LabError(f"--resume: the settings differ from the stored run in {out_dir!r} ({shown}); "
                                "repeat the original command with --resume, or use --overwrite")
+            for name in present:  # temporary files of a killed run: never moved into place, so never needed
+                if name.startswith(".") and name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(out_dir, name))
         elif present and not overwrite:
             what = "a run" if RUN_FILE in present else f"{len(present)} other file(s)"
             raise LabError(f"output directory {out_dir!r} already holds {what}: add --resume to continue it "
