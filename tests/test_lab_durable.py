@@ -60,16 +60,18 @@ def assert_same_as(reference, out):
 def test_kill_9_at_random_moments_leaves_only_complete_rows_and_resume_finishes(tmp_path, reference):
     out = tmp_path / "out"
     rng = random.Random(0)
+    saved = 0
     for i in range(3):
         process = start(*ARGS, "--no-plots", "--out", str(out), *(["--resume"] if i else []))
         deadline = time.monotonic() + 20
-        while len(journal_lines(out)) < 2 + 8 * i and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.3))
+        while len(journal_lines(out)) <= saved and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)  # until this process has saved a training of its own
+        time.sleep(rng.uniform(0.0, 0.02))  # then a kill at a random moment
         process.kill()
-        process.wait()
+        assert process.wait() == -signal.SIGKILL, process.stderr.read()  # killed mid-run, not finished
         lines = journal_lines(out)
-        assert lines, process.stderr.read()
+        assert saved < len(lines) < 56
+        saved = len(lines)
         for line in lines[:-1]:
             json.loads(line)  # every line but a torn last one is whole
         if (out / "results.csv").exists():
