@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="minigrad",
         description="minigrad's convergence lab: compare optimizers on scikit-learn's toy datasets.",
-        epilog="Run 'minigrad compare --help' for compare's options (compare is the default subcommand).",
+        epilog="compare is the default subcommand; its options follow.",
     )
     sub = parser.add_subparsers(dest="command", metavar="{compare,defaults}")
     c = sub.add_parser(
@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         "does) and print the tables DEFAULT_LRS and TARGETS, to paste into minigrad/lab.py.",
     )
     s.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel (default: 1)")
+    parser.compare_parser = c  # type: ignore[attr-defined]  # main() prints its options under the top-level help
     return parser
 
 
@@ -275,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in ("compare", "defaults", "-h", "--help"):
         argv.insert(0, "compare")
     debug = "--debug" in argv
+    if argv[0] in ("-h", "--help"):  # the subcommands, then compare's options
+        parser = build_parser()
+        print(parser.format_help() + "\n" + parser.compare_parser.format_help())  # type: ignore[attr-defined]
+        return 0
     try:
         args = build_parser().parse_args(argv)
         if args.command == "defaults":

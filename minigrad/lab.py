@@ -1583,8 +1583,8 @@ def _plot_sensitivity(result: Comparison) -> bytes:
         cap = 20 * best  # scores of nearly diverging rates reach 1e30: draw them at the top
         for i, (name, finite) in enumerate(curves.items()):
             if finite:
-                lrs, score = zip(*finite)
-                ax.plot(lrs, np.minimum(score, cap), color=colour_for(name), label=name,
+                x, y = zip(*finite)
+                ax.plot(x, np.minimum(y, cap), color=colour_for(name), label=name,
                         **(_style(i) | {"markevery": 1}))
         ax.set_ylim(best / 1.5, cap * 1.5)
         ax.set_xscale("log")

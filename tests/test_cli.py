@@ -90,7 +90,7 @@ def test_broken_plugin_in_a_subprocess_has_no_traceback(tmp_path):
 def test_help_shows_the_subcommands_and_compares_options(capsys):
     assert cli.main(["--help"]) == 0
     printed = capsys.readouterr().out
-    assert "compare" in printed and "defaults" in printed
+    assert "compare" in printed and "defaults" in printed and "--lr-grid LOW:HIGH:N" in printed
     assert cli.main(["compare", "--help"]) == 0
     printed = capsys.readouterr().out
     for option in ("--lr-grid", "--tune-seeds", "--resume", "--overwrite", "--jobs", "--backend", "--scheduler"):
