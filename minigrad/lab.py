@@ -40,7 +40,10 @@ performance profiles), scaled to minutes on a laptop:
   ceil(total steps / ``eval_points``), and after the last step; the steps to
   target of a run is the first evaluated step whose loss is <= the dataset's
   target (:data:`TARGETS`, or ``--target`` for all). A run that never gets
-  there is a miss: "never" in the table, inf in the profile.
+  there is a miss: "never" in the table, inf in the profile. A dataset's
+  default target is the train loss the slowest built-in has half way through
+  the run at its default rate (:func:`choose_defaults`), so all of them reach
+  it and the fast ones visibly earlier.
 - **Uncertainty.** Per dataset and optimizer: the median steps to target
   over seeds with a percentile bootstrap 95% interval
   (:func:`bootstrap_median_ci`), the final train loss and the test metric as
@@ -57,9 +60,9 @@ performance profiles), scaled to minutes on a laptop:
   into NaN from finite gradients, the optimizer itself is at fault and the
   status is ``error``, as when it raises or calls ``sys.exit``.
 
-Durability: each finished training is appended, as one whole line, to
-``runs.jsonl`` (written and fsynced before the next starts; a line torn by a
-kill is dropped when the run is resumed), and every other file (the CSVs,
+Durability: each training is appended to ``runs.jsonl`` as soon as it
+finishes, as one whole line, flushed and fsynced (a line torn by a kill is
+dropped when the run is resumed), and every other file (the CSVs,
 plots, ``run.json``) is written to a temporary file and moved into place
 with ``os.replace``. See :func:`compare` for ``resume``, the lock and the
 signals; ``jobs``/``backend`` run the trainings in parallel through joblib
@@ -1231,12 +1234,14 @@ def compare(
     folder that already holds files is refused unless ``resume`` (the stored
     ``run.json`` must match; only missing trainings run; the result equals an
     uninterrupted run's) or ``overwrite`` (the lab's old files are removed
-    first). Each finished training goes to ``runs.jsonl`` at once; at the end
+    first). Each finished training goes to ``runs.jsonl`` at once, and
+    results.csv is rewritten from them at most every 5 s; at the end
     results.csv, summary.csv, tuning.csv (if tuned), ``<dataset>.png``,
     ``profile.png`` and ``lr_sensitivity.png`` are written atomically
     (``plots=False`` skips the PNGs). SIGINT, SIGTERM and SIGHUP stop after
-    the current training: results.csv and tuning.csv are written from what
-    finished and ``interrupted`` holds the signal number.
+    the current training (with ``jobs`` > 1, the trainings in flight are
+    cancelled; resume runs them): results.csv and tuning.csv are written
+    from what finished and ``interrupted`` holds the signal number.
 
     ``jobs`` > 1 runs trainings in joblib worker processes (loky);
     ``backend="dask"`` with ``scheduler`` (an address) sends them to a
