@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune every built-in optimizer on every dataset with the default settings (as --lr tune "
         "does) and print the tables DEFAULT_LRS and TARGETS, to paste into minigrad/lab.py.",
     )
+    s.add_argument("--datasets", default=",".join(mgdata.DATASETS), help="comma list (default: all of them)")
     s.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel (default: 1)")
     parser.compare_parser = c  # type: ignore[attr-defined]  # main() prints its options under the top-level help
     return parser
@@ -255,7 +256,7 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _defaults(args: argparse.Namespace) -> int:
-    rates, targets = lab.choose_defaults(jobs=args.jobs, progress=_say)
+    rates, targets = lab.choose_defaults(split_list(args.datasets, "datasets"), jobs=args.jobs, progress=_say)
     print("DEFAULT_LRS: dict[str, dict[str, float]] = {")
     for d, by_name in rates.items():
         print(f"    {d!r}: {{{', '.join(f'{n!r}: {lr!r}' for n, lr in by_name.items())}}},")

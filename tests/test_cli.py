@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from minigrad import cli
+from minigrad import cli, lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,3 +151,17 @@ def test_bad_input_prints_one_line_and_exits_2(tmp_path, plugin_source, capsys, 
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("minigrad: error: ") and message in lines[0]
     assert not (tmp_path / "out").exists() or "contradict" in message  # nothing ran
+
+
+def test_defaults_prints_the_tables_to_paste(monkeypatch, capsys):
+    monkeypatch.setitem(lab.DEFAULT_SETTINGS, "epochs", 2)  # tiny settings: the command's logic, not its cost
+    monkeypatch.setitem(lab.DEFAULT_SETTINGS, "hidden", (4,))
+    assert cli.main(["defaults", "--datasets", "iris"]) == 0
+    namespace: dict = {}
+    exec(capsys.readouterr().out, namespace)  # the printed text is Python: two dict literals
+    rates, targets = namespace["DEFAULT_LRS"], namespace["TARGETS"]
+    assert list(rates) == ["iris"] and list(rates["iris"]) == list(lab.BUILTIN_OPTIMIZERS)
+    grid = {float(f"{lr:.3g}") for lr in lab.LR_GRID}
+    assert set(rates["iris"].values()) <= grid
+    # Two epochs of four batches: every built-in is still near the untrained loss ln 3 = 1.1 half way.
+    assert list(targets) == ["iris"] and 0.3 < targets["iris"] < 1.5
