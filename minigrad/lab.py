@@ -235,6 +235,7 @@ DEFAULTS: dict[str, Any] = {
 #: The fraction of the training split held out to tune learning rates.
 VALIDATION_SIZE = 0.2
 
+#: The values of the status column: ok; diverged (the loss became non-finite); error (the optimizer failed).
 STATUSES = ("ok", "diverged", "error")
 
 
