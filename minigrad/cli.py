@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"minigrad: error: {e}", file=sys.stderr)
         return 2
-    except lab.LabWriteError as e:
+    except (lab.LabWriteError, lab.LabRunError) as e:
         if debug:
             raise
         print(f"minigrad: error: {e}", file=sys.stderr)

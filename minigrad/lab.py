@@ -101,6 +101,7 @@ from minigrad.engine import Tensor, manual_seed, no_grad
 __all__ = [
     "LabError",
     "LabWriteError",
+    "LabRunError",
     "TASKS",
     "BUILTIN_OPTIMIZERS",
     "LR_GRID",
@@ -141,6 +142,10 @@ class LabError(ValueError):
 
 class LabWriteError(OSError):
     """A file of the lab's could not be written (disk full, permission lost): the CLI prints it and exits 1."""
+
+
+class LabRunError(RuntimeError):
+    """A worker process or the cluster failed (not a training: those are recorded): the CLI exits 1."""
 
 
 # ---------------------------------------------------------------------------
@@ -1177,10 +1182,19 @@ def _execute(
             results = Parallel(n_jobs=-1 if client else jobs, return_as="generator_unordered", batch_size=1)(
                 delayed(_run_task)(task, True) for task in tasks
             )
-            for record in results:
-                done(record)
-                if stop():
-                    break
+            try:
+                for record in results:
+                    done(record)
+                    if stop():
+                        break
+            except LabWriteError:
+                raise
+            except Exception as e:  # a worker died (a plug-in's os._exit, a killed process), a lost cluster
+                first_line = (str(e).strip().splitlines() or [""])[0]
+                raise LabRunError(
+                    f"a worker failed ({type(e).__name__}: {first_line}); the finished trainings are saved: "
+                    "rerun the same command with --resume (--jobs 1 runs them in this process)"
+                ) from e
             with warnings.catch_warnings():  # joblib warns that it cancels the trainings in flight: resume reruns them
                 warnings.simplefilter("ignore", UserWarning)
                 results.close()  # type: ignore[attr-defined]
