@@ -9,7 +9,8 @@ the built-in optimizers and prints the tables ``DEFAULT_LRS`` and
 Exit status: 0 done; 2 bad input (one line on stderr: an unknown name, a
 busy or non-empty ``--out``, settings that differ from the run being
 resumed); 1 a failed training (status ``error``; the others are kept), a
-file that cannot be written, or a missing optional package; 128 + the
+file that cannot be written, a worker process that died, or a missing
+optional package; 128 + the
 signal's number after SIGINT (130), SIGHUP (129) or SIGTERM (143), with the
 command that resumes the run.
 """
