@@ -256,3 +256,16 @@ def test_a_dask_localcluster_gives_the_local_results():
                 lab._PINNED = None
     assert without_time(remote.rows) == without_time(local.rows) and local.rows
     assert remote.rates == local.rates
+
+
+def test_a_worker_that_dies_is_one_line_and_status_1(tmp_path, capsys):
+    plugin = tmp_path / "dies.py"
+    plugin.write_text("import os\nfrom minigrad.optim import SGD\n\n\nclass Dies(SGD):\n"
+                      "    def update(self, w, g, state):\n        os._exit(7)\n")
+    out = tmp_path / "out"
+    argv = [*SMALL, "--optimizers", f"sgd,{plugin}:Dies", "--lr", "sgd=0.1,Dies=0.1", "--jobs", "2", "--no-plots"]
+    assert cli.main([*argv, "--out", str(out)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minigrad:")]
+    assert len(err) == 1 and err[0].startswith("minigrad: error: a worker failed (TerminatedWorkerError: ")
+    assert err[0].endswith("rerun the same command with --resume (--jobs 1 runs them in this process)")
+    assert (out / "run.json").exists()  # the run can be resumed
