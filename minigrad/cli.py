@@ -1,10 +1,11 @@
-"""The command line: ``minigrad [compare|defaults] [options]`` (also ``python -m minigrad``).
+"""The command line: ``minigrad [compare|defaults|paths] [options]`` (also ``python -m minigrad``).
 
 ``compare`` (the default subcommand) runs :func:`minigrad.lab.compare`: it
 trains an MLP per dataset, optimizer and seed, prints a table with a verdict
 against SGD, and writes CSVs and plots to ``--out``. ``defaults`` re-tunes
 the built-in optimizers and prints the tables ``DEFAULT_LRS`` and
-``TARGETS`` of :mod:`minigrad.lab`.
+``TARGETS`` of :mod:`minigrad.lab`. ``paths`` draws optimizers' paths on 2-D
+test functions (:mod:`minigrad.paths`, which defines its options).
 
 Exit status: 0 done; 2 bad input (one line on stderr: an unknown name, a
 busy or non-empty ``--out``, settings that differ from the run being
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="minigrad's convergence lab: compare optimizers on scikit-learn's toy datasets.",
         epilog="Run 'minigrad compare --help' for compare's options (compare is the default subcommand).",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{compare,defaults}")
+    sub = parser.add_subparsers(dest="command", metavar="{compare,defaults,paths}")
     c = sub.add_parser(
         "compare",
         help="train an MLP per dataset, optimizer and seed; print a table and verdict, write CSVs and plots "
@@ -197,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         "does) and print the tables DEFAULT_LRS and TARGETS, to paste into minigrad/lab.py.",
     )
     s.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel (default: 1)")
+    from minigrad import paths  # here, not at the top: paths uses this module's parsers
+
+    p = sub.add_parser(
+        "paths",
+        help="draw each optimizer's path on a 2-D test function (rosenbrock, ravine, ...), fairly tuned",
+        description="Run each optimizer from one start on a 2-D test function; write paths_NAME.png (and .gif, "
+        ".csv) and print steps to the target. Rates are tuned on the function from one log grid, or given.",
+    )
+    paths.add_arguments(p)
     return parser
 
 
@@ -272,13 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     With no subcommand, ``compare`` runs. See the module docstring for the exit statuses.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("compare", "defaults", "-h", "--help"):
+    if not argv or argv[0] not in ("compare", "defaults", "paths", "-h", "--help"):
         argv.insert(0, "compare")
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         if args.command == "defaults":
             return _defaults(args)
+        if args.command == "paths":
+            from minigrad import paths
+
+            return paths.main(args)
         return _compare(args, argv[1:])
     except (UsageError, lab.LabError) as e:
         if debug:
