@@ -158,8 +158,7 @@ def rastrigin(w: Tensor) -> Tensor:
     Global minimum: f(0, 0) = 0. Default start (-2.8, 3.3), amid the local minima; window x, y in
     [-5.12, 5.12].
     """
-    x, y = w[0], w[1]
-    return 20 + x**2 - 10 * _cos_2pi(x) + y**2 - 10 * _cos_2pi(y)
+    return 20 + (w**2 - 10 * _cos_2pi(w)).sum(axis=0)  # the sum over the coordinates x and y
 
 
 #: (2k)! for the cosine's Taylor series, k = 0..14.
@@ -573,6 +572,7 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
     s = result.surface
     x_low, x_high, y_low, y_high = s.window
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=dpi, gridspec_kw={"width_ratios": [1.25, 1]})
+    ax_loss.set_autoscale_on(False)  # the lines start empty: _fit_loss_axis sets the limits from the paths
     xs, ys = np.meshgrid(np.linspace(x_low, x_high, 300), np.linspace(y_low, y_high, 300))
     height = s.values(xs, ys)
     height = height - min(s.f_min, float(height.min())) if math.isfinite(s.f_min) else height - float(height.min())
@@ -619,8 +619,6 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
         ax_loss.axhline(target, color="grey", linestyle=":", linewidth=1)
         ax_loss.set_title(f"f per step (dotted: f = {target:g}, escaped)", fontsize=9)
     ax_loss.set_xlabel("step")
-    ax_loss.set_ylim(1e-16 if math.isfinite(s.f_min) else -1.0, 1.0)  # until _fit_loss_axis sees the data
-    ax_loss.set_xlim(0, steps)
     ax_loss.grid(True, which="both", alpha=0.3)
     noise = result.settings["noise"]
     how = ("rates tuned on the function, one log grid for all" if result.procedure == "tuned"
@@ -648,6 +646,7 @@ def _fit_loss_axis(result: PathsResult, lines: list[tuple[Path, Any, Any]]) -> N
     if ax is None:
         return
     values = np.concatenate([p.f[np.isfinite(p.f)] for p, _, _ in lines] + [np.array([result.settings["target"]])])
+    ax.set_xlim(0, max(result.settings["steps"], 1))
     if math.isfinite(s.f_min):
         gaps = values - s.f_min
         ax.set_ylim(max(float(gaps[gaps > 0].min(initial=1.0)), 1e-16) / 2, float(gaps.max()) * 2)
