@@ -573,7 +573,7 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
     x_low, x_high, y_low, y_high = s.window
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=dpi, gridspec_kw={"width_ratios": [1.25, 1]})
     ax_loss.set_autoscale_on(False)  # the lines start empty: _fit_loss_axis sets the limits from the paths
-    xs, ys = np.meshgrid(np.linspace(x_low, x_high, 300), np.linspace(y_low, y_high, 300))
+    xs, ys = np.meshgrid(np.linspace(x_low, x_high, 240), np.linspace(y_low, y_high, 240))
     height = s.values(xs, ys)
     height = height - min(s.f_min, float(height.min())) if math.isfinite(s.f_min) else height - float(height.min())
     low, high = max(float(np.percentile(height, 0.2)), float(height.max()) * 1e-7), float(height.max())
@@ -619,7 +619,7 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
         ax_loss.axhline(target, color="grey", linestyle=":", linewidth=1)
         ax_loss.set_title(f"f per step (dotted: f = {target:g}, escaped)", fontsize=9)
     ax_loss.set_xlabel("step")
-    ax_loss.grid(True, which="both", alpha=0.3)
+    ax_loss.grid(True, alpha=0.3)
     noise = result.settings["noise"]
     how = ("rates tuned on the function, one log grid for all" if result.procedure == "tuned"
            else "rates given")
@@ -641,6 +641,8 @@ def _set_lines(result: PathsResult, lines: list[tuple[Path, Any, Any]], upto: in
 
 def _fit_loss_axis(result: PathsResult, lines: list[tuple[Path, Any, Any]]) -> None:
     """Limit the loss panel to the values the paths take (f - f* floored at 1e-16 on the log axis)."""
+    from matplotlib.ticker import LogLocator, NullLocator
+
     s = result.surface
     ax = lines[0][2].axes if lines else None
     if ax is None:
@@ -650,6 +652,8 @@ def _fit_loss_axis(result: PathsResult, lines: list[tuple[Path, Any, Any]]) -> N
     if math.isfinite(s.f_min):
         gaps = values - s.f_min
         ax.set_ylim(max(float(gaps[gaps > 0].min(initial=1.0)), 1e-16) / 2, float(gaps.max()) * 2)
+        ax.yaxis.set_major_locator(LogLocator(numticks=8))  # a tick every few decades, not one per decade
+        ax.yaxis.set_minor_locator(NullLocator())  # (hundreds of minor ticks made every GIF frame slow)
     else:
         ax.set_ylim(float(values.min()) * 1.2 - 0.1, float(values.max()) + 0.5)
 
@@ -678,7 +682,7 @@ def animate_gif(result: PathsResult, *, frames: int = GIF_FRAMES, dpi: int = 60,
     Frame i shows the first round(i·steps/(n-1)) steps, so the last frame is
     the PNG's picture; made with matplotlib's Pillow writer.
     """
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.animation import PillowWriter
 
     plt = lab._pyplot()
     steps = result.settings["steps"]
@@ -687,16 +691,14 @@ def animate_gif(result: PathsResult, *, frames: int = GIF_FRAMES, dpi: int = 60,
     fig, lines, title = _draw(result, dpi, None)
     _fit_loss_axis(result, lines)
     heading = title.get_text()
-
-    def frame(i: int) -> list[Any]:
-        _set_lines(result, lines, shown[i])
-        title.set_text(f"{heading}  (step {shown[i]})")
-        return [line for _, a, b in lines for line in (a, b)]
-
-    animation = FuncAnimation(fig, frame, frames=len(shown), blit=False)
+    writer = PillowWriter(fps=fps)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "paths.gif")
-        animation.save(path, writer=PillowWriter(fps=fps), dpi=dpi)
+        with writer.saving(fig, path, dpi):
+            for step in shown:  # one full draw per frame; the step in the title makes every frame differ
+                _set_lines(result, lines, step)
+                title.set_text(f"{heading}  (step {step})")
+                writer.grab_frame()
         plt.close(fig)
         with open(path, "rb") as f:
             return f.read()
