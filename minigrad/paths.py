@@ -605,8 +605,6 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(f"{s.name}: f = {s.formula}", fontsize=9)
-    handles, labels = ax.get_legend_handles_labels()  # one legend, on the loss panel, where it hides no path
-    ax_loss.legend(handles, labels, loc="upper right", fontsize=7, framealpha=0.85)
     target = result.settings["target"]
     if math.isfinite(s.f_min):
         ax_loss.set_yscale("log")
@@ -625,7 +623,10 @@ def _draw(result: PathsResult, dpi: int, map_steps: int | None) -> tuple[Any, li
            else "rates given")
     runs = f"noise σ = {noise:g}, {result.settings['seeds']} seeds each" if noise > 0 else "no noise"
     title = fig.suptitle(f"{s.name}: {steps} steps, {how}; {runs}", fontsize=10)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()  # one legend, under both panels, where it hides no path
+    columns = min(len(labels), 4)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.045 * math.ceil(len(labels) / columns) + 0.01, 1, 1))
     return fig, lines, title
 
 
