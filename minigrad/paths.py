@@ -161,8 +161,8 @@ def rastrigin(w: Tensor) -> Tensor:
     return 20 + (w**2 - 10 * _cos_2pi(w)).sum(axis=0)  # the sum over the coordinates x and y
 
 
-#: (2k)! for the cosine's Taylor series, k = 0..14.
-_EVEN_FACTORIALS = tuple(float(math.factorial(2 * k)) for k in range(15))
+#: cos θ = Σ_k c_k·θ^(2k) with c_k = (-1)^k / (2k)!, k = 0..14.
+_COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(15))
 
 
 def _cos_2pi(x: Tensor) -> Tensor:
@@ -174,9 +174,10 @@ def _cos_2pi(x: Tensor) -> Tensor:
     """
     r = x - np.round(x.data)
     theta2 = (2 * math.pi) ** 2 * r * r
-    total = (-1) ** 14 / _EVEN_FACTORIALS[14] + 0 * theta2
-    for k in range(13, -1, -1):
-        total = total * theta2 + (-1) ** k / _EVEN_FACTORIALS[k]
+    c = _COS_COEFFICIENTS
+    total = c[14] * theta2 + c[13]
+    for c_k in reversed(c[:13]):  # Horner: (...(c14·θ² + c13)·θ² + c12)·θ² ... + c0
+        total = total * theta2 + c_k
     return total
 
 
@@ -336,8 +337,9 @@ def tune(
     Every rate of the grid runs (once without noise, else on :data:`TUNE_SEEDS`
     seeds from ``lab.TUNE_SEED_BASE``); nothing off the grid is tried. The
     lowest (steps to target, final f, rate) wins. The rows hold ``lr``,
-    ``steps`` and ``final_f`` (the score) and ``status``. The rate is nan
-    when every rate diverged or failed.
+    ``steps`` and ``final_f`` (the score), ``status`` and ``message`` (of
+    the first run that was not ok, else ""). The rate is nan when every
+    rate diverged or failed.
     """
     seeds = [lab.TUNE_SEED_BASE + i for i in range(TUNE_SEEDS if noise > 0 else 1)]
     target = surface.target(tol)
@@ -345,8 +347,9 @@ def tune(
     for lr in grid:
         runs = [descend(surface, optimizer, lr, steps=steps, start=start, noise=noise, seed=s) for s in seeds]
         reach, final = _score(runs, target)
-        bad = [p.status for p in runs if p.status != "ok"]
-        rows.append({"lr": float(lr), "steps": reach, "final_f": final, "status": bad[0] if bad else "ok"})
+        bad = [p for p in runs if p.status != "ok"]
+        rows.append({"lr": float(lr), "steps": reach, "final_f": final, "status": bad[0].status if bad else "ok",
+                     "message": f"seed {bad[0].seed}: {bad[0].message}" if bad else ""})
     good = [r for r in rows if r["status"] == "ok"]
     if not good:
         return math.nan, rows
@@ -374,9 +377,12 @@ class PathsResult:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def errors(self) -> list[Path]:
-        """The reported paths whose optimizer raised."""
-        return [p for p in self.paths if p.status == "error"]
+    def errors(self) -> list[str]:
+        """One line per run whose optimizer raised, tuning runs included (the CLI then exits 1)."""
+        lines = [f"{name} failed in tuning at lr {r['lr']:.3g}, {r['message']}"
+                 for name, rows in self.tuning.items() for r in rows if r["status"] == "error"]
+        return lines + [f"{p.optimizer} failed at lr {p.lr:.3g}, seed {p.seed}: {p.message}"
+                        for p in self.paths if p.status == "error"]
 
 
 CSV_COLUMNS = ["function", "optimizer", "seed", "step", "x", "y", "f", "lr"]
@@ -455,7 +461,7 @@ def run(
         out_dir = os.fspath(out_dir)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise lab.LabError(f"output directory {out_dir!r} exists and is not a directory")
-        lab._check_optional(True)
+        _check_matplotlib()
     warnings = []
     if noise == 0 and seeds > 1:
         warnings.append(f"without noise a path does not depend on its seed: one run per optimizer, not {seeds}")
@@ -471,7 +477,7 @@ def run(
             lr, rows = tune(surface, spec, grid, steps=steps, start=begin, noise=noise, tol=tol)
             result.rates[spec.name], result.tuning[spec.name] = lr, rows
             say(f"tuned {spec.name} on {function}: lr {lr:.3g}" if math.isfinite(lr)
-                else f"tuned {spec.name} on {function}: every rate diverged")
+                else f"tuned {spec.name} on {function}: every rate diverged or failed")
         lr = result.rates[spec.name]
         if math.isfinite(lr):
             result.paths += [descend(surface, spec, lr, steps=steps, start=begin, noise=noise, seed=s)
@@ -480,6 +486,14 @@ def run(
     if out_dir is not None:
         result.files = _write_outputs(result, out_dir, gif)
     return result
+
+
+def _check_matplotlib() -> None:
+    """Find a missing matplotlib before any run (an ImportError the CLI prints in one line, exit 1)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError("the pictures need matplotlib: pip install 'minigrad[lab]'") from None
 
 
 def _given_rates(specs: Sequence[lab.OptimizerSpec], lrs: str | Mapping[str, float]) -> dict[str, float]:
@@ -733,7 +747,7 @@ def format_table(result: PathsResult) -> str:
     table = [header]
     for row in result.summary:
         if not math.isfinite(row["lr"]):
-            table.append([row["optimizer"], "-", "every rate diverged in tuning", "-", "-", "-"])
+            table.append([row["optimizer"], "-", "every rate diverged or failed in tuning", "-", "-", "-"])
             continue
         lr = f"{row['lr']:.3g}" + ("!" if row["at_grid_edge"] else "")
         reach = _steps_text(row["steps_median"])
@@ -756,8 +770,8 @@ def format_table(result: PathsResult) -> str:
                  else "final x, y, f: after the last step")
     if any(row["at_grid_edge"] for row in result.summary):
         lines.append("! the rate is at an end of the grid.")
-    for p in result.errors[:1]:
-        lines.append(f"{p.optimizer} failed (seed {p.seed}): {p.message}")
+    if result.errors:
+        lines.append(f"{len(result.errors)} run(s) failed; the first: {result.errors[0]}")
     lines += result.warnings
     return "\n".join(lines)
 

@@ -201,6 +201,29 @@ def test_a_plugin_optimizer_draws_a_path(tmp_path, plugin_source, capsys):
     assert "SignSGD" in capsys.readouterr().out
 
 
+def test_a_plugin_that_raises_is_reported_and_the_command_exits_1(tmp_path, capsys):
+    (tmp_path / "bad.py").write_text(
+        "from minigrad.optim import Optimizer\n\n\nclass Bad(Optimizer):\n"
+        "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr)\n\n"
+        "    def update(self, w, g, state):\n        if state['step'] > 3:\n"
+        "            raise RuntimeError('boom')\n        w -= self.lr * g\n")
+    out = tmp_path / "out"
+    argv = ["paths", "--function", "ravine", "--optimizers", f"sgd,{tmp_path / 'bad.py'}:Bad", "--lr",
+            "sgd=0.01,Bad=0.01", "--steps", "10", "--out", str(out)]
+    assert cli.main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "1 run(s) failed; the first: Bad failed at lr 0.01, seed 0: RuntimeError: boom (at step 3)" in printed
+    rows = list(csv.DictReader(open(out / "paths_ravine.csv", newline="")))
+    bad = [r for r in rows if r["optimizer"] == "Bad"]
+    assert [int(r["step"]) for r in bad] == [0, 1, 2, 3]  # the points before the failed step
+    assert len([r for r in rows if r["optimizer"] == "sgd"]) == 11
+    # Tuned, every rate of Bad fails: it gets no rate, the others do, and the command still exits 1.
+    argv = [*argv[:5], "--lr-grid", "0.01:0.1:2", *argv[7:]]
+    assert cli.main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "every rate diverged or failed in tuning" in printed and "Bad failed in tuning at lr 0.01" in printed
+
+
 def test_noise_same_seed_same_path_other_seeds_other_paths():
     s, sgd = paths.FUNCTIONS["ravine"], lab.resolve_optimizer("sgd")
     a = paths.descend(s, sgd, 0.01, steps=30, noise=0.3, seed=1)
