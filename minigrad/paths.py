@@ -61,6 +61,8 @@ __all__ = [
     "DEFAULT_STEPS",
     "TOLERANCE",
     "TUNE_SEEDS",
+    "NOISY_SEEDS",
+    "CSV_COLUMNS",
     "NOISE_STREAM",
     "GIF_FRAMES",
     "ravine",
@@ -145,7 +147,9 @@ def saddle(w: Tensor) -> Tensor:
     From (1, 0.001), next to the ridge y = 0, the gradient pulls x in and pushes y out only by 2·y, so
     gradient descent leaves slowly, while methods that use the gradient's sign (adam) or build up
     speed (momentum) leave sooner. The target is f < -1 (escaped); a path stops outside the window
-    x, y in [-2, 2]. Default start (1, 0.001).
+    x, y in [-2, 2]. Default start (1, 0.001). With no minimum a larger step always escapes sooner,
+    so tuning picks the grid's large rates here; give rates (``--lr sgd=0.1,adam=0.1``) to compare
+    the methods at one step size.
     """
     x, y = w[0], w[1]
     return x**2 - y**2
@@ -385,6 +389,7 @@ class PathsResult:
                         for p in self.paths if p.status == "error"]
 
 
+#: The columns of ``paths_<function>.csv``: one row per path and step (step 0 is the start).
 CSV_COLUMNS = ["function", "optimizer", "seed", "step", "x", "y", "f", "lr"]
 
 
@@ -450,6 +455,8 @@ def run(
     grid = tuple(float(x) for x in lr_grid)
     if not grid or any(not 0 < x < math.inf for x in grid):
         raise lab.LabError(f"paths: lr_grid must be non-empty positive rates, got {lr_grid!r}")
+    if isinstance(optimizers, str):
+        raise lab.LabError(f"paths: optimizers must be a list of names, got the string {optimizers!r}")
     specs = [o if isinstance(o, lab.OptimizerSpec) else lab.resolve_optimizer(o) for o in optimizers]
     if not specs:
         raise lab.LabError("no optimizers given")
