@@ -1,10 +1,11 @@
-"""The command line: ``minigrad [compare|defaults] [options]`` (also ``python -m minigrad``).
+"""The command line: ``minigrad [compare|defaults|paths] [options]`` (also ``python -m minigrad``).
 
 ``compare`` (the default subcommand) runs :func:`minigrad.lab.compare`: it
 trains an MLP per dataset, optimizer and seed, prints a table with a verdict
 against SGD, and writes CSVs and plots to ``--out``. ``defaults`` re-tunes
 the built-in optimizers and prints the tables ``DEFAULT_LRS`` and
-``TARGETS`` of :mod:`minigrad.lab`.
+``TARGETS`` of :mod:`minigrad.lab`. ``paths`` draws optimizers' paths on 2-D
+test functions (:mod:`minigrad.paths`, which defines its options).
 
 Exit status: 0 done; 2 bad input (one line on stderr: an unknown name, a
 busy or non-empty ``--out``, settings that differ from the run being
@@ -138,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="minigrad's convergence lab: compare optimizers on scikit-learn's toy datasets.",
         epilog="compare is the default subcommand; its options follow.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{compare,defaults}")
+    sub = parser.add_subparsers(dest="command", metavar="{compare,defaults,paths}")
     c = sub.add_parser(
         "compare",
         help="train an MLP per dataset, optimizer and seed; print a table and verdict, write CSVs and plots "
@@ -199,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--datasets", default=",".join(mgdata.DATASETS), help="comma list (default: all of them)")
     s.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel (default: 1)")
+    from minigrad import paths  # here, not at the top: paths uses this module's parsers
+
+    p = sub.add_parser(
+        "paths",
+        help="draw each optimizer's path on a 2-D test function (rosenbrock, ravine, ...), fairly tuned",
+        description="Run each optimizer from one start on a 2-D test function; write paths_NAME.png (and .gif, "
+        ".csv) and print steps to the target. Rates are tuned on the function from one log grid, or given.",
+    )
+    paths.add_arguments(p)
     parser.compare_parser = c  # type: ignore[attr-defined]  # main() prints its options under the top-level help
     return parser
 
@@ -275,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     With no subcommand, ``compare`` runs. See the module docstring for the exit statuses.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("compare", "defaults", "-h", "--help"):
+    if not argv or argv[0] not in ("compare", "defaults", "paths", "-h", "--help"):
         argv.insert(0, "compare")
     debug = "--debug" in argv
     if argv[0] in ("-h", "--help"):  # the subcommands, then compare's options
@@ -286,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "defaults":
             return _defaults(args)
+        if args.command == "paths":
+            from minigrad import paths
+
+            return paths.main(args)
         return _compare(args, argv[1:])
     except (UsageError, lab.LabError) as e:
         if debug:
