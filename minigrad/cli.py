@@ -182,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--eval-points", type=_int(1), default=d["eval_points"],
                    help="evaluate the train loss about this many times per run (default: %(default)s)")
+    c.add_argument("--schedule", default="none",
+                   help="the learning-rate schedule for every optimizer: none, cosine, step:EVERY:GAMMA, "
+                   "warmup:STEPS or onecycle (default: %(default)s; anything else tunes the rates in the run)")
+    c.add_argument("--clip-grad-norm", type=_positive_float, default=None, metavar="X",
+                   help="clip the gradients' joint norm to X before every step (default: no clipping)")
     c.add_argument("--out", default=d["out_dir"], help="output directory (default: %(default)s)")
     c.add_argument("--resume", action="store_true", help="continue the run stored in --out (same settings)")
     c.add_argument("--overwrite", action="store_true", help="remove the lab's files in --out and start again")
@@ -245,6 +250,8 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         scheduler=args.scheduler,
         plots=not args.no_plots,
         progress=_say,
+        schedule=args.schedule,
+        clip_grad_norm=args.clip_grad_norm,
     )
     if args.debug:
         for record in result.errors:

@@ -158,7 +158,17 @@ BUILTIN_OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
     "momentum": functools.partial(optim.Momentum, beta=0.9),
     "nesterov": functools.partial(optim.SGD, momentum=0.9, nesterov=True),
     "adam": optim.Adam,
+    "adamw": optim.AdamW,
+    "rmsprop": optim.RMSprop,
+    "adagrad": optim.Adagrad,
+    "nadam": optim.NAdam,
+    "lion": optim.Lion,
 }
+
+#: How the learning rate changes over a run (``--schedule``), for every optimizer alike:
+#: ``none``, ``cosine``, ``step:EVERY:GAMMA``, ``warmup:STEPS`` or ``onecycle``
+#: (:func:`minigrad.optim.lr_scheduler.schedule_from_spec`, stepped after every optimizer step).
+SCHEDULES = ("none", "cosine", "step:EVERY:GAMMA", "warmup:STEPS", "onecycle")
 
 
 def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
@@ -569,6 +579,8 @@ def train_run(
     batch_size: int,
     eval_points: int,
     train_curve: bool = True,
+    schedule: str = "none",
+    clip_grad_norm: float | None = None,
 ) -> dict[str, Any]:
     """Train a fresh MLP from ``seed``; return its curve, status and timing as a dict of lists.
 
@@ -581,6 +593,9 @@ def train_run(
     excluded). A non-finite mini-batch loss stops the run with status
     "diverged" ("error" if the last step made parameters NaN from finite
     gradients); an exception from the optimizer gives "error" and its message.
+    ``schedule`` (see :data:`SCHEDULES`) changes the rate after every step
+    (``step_lr`` records the rate the last step used); ``clip_grad_norm``
+    clips the gradients' joint norm before every step.
     """
     loss_fn = loss_for(task)
     n = len(X)
@@ -588,7 +603,7 @@ def train_run(
     total = steps_per_epoch * epochs
     every = max(1, math.ceil(total / eval_points))
     curve: dict[str, list[float]] = {k: [] for k in ("step", "epoch", "train_loss", "eval_loss", "eval_metric",
-                                                    "seconds")}
+                                                    "seconds", "step_lr")}
     status, message = "ok", ""
 
     with _TRAINING:
@@ -606,13 +621,16 @@ def train_run(
             metric = accuracy(out.data, y_eval) if task == "classification" else r2_score(out.data, y_eval)
             for key, value in (("step", step), ("epoch", round(step / steps_per_epoch, 4)),
                                ("train_loss", train_loss), ("eval_loss", eval_loss), ("eval_metric", metric),
-                               ("seconds", seconds)):
+                               ("seconds", seconds), ("step_lr", used_lr)):
                 curve[key].append(value)
 
         seconds, step = 0.0, 0
+        used_lr = math.nan
         with np.errstate(all="ignore"):  # a diverging run is recorded as "diverged", not warned about
             try:
                 optimizer = make_optimizer(params)
+                rates = optim.lr_scheduler.schedule_from_spec(schedule, optimizer, total)
+                used_lr = float(getattr(optimizer, "lr", math.nan))
                 record(0, 0.0)
                 for _ in range(epochs):
                     order = order_rng.permutation(n)
@@ -626,7 +644,12 @@ def train_run(
                             break
                         optimizer.zero_grad()
                         loss.backward()
+                        if clip_grad_norm is not None:
+                            nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                        used_lr = float(getattr(optimizer, "lr", math.nan))
                         optimizer.step()
+                        if rates is not None:
+                            rates.step()
                         step += 1
                         seconds += time.perf_counter() - t0
                         if step % every == 0 or step == total:
@@ -665,6 +688,8 @@ class _Task:
     batch_size: int
     hidden: tuple[int, ...]
     eval_points: int
+    schedule: str = "none"
+    clip_grad_norm: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int, float]:
@@ -693,14 +718,14 @@ def _run_task(task: _Task, pin: bool = False) -> dict[str, Any]:
         X, y, X_eval, y_eval, task=mgdata.DATASETS[task.dataset],
         make_optimizer=lambda params: spec.make(params, task.lr), seed=task.seed, hidden=task.hidden,
         epochs=task.epochs, batch_size=task.batch_size, eval_points=task.eval_points,
-        train_curve=task.kind == "report",
+        train_curve=task.kind == "report", schedule=task.schedule, clip_grad_norm=task.clip_grad_norm,
     )
     if task.kind == "tune":  # keep the score and the end point only: the curve is not reported
         ok = run["status"] == "ok"
         finite = ok and all(map(math.isfinite, run["eval_loss"]))
         run["score"] = float(np.mean(run["eval_loss"])) if finite else math.inf
         run["final_train_loss"] = run["train_loss"][-1]
-        for key in ("train_loss", "eval_metric", "epoch"):
+        for key in ("train_loss", "eval_metric", "epoch", "step_lr"):
             run.pop(key)
         run["eval_loss"] = run["eval_loss"][-1:]
         run["step"] = run["step"][-1:]
@@ -844,7 +869,7 @@ def _times(r: float, x: bool = True) -> str:
 # ---------------------------------------------------------------------------
 
 RESULT_COLUMNS = ["dataset", "optimizer", "seed", "step", "epoch", "train_loss", "test_metric", "seconds", "status",
-                  "lr", "metric"]
+                  "lr", "metric", "step_lr"]
 SUMMARY_COLUMNS = [
     "dataset", "optimizer", "lr", "target", "steps_to_target_median", "steps_to_target_ci_low",
     "steps_to_target_ci_high", "final_loss_mean", "final_loss_std", "test_metric_mean", "test_metric_std",
@@ -1052,7 +1077,7 @@ def _check_settings(
 
 
 def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
-               hidden: tuple[int, ...]) -> tuple[str, str]:
+               hidden: tuple[int, ...], schedule: str = "none", clip: float | None = None) -> tuple[str, str]:
     """"given", "tuned" or "default", and why it is not "default" when the caller did not ask."""
     if isinstance(lrs, Mapping):
         return "given", ""
@@ -1063,6 +1088,10 @@ def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any
     if changed:
         defaults = _settings_text(DEFAULT_SETTINGS)
         return "tuned", f"the defaults are for {defaults} and this run changes {', '.join(changed)}"
+    if schedule != "none" or clip is not None:
+        what = " and ".join(x for x in (f"schedule {schedule}" if schedule != "none" else "",
+                                         f"clipping at norm {clip:g}" if clip is not None else "") if x)
+        return "tuned", f"the defaults are for a constant rate without clipping and this run uses {what}"
     for s in specs:
         if not s.builtin:
             return "tuned", f"{s.name} has no documented default rate"
@@ -1242,6 +1271,8 @@ def compare(
     scheduler: str | None = None,
     plots: bool = True,
     progress: Callable[[str], Any] | None = None,
+    schedule: str = "none",
+    clip_grad_norm: float | None = None,
 ) -> Comparison:
     """Train an MLP per dataset x optimizer x seed (after tuning, if the procedure says so) and summarise.
 
@@ -1268,7 +1299,10 @@ def compare(
     dask.distributed cluster. Results are bit-identical either way. A
     training that fails (status "error") does not stop the others; it is in
     ``errors``. ``progress(line)`` gets a line per finished dataset and
-    optimizer. Raises :class:`LabError` for bad input before training,
+    optimizer. ``schedule`` (:data:`SCHEDULES`) and ``clip_grad_norm`` apply
+    alike to every optimizer and training, tuning included; either one makes
+    the rates tuned in the run (the defaults are for a constant rate).
+    Raises :class:`LabError` for bad input before training,
     :class:`LabWriteError` when a file cannot be written.
     """
     datasets, specs, given = _check_settings(
@@ -1285,7 +1319,13 @@ def compare(
         raise LabError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
     if backend == "dask" and importlib.util.find_spec("distributed") is None:
         raise ImportError("the dask backend needs dask.distributed: pip install 'minigrad[cluster]'")
-    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden)
+    schedule = _check_schedule(schedule)
+    if clip_grad_norm is not None:
+        if isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, (int, float)) \
+                or not 0 < clip_grad_norm < math.inf:
+            raise LabError(f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}")
+        clip_grad_norm = float(clip_grad_norm)
+    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden, schedule, clip_grad_norm)
     targets = {d: float(target) if target is not None else TARGETS[d] for d in datasets}
     from minigrad import __version__
 
@@ -1294,6 +1334,7 @@ def compare(
         "epochs": epochs, "batch_size": batch_size, "hidden": list(hidden), "seeds": seeds,
         "tune_seeds": tune_seeds, "grid": list(grid), "procedure": procedure, "given": given,
         "targets": targets, "eval_points": eval_points, "version": __version__,
+        "schedule": schedule, "clip_grad_norm": clip_grad_norm,
     }
     _check_optional(plots and out_dir is not None)
     result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
@@ -1329,11 +1370,23 @@ def compare(
     return result
 
 
+def _check_schedule(schedule: Any) -> str:
+    """Refuse a schedule spec that :func:`~minigrad.optim.lr_scheduler.schedule_from_spec` would refuse."""
+    if not isinstance(schedule, str):
+        raise LabError(f"schedule must be a string like {', '.join(SCHEDULES)}, got {schedule!r}")
+    probe = optim.SGD([nn.Parameter(np.zeros(1, dtype=np.float32))], lr=0.1)
+    try:
+        optim.lr_scheduler.schedule_from_spec(schedule, probe, 100)
+    except (TypeError, ValueError) as e:
+        raise LabError(f"--schedule: {e}") from None
+    return schedule.strip()
+
+
 def _tasks(kind: str, datasets: Sequence[str], specs: Sequence[OptimizerSpec], seeds: Iterable[int],
            rates: Callable[[str, OptimizerSpec], Sequence[float]], st: Mapping[str, Any]) -> list[_Task]:
     return [
         _Task(kind, d, s.name, s.source, lr, seed, st["epochs"], st["batch_size"], tuple(st["hidden"]),
-              st["eval_points"])
+              st["eval_points"], st["schedule"], st["clip_grad_norm"])
         for d in datasets for s in specs for lr in rates(d, s) for seed in seeds
     ]
 
@@ -1449,7 +1502,8 @@ def _result_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for i, step in enumerate(r["step"]):
             rows.append({"dataset": r["dataset"], "optimizer": r["optimizer"], "seed": r["seed"], "step": step,
                          "epoch": r["epoch"][i], "train_loss": r["train_loss"][i], "test_metric": r["eval_metric"][i],
-                         "seconds": r["seconds"][i], "status": r["status"], "lr": r["lr"], "metric": metric})
+                         "seconds": r["seconds"][i], "status": r["status"], "lr": r["lr"], "metric": metric,
+                         "step_lr": r["step_lr"][i] if "step_lr" in r else r["lr"]})
     return rows
 
 
@@ -1500,9 +1554,12 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
 # ---------------------------------------------------------------------------
 
 #: Each built-in's colour in every plot of every run; other names get a stable colour from _EXTRA_COLOURS.
-COLOURS: dict[str, str] = {"sgd": "#1f77b4", "momentum": "#ff7f0e", "nesterov": "#2ca02c", "adam": "#d62728"}
-_EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
-                  "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+COLOURS: dict[str, str] = {
+    "sgd": "#1f77b4", "momentum": "#ff7f0e", "nesterov": "#2ca02c", "adam": "#d62728", "adamw": "#9467bd",
+    "rmsprop": "#8c564b", "adagrad": "#e377c2", "nadam": "#7f7f7f", "lion": "#bcbd22",
+}
+_EXTRA_COLOURS = ("#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
+                  "#31a354", "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b", "#ce6dbd")  # none of them a built-in's
 _STYLES = ("-", "--", "-.", ":")
 _MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
@@ -1668,11 +1725,12 @@ def choose_defaults(
     This is ``python -m minigrad defaults``: the tuning of ``--lr tune``
     (grid :data:`LR_GRID`, the default tuning seeds) for every built-in on
     every dataset, rates rounded to 3 significant digits. The target of a
-    dataset is the largest, over the built-ins at those rates, of the train
-    loss at the middle of the run (median over the tuning seeds, on the
-    tuning split), to 2 significant digits: the slowest optimizer gets there
-    about half way, so every optimizer reaches it and the faster ones visibly
-    earlier. No reported seed is used.
+    dataset is the largest, over the default run's optimizers
+    (``DEFAULTS["optimizers"]``) at those rates, of the train loss at the
+    middle of the run (median over the tuning seeds, on the tuning split), to
+    2 significant digits: the slowest of them gets there about half way, so
+    each reaches it and the faster ones visibly earlier. No reported seed is
+    used.
     """
     specs = [resolve_optimizer(n) for n in BUILTIN_OPTIMIZERS]
     st = DEFAULT_SETTINGS
@@ -1684,6 +1742,8 @@ def choose_defaults(
         X, X_val, y, y_val = _validation_split(d)
         halfway = []
         for s in specs:
+            if s.name not in DEFAULTS["optimizers"]:
+                continue
             losses = []
             make = _bind_rate(s, rates[d][s.name])
             for seed in range(DEFAULTS["tune_seeds"]):
@@ -1731,7 +1791,15 @@ def _heading(result: Comparison) -> str:
                f"{_count(st['tune_seeds'], 'tuning seed')}, disjoint from the reported ones)")
         if result.procedure_reason:
             how += f", because {result.procedure_reason}"
-    return f"Learning rates: {how}."
+    extra = []
+    if st.get("schedule", "none") != "none":
+        extra.append(f"schedule {st['schedule']} (the same for every optimizer, stepped after every step)")
+    if st.get("clip_grad_norm") is not None:
+        extra.append(f"gradients clipped to norm {st['clip_grad_norm']:g} before every step")
+    if not extra:
+        return f"Learning rates: {how}."
+    also = "; ".join(extra)
+    return f"Learning rates: {how}. {also[0].upper()}{also[1:]}."
 
 
 def format_table(result: Comparison) -> str:

@@ -162,27 +162,7 @@ def rastrigin(w: Tensor) -> Tensor:
     Global minimum: f(0, 0) = 0. Default start (-2.8, 3.3), amid the local minima; window x, y in
     [-5.12, 5.12].
     """
-    return 20 + (w**2 - 10 * _cos_2pi(w)).sum(axis=0)  # the sum over the coordinates x and y
-
-
-#: cos θ = Σ_k c_k·θ^(2k) with c_k = (-1)^k / (2k)!, k = 0..14.
-_COS_COEFFICIENTS = tuple((-1) ** k / math.factorial(2 * k) for k in range(15))
-
-
-def _cos_2pi(x: Tensor) -> Tensor:
-    """cos(2πx) from + and ×, so backward() differentiates it: d/dx cos(2πx) = -2π·sin(2πx).
-
-    cos(2πx) has period 1 in x, so x is first moved by the nearest integer (a constant: the gradient
-    passes unchanged) to r in [-½, ½], θ = 2πr in [-π, π]; then cos θ = Σ_k (-1)^k θ^(2k) / (2k)!,
-    summed in Horner form in θ² to k = 14 (the next term is below 4e-18 for |θ| <= π).
-    """
-    r = x - np.round(x.data)
-    theta2 = (2 * math.pi) ** 2 * r * r
-    c = _COS_COEFFICIENTS
-    total = c[14] * theta2 + c[13]
-    for c_k in reversed(c[:13]):  # Horner: (...(c14·θ² + c13)·θ² + c12)·θ² ... + c0
-        total = total * theta2 + c_k
-    return total
+    return 20 + (w**2 - 10 * (2 * math.pi * w).cos()).sum(axis=0)  # the sum over the coordinates x and y
 
 
 @dataclass(frozen=True)

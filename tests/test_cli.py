@@ -108,7 +108,7 @@ def test_split_list_keeps_arguments_together():
     [
         (["--datasets", "iris,mnist"], "unknown dataset 'mnist'"),
         (["--datasets", "iris,,wine"], "--datasets: expected a comma-separated list"),
-        (["--optimizers", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--optimizers", "rmsprops"], "unknown optimizer 'rmsprops'"),
         (["--optimizers", "{plugin}:Lion"], "has no class 'Lion'"),
         (["--optimizers", "{missing}:Lion"], "no such file"),
         (["--optimizers", "momentum(beta=0.9"], "unbalanced parentheses"),

@@ -119,8 +119,14 @@ def test_builtin_optimizers():
         "momentum": (optim.Momentum, {"beta": 0.9, "bias_correction": False}),
         "nesterov": (optim.SGD, {"momentum": 0.9, "nesterov": True}),
         "adam": (optim.Adam, {"betas": (0.9, 0.999)}),
+        "adamw": (optim.AdamW, {"betas": (0.9, 0.999), "weight_decay": 1e-2}),
+        "rmsprop": (optim.RMSprop, {"alpha": 0.99, "momentum": 0.0, "centered": False}),
+        "adagrad": (optim.Adagrad, {"lr_decay": 0.0}),
+        "nadam": (optim.NAdam, {"betas": (0.9, 0.999), "momentum_decay": 4e-3}),
+        "lion": (optim.Lion, {"betas": (0.9, 0.99)}),
     }
     assert set(cases) == set(lab.BUILTIN_OPTIMIZERS)
+    assert set(lab.COLOURS) == set(cases) and len(set(lab.COLOURS.values())) == len(cases)
     for name, (cls, hyper) in cases.items():
         spec = lab.resolve_optimizer(name)
         assert spec.name == name and spec.builtin
@@ -169,7 +175,7 @@ def test_keyword_arguments_reach_the_optimizer(tmp_path):
         ("sgd(lr=0.1)", "lr is set by the lab"),
         ("momentum(gamma=0.1)", "unexpected keyword argument 'gamma'"),
         ("momentum(beta=2.0)", "invalid beta"),
-        ("rmsprop", "unknown optimizer 'rmsprop'"),
+        ("rmsprops", "unknown optimizer 'rmsprops'"),
     ],
 )
 def test_bad_keyword_arguments(spec, message):
@@ -488,7 +494,7 @@ def test_train_run_records_the_true_losses_and_a_failing_optimizer(iris):
         ({"datasets": ["iris", "mnist"]}, "unknown dataset 'mnist'"),
         ({"datasets": ["iris", "iris"]}, "listed twice"),
         ({"optimizers": ["sgd", "sgd"]}, "listed twice"),
-        ({"optimizers": ["lion"]}, "unknown optimizer 'lion'"),
+        ({"optimizers": ["lions"]}, "unknown optimizer 'lions'"),
         ({"lrs": {"adam": 0.1}}, "not among the optimizers"),
         ({"lrs": {"sgd": -0.1}}, "must be a positive number"),
         ({"lrs": "auto"}, "lrs must be 'tune'"),
@@ -522,3 +528,62 @@ def test_default_grid_spans_1e5_to_10():
 def test_bad_grids(text):
     with pytest.raises(lab.LabError, match="lr grid|--lr-grid"):
         lab.parse_grid(text)
+
+
+def _by_hand(X, y, seed, make_optimizer, hidden, epochs, batch_size, each_step):
+    """The lab's training loop rebuilt by hand; ``each_step(opt, params, t)`` runs between backward and step."""
+    mg.manual_seed(seed)
+    model = nn.MLP([X.shape[1], *hidden, int(y.max()) + 1])
+    opt = make_optimizer(model.parameters())
+    order_rng = np.random.default_rng((seed, 1))
+    t = 0
+    for _ in range(epochs):
+        order = order_rng.permutation(len(X))
+        for start in range(0, len(X), batch_size):
+            index = order[start:start + batch_size]
+            opt.zero_grad()
+            nn.cross_entropy(model(mg.Tensor(X[index])), y[index]).backward()
+            each_step(opt, model.parameters(), t)
+            opt.step()
+            t += 1
+    return model
+
+
+def test_a_schedule_sets_each_steps_rate_by_its_closed_form_and_clipping_reaches_every_step(iris):
+    """--schedule cosine: step t (0-based) of T uses lr·(1 + cos(πt/T))/2; --clip-grad-norm clips before it."""
+    X_train, X_test, y_train, y_test = iris
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification",
+                        make_optimizer=lambda p: optim.Adam(p, lr=0.05), seed=1, hidden=(8,), epochs=3,
+                        batch_size=32, eval_points=1000, schedule="cosine", clip_grad_norm=0.5)
+    total = 3 * math.ceil(len(X_train) / 32)
+    assert run["status"] == "ok" and run["step"][-1] == total
+    for step, used in zip(run["step"][1:], run["step_lr"][1:]):
+        t = step - 1  # the rate the step numbered `step` used
+        assert used == pytest.approx(0.05 * (1 + math.cos(math.pi * t / total)) / 2, rel=1e-12, abs=1e-15)
+
+    norms = []
+
+    def clip_and_cosine(opt, params, t):
+        opt.lr = 0.05 * (1 + math.cos(math.pi * t / total)) / 2
+        g = np.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params))
+        norms.append(g)
+        if g > 0.5:
+            for p in params:
+                p.grad = p.grad * (0.5 / (g + 1e-6))
+
+    model = _by_hand(X_train, y_train, 1, lambda p: optim.Adam(p, lr=0.05), (8,), 3, 32, clip_and_cosine)
+    assert max(norms) > 0.5  # the clipping did something
+    assert run["train_loss"][-1] == pytest.approx(numpy_cross_entropy(numpy_mlp(model, X_train), y_train), rel=1e-4)
+
+
+def test_a_schedule_or_clipping_makes_the_rates_tuned_and_the_heading_names_them(tmp_path):
+    result = lab.compare(["iris"], ["sgd"], epochs=2, batch_size=32, seeds=1, tune_seeds=1, hidden=(32, 32),
+                         lr_grid=(0.01, 0.1), eval_points=5, out_dir=None, schedule="step:2:0.5",
+                         clip_grad_norm=1.0)
+    assert result.procedure == "tuned"
+    heading = lab.format_table(result)
+    assert "Schedule step:2:0.5" in heading and "gradients clipped to norm 1 " in heading
+    with pytest.raises(lab.LabError, match="--schedule"):
+        lab.compare(["iris"], ["sgd"], out_dir=None, schedule="sometimes")
+    with pytest.raises(lab.LabError, match="clip_grad_norm"):
+        lab.compare(["iris"], ["sgd"], out_dir=None, clip_grad_norm=-1.0)

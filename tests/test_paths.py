@@ -293,7 +293,7 @@ def test_tuned_run_by_the_command_line_names_the_procedure(tmp_path, capsys):
         (["--noise", "-1"], "argument --noise: must be a number >= 0"),
         (["--seeds", "0"], "argument --seeds: must be >= 1"),
         (["--tol", "0"], "argument --tol: must be a positive number"),
-        (["--optimizers", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--optimizers", "rmsprops"], "unknown optimizer 'rmsprops'"),
         (["--optimizers", "momentum(gamma=1)"], "unexpected keyword argument 'gamma'"),
         (["--optimizers", "sgd,sgd"], "listed twice"),
         (["--lr", "fast"], "--lr: expected 'tune' or name=rate pairs"),
