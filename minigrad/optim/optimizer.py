@@ -91,10 +91,11 @@ class Optimizer:
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise TypeError(f"{name}: params must be an iterable of Tensors, got a single Tensor")
-        if callable(params) and getattr(params, "__name__", "") in ("parameters", "named_parameters"):
+        method = getattr(params, "__name__", "") if callable(params) else ""
+        if method in ("parameters", "named_parameters"):
             owner = type(getattr(params, "__self__", None)).__name__
             raise TypeError(
-                f"{name}: params is the method {owner}.{params.__name__} itself, not the parameters it returns; "
+                f"{name}: params is the method {owner}.{method} itself, not the parameters it returns; "
                 "did you mean model.parameters()?"
             )
         if not isinstance(params, Iterable):
