@@ -75,7 +75,7 @@ def test_ravine_gd_zigzags_and_momentum_needs_fewer_steps(tmp_path: Path) -> Non
     y = mom["path"][:20, 1]
     assert np.sum(y[:-1] * y[1:] < 0) <= 5
 
-    # The seed note's claim, measured: momentum reaches f < 1e-8 in far fewer steps.
+    # The claim, measured: momentum reaches f < 1e-8 in far fewer steps.
     assert mom["steps_to_target"] is not None and gd["steps_to_target"] is not None
     assert mom["steps_to_target"] * 2 < gd["steps_to_target"]
 
