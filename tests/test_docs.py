@@ -109,7 +109,7 @@ def run_block(code: str, namespace: dict, where: str) -> None:
         if expected is not None:
             got = normalise(out.getvalue())
             assert got == normalise(expected), (
-                f"{where}, line {stmt.lineno}: `{lines[stmt.lineno - 1].strip()}` printed\n{out.getvalue()}"
+                f"{where}:{stmt.lineno}: `{lines[stmt.lineno - 1].strip()}` printed\n{out.getvalue()}"
                 f"but the docs say\n{expected}"
             )
 
@@ -133,10 +133,10 @@ def test_python_blocks_run_and_print_what_they_say(
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__docs__"}
     for first_line, code in blocks:
-        where = f"{path.relative_to(ROOT)}:{first_line}"
+        where = str(path.relative_to(ROOT))
         # Line numbers in errors point into the file: pad the block with the lines before it.
         run_block("\n" * (first_line - 1) + code, namespace, where)
-        assert mg.is_grad_enabled(), f"{where} left grad mode off"
+        assert mg.is_grad_enabled(), f"{where}:{first_line}: the block left grad mode off"
 
 
 def test_the_collector_reads_expectations_and_fences() -> None:
