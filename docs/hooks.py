@@ -20,7 +20,7 @@ from typing import Any
 from mkdocs.structure.files import File, Files
 
 FIGURES = Path(__file__).resolve().parent.parent / "examples" / "figures"
-PENDING = ("minigrad.paths",)
+PENDING = ("minigrad.paths", "minigrad.compile")
 ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj|exc):(?=<code>)")
 
 
