@@ -12,16 +12,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-FIGURES = Path(__file__).resolve().parent.parent / "examples" / "figures"
+ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ROOT / "examples" / "figures"
 PENDING = ("minigrad.paths", "minigrad.compile")
 ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj|exc):(?=<code>)")
+
+
+def module_file(module: str) -> Path:
+    """The source file of ``module`` in this checkout (where mkdocstrings reads it, not what Python imports)."""
+    return ROOT / (module.replace(".", "/") + ".py")
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -34,7 +39,7 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     """Replace the reference block of a module that is not on this branch yet with a note saying so."""
     for module in PENDING:
-        if f"::: {module}" in markdown and importlib.util.find_spec(module) is None:
+        if f"::: {module}" in markdown and not module_file(module).exists():
             markdown = markdown.replace(
                 f"::: {module}",
                 f'!!! note "Not in this build"\n    `{module}` is not in this checkout yet; its reference appears '

@@ -183,7 +183,7 @@ def public_names(module) -> list[str]:
 
 @pytest.mark.parametrize("name", referenced_modules())
 def test_every_public_name_of_a_referenced_module_has_a_docstring(name: str) -> None:
-    if name in PENDING and importlib.util.find_spec(name) is None:
+    if name in PENDING and not (ROOT / (name.replace(".", "/") + ".py")).exists():
         pytest.skip(f"{name} is not in this checkout yet")
     module = importlib.import_module(name)
     assert inspect.getdoc(module), f"{name} has no module docstring"
