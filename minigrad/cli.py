@@ -1,9 +1,19 @@
-"""The command line: ``minigrad [compare] [options]`` (also ``python -m minigrad``).
+"""The command line: ``minigrad [compare|defaults|paths] [options]`` (also ``python -m minigrad``).
 
-``compare`` (the default subcommand) trains an MLP on each dataset with each
-optimizer and seed, prints a table and writes results.csv, summary.csv and a
-plot per dataset to ``--out``. Bad input prints one line to stderr and exits
-with status 2.
+``compare`` (the default subcommand) runs :func:`minigrad.lab.compare`: it
+trains an MLP per dataset, optimizer and seed, prints a table with a verdict
+against SGD, and writes CSVs and plots to ``--out``. ``defaults`` re-tunes
+the built-in optimizers and prints the tables ``DEFAULT_LRS`` and
+``TARGETS`` of :mod:`minigrad.lab`. ``paths`` draws optimizers' paths on 2-D
+test functions (:mod:`minigrad.paths`, which defines its options).
+
+Exit status: 0 done; 2 bad input (one line on stderr: an unknown name, a
+busy or non-empty ``--out``, settings that differ from the run being
+resumed); 1 a failed training (status ``error``; the others are kept), a
+file that cannot be written, a worker process that died, or a missing
+optional package; 128 + the
+signal's number after SIGINT (130), SIGHUP (129) or SIGTERM (143), with the
+command that resumes the run.
 """
 
 from __future__ import annotations
@@ -11,13 +21,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shlex
+import signal
 import sys
 from collections.abc import Sequence
 
 from minigrad import data as mgdata
 from minigrad import lab
 
-__all__ = ["main", "build_parser", "parse_lrs", "parse_ints"]
+__all__ = ["main", "build_parser", "parse_lrs", "parse_ints", "split_list"]
 
 
 class UsageError(Exception):
@@ -31,11 +43,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _names(text: str, what: str) -> list[str]:
-    names = [n.strip() for n in text.split(",")]
-    if not text.strip() or any(not n for n in names):
+def split_list(text: str, what: str) -> list[str]:
+    """Split ``"sgd,adam(betas=(0.9, 0.99))"`` at the commas outside parentheses and brackets."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise UsageError(f"--{what}: unbalanced parentheses in {text!r}")
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    if depth != 0:
+        raise UsageError(f"--{what}: unbalanced parentheses in {text!r}")
+    items.append(current.strip())
+    if not text.strip() or any(not n for n in items):
         raise UsageError(f"--{what}: expected a comma-separated list of names, got {text!r}")
-    return names
+    return items
 
 
 def parse_ints(text: str, what: str) -> tuple[int, ...]:
@@ -52,20 +80,21 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 
 
 def parse_lrs(text: str) -> str | dict[str, float]:
-    """Parse ``--lr``: ``"tune"`` or per-optimizer rates ``"sgd=0.1,momentum=0.5"``."""
+    """Parse ``--lr``: ``"tune"`` or a rate for every optimizer, ``"sgd=0.1,momentum(beta=0.5)=0.3"``."""
     if text.strip() == "tune":
         return "tune"
     rates: dict[str, float] = {}
-    for item in text.split(","):
-        name, sep, value = item.strip().rpartition("=")
+    for item in split_list(text, "lr"):
+        name, sep, value = item.rpartition("=")
         try:
             lr = float(value)
         except ValueError:
             lr = math.nan
-        if not sep or not name or not (0 < lr < math.inf):
+        if not sep or not name.strip() or not (0 < lr < math.inf):
             raise UsageError(
                 f"--lr: expected 'tune' or name=rate pairs like sgd=0.1,adam=0.01 with positive rates, got {text!r}"
             )
+        name = name.strip()
         if name in rates:
             raise UsageError(f"--lr: {name!r} is given twice")
         rates[name] = lr
@@ -95,18 +124,29 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _grid(text: str) -> tuple[float, ...]:
+    try:
+        return lab.parse_grid(text)
+    except lab.LabError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--lr-grid: ")) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The parser for ``minigrad`` and its ``compare`` subcommand."""
+    """The parser for ``minigrad`` and its ``compare`` and ``defaults`` subcommands."""
     d = lab.DEFAULTS
     parser = _Parser(
         prog="minigrad",
         description="minigrad's convergence lab: compare optimizers on scikit-learn's toy datasets.",
+        epilog="compare is the default subcommand; its options follow.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{compare}")
+    sub = parser.add_subparsers(dest="command", metavar="{compare,defaults,paths}")
     c = sub.add_parser(
         "compare",
-        help="train an MLP per dataset, optimizer and seed; print a table, write CSVs and plots (the default)",
-        description="Train an MLP per dataset, optimizer and seed; print a table, write CSVs and plots.",
+        help="train an MLP per dataset, optimizer and seed; print a table and verdict, write CSVs and plots "
+        "(the default)",
+        description="Train an MLP per dataset, optimizer and seed; print a table and a verdict against SGD, "
+        "write CSVs and plots. Every optimizer gets its rate by one procedure: the documented per-dataset "
+        "defaults when they apply, else tuned in the run.",
     )
     c.add_argument(
         "--datasets", default=",".join(d["datasets"]),
@@ -114,69 +154,167 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--optimizers", default=",".join(d["optimizers"]),
-        help="comma list of sgd, momentum, nesterov, adam, path/to/file.py:ClassName, package.module:ClassName "
-        "(default: %(default)s)",
+        help=f"comma list of {', '.join(lab.BUILTIN_OPTIMIZERS)}, path/to/file.py:ClassName or "
+        "package.module:ClassName, each optionally with literal keyword arguments, e.g. 'momentum(beta=0.95)' "
+        "or 'adam(betas=(0.9,0.99))' (default: %(default)s)",
     )
     c.add_argument(
         "--lr", default=None,
-        help="'tune' (pick each rate on a validation split), or overrides like sgd=0.1,momentum=0.5 "
-        f"(default: {', '.join(f'{k}={v:g}' for k, v in lab.DEFAULT_LRS.items())}; plug-ins are tuned)",
+        help="'tune' (tune every optimizer in this run), or a rate for every optimizer like "
+        "sgd=0.1,adam=0.01 (default: the documented per-dataset defaults when they apply, else tune)",
     )
+    c.add_argument("--lr-grid", type=_grid, default=lab.LR_GRID, metavar="LOW:HIGH:N",
+                   help=f"the tuning grid, N log-spaced rates from LOW to HIGH inclusive "
+                   f"(default: {lab.DEFAULT_GRID_TEXT})")
     c.add_argument("--epochs", type=_int(0), default=d["epochs"], help="passes over the data (default: %(default)s)")
     c.add_argument("--batch-size", type=_int(1), default=d["batch_size"], help="(default: %(default)s)")
-    c.add_argument("--seeds", type=_int(1), default=d["seeds"], help="how many seeds, 0..N-1 (default: %(default)s)")
+    c.add_argument("--seeds", type=_int(1), default=d["seeds"],
+                   help="how many reported seeds, 0..N-1 (default: %(default)s)")
+    c.add_argument("--tune-seeds", type=_int(1), default=d["tune_seeds"],
+                   help=f"how many tuning seeds, {lab.TUNE_SEED_BASE}.. (never reported; default: %(default)s)")
     c.add_argument(
         "--hidden", default=",".join(map(str, d["hidden"])),
         help="hidden layer sizes, e.g. 64,64; 'none' for a linear model (default: %(default)s)",
     )
     c.add_argument(
-        "--target", type=_positive_float, default=d["target"],
-        help="the train loss that counts as converged (default: %(default)s)",
+        "--target", type=_positive_float, default=None,
+        help="the train loss that counts as converged, for every dataset (default: per dataset, lab.TARGETS)",
     )
+    c.add_argument("--eval-points", type=_int(1), default=d["eval_points"],
+                   help="evaluate the train loss about this many times per run (default: %(default)s)")
     c.add_argument("--out", default=d["out_dir"], help="output directory (default: %(default)s)")
+    c.add_argument("--resume", action="store_true", help="continue the run stored in --out (same settings)")
+    c.add_argument("--overwrite", action="store_true", help="remove the lab's files in --out and start again")
+    c.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel, joblib processes (default: 1)")
+    c.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                   help="loky: local processes; dask: a dask.distributed cluster, needs --scheduler "
+                   "(pip install 'minigrad[cluster]')")
+    c.add_argument("--scheduler", default=None, help="the dask scheduler's address, e.g. tcp://10.0.0.5:8786")
+    c.add_argument("--no-plots", action="store_true", help="write no PNGs (and do not need matplotlib)")
+    c.add_argument("--debug", action="store_true", help="show tracebacks of failed trainings and lab errors")
+    s = sub.add_parser(
+        "defaults",
+        help="re-tune the built-ins for the default settings and print DEFAULT_LRS and TARGETS for lab.py",
+        description="Tune every built-in optimizer on every dataset with the default settings (as --lr tune "
+        "does) and print the tables DEFAULT_LRS and TARGETS, to paste into minigrad/lab.py.",
+    )
+    s.add_argument("--datasets", default=",".join(mgdata.DATASETS), help="comma list (default: all of them)")
+    s.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel (default: 1)")
+    from minigrad import paths  # here, not at the top: paths uses this module's parsers
+
+    p = sub.add_parser(
+        "paths",
+        help="draw each optimizer's path on a 2-D test function (rosenbrock, ravine, ...), fairly tuned",
+        description="Run each optimizer from one start on a 2-D test function; write paths_NAME.png (and .gif, "
+        ".csv) and print steps to the target. Rates are tuned on the function from one log grid, or given.",
+    )
+    paths.add_arguments(p)
+    parser.compare_parser = c  # type: ignore[attr-defined]  # main() prints its options under the top-level help
     return parser
 
 
-def _compare(args: argparse.Namespace) -> int:
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _resume_command(argv: Sequence[str]) -> str:
+    kept = [a for a in argv if a != "--overwrite"]
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return "python -m minigrad " + shlex.join(kept)
+
+
+def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     result = lab.compare(
-        _names(args.datasets, "datasets"),
-        _names(args.optimizers, "optimizers"),
+        split_list(args.datasets, "datasets"),
+        split_list(args.optimizers, "optimizers"),
         None if args.lr is None else parse_lrs(args.lr),
         epochs=args.epochs,
         batch_size=args.batch_size,
         seeds=args.seeds,
+        tune_seeds=args.tune_seeds,
         hidden=parse_ints(args.hidden, "hidden"),
         target=args.target,
+        lr_grid=args.lr_grid,
+        eval_points=args.eval_points,
         out_dir=args.out,
-        progress=sys.stderr.isatty(),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        plots=not args.no_plots,
+        progress=_say,
     )
+    if args.debug:
+        for record in result.errors:
+            if "traceback" in record:
+                _say(record["traceback"][0].rstrip())
+    if result.interrupted:
+        name = signal.Signals(result.interrupted).name
+        _say(f"minigrad: stopped by {name}: {result.done_runs} of {result.total_runs} runs are saved in "
+             f"{os.path.abspath(args.out)}; resume with: {_resume_command(argv)}")
+        return 128 + result.interrupted
     print(lab.format_table(result))
-    tuned = [r for r in result.tuning if r["dataset"] == "(mean)" and r["chosen"]]
-    if tuned:
-        best = ", ".join(f"{r['optimizer']}={r['lr']:.3g}" for r in tuned)
-        print(f"Best rate per optimizer over these datasets (lowest mean tuning score): {best}")
     print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
+    if result.errors:
+        first = result.errors[0]
+        _say(f"minigrad: {len(result.errors)} run(s) failed with status error (the others are saved); first: "
+             f"{first['optimizer']} on {first['dataset']}, seed {first['seed']}, lr {first['lr']:.3g}: "
+             f"{first['message']}")
+        return 1
+    return 0
+
+
+def _defaults(args: argparse.Namespace) -> int:
+    rates, targets = lab.choose_defaults(split_list(args.datasets, "datasets"), jobs=args.jobs, progress=_say)
+    print("DEFAULT_LRS: dict[str, dict[str, float]] = {")
+    for d, by_name in rates.items():
+        print(f"    {d!r}: {{{', '.join(f'{n!r}: {lr!r}' for n, lr in by_name.items())}}},")
+    print("}")
+    print("TARGETS: dict[str, float] = {")
+    for d, t in targets.items():
+        print(f"    {d!r}: {t!r},")
+    print("}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
-    With no subcommand, ``compare`` runs. Bad input prints
-    ``minigrad: error: ...`` on one line to stderr and returns 2; a missing
-    optional dependency returns 1.
+    With no subcommand, ``compare`` runs. See the module docstring for the exit statuses.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("compare", "-h", "--help"):
+    if not argv or argv[0] not in ("compare", "defaults", "paths", "-h", "--help"):
         argv.insert(0, "compare")
+    debug = "--debug" in argv
+    if argv[0] in ("-h", "--help"):  # the subcommands, then compare's options
+        parser = build_parser()
+        print(parser.format_help() + "\n" + parser.compare_parser.format_help())  # type: ignore[attr-defined]
+        return 0
     try:
         args = build_parser().parse_args(argv)
-        return _compare(args)
+        if args.command == "defaults":
+            return _defaults(args)
+        if args.command == "paths":
+            from minigrad import paths
+
+            return paths.main(args)
+        return _compare(args, argv[1:])
     except (UsageError, lab.LabError) as e:
+        if debug:
+            raise
         print(f"minigrad: error: {e}", file=sys.stderr)
         return 2
+    except (lab.LabWriteError, lab.LabRunError) as e:
+        if debug:
+            raise
+        print(f"minigrad: error: {e}", file=sys.stderr)
+        return 1
     except ImportError as e:
-        print(f"minigrad: error: {e} (the lab needs: pip install 'minigrad[lab]')", file=sys.stderr)
+        if debug:
+            raise
+        print(f"minigrad: error: {e}", file=sys.stderr)
         return 1
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0

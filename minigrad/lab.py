@@ -1,35 +1,92 @@
-"""The convergence lab: train MLPs with each optimizer and compare how fast they converge.
+"""The convergence lab: a fair, durable comparison of optimizers on scikit-learn's toy datasets.
 
-:func:`fit` is the training loop (zero_grad, forward, loss, backward, step)
-plus a per-epoch evaluation; :func:`compare` runs it for every dataset,
-optimizer and seed, and writes ``results.csv``, ``summary.csv`` and one plot
-per dataset; :func:`format_table` prints the summary. ``python -m minigrad``
-(:mod:`minigrad.cli`) is a thin command line over :func:`compare`.
+:func:`compare` trains an MLP for every dataset, optimizer and seed and
+summarises how fast each optimizer reaches a target train loss;
+``python -m minigrad`` (:mod:`minigrad.cli`) is a thin command line over it.
+:func:`fit` is the plain training loop the examples use.
 
-Learning rates. Learning rates do not transfer between optimizers (the EWA
-momentum's steady step equals SGD's, the classic form's is 1/(1-β) times
-larger, Adam's is about lr per coordinate), so a fair comparison gives each
-optimizer its own tuned rate. ``lrs="tune"`` tunes in the run: for every
-dataset and optimizer, each rate of :data:`LR_GRID` trains on 80% of the
-training split (standardised again on that 80%) for the same epochs and
-seeds, and the rate with the lowest *validation* loss (on the other 20%)
-averaged over the epochs and seeds wins (see :func:`tune_lr` for why); the
-test split is never looked at. Without it, the built-in optimizers use
-:data:`DEFAULT_LRS`, chosen by one tuning run over the default datasets. A
-plug-in optimizer has no documented rate, so it is tuned in the run unless a
-rate is given for it (its constructor's default rate, if any, is ignored:
-it was not chosen for these problems).
+The protocol (modelled on optimizer benchmarks: DeepOBS; Schmidt et al. 2021,
+"Descending through a Crowded Valley"; AlgoPerf's time-to-target and
+performance profiles), scaled to minutes on a laptop:
+
+- **One procedure per table.** Every optimizer in a run gets its learning
+  rate the same way, and the table's heading says which: *defaults*
+  (:data:`DEFAULT_LRS`, a rate per dataset and built-in optimizer, tuned once
+  for the settings in :data:`DEFAULT_SETTINGS` and regenerated with
+  ``python -m minigrad defaults``), *tuned in this run* (``--lr tune``), or
+  *given* (``--lr name=rate`` for every optimizer). Defaults are used only
+  when every optimizer is a built-in without keyword arguments, every dataset
+  has a default and the epochs, batch size and hidden sizes are the default
+  ones; otherwise every optimizer is tuned in the run. So a plug-in that is a
+  built-in under another name gets exactly the built-in's rows.
+- **Tuning.** For each dataset and optimizer, every rate of the grid
+  (``--lr-grid LOW:HIGH:N``, log-spaced and inclusive, default
+  :data:`LR_GRID`: 1e-5 to 10 in half decades) trains on 80% of the training
+  split (standardised again on that 80%) with the *tuning seeds*; its score is
+  the validation loss on the other 20%, averaged over the evaluation points
+  (the area under the validation curve) and then over the tuning seeds. The
+  lowest score wins, ties to the smaller rate; a diverged or failed run
+  scores inf, so it loses. A rate at either end of the grid is marked and
+  warned about. The test split is never used.
+- **Disjoint seeds.** The reported runs use seeds 0..N-1 (``--seeds N``);
+  tuning uses seeds :data:`TUNE_SEED_BASE` + 0..T-1 (``--tune-seeds T``).
+  A seed fixes the initial weights (``mg.manual_seed(seed)`` before the MLP is
+  built) and the batch order (``np.random.default_rng((seed, 1))``), so every
+  optimizer and rate starts from the same weights and sees the same batches,
+  and a training depends only on its key (dataset, optimizer, seed, rate),
+  never on what ran before it or where.
+- **Steps to target.** The train loss on the whole training split is
+  evaluated (under no_grad, one batched forward) every k steps, k =
+  ceil(total steps / ``eval_points``), and after the last step; the steps to
+  target of a run is the first evaluated step whose loss is <= the dataset's
+  target (:data:`TARGETS`, or ``--target`` for all). A run that never gets
+  there is a miss: "never" in the table, inf in the profile. A dataset's
+  default target is the train loss the slowest built-in has half way through
+  the run at its default rate (:func:`choose_defaults`), so all of them reach
+  it and the fast ones visibly earlier.
+- **Uncertainty.** Per dataset and optimizer: the median steps to target
+  over seeds with a percentile bootstrap 95% interval
+  (:func:`bootstrap_median_ci`), the final train loss and the test metric as
+  mean ± std over the runs that did not diverge.
+- **Verdict.** One line per optimizer against plain SGD (:func:`verdicts`):
+  the median over (dataset, seed) problems of its steps over SGD's, with a
+  bootstrap 95% interval over problems, and on how many datasets its median
+  steps are fewer.
+- **Performance profile.** ``profile.png`` (Dolan and Moré): for each
+  optimizer, the fraction of problems whose steps are within a factor τ of
+  the best optimizer's on that problem (:func:`performance_profile`).
+- **Divergence.** A run whose mini-batch loss becomes NaN or infinite stops
+  at that step with status ``diverged``. If a step turned the parameters
+  into NaN from finite gradients, the optimizer itself is at fault and the
+  status is ``error``, as when it raises or calls ``sys.exit``.
+
+Durability: each training is appended to ``runs.jsonl`` as soon as it
+finishes, as one whole line, flushed and fsynced (a line torn by a kill is
+dropped when the run is resumed), and every other file (the CSVs,
+plots, ``run.json``) is written to a temporary file and moved into place
+with ``os.replace``. See :func:`compare` for ``resume``, the lock and the
+signals; ``jobs``/``backend`` run the trainings in parallel through joblib
+with bit-identical results.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import csv
+import functools
+import hashlib
 import importlib
 import importlib.util
+import io
+import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,10 +100,16 @@ from minigrad.engine import Tensor, manual_seed, no_grad
 
 __all__ = [
     "LabError",
+    "LabWriteError",
+    "LabRunError",
     "TASKS",
+    "BUILTIN_OPTIMIZERS",
     "LR_GRID",
     "DEFAULT_LRS",
+    "DEFAULT_SETTINGS",
+    "TARGETS",
     "DEFAULTS",
+    "TUNE_SEED_BASE",
     "OptimizerSpec",
     "Comparison",
     "fit",
@@ -54,55 +117,135 @@ __all__ = [
     "accuracy",
     "r2_score",
     "loss_for",
+    "log_grid",
+    "parse_grid",
+    "parse_optimizer",
     "resolve_optimizer",
-    "tune_lr",
+    "train_run",
     "compare",
+    "choose_defaults",
+    "steps_to_target",
     "epochs_to_target",
+    "bootstrap_median_ci",
+    "performance_profile",
+    "verdicts",
+    "colour_for",
     "format_table",
-    "write_results",
-    "plot_dataset",
 ]
 
 TASKS = ("classification", "regression")
 
-#: The one log grid every optimizer's rate is tuned on: 1e-3 to 10, in half decades.
-LR_GRID: tuple[float, ...] = tuple(float(x) for x in np.logspace(-3, 1, 9))
 
-#: The built-in optimizers' rates for the default run, each a point of
-#: :data:`LR_GRID`. Chosen with ``python -m minigrad --lr tune`` (the default
-#: datasets, epochs, batch size, hidden sizes and seeds): for each optimizer,
-#: the rate whose :func:`tune_lr` score, averaged over the datasets, is
-#: lowest (the run prints it and writes it to tuning.csv as dataset "(mean)").
-#: Nesterov's (classic, β = 0.9) is SGD's times 1 - β, as the theory says.
-DEFAULT_LRS: dict[str, float] = {
-    "sgd": 10**-0.5,  # 0.316
-    "momentum": 10**-0.5,  # 0.316
-    "nesterov": 10**-1.5,  # 0.0316
-    "adam": 10**-2,  # 0.01
+class LabError(ValueError):
+    """Bad input to the lab (an unknown name, a bad setting, a busy folder): the CLI prints it and exits 2."""
+
+
+class LabWriteError(OSError):
+    """A file of the lab's could not be written (disk full, permission lost): the CLI prints it and exits 1."""
+
+
+class LabRunError(RuntimeError):
+    """A worker process or the cluster failed (not a training: those are recorded): the CLI exits 1."""
+
+
+# ---------------------------------------------------------------------------
+# The built-in optimizers, the grid, the documented defaults
+# ---------------------------------------------------------------------------
+
+#: name -> factory(params, lr=..., **kwargs). Adding a built-in is one line here.
+BUILTIN_OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
+    "sgd": optim.SGD,
+    "momentum": functools.partial(optim.Momentum, beta=0.9),
+    "nesterov": functools.partial(optim.SGD, momentum=0.9, nesterov=True),
+    "adam": optim.Adam,
 }
 
-#: The default run's settings (the command line's defaults).
+
+def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
+    """``n`` log-spaced rates from ``low`` to ``high``, both included (``n = 1`` gives ``(low,)``)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise LabError(f"lr grid: the number of rates must be an integer >= 1, got {n!r}")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+            raise LabError(f"lr grid: {name} must be a positive number, got {v!r}")
+    if low > high or (low == high and n > 1) or (low < high and n == 1):
+        raise LabError(f"lr grid: need LOW < HIGH and N >= 2 (or LOW = HIGH and N = 1), got {low:g}:{high:g}:{n}")
+    if n == 1:
+        return (float(low),)
+    return tuple(float(x) for x in np.logspace(math.log10(low), math.log10(high), int(n)))
+
+
+def parse_grid(text: str) -> tuple[float, ...]:
+    """Parse ``"LOW:HIGH:N"`` (e.g. ``1e-5:10:13``) into :func:`log_grid`'s rates."""
+    parts = text.split(":")
+    try:
+        low, high, n = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise LabError(f"--lr-grid: expected LOW:HIGH:N like 1e-5:10:13, got {text!r}") from None
+    return log_grid(low, high, n)
+
+
+#: The default tuning grid: 1e-5 to 10 in half decades (13 rates).
+LR_GRID: tuple[float, ...] = log_grid(1e-5, 10.0, 13)
+DEFAULT_GRID_TEXT = "1e-5:10:13"
+
+#: The settings :data:`DEFAULT_LRS` and :data:`TARGETS` were tuned for; other settings tune in the run.
+DEFAULT_SETTINGS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "hidden": (32, 32)}
+
+#: Tuning seeds are TUNE_SEED_BASE, TUNE_SEED_BASE + 1, ...; reported seeds are 0, 1, ... below it.
+TUNE_SEED_BASE = 10_000
+
+# DEFAULT_LRS and TARGETS are the output of `python -m minigrad defaults` (see choose_defaults).
+#: The documented rate per dataset and built-in optimizer, for :data:`DEFAULT_SETTINGS`.
+DEFAULT_LRS: dict[str, dict[str, float]] = {
+    "moons": {"sgd": 1.0, "momentum": 1.0, "nesterov": 0.316, "adam": 0.0316},
+    "circles": {"sgd": 0.316, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01},
+    "blobs": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.1, "adam": 0.01},
+    "iris": {"sgd": 1.0, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01},
+    "wine": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01},
+    "breast_cancer": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.00316},
+    "digits": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01},
+    "diabetes": {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.01, "adam": 0.00316},
+}
+
+#: The default target train loss per dataset: the largest train loss of the built-ins at their default
+#: rates at the middle of the run (median over the tuning seeds, on the tuning split), to 2 significant
+#: digits, so the slowest gets there about half way and the faster ones visibly earlier (choose_defaults).
+TARGETS: dict[str, float] = {
+    "moons": 0.12,
+    "circles": 0.058,
+    "blobs": 0.28,
+    "iris": 0.089,
+    "wine": 0.013,
+    "breast_cancer": 0.017,
+    "digits": 0.0041,
+    "diabetes": 0.4,
+}
+
+#: The command line's defaults.
 DEFAULTS: dict[str, Any] = {
     "datasets": [name for name, task in mgdata.DATASETS.items() if task == "classification"],
     "optimizers": ["sgd", "momentum", "nesterov", "adam"],
-    "epochs": 30,
-    "batch_size": 32,
+    "epochs": DEFAULT_SETTINGS["epochs"],
+    "batch_size": DEFAULT_SETTINGS["batch_size"],
+    "hidden": DEFAULT_SETTINGS["hidden"],
     "seeds": 3,
-    "hidden": (32, 32),
-    "target": 0.1,
+    "tune_seeds": 2,
+    "eval_points": 50,
     "out_dir": "minigrad-results",
 }
 
 #: The fraction of the training split held out to tune learning rates.
 VALIDATION_SIZE = 0.2
 
-
-class LabError(ValueError):
-    """Bad input to the lab (an unknown name, a bad setting): the CLI prints it in one line."""
+#: The values of the status column: ok; diverged (the loss became non-finite); error (the optimizer failed).
+STATUSES = ("ok", "diverged", "error")
 
 
 # ---------------------------------------------------------------------------
-# Metrics and the training loop
+# Metrics and the plain training loop
 # ---------------------------------------------------------------------------
 
 
@@ -139,24 +282,16 @@ def _check_int(name: str, value: Any, low: int) -> int:
 def evaluate(
     model: nn.Module, loss_fn: Callable[[Tensor, Any], Tensor], X: np.ndarray, y: np.ndarray, task: str
 ) -> tuple[float, float]:
-    """Return ``(loss, metric)`` on the whole of ``X``, computed under no_grad.
+    """Return ``(loss, metric)`` on the whole of ``X``: one batched forward under no_grad, no graph.
 
     The metric is the accuracy for classification and R² for regression.
     """
     _check_task(task)
     with no_grad():
         out = model(Tensor(X))
-        loss = float(loss_fn(out, y).item())
+        loss = float(loss_fn(out, y).data)
     metric = accuracy(out.data, y) if task == "classification" else r2_score(out.data, y)
     return loss, metric
-
-
-def _tqdm() -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError("progress bars need tqdm: pip install 'minigrad[lab]'") from None
-    return tqdm
 
 
 def fit(
@@ -197,13 +332,15 @@ def fit(
         raise ValueError("fit: give both X_test and y_test, or neither")
     if len(X_train) != len(y_train) or len(X_train) == 0:
         raise ValueError(f"fit: X_train has {len(X_train)} samples and y_train {len(y_train)}; need the same, >= 1")
-    if X_test is not None and len(X_test) != len(y_test):
+    if X_test is not None and y_test is not None and len(X_test) != len(y_test):
         raise ValueError(f"fit: X_test has {len(X_test)} samples but y_test has {len(y_test)}")
     shuffler = None if seed is None else np.random.default_rng(seed)
 
     def record(epoch: int, seconds: float) -> dict[str, float]:
         train_loss, _ = evaluate(model, loss_fn, X_train, y_train, task)
-        test_metric = math.nan if X_test is None else evaluate(model, loss_fn, X_test, y_test, task)[1]
+        test_metric = math.nan
+        if X_test is not None and y_test is not None:
+            test_metric = evaluate(model, loss_fn, X_test, y_test, task)[1]
         row = {"epoch": epoch, "train_loss": train_loss, "test_metric": test_metric, "seconds": seconds}
         if log is not None:
             log(row)
@@ -212,7 +349,9 @@ def fit(
     history = [record(0, 0.0)]
     epoch_range: Iterable[int] = range(1, epochs + 1)
     if progress:
-        epoch_range = _tqdm()(epoch_range, desc="epochs", leave=False)
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+        epoch_range = tqdm(epoch_range, desc="epochs", leave=False)
     seconds = 0.0
     for epoch in epoch_range:
         start = time.perf_counter()
@@ -229,27 +368,74 @@ def fit(
     return history
 
 
+def epochs_to_target(history: Sequence[Mapping[str, float]], target: float) -> float:
+    """The first epoch of a :func:`fit` history whose train loss is <= ``target``; inf if none is."""
+    for row in history:
+        if row["train_loss"] <= target:
+            return float(row["epoch"])
+    return math.inf
+
+
 # ---------------------------------------------------------------------------
-# Optimizers by name, built-in or plug-in
+# Optimizers by name, with keyword arguments, built-in or plug-in
 # ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """An optimizer the lab can build: ``make(params, lr)`` and its documented rate, if any."""
+    """An optimizer the lab can build: ``make(params, lr)``, its table name and how to find it again.
+
+    ``name`` is what tables and CSVs show (``momentum(beta=0.95)``,
+    ``AdamW(weight_decay=0.01)``); ``source`` is the text that
+    :func:`resolve_optimizer` turns back into this spec (a plug-in file's
+    path made absolute), which is how a worker process rebuilds it;
+    ``builtin`` says whether it is a built-in with no keyword arguments, the
+    only kind that has documented default rates.
+    """
 
     name: str
     make: Callable[[list[nn.Parameter], float], optim.Optimizer]
-    default_lr: float | None = None
-    spec: str = ""
+    source: str
+    builtin: bool = False
+    kwargs: tuple[tuple[str, Any], ...] = ()
 
 
-BUILTIN_OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], float], optim.Optimizer]] = {
-    "sgd": lambda params, lr: optim.SGD(params, lr=lr),
-    "momentum": lambda params, lr: optim.Momentum(params, lr=lr, beta=0.9),
-    "nesterov": lambda params, lr: optim.SGD(params, lr=lr, momentum=0.9, nesterov=True),
-    "adam": lambda params, lr: optim.Adam(params, lr=lr),
-}
+def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"momentum(beta=0.95)"`` into ``("momentum", {"beta": 0.95})``; literals only, nothing is run.
+
+    The arguments are read with :mod:`ast`: only keyword arguments whose
+    values are Python literals (numbers, strings, booleans, None, tuples,
+    lists, dicts) are accepted. Raises :class:`LabError` otherwise.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise LabError(f"optimizer name must be a non-empty string, got {text!r}")
+    text = text.strip()
+    colon = text.rfind(":", 0, text.find("(") if "(" in text else len(text))
+    open_at = text.find("(", colon + 1)
+    if open_at < 0:
+        if ")" in text:
+            raise LabError(f"optimizer {text!r}: unbalanced parentheses")
+        return text, {}
+    head, args = text[:open_at].strip(), text[open_at:]
+    usage = "expected name(key=value, ...) with literal values, like momentum(beta=0.95) or adam(betas=(0.9, 0.99))"
+    try:
+        call = ast.parse("f" + args, mode="eval").body
+    except SyntaxError:
+        raise LabError(f"optimizer {text!r}: {usage}") from None
+    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.args:
+        raise LabError(f"optimizer {text!r}: {usage}")
+    kwargs: dict[str, Any] = {}
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            raise LabError(f"optimizer {text!r}: ** is not allowed; {usage}")
+        try:
+            kwargs[keyword.arg] = ast.literal_eval(keyword.value)
+        except (ValueError, SyntaxError, TypeError):
+            raise LabError(f"optimizer {text!r}: the value of {keyword.arg} is not a literal; {usage}") from None
+    for reserved in ("lr", "params"):
+        if reserved in kwargs:
+            raise LabError(f"optimizer {text!r}: {reserved} is set by the lab (use --lr for rates)")
+    return head, kwargs
 
 
 def _load_plugin_class(spec: str) -> type:
@@ -260,7 +446,8 @@ def _load_plugin_class(spec: str) -> type:
     if where.endswith(".py") or os.sep in where or "/" in where:
         if not os.path.isfile(where):
             raise LabError(f"optimizer {spec!r}: no such file {where!r}")
-        module_name = f"minigrad_plugin_{abs(hash(os.path.abspath(where)))}"
+        digest = hashlib.sha1(os.path.abspath(where).encode()).hexdigest()[:12]
+        module_name = f"minigrad_plugin_{digest}"
         module = sys.modules.get(module_name)
         if module is None:
             file_spec = importlib.util.spec_from_file_location(module_name, where)
@@ -270,13 +457,13 @@ def _load_plugin_class(spec: str) -> type:
             sys.modules[module_name] = module
             try:
                 file_spec.loader.exec_module(module)
-            except Exception as e:  # the user's file: report its error in one line
+            except (Exception, SystemExit) as e:  # the user's file: report its error in one line
                 del sys.modules[module_name]
                 raise LabError(f"optimizer {spec!r}: importing {where!r} failed: {type(e).__name__}: {e}") from None
     else:
         try:
             module = importlib.import_module(where)
-        except Exception as e:  # the user's module
+        except (Exception, SystemExit) as e:  # the user's module
             raise LabError(f"optimizer {spec!r}: cannot import module {where!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
@@ -288,78 +475,67 @@ def _load_plugin_class(spec: str) -> type:
     return cls
 
 
+def _call_text(name: str, kwargs: Mapping[str, Any]) -> str:
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else name
+
+
 def resolve_optimizer(spec: str) -> OptimizerSpec:
-    """Turn a name (sgd, momentum, nesterov, adam) or a plug-in spec into an :class:`OptimizerSpec`.
+    """Turn ``name``, ``name(key=value, ...)`` or a plug-in spec into an :class:`OptimizerSpec`.
 
-    Built-ins: sgd is ``SGD(lr)``, momentum ``Momentum(lr, beta=0.9)`` (the
-    seed notes' EWA form), nesterov ``SGD(lr, momentum=0.9, nesterov=True)``,
-    adam ``Adam(lr)``; their rates default to :data:`DEFAULT_LRS`. A plug-in,
+    Built-ins (:data:`BUILTIN_OPTIMIZERS`): sgd is ``SGD(lr)``, momentum
+    ``Momentum(lr, beta=0.9)`` (the EWA form), nesterov ``SGD(lr,
+    momentum=0.9, nesterov=True)``, adam ``Adam(lr)``. A plug-in,
     ``path/to/file.py:ClassName`` or ``package.module:ClassName``, must
-    subclass :class:`minigrad.optim.Optimizer` and accept
-    ``Cls(params, lr=lr)``; it is named by its class name and has no default
-    rate. Raises :class:`LabError` with the reason when it cannot be used.
+    subclass :class:`minigrad.optim.Optimizer` and accept ``Cls(params,
+    lr=lr, **kwargs)``; it is named by its class name. Keyword arguments in
+    parentheses (literals only, see :func:`parse_optimizer`) go to the
+    constructor. The optimizer is built once on a dummy parameter, so a bad
+    argument fails here. Raises :class:`LabError` with the reason.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise LabError(f"optimizer name must be a non-empty string, got {spec!r}")
-    spec = spec.strip()
-    if spec in BUILTIN_OPTIMIZERS:
-        return OptimizerSpec(spec, BUILTIN_OPTIMIZERS[spec], DEFAULT_LRS[spec], spec)
-    if ":" not in spec:
+    head, kwargs = parse_optimizer(spec)
+    if head in BUILTIN_OPTIMIZERS:
+        factory: Callable[..., optim.Optimizer] = BUILTIN_OPTIMIZERS[head]
+        name, source, builtin = _call_text(head, kwargs), _call_text(head, kwargs), not kwargs
+    elif ":" in head:
+        where, _, class_name = head.rpartition(":")
+        if where.endswith(".py") or "/" in where or os.sep in where:
+            head = f"{os.path.abspath(where)}:{class_name}"
+        factory = _load_plugin_class(head)
+        name, source, builtin = _call_text(class_name, kwargs), _call_text(head, kwargs), False
+    else:
         raise LabError(
-            f"unknown optimizer {spec!r}; known: {', '.join(BUILTIN_OPTIMIZERS)}, "
-            "or path/to/file.py:ClassName or package.module:ClassName"
+            f"unknown optimizer {head!r}; known: {', '.join(BUILTIN_OPTIMIZERS)}, "
+            "or path/to/file.py:ClassName or package.module:ClassName, each optionally with (key=value, ...)"
         )
-    cls = _load_plugin_class(spec)
-    try:  # try it once, so a constructor that cannot take (params, lr=...) fails now
-        cls([nn.Parameter(np.zeros(2, dtype=np.float32))], lr=1e-3)
-    except Exception as e:  # the user's class
-        raise LabError(
-            f"optimizer {spec!r}: {cls.__name__}(params, lr=0.001) failed: {type(e).__name__}: {e}"
-        ) from None
-    def make(params: list[Tensor], lr: float) -> optim.Optimizer:
-        try:
-            return cls(params, lr=lr)
-        except Exception as e:  # the user's class refused this rate (say, one of the tuning grid)
-            raise LabError(f"optimizer {spec!r}: {cls.__name__}(params, lr={lr:g}) failed: {e}") from None
+    try:  # build it once, so a constructor that cannot take these arguments fails now
+        factory([nn.Parameter(np.zeros(2, dtype=np.float32))], lr=1e-3, **kwargs)
+    except (Exception, SystemExit) as e:  # the user's class or arguments
+        raise LabError(f"optimizer {spec.strip()!r}: {_call_text(name.split('(')[0], {'lr': 0.001, **kwargs})} "
+                       f"failed: {type(e).__name__}: {e}") from None
 
-    return OptimizerSpec(cls.__name__, make, None, spec)
+    def make(params: list[nn.Parameter], lr: float) -> optim.Optimizer:
+        return factory(params, lr=lr, **kwargs)
+
+    return OptimizerSpec(name, make, source, builtin, tuple(kwargs.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_cached(source: str) -> OptimizerSpec:
+    """A worker resolves each optimizer once (importing a plug-in file once per process)."""
+    return resolve_optimizer(source)
 
 
 # ---------------------------------------------------------------------------
-# One run, tuning, the comparison
+# One training run: the unit of work, keyed and self-seeded
 # ---------------------------------------------------------------------------
 
 
-def _run(
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    X_test: np.ndarray | None,
-    y_test: np.ndarray | None,
-    *,
-    task: str,
-    opt: OptimizerSpec,
-    lr: float,
-    seed: int,
-    hidden: Sequence[int],
-    epochs: int,
-    batch_size: int,
-    on_epoch: Callable[[nn.Module, dict[str, float]], Any] | None = None,
-) -> list[dict[str, float]]:
-    """Seed, build the MLP, train it; the same seed gives every optimizer the same start and batches.
-
-    ``on_epoch(model, row)`` is called after every epoch (epoch 0 included).
-    """
-    manual_seed(seed)
-    n_outputs = int(y_train.max()) + 1 if task == "classification" else y_train.shape[1]
-    model = nn.MLP([X_train.shape[1], *hidden, n_outputs])
-    optimizer = opt.make(model.parameters(), lr)
-    return fit(
-        model, loss_for(task), optimizer, X_train, y_train, X_test, y_test,
-        epochs=epochs, batch_size=batch_size, task=task,
-        log=None if on_epoch is None else (lambda row: on_epoch(model, row)),
-    )
+@functools.lru_cache(maxsize=32)
+def _report_split(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return mgdata.load_dataset(dataset)
 
 
+@functools.lru_cache(maxsize=32)
 def _validation_split(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """80/20 split of the *training* split, standardised on the 80%: the test split is never used."""
     X, y = mgdata.load_raw(dataset)
@@ -374,87 +550,462 @@ def _validation_split(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return X_fit, X_val, y_fit, y_val
 
 
-def tune_lr(
-    dataset: str,
-    opt: OptimizerSpec,
+# Tensors record into one global graph switch and layers draw from one global generator, so two
+# trainings must not interleave in one process (dask workers with several threads): one at a time.
+_TRAINING = threading.Lock()
+
+
+def train_run(
+    X: np.ndarray,
+    y: np.ndarray,
+    X_eval: np.ndarray,
+    y_eval: np.ndarray,
     *,
+    task: str,
+    make_optimizer: Callable[[list[nn.Parameter]], optim.Optimizer],
+    seed: int,
+    hidden: Sequence[int],
     epochs: int,
     batch_size: int,
-    hidden: Sequence[int],
-    seeds: int,
-    grid: Sequence[float] = LR_GRID,
-    on_run: Callable[[], Any] | None = None,
-) -> tuple[float, list[tuple[float, float]]]:
-    """Pick ``opt``'s rate on ``dataset`` from ``grid`` by its mean validation loss over the epochs.
+    eval_points: int,
+    train_curve: bool = True,
+) -> dict[str, Any]:
+    """Train a fresh MLP from ``seed``; return its curve, status and timing as a dict of lists.
 
-    Each rate trains on 80% of the training split for ``epochs`` with seeds
-    0..seeds-1 (the test split is never used). Its score is the validation
-    loss (on the other 20%) averaged over epochs 0..epochs, the area under
-    the validation curve, then over the seeds; inf if any loss became
-    non-finite. The area rewards a rate that gets low fast and stays low: a
-    slow rate, a rate that blows up now and then, and one that overfits late
-    all score worse. (The final validation loss alone punishes the fast
-    optimizers for overfitting the small datasets late in the run: it gives
-    Adam the grid's smallest rate on wine; the lowest validation loss alone
-    rewards lucky early dips of unstable rates.) Returns ``(best rate,
-    [(rate, score), ...])``; ties go to the smaller rate. ``on_run()`` is
-    called after each training run (for a progress bar).
+    Initial weights come from ``mg.manual_seed(seed)``, the batch order from
+    ``np.random.default_rng((seed, 1))``. Every k = ceil(total steps /
+    eval_points) steps and after the last, the model is evaluated (no graph,
+    one batched forward): ``train_loss`` on ``(X, y)`` (when ``train_curve``
+    is False, only at the last point, nan before), and ``eval_loss`` and ``eval_metric`` on
+    ``(X_eval, y_eval)``. ``seconds`` is training time so far (evaluation
+    excluded). A non-finite mini-batch loss stops the run with status
+    "diverged" ("error" if the last step made parameters NaN from finite
+    gradients); an exception from the optimizer gives "error" and its message.
     """
-    task = mgdata.DATASETS[dataset]
     loss_fn = loss_for(task)
-    X_fit, X_val, y_fit, y_val = _validation_split(dataset)
-    scores = []
-    for lr in grid:
-        run_scores = []
-        for seed in range(seeds):
-            val_losses: list[float] = []
+    n = len(X)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = steps_per_epoch * epochs
+    every = max(1, math.ceil(total / eval_points))
+    curve: dict[str, list[float]] = {k: [] for k in ("step", "epoch", "train_loss", "eval_loss", "eval_metric",
+                                                    "seconds")}
+    status, message = "ok", ""
 
-            def watch(model: nn.Module, row: dict[str, float], val_losses: list[float] = val_losses) -> None:
-                val_losses.append(evaluate(model, loss_fn, X_val, y_val, task)[0])
+    with _TRAINING:
+        manual_seed(seed)
+        n_outputs = int(y.max()) + 1 if task == "classification" else y.shape[1]
+        model = nn.MLP([X.shape[1], *hidden, n_outputs])
+        params = model.parameters()
+        order_rng = np.random.default_rng((seed, 1))
 
-            with np.errstate(all="ignore"):  # the large rates are expected to diverge
-                history = _run(
-                    X_fit, y_fit, None, None, task=task, opt=opt, lr=lr, seed=seed,
-                    hidden=hidden, epochs=epochs, batch_size=batch_size, on_epoch=watch,
-                )
-            finite = math.isfinite(history[-1]["train_loss"]) and all(map(math.isfinite, val_losses))
-            run_scores.append(float(np.mean(val_losses)) if finite else math.inf)
-            if on_run is not None:
-                on_run()
-        scores.append((float(lr), float(np.mean(run_scores))))
-    best = min(scores, key=lambda s: s[1])
-    return best[0], scores
+        def record(step: int, seconds: float, last: bool = False) -> None:
+            with no_grad():
+                train_loss = float(loss_fn(model(Tensor(X)), y).data) if train_curve or last else math.nan
+                out = model(Tensor(X_eval))
+                eval_loss = float(loss_fn(out, y_eval).data)
+            metric = accuracy(out.data, y_eval) if task == "classification" else r2_score(out.data, y_eval)
+            for key, value in (("step", step), ("epoch", round(step / steps_per_epoch, 4)),
+                               ("train_loss", train_loss), ("eval_loss", eval_loss), ("eval_metric", metric),
+                               ("seconds", seconds)):
+                curve[key].append(value)
+
+        seconds, step = 0.0, 0
+        with np.errstate(all="ignore"):  # a diverging run is recorded as "diverged", not warned about
+            try:
+                optimizer = make_optimizer(params)
+                record(0, 0.0)
+                for _ in range(epochs):
+                    order = order_rng.permutation(n)
+                    for start in range(0, n, batch_size):
+                        t0 = time.perf_counter()
+                        index = order[start : start + batch_size]
+                        loss = loss_fn(model(Tensor(X[index])), y[index])
+                        if not math.isfinite(float(loss.data)):
+                            seconds += time.perf_counter() - t0
+                            status, message = _why_not_finite(params, step)
+                            break
+                        optimizer.zero_grad()
+                        loss.backward()
+                        optimizer.step()
+                        step += 1
+                        seconds += time.perf_counter() - t0
+                        if step % every == 0 or step == total:
+                            record(step, seconds, last=step == total)
+                    if status != "ok":
+                        break
+            except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: record it, go on
+                status = "error"
+                message = f"{type(e).__name__}: {e} (at step {step})"
+                curve["traceback"] = [traceback.format_exc()]  # type: ignore[list-item]
+            if status != "ok" and (not curve["step"] or curve["step"][-1] != step):
+                record(step, seconds, last=True)
+    return {"status": status, "message": message, "every": every, **curve}
 
 
-def epochs_to_target(history: Sequence[Mapping[str, float]], target: float) -> float:
-    """The first epoch whose train loss is <= ``target``; inf if none is."""
-    for row in history:
-        if row["train_loss"] <= target:
-            return float(row["epoch"])
+def _why_not_finite(params: Sequence[nn.Parameter], step: int) -> tuple[str, str]:
+    """Diverged, unless the last step turned parameters into NaN from finite gradients (the optimizer's bug)."""
+    nan_params = any(np.isnan(p.data).any() for p in params)
+    finite_grads = all(p.grad is None or np.isfinite(p.grad).all() for p in params)
+    if step > 0 and nan_params and finite_grads:
+        return "error", f"the optimizer made parameters NaN from finite gradients at step {step}"
+    return "diverged", f"the loss became non-finite at step {step}"
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One training to do: everything a worker needs, as plain values (picklable, no closures)."""
+
+    kind: str  # "tune" or "report"
+    dataset: str
+    optimizer: str  # the spec's table name
+    source: str  # resolve_optimizer's input
+    lr: float
+    seed: int
+    epochs: int
+    batch_size: int
+    hidden: tuple[int, ...]
+    eval_points: int
+
+    @property
+    def key(self) -> tuple[str, str, str, int, float]:
+        """The training's identity: results depend on this and on nothing else."""
+        return (self.kind, self.dataset, self.optimizer, self.seed, self.lr)
+
+
+_PINNED: Any = None  # a worker's BLAS pin, kept for the worker's life
+
+
+def _run_task(task: _Task, pin: bool = False) -> dict[str, Any]:
+    """Run one training (in this process or a joblib worker); return its record for the journal."""
+    global _PINNED
+    if pin and _PINNED is None:  # the first task in a worker process
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        _PINNED = threadpool_limits(limits=1)  # one BLAS thread: tiny matrices run slower on more
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    spec = _resolve_cached(task.source)
+    if task.kind == "tune":
+        X, X_eval, y, y_eval = _validation_split(task.dataset)
+    else:
+        X, X_eval, y, y_eval = _report_split(task.dataset)
+    run = train_run(
+        X, y, X_eval, y_eval, task=mgdata.DATASETS[task.dataset],
+        make_optimizer=lambda params: spec.make(params, task.lr), seed=task.seed, hidden=task.hidden,
+        epochs=task.epochs, batch_size=task.batch_size, eval_points=task.eval_points,
+        train_curve=task.kind == "report",
+    )
+    if task.kind == "tune":  # keep the score and the end point only: the curve is not reported
+        ok = run["status"] == "ok"
+        finite = ok and all(map(math.isfinite, run["eval_loss"]))
+        run["score"] = float(np.mean(run["eval_loss"])) if finite else math.inf
+        run["final_train_loss"] = run["train_loss"][-1]
+        for key in ("train_loss", "eval_metric", "epoch"):
+            run.pop(key)
+        run["eval_loss"] = run["eval_loss"][-1:]
+        run["step"] = run["step"][-1:]
+        run["seconds"] = run["seconds"][-1:]
+    return {"kind": task.kind, "dataset": task.dataset, "optimizer": task.optimizer, "seed": task.seed,
+            "lr": task.lr, **run}
+
+
+# ---------------------------------------------------------------------------
+# Statistics: steps to target, bootstrap intervals, verdicts, performance profiles
+# ---------------------------------------------------------------------------
+
+
+def steps_to_target(steps: Sequence[float], losses: Sequence[float], target: float) -> float:
+    """The first evaluated step whose train loss is <= ``target``; inf if none is (a miss)."""
+    for s, loss in zip(steps, losses):
+        if loss <= target:
+            return float(s)
     return math.inf
+
+
+def _order_statistic_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The percentile interval of sorted samples, by order statistics (safe with inf)."""
+    samples = np.sort(samples)
+    b = len(samples)
+    alpha = (1 - confidence) / 2
+    return float(samples[int(math.floor(alpha * b))]), float(samples[min(b - 1, int(math.ceil((1 - alpha) * b)) - 1)])
+
+
+def bootstrap_median_ci(
+    values: Sequence[float], *, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(median, low, high)``: the median of ``values`` and its percentile bootstrap interval.
+
+    ``n_resamples`` resamples of ``values`` with replacement (from
+    ``np.random.default_rng(seed)``, so the interval is repeatable); the
+    interval is their medians' ``(1-confidence)/2`` and ``(1+confidence)/2``
+    quantiles. inf (a miss) is allowed and sorts last.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or len(x) == 0 or np.isnan(x).any():
+        raise ValueError(f"bootstrap_median_ci: need a non-empty 1-d sequence without nan, got {values!r}")
+    rng = np.random.default_rng(seed)
+    resamples = np.sort(x[rng.integers(0, len(x), size=(n_resamples, len(x)))], axis=1)
+    medians = _sorted_median(resamples)
+    low, high = _order_statistic_interval(medians, confidence)
+    return float(_sorted_median(np.sort(x)[None, :])[0]), low, high
+
+
+def _sorted_median(rows: np.ndarray) -> np.ndarray:
+    """The median of each sorted row; the mean of the middle two as ``(a + b) / 2``, inf if either is."""
+    n = rows.shape[1]
+    if n % 2:
+        return rows[:, n // 2]
+    a, b = rows[:, n // 2 - 1], rows[:, n // 2]
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(b), np.inf, (a + b) / 2)
+
+
+def performance_profile(
+    steps: Mapping[str, Sequence[float] | np.ndarray], taus: Sequence[float] | np.ndarray
+) -> dict[str, np.ndarray]:
+    """Dolan and Moré's profile: for each optimizer, the fraction of problems with ratio <= τ, per τ.
+
+    ``steps[name][p]`` is the optimizer's steps to target on problem p (inf
+    for a miss). On each problem the ratio is steps / the fewest steps any
+    optimizer took there (1 for the best; inf for a miss or when no
+    optimizer reached the target; a 0 best counts as 1 for those at 0).
+    """
+    names = list(steps)
+    table = np.array([np.asarray(steps[n], dtype=np.float64) for n in names])  # optimizers x problems
+    if table.ndim != 2 or table.shape[1] == 0:
+        raise ValueError("performance_profile: every optimizer needs the same, non-zero number of problems")
+    best = table.min(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(table == best, 1.0, table / best)
+    ratio[:, ~np.isfinite(best)] = np.inf
+    tau = np.asarray(taus, dtype=np.float64)
+    return {n: (ratio[i][None, :] <= tau[:, None]).mean(axis=1) for i, n in enumerate(names)}
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b for steps to target: 1 when equal (also both 0), inf/0 at misses; nan when both missed."""
+    if math.isinf(a) and math.isinf(b):
+        return math.nan
+    if a == b:
+        return 1.0
+    if b == 0 or math.isinf(a):
+        return math.inf
+    return a / b
+
+
+def verdicts(
+    problems: Mapping[str, Mapping[tuple[str, int], float]], baseline: str = "sgd", *, seed: int = 0
+) -> list[str]:
+    """One line per optimizer comparing its steps to target with ``baseline``'s, over all problems.
+
+    ``problems[optimizer][(dataset, seed)]`` is a run's steps to target. The
+    ratio per problem is steps / baseline's steps (problems both missed are
+    left out); the line gives the median ratio, a bootstrap 95% interval
+    over problems, and on how many datasets the optimizer's median steps are
+    below the baseline's.
+    """
+    if baseline not in problems:
+        return [f"(no verdict: {baseline} is not in this run)"]
+    base = problems[baseline]
+    lines = []
+    for name, mine in problems.items():
+        if name == baseline:
+            continue
+        keys = sorted(set(mine) & set(base))
+        ratios = np.array([_ratio(mine[k], base[k]) for k in keys])
+        ratios = ratios[~np.isnan(ratios)]
+        datasets = sorted({d for d, _ in keys})
+        faster = 0
+        for d in datasets:
+            m = np.median([mine[k] for k in keys if k[0] == d])
+            b = np.median([base[k] for k in keys if k[0] == d])
+            faster += bool(m < b)
+        if len(ratios) == 0:
+            lines.append(f"{name}: neither it nor {baseline} reaches the target on any problem")
+            continue
+        median, low, high = bootstrap_median_ci(ratios, seed=seed)
+        missed = sum(math.isinf(mine[k]) for k in keys)
+        base_missed = sum(math.isinf(base[k]) for k in keys)
+        lines.append(
+            f"{name} reaches the target in {_times(median)} {baseline}'s steps (median over {len(ratios)} problems, "
+            f"95% CI {_times(low, x=False)}-{_times(high, x=False)}), faster on {faster} of {len(datasets)} "
+            f"datasets; misses {missed} of {len(keys)} problems ({baseline}: {base_missed})"
+        )
+    return lines
+
+
+def _times(r: float, x: bool = True) -> str:
+    text = "inf" if math.isinf(r) else f"{r:.2f}"
+    return f"{text}x" if x else text
+
+
+# ---------------------------------------------------------------------------
+# Files: atomic writes, the journal, the lock
+# ---------------------------------------------------------------------------
+
+RESULT_COLUMNS = ["dataset", "optimizer", "seed", "step", "epoch", "train_loss", "test_metric", "seconds", "status",
+                  "lr", "metric"]
+SUMMARY_COLUMNS = [
+    "dataset", "optimizer", "lr", "target", "steps_to_target_median", "steps_to_target_ci_low",
+    "steps_to_target_ci_high", "final_loss_mean", "final_loss_std", "test_metric_mean", "test_metric_std",
+    "diverged_runs", "error_runs", "runs", "metric", "lr_source", "lr_at_grid_edge", "seconds_mean",
+]
+TUNING_COLUMNS = ["dataset", "optimizer", "lr", "tune_seed", "score", "status", "final_train_loss", "message"]
+JOURNAL = "runs.jsonl"
+RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
+FIXED_FILES = (RUN_FILE, JOURNAL, "results.csv", "summary.csv", "tuning.csv", "profile.png", "lr_sensitivity.png")
+
+
+def _lab_files(names: Iterable[str]) -> list[str]:
+    """Every name the lab may have written into an output folder (temporaries too)."""
+    datasets = {f"{d}.png" for d in mgdata.DATASETS}
+    return [n for n in names if n in FIXED_FILES or n in datasets or (n.startswith(".") and n.endswith(".tmp"))]
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _atomic_write(path: str, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file, fsync and ``os.replace``: never a partial file.
+
+    Raises :class:`LabWriteError` naming ``path``; the old file, if any, is then untouched.
+    """
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise LabWriteError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _csv_bytes(columns: list[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+class _Journal:
+    """``runs.jsonl``: one JSON line per finished training, appended whole and fsynced."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.records: dict[tuple, dict[str, Any]] = {}
+        try:
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    raw = f.read()
+                good = 0
+                for line in raw.splitlines(keepends=True):
+                    if not line.endswith(b"\n"):
+                        break  # a line torn by a kill: dropped, and cut off below
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        break
+                    self.records[_record_key(record)] = record
+                    good += len(line)
+                if good < len(raw):
+                    os.truncate(path, good)
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:
+            raise LabWriteError(f"cannot write {path}: {e.strerror or e}") from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as a whole line and fsync it."""
+        line = json.dumps({k: v for k, v in record.items() if k != "traceback"}) + "\n"
+        try:
+            _write_all(self.fd, line.encode())
+            os.fsync(self.fd)
+        except OSError as e:
+            raise LabWriteError(f"cannot write {self.path}: {e.strerror or e}") from None
+        self.records[_record_key(record)] = record
+
+    def close(self) -> None:
+        """Close the file."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _record_key(record: Mapping[str, Any]) -> tuple:
+    return (record["kind"], record["dataset"], record["optimizer"], int(record["seed"]), float(record["lr"]))
+
+
+class _Lock:
+    """An exclusive ``fcntl.flock`` on ``out/.lock`` for the run's life; the kernel drops it if we die."""
+
+    def __init__(self, out_dir: str) -> None:
+        import fcntl
+
+        path = os.path.join(out_dir, LOCK_FILE)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise LabError(f"cannot use output directory {out_dir!r}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self.fd, 100, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            raise LabError(f"output directory {out_dir!r} is in use by another minigrad run (pid {holder}); "
+                           "wait for it to finish or choose another --out") from None
+        previous = os.pread(self.fd, 100, 0).decode(errors="replace").strip()
+        self.stale = previous if previous and previous != str(os.getpid()) else ""  # a killed run's lock
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: removing it would let two runs lock different files)."""
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+# ---------------------------------------------------------------------------
+# The comparison
+# ---------------------------------------------------------------------------
 
 
 @dataclass
 class Comparison:
-    """Everything :func:`compare` measured: the long results, the summary, the rates used."""
+    """Everything :func:`compare` measured: settings, run records, the summary, the verdict."""
 
     settings: dict[str, Any]
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    procedure: str = "default"
+    procedure_reason: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
     summary: list[dict[str, Any]] = field(default_factory=list)
-    lr_sources: dict[str, str] = field(default_factory=dict)
     tuning: list[dict[str, Any]] = field(default_factory=list)
+    rates: dict[tuple[str, str], float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    verdict: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    interrupted: int = 0
+    done_runs: int = 0
+    total_runs: int = 0
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The long results: one row per evaluated step of every reported run."""
+        return _result_rows(self.records)
 
 
 def _check_settings(
-    datasets: Sequence[str],
-    optimizers: Sequence[str | OptimizerSpec],
-    lrs: str | Mapping[str, float] | None,
-    epochs: int,
-    batch_size: int,
-    seeds: int,
-    hidden: Sequence[int],
-    target: float,
+    datasets: Sequence[str], optimizers: Sequence[str | OptimizerSpec], lrs: Any, epochs: int, batch_size: int,
+    seeds: int, tune_seeds: int, hidden: Sequence[int], target: float | None, eval_points: int,
 ) -> tuple[list[str], list[OptimizerSpec], dict[str, float]]:
     datasets = list(datasets)
     if not datasets:
@@ -470,26 +1021,204 @@ def _check_settings(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
-    for what, value, low in (("epochs", epochs, 0), ("batch size", batch_size, 1), ("seeds", seeds, 1)):
+    for what, value, low in (("epochs", epochs, 0), ("batch size", batch_size, 1), ("seeds", seeds, 1),
+                             ("tune seeds", tune_seeds, 1), ("eval points", eval_points, 1)):
         _check_int(what, value, low)
+    if seeds > TUNE_SEED_BASE:
+        raise LabError(f"seeds must be at most {TUNE_SEED_BASE} (tuning seeds start there), got {seeds}")
     for h in hidden:
         if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
             raise LabError(f"hidden sizes must be positive integers, got {list(hidden)}")
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target < math.inf:
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                               or not 0 < target < math.inf):
         raise LabError(f"target must be a positive number, got {target!r}")
     given: dict[str, float] = {}
     if isinstance(lrs, str):
         if lrs != "tune":
             raise LabError(f"lrs must be 'tune', a mapping of optimizer to rate, or None; got {lrs!r}")
     elif lrs is not None:
-        by_key = {s.name: s.name for s in specs} | {s.spec: s.name for s in specs}
+        by_key = {s.name: s.name for s in specs} | {s.source: s.name for s in specs}
         for key, lr in lrs.items():
             if key not in by_key:
                 raise LabError(f"a learning rate is given for {key!r}, which is not among the optimizers {names}")
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
                 raise LabError(f"the learning rate for {key!r} must be a positive number, got {lr!r}")
             given[by_key[key]] = float(lr)
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise LabError(f"rates are given for {', '.join(given)} but not for {', '.join(missing)}: one table uses "
+                           "one procedure, so give a rate for every optimizer, or use --lr tune")
     return datasets, specs, given
+
+
+def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
+               hidden: tuple[int, ...]) -> tuple[str, str]:
+    """"given", "tuned" or "default", and why it is not "default" when the caller did not ask."""
+    if isinstance(lrs, Mapping):
+        return "given", ""
+    if lrs == "tune":
+        return "tuned", ""
+    settings = {"epochs": epochs, "batch_size": batch_size, "hidden": hidden}
+    changed = [k for k, v in DEFAULT_SETTINGS.items() if settings[k] != v]
+    if changed:
+        defaults = _settings_text(DEFAULT_SETTINGS)
+        return "tuned", f"the defaults are for {defaults} and this run changes {', '.join(changed)}"
+    for s in specs:
+        if not s.builtin:
+            return "tuned", f"{s.name} has no documented default rate"
+    for d in datasets:
+        missing = [s.name for s in specs if s.name not in DEFAULT_LRS.get(d, {})]
+        if missing:
+            return "tuned", f"{', '.join(missing)} has no documented default rate on {d}"
+    return "default", ""
+
+
+def _settings_text(s: Mapping[str, Any]) -> str:
+    return f"{s['epochs']} epochs, batch {s['batch_size']}, hidden {','.join(map(str, s['hidden'])) or 'none'}"
+
+
+def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict[str, Any]) -> _Lock:
+    """Make and lock ``out_dir``; refuse a folder that holds something unless resuming or overwriting."""
+    if resume and overwrite:
+        raise LabError("--resume and --overwrite contradict each other: choose one")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise LabError(f"output directory {out_dir!r} exists and is not a directory")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise LabError(f"cannot use output directory {out_dir!r}: {e.strerror or e}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise LabError(f"output directory {out_dir!r} is not writable")
+    lock = _Lock(out_dir)
+    try:
+        present = [n for n in os.listdir(out_dir) if n != LOCK_FILE]
+        run_path = os.path.join(out_dir, RUN_FILE)
+        if resume:
+            if not os.path.exists(run_path):
+                raise LabError(f"--resume: {out_dir!r} holds no run to resume (no {RUN_FILE})")
+            try:
+                with open(run_path) as f:
+                    stored = json.load(f)
+            except (OSError, ValueError) as e:
+                raise LabError(f"--resume: cannot read {run_path}: {e}") from None
+            differ = [k for k in run_info if stored.get(k) != run_info[k]]
+            if differ:
+                shown = "; ".join(f"{k}: stored {stored.get(k)!r}, now {run_info[k]!r}" for k in differ)
+                raise LabError(f"--resume: the settings differ from the stored run in {out_dir!r} ({shown}); "
+                               "repeat the original command with --resume, or use --overwrite")
+            for name in present:  # temporary files of a killed run: never moved into place, so never needed
+                if name.startswith(".") and name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(out_dir, name))
+        elif present and not overwrite:
+            what = "a run" if RUN_FILE in present else f"{len(present)} other file(s)"
+            raise LabError(f"output directory {out_dir!r} already holds {what}: add --resume to continue it "
+                           "or --overwrite to start again")
+        elif overwrite:
+            for name in _lab_files(present):
+                try:
+                    os.unlink(os.path.join(out_dir, name))
+                except OSError as e:
+                    raise LabWriteError(f"cannot remove {os.path.join(out_dir, name)}: {e.strerror or e}") from None
+        if not resume:
+            _atomic_write(run_path, (json.dumps(run_info, indent=1) + "\n").encode())
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+class _Signals:
+    """SIGINT, SIGTERM, SIGHUP: remember the first, so the loop stops after the current run."""
+
+    NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                number = getattr(signal, name, None)
+                if number is not None:
+                    self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: Any) -> None:
+        self.received = self.received or number
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def _execute(
+    tasks: list[_Task], jobs: int, backend: str, scheduler: str | None, done: Callable[[dict[str, Any]], None],
+    stop: Callable[[], bool],
+) -> None:
+    """Run ``tasks``, calling ``done(record)`` as each finishes, until all are done or ``stop()``."""
+    if not tasks:
+        return
+    if backend == "loky" and jobs == 1:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        with threadpool_limits(limits=1):  # pinned for this run only
+            for task in tasks:
+                if stop():
+                    return
+                done(_run_task(task))
+        return
+    from joblib import Parallel, delayed, parallel_config  # type: ignore[import-untyped]
+
+    client = None
+    if backend == "dask":
+        from distributed import Client
+
+        client = Client(scheduler, set_as_default=False)
+    try:
+        config = parallel_config(backend="dask", client=client) if client else parallel_config(backend="loky")
+        with config:
+            results = Parallel(n_jobs=-1 if client else jobs, return_as="generator_unordered", batch_size=1)(
+                delayed(_run_task)(task, True) for task in tasks
+            )
+            try:
+                for record in results:
+                    done(record)
+                    if stop():
+                        break
+            except LabWriteError:
+                raise
+            except Exception as e:  # a worker died (a plug-in's os._exit, a killed process), a lost cluster
+                first_line = (str(e).strip().splitlines() or [""])[0]
+                raise LabRunError(
+                    f"a worker failed ({type(e).__name__}: {first_line}); the finished trainings are saved: "
+                    "rerun the same command with --resume (--jobs 1 runs them in this process)"
+                ) from e
+            with warnings.catch_warnings():  # joblib warns that it cancels the trainings in flight: resume reruns them
+                warnings.simplefilter("ignore", UserWarning)
+                results.close()  # type: ignore[attr-defined]
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _available(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (scikit-learn takes 1.5 s to import)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: imports of it are blocked
+    return importlib.util.find_spec(module) is not None
+
+
+def _check_optional(plots: bool) -> None:
+    """Find missing optional packages before any training (an ImportError the CLI prints in one line)."""
+    needed = [("sklearn", "the datasets need scikit-learn"), ("threadpoolctl", "BLAS pinning needs threadpoolctl")]
+    if plots:
+        needed.append(("matplotlib", "plots need matplotlib"))
+    for module, why in needed:
+        if not _available(module):
+            hint = ", or run with --no-plots" if module == "matplotlib" else ""
+            raise ImportError(f"{why}: pip install 'minigrad[lab]'{hint}")
 
 
 def compare(
@@ -500,228 +1229,477 @@ def compare(
     epochs: int = DEFAULTS["epochs"],
     batch_size: int = DEFAULTS["batch_size"],
     seeds: int = DEFAULTS["seeds"],
+    tune_seeds: int = DEFAULTS["tune_seeds"],
     hidden: Sequence[int] = DEFAULTS["hidden"],
-    target: float = DEFAULTS["target"],
+    target: float | None = None,
+    lr_grid: Sequence[float] = LR_GRID,
+    eval_points: int = DEFAULTS["eval_points"],
     out_dir: str | os.PathLike | None = DEFAULTS["out_dir"],
-    progress: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    plots: bool = True,
+    progress: Callable[[str], Any] | None = None,
 ) -> Comparison:
-    """Train an MLP per dataset x optimizer x seed and summarise how fast each converges.
+    """Train an MLP per dataset x optimizer x seed (after tuning, if the procedure says so) and summarise.
 
-    Every run with seed s calls ``mg.manual_seed(s)`` then builds
-    ``MLP([n_features, *hidden, n_outputs])``, so all optimizers start from
-    the same weights and see the same batches. Datasets come from
-    :func:`minigrad.data.load_dataset` with its default split (seed 0); the
-    seeds vary the initial weights and the batch order.
+    ``lrs``: None uses :data:`DEFAULT_LRS` when they apply (see the module
+    docstring) and tunes every optimizer otherwise; ``"tune"`` always tunes;
+    a mapping ``{name: rate}`` gives every optimizer its rate. ``target``
+    None uses :data:`TARGETS` per dataset. ``lr_grid`` is the tuning grid.
 
-    ``lrs``: None uses :data:`DEFAULT_LRS` for the built-ins and tunes each
-    plug-in in the run; ``"tune"`` tunes every optimizer on every dataset
-    (see :func:`tune_lr`); a mapping ``{name: rate}`` sets some rates, the
-    others as with None. With ``out_dir``, writes results.csv, summary.csv,
-    tuning.csv (when anything was tuned) and ``<dataset>.png`` there.
-    Raises :class:`LabError` for bad input before training anything.
+    With ``out_dir`` (locked for the call; another process is refused), a
+    folder that already holds files is refused unless ``resume`` (the stored
+    ``run.json`` must match; only missing trainings run; the result equals an
+    uninterrupted run's) or ``overwrite`` (the lab's old files are removed
+    first). Each finished training goes to ``runs.jsonl`` at once, and
+    results.csv is rewritten from them at most every 5 s; at the end
+    results.csv, summary.csv, tuning.csv (if tuned), ``<dataset>.png``,
+    ``profile.png`` and ``lr_sensitivity.png`` are written atomically
+    (``plots=False`` skips the PNGs). SIGINT, SIGTERM and SIGHUP stop after
+    the current training (with ``jobs`` > 1, the trainings in flight are
+    cancelled; resume runs them): results.csv and tuning.csv are written
+    from what finished and ``interrupted`` holds the signal number.
+
+    ``jobs`` > 1 runs trainings in joblib worker processes (loky);
+    ``backend="dask"`` with ``scheduler`` (an address) sends them to a
+    dask.distributed cluster. Results are bit-identical either way. A
+    training that fails (status "error") does not stop the others; it is in
+    ``errors``. ``progress(line)`` gets a line per finished dataset and
+    optimizer. Raises :class:`LabError` for bad input before training,
+    :class:`LabWriteError` when a file cannot be written.
     """
-    datasets, specs, given = _check_settings(datasets, optimizers, lrs, epochs, batch_size, seeds, hidden, target)
+    datasets, specs, given = _check_settings(
+        datasets, optimizers, lrs, epochs, batch_size, seeds, tune_seeds, hidden, target, eval_points
+    )
     hidden = tuple(int(h) for h in hidden)
+    grid = tuple(float(x) for x in lr_grid)
+    if not grid or any(not 0 < x < math.inf for x in grid):
+        raise LabError(f"lr_grid must be non-empty positive rates, got {lr_grid!r}")
+    _check_int("jobs", jobs, 1)
+    if backend not in ("loky", "dask"):
+        raise LabError(f"backend must be 'loky' or 'dask', got {backend!r}")
+    if backend == "dask" and not scheduler:
+        raise LabError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
+    if backend == "dask" and importlib.util.find_spec("distributed") is None:
+        raise ImportError("the dask backend needs dask.distributed: pip install 'minigrad[cluster]'")
+    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden)
+    targets = {d: float(target) if target is not None else TARGETS[d] for d in datasets}
+    from minigrad import __version__
+
+    settings: dict[str, Any] = {
+        "datasets": datasets, "optimizers": [s.name for s in specs], "sources": [s.source for s in specs],
+        "epochs": epochs, "batch_size": batch_size, "hidden": list(hidden), "seeds": seeds,
+        "tune_seeds": tune_seeds, "grid": list(grid), "procedure": procedure, "given": given,
+        "targets": targets, "eval_points": eval_points, "version": __version__,
+    }
+    _check_optional(plots and out_dir is not None)
+    result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
+    say = progress or (lambda line: None)
+
+    lock = journal = None
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         if not out_dir:
             raise LabError("output directory must be a non-empty path")
-        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise LabError(f"output directory {out_dir!r} exists and is not a directory")
-        try:  # make it now, so a bad --out fails before any training
-            os.makedirs(out_dir, exist_ok=True)
-        except OSError as e:
-            raise LabError(f"cannot use output directory {out_dir!r}: {e.strerror or e}") from None
-        if not os.access(out_dir, os.W_OK):
-            raise LabError(f"output directory {out_dir!r} is not writable")
-    settings = {
-        "datasets": datasets, "optimizers": [s.name for s in specs], "epochs": epochs, "batch_size": batch_size,
-        "seeds": seeds, "hidden": hidden, "target": float(target), "out_dir": out_dir,
-    }
-    result = Comparison(settings)
-    to_tune = []
-    for s in specs:
-        if s.name in given:
-            result.lr_sources[s.name] = "given"
-        elif lrs == "tune" or s.default_lr is None:
-            result.lr_sources[s.name] = "tuned"
-            to_tune.append(s)
-        else:
-            result.lr_sources[s.name] = "default"
-
-    n_runs = len(datasets) * (len(specs) + len(to_tune) * len(LR_GRID)) * seeds
-    bar = _tqdm()(total=n_runs, desc="runs", unit="run") if progress else None
-    step = bar.update if bar is not None else None
+        lock = _prepare_out_dir(out_dir, resume, overwrite, settings)
+        if lock.stale:
+            say(f"taking over the lock left by pid {lock.stale}, which is no longer running")
     try:
-        lr_table: dict[tuple[str, str], float] = {}
-        for dataset in datasets:
-            for s in to_tune:
-                if bar is not None:
-                    bar.set_postfix_str(f"tuning {s.name} on {dataset}")
-                best, scores = tune_lr(
-                    dataset, s, epochs=epochs, batch_size=batch_size, hidden=hidden, seeds=seeds, on_run=step
-                )
-                lr_table[dataset, s.name] = best
-                result.tuning += [
-                    {"dataset": dataset, "optimizer": s.name, "lr": lr, "mean_val_loss": score, "chosen": lr == best}
-                    for lr, score in scores
-                ]
-        for s in to_tune:  # the rate that is best on average over the datasets (how DEFAULT_LRS were chosen)
-            mine = [r for r in result.tuning if r["optimizer"] == s.name]
-            mean = [(lr, float(np.mean([r["mean_val_loss"] for r in mine if r["lr"] == lr]))) for lr in LR_GRID]
-            best = min(mean, key=lambda m: m[1])[0]
-            result.tuning += [
-                {"dataset": "(mean)", "optimizer": s.name, "lr": lr, "mean_val_loss": v, "chosen": lr == best}
-                for lr, v in mean
-            ]
-
-        for dataset in datasets:
-            task = mgdata.DATASETS[dataset]
-            X_train, X_test, y_train, y_test = mgdata.load_dataset(dataset)
-            for s in specs:
-                lr = given.get(s.name, lr_table.get((dataset, s.name), s.default_lr))
-                if bar is not None:
-                    bar.set_postfix_str(f"{s.name} on {dataset}")
-                histories = []
-                for seed in range(seeds):
-                    with np.errstate(all="ignore"):  # a diverging run is reported as "diverged", not warned about
-                        history = _run(
-                            X_train, y_train, X_test, y_test, task=task, opt=s, lr=lr, seed=seed,
-                            hidden=hidden, epochs=epochs, batch_size=batch_size,
-                        )
-                    histories.append(history)
-                    metric = "accuracy" if task == "classification" else "r2"
-                    result.rows += [
-                        {"dataset": dataset, "optimizer": s.name, "lr": lr, "seed": seed, "metric": metric, **row}
-                        for row in history
-                    ]
-                    if step is not None:
-                        step()
-                result.summary.append(_summarise(dataset, s.name, lr, result.lr_sources[s.name], histories, target))
+        journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
+        records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
+        with _Signals() as signals:
+            _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say)
+        result.interrupted = signals.received
+        result.records = [r for r in records.values() if r["kind"] == "report"]
+        tune_records = [r for r in records.values() if r["kind"] == "tune"]
+        result.tuning = _tuning_rows(tune_records)
+        result.errors = [r for r in records.values() if r["status"] == "error"]
+        if not result.interrupted:
+            _summarise(result, specs, datasets)
+        if out_dir is not None:
+            result.files = _write_outputs(result, out_dir, plots and not result.interrupted)
     finally:
-        if bar is not None:
-            bar.close()
-    if out_dir is not None:
-        result.files = write_results(result, out_dir)
+        if journal is not None:
+            journal.close()
+        if lock is not None:
+            lock.release()
     return result
 
 
-def _summarise(
-    dataset: str, optimizer: str, lr: float, source: str, histories: list[list[dict[str, float]]], target: float
-) -> dict[str, Any]:
-    final = np.array([h[-1]["train_loss"] for h in histories])
-    diverged = any(not math.isfinite(x) for x in final)
-    to_target = float(np.median([epochs_to_target(h, target) for h in histories]))
-    with np.errstate(all="ignore"):
-        return {
-            "dataset": dataset,
-            "optimizer": optimizer,
-            "lr": lr,
-            "lr_source": source,
-            "metric": "accuracy" if mgdata.DATASETS[dataset] == "classification" else "r2",
-            "final_train_loss_mean": math.nan if diverged else float(final.mean()),
-            "final_train_loss_std": math.nan if diverged else float(final.std()),
-            "test_metric_mean": float(np.mean([h[-1]["test_metric"] for h in histories])),
-            "test_metric_std": float(np.std([h[-1]["test_metric"] for h in histories])),
-            "epochs_to_target": "never" if math.isinf(to_target) else to_target,
-            "seconds_mean": float(np.mean([h[-1]["seconds"] for h in histories])),
-            "seeds": len(histories),
-            "diverged": diverged,
-        }
+def _tasks(kind: str, datasets: Sequence[str], specs: Sequence[OptimizerSpec], seeds: Iterable[int],
+           rates: Callable[[str, OptimizerSpec], Sequence[float]], st: Mapping[str, Any]) -> list[_Task]:
+    return [
+        _Task(kind, d, s.name, s.source, lr, seed, st["epochs"], st["batch_size"], tuple(st["hidden"]),
+              st["eval_points"])
+        for d in datasets for s in specs for lr in rates(d, s) for seed in seeds
+    ]
+
+
+def _sweep(
+    result: Comparison, specs: Sequence[OptimizerSpec], datasets: Sequence[str], grid: tuple[float, ...],
+    given: Mapping[str, float], records: dict[tuple, dict[str, Any]], journal: _Journal | None, jobs: int,
+    backend: str, scheduler: str | None, signals: _Signals, say: Callable[[str], Any],
+) -> None:
+    """Tune (if the procedure says so), then run the reported seeds; every finished training is journalled."""
+    st = result.settings
+    tune_seeds = [TUNE_SEED_BASE + i for i in range(st["tune_seeds"])]
+    report_seeds = list(range(st["seeds"]))
+    tune = _tasks("tune", datasets, specs, tune_seeds, lambda d, s: grid, st) if result.procedure == "tuned" else []
+    result.total_runs = len(tune) + len(datasets) * len(specs) * len(report_seeds)
+    result.done_runs = sum(1 for t in tune if t.key in records)
+
+    last_results = [time.monotonic()]
+
+    def runner(tasks: list[_Task], describe: Callable[[str, str], str]) -> None:
+        waiting = [t for t in tasks if t.key not in records]
+        left: dict[tuple[str, str], int] = {}
+        for t in waiting:
+            left[t.dataset, t.optimizer] = left.get((t.dataset, t.optimizer), 0) + 1
+
+        def done(record: dict[str, Any]) -> None:
+            if journal is not None:
+                journal.append(record)
+            records[_record_key(record)] = record
+            result.done_runs += 1
+            group = (record["dataset"], record["optimizer"])
+            left[group] -= 1
+            if record["status"] == "error":
+                say(f"error: {record['optimizer']} on {record['dataset']}, seed {record['seed']}, "
+                    f"lr {record['lr']:.3g}: {record['message']}")
+            if left[group] == 0:
+                say(f"[{result.done_runs}/{result.total_runs}] {describe(*group)}")
+            if journal is not None and record["kind"] == "report" and time.monotonic() > last_results[0] + 5:
+                # results.csv from the runs so far, every 5 s at most: a kill leaves a recent, complete file
+                reports = [r for r in records.values() if r["kind"] == "report"]
+                path = os.path.join(os.path.dirname(journal.path), "results.csv")
+                _atomic_write(path, _csv_bytes(RESULT_COLUMNS, _result_rows(reports)))
+                last_results[0] = time.monotonic()
+
+        _execute(waiting, jobs, backend, scheduler, done, lambda: bool(signals.received))
+
+    if tune:
+        def tuned_line(dataset: str, optimizer: str) -> str:
+            best, _ = _best_rate(records, dataset, optimizer, grid, tune_seeds)
+            return f"tuned {optimizer} on {dataset}: " + ("no rate worked" if best is None else f"lr {best:.3g}")
+
+        runner(tune, tuned_line)
+        if signals.received:
+            return
+    for d in datasets:
+        for s in specs:
+            if result.procedure == "given":
+                result.rates[d, s.name] = given[s.name]
+            elif result.procedure == "default":
+                result.rates[d, s.name] = DEFAULT_LRS[d][s.name]
+            else:
+                best, _ = _best_rate(records, d, s.name, grid, tune_seeds)
+                result.rates[d, s.name] = math.nan if best is None else best
+                if best is not None and len(grid) > 1 and best in (grid[0], grid[-1]):
+                    result.warnings.append(_edge_warning(s.name, d, best, grid))
+    report = [t for t in _tasks("report", datasets, specs, report_seeds, lambda d, s: [result.rates[d, s.name]], st)
+              if not math.isnan(t.lr)]
+    result.total_runs = len(tune) + len(report)
+    result.done_runs = sum(1 for t in tune + report if t.key in records)
+
+    def report_line(dataset: str, optimizer: str) -> str:
+        return f"{optimizer} on {dataset}: {len(report_seeds)} seeds done"
+
+    runner(report, report_line)
+
+
+def _best_rate(records: Mapping[tuple, dict[str, Any]], dataset: str, optimizer: str, grid: Sequence[float],
+               tune_seeds: Sequence[int]) -> tuple[float | None, list[tuple[float, float]]]:
+    """The tuned rate (lowest mean score, ties to the smaller rate; None if all diverged) and every score."""
+    scores = []
+    for lr in grid:
+        runs = [records.get(("tune", dataset, optimizer, seed, lr)) for seed in tune_seeds]
+        if any(r is None for r in runs):
+            continue
+        scores.append((lr, float(np.mean([r["score"] for r in runs]))))  # type: ignore[index]
+    finite = [s for s in scores if math.isfinite(s[1])]
+    if not finite:
+        return None, scores
+    return min(finite, key=lambda s: (s[1], s[0]))[0], scores
+
+
+def _edge_warning(name: str, dataset: str, best: float, grid: Sequence[float]) -> str:
+    low_end = best == grid[0]
+    per_decade = (len(grid) - 1) / math.log10(grid[-1] / grid[0])
+    low, high = (grid[0] / 100, grid[-1]) if low_end else (grid[0], grid[-1] * 100)
+    n = round(math.log10(high / low) * per_decade) + 1
+    return (f"warning: {name}'s best rate on {dataset}, {best:.3g}, is the {'lowest' if low_end else 'highest'} "
+            f"rate of the grid; the best may lie {'below' if low_end else 'above'} it: widen the grid, "
+            f"e.g. --lr-grid {low:g}:{high:g}:{n}")
+
+
+def _tuning_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = [{"dataset": r["dataset"], "optimizer": r["optimizer"], "lr": r["lr"], "tune_seed": r["seed"],
+             "score": r["score"], "status": r["status"], "final_train_loss": r["final_train_loss"],
+             "message": r["message"]} for r in records]
+    return sorted(rows, key=lambda r: (r["dataset"], r["optimizer"], r["lr"], r["tune_seed"]))
+
+
+def _result_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in sorted(records, key=lambda r: (r["dataset"], r["optimizer"], r["seed"])):
+        metric = "accuracy" if mgdata.DATASETS[r["dataset"]] == "classification" else "r2"
+        for i, step in enumerate(r["step"]):
+            rows.append({"dataset": r["dataset"], "optimizer": r["optimizer"], "seed": r["seed"], "step": step,
+                         "epoch": r["epoch"][i], "train_loss": r["train_loss"][i], "test_metric": r["eval_metric"][i],
+                         "seconds": r["seconds"][i], "status": r["status"], "lr": r["lr"], "metric": metric})
+    return rows
+
+
+def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Sequence[str]) -> None:
+    """The summary rows (one per dataset and optimizer), the verdict lines and the per-problem steps."""
+    st = result.settings
+    by_key = {(r["dataset"], r["optimizer"], r["seed"]): r for r in result.records}
+    problems: dict[str, dict[tuple[str, int], float]] = {s.name: {} for s in specs}
+    for d in datasets:
+        target = st["targets"][d]
+        for s in specs:
+            runs = [by_key[d, s.name, seed] for seed in range(st["seeds"]) if (d, s.name, seed) in by_key]
+            lr = result.rates.get((d, s.name), math.nan)
+            steps = [steps_to_target(r["step"], r["train_loss"], target) if r["status"] == "ok" else math.inf
+                     for r in runs]
+            for r, n in zip(runs, steps):
+                problems[s.name][d, r["seed"]] = n
+            if not runs:
+                steps = [math.inf] * st["seeds"]
+                for seed in range(st["seeds"]):
+                    problems[s.name][d, seed] = math.inf
+            median, low, high = bootstrap_median_ci(steps)
+            ok = [r for r in runs if r["status"] == "ok"]
+            final = np.array([r["train_loss"][-1] for r in ok])
+            metric = np.array([r["eval_metric"][-1] for r in ok])
+            grid = st["grid"]
+            result.summary.append({
+                "dataset": d, "optimizer": s.name, "lr": lr, "target": target,
+                "steps_to_target_median": median, "steps_to_target_ci_low": low, "steps_to_target_ci_high": high,
+                "final_loss_mean": float(final.mean()) if len(ok) else math.nan,
+                "final_loss_std": float(final.std()) if len(ok) else math.nan,
+                "test_metric_mean": float(metric.mean()) if len(ok) else math.nan,
+                "test_metric_std": float(metric.std()) if len(ok) else math.nan,
+                "diverged_runs": sum(r["status"] == "diverged" for r in runs),
+                "error_runs": sum(r["status"] == "error" for r in runs),
+                "runs": len(runs),
+                "metric": "accuracy" if mgdata.DATASETS[d] == "classification" else "r2",
+                "lr_source": result.procedure,
+                "lr_at_grid_edge": result.procedure == "tuned" and len(grid) > 1 and lr in (grid[0], grid[-1]),
+                "seconds_mean": float(np.mean([r["seconds"][-1] for r in runs])) if runs else math.nan,
+            })
+    result.verdict = verdicts(problems) if len(specs) > 1 else []
+    result.settings["problems"] = problems
 
 
 # ---------------------------------------------------------------------------
-# Output: CSV files, plots, the printed table
+# Plots: stable colours, legends that hide nothing, coinciding curves kept visible
 # ---------------------------------------------------------------------------
 
-RESULT_COLUMNS = ["dataset", "optimizer", "lr", "seed", "epoch", "train_loss", "test_metric", "metric", "seconds"]
-SUMMARY_COLUMNS = [
-    "dataset", "optimizer", "lr", "lr_source", "final_train_loss_mean", "final_train_loss_std",
-    "metric", "test_metric_mean", "test_metric_std", "epochs_to_target", "seconds_mean", "seeds", "diverged",
-]
-TUNING_COLUMNS = ["dataset", "optimizer", "lr", "mean_val_loss", "chosen"]
+#: Each built-in's colour in every plot of every run; other names get a stable colour from _EXTRA_COLOURS.
+COLOURS: dict[str, str] = {"sgd": "#1f77b4", "momentum": "#ff7f0e", "nesterov": "#2ca02c", "adam": "#d62728"}
+_EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
+                  "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 
-def _write_csv(path: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+def colour_for(name: str) -> str:
+    """An optimizer's colour: fixed for the built-ins, else picked by a hash of the name (stable across runs)."""
+    if name in COLOURS:
+        return COLOURS[name]
+    digest = int(hashlib.sha1(name.encode()).hexdigest(), 16)
+    return _EXTRA_COLOURS[digest % len(_EXTRA_COLOURS)]
 
 
-def write_results(result: Comparison, out_dir: str | os.PathLike) -> list[str]:
-    """Write results.csv, summary.csv, tuning.csv (if anything was tuned) and one PNG per dataset.
-
-    Returns the paths written.
-    """
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    files = []
-    for name, columns, rows in (
-        ("results.csv", RESULT_COLUMNS, result.rows),
-        ("summary.csv", SUMMARY_COLUMNS, result.summary),
-        ("tuning.csv", TUNING_COLUMNS, result.tuning),
-    ):
-        if rows or name != "tuning.csv":
-            path = os.path.join(out_dir, name)
-            _write_csv(path, columns, rows)
-            files.append(path)
-    for dataset in result.settings["datasets"]:
-        path = os.path.join(out_dir, f"{dataset}.png")
-        plot_dataset(result, dataset, path)
-        files.append(path)
-    return files
+def _style(index: int) -> dict[str, Any]:
+    """Line style and marker by position in the run, so curves that coincide stay distinguishable."""
+    return {"linestyle": _STYLES[index % len(_STYLES)], "marker": _MARKERS[index % len(_MARKERS)],
+            "markevery": 0.1, "markersize": 4, "linewidth": 1.6}
 
 
-def plot_dataset(result: Comparison, dataset: str, path: str | os.PathLike) -> None:
-    """Save the train-loss curves of every optimizer on ``dataset``: mean over seeds, min-max band, log y."""
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")  # no bbox_inches="tight": it draws the figure twice
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for s in (r for r in result.summary if r["dataset"] == dataset):
-        curves: dict[int, list[float]] = {}
-        for row in result.rows:
-            if row["dataset"] == dataset and row["optimizer"] == s["optimizer"]:
-                curves.setdefault(row["seed"], []).append(row["train_loss"])
-        length = max(len(c) for c in curves.values())
-        loss = np.full((len(curves), length), np.nan)  # a diverged run stops early: nan after it
-        for i, c in enumerate(curves.values()):
-            loss[i, : len(c)] = c
+    return plt
+
+
+def _plot_dataset(result: Comparison, dataset: str) -> bytes:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    names = result.settings["optimizers"]
+    for i, name in enumerate(names):
+        runs = [r for r in result.records if r["dataset"] == dataset and r["optimizer"] == name]
+        if not runs:
+            continue
+        steps = max((r["step"] for r in runs), key=len)
+        loss = np.full((len(runs), len(steps)), np.nan)  # a diverged run stops early: nan after it
+        for j, r in enumerate(runs):
+            loss[j, : len(r["train_loss"])] = r["train_loss"]
         loss[~np.isfinite(loss)] = np.nan
-        epochs = np.arange(length)
-        with warnings.catch_warnings():  # an epoch where every seed had diverged is all nan
+        with warnings.catch_warnings():  # a step where every seed had diverged is all nan
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, low, high = np.nanmean(loss, 0), np.nanmin(loss, 0), np.nanmax(loss, 0)
-        label = f"{s['optimizer']} (lr={s['lr']:.3g}{', tuned' if s['lr_source'] == 'tuned' else ''})"
-        (line,) = ax.plot(epochs, mean, label=label)
-        ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.axhline(result.settings["target"], color="gray", linestyle=":", linewidth=1, label="target")
+        lr = result.rates.get((dataset, name), math.nan)
+        ax.plot(steps, mean, color=colour_for(name), label=f"{name} (lr {lr:.3g})", **_style(i))
+        ax.fill_between(steps, low, high, color=colour_for(name), alpha=0.15, linewidth=0)
+    ax.axhline(result.settings["targets"][dataset], color="gray", linestyle=":", linewidth=1, label="target")
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("optimizer step")
     ax.set_ylabel("train loss (log scale)")
     n = result.settings["seeds"]
-    ax.set_title(f"{dataset}: train loss, mean of {n} seed{'s' if n > 1 else ''} (band: min to max)")
-    ax.legend()
+    ax.set_title(f"{dataset}: train loss, mean of {n} seed{'s' if n > 1 else ''} (band: min to max)", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside the axes: hides no curve
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fig.subplots_adjust(left=0.09, right=0.68, bottom=0.12, top=0.9)
+    return _png(fig)
 
 
-def _lr_heading(result: Comparison) -> str:
-    groups: dict[str, list[str]] = {}
-    for name, source in result.lr_sources.items():
-        groups.setdefault(source, []).append(name)
-    text = {
-        "default": "the documented defaults (chosen by a `minigrad compare --lr tune` run; see DEFAULT_LRS)",
-        "tuned": f"tuned in this run per dataset on a validation split "
-        f"({VALIDATION_SIZE:.0%} of the training set; grid {LR_GRID[0]:g} to {LR_GRID[-1]:g})",
-        "given": "given on the command line",
-    }
-    return "Learning rates: " + "; ".join(f"{text[source]} for {', '.join(names)}" for source, names in groups.items())
+def _plot_profile(result: Comparison) -> bytes:
+    plt = _pyplot()
+    problems = result.settings["problems"]
+    keys = sorted(next(iter(problems.values())))
+    taus = np.logspace(0, 1, 200)
+    profile = performance_profile({n: [problems[n][k] for k in keys] for n in problems}, taus)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    for i, (name, rho) in enumerate(profile.items()):
+        ax.step(taus, rho, where="post", color=colour_for(name), label=name, **(_style(i) | {"markevery": 0.15}))
+    ax.set_xscale("log")
+    ax.set_xlim(1, 10)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("τ: steps to target within this factor of the best optimizer's")
+    ax.set_ylabel("fraction of problems")
+    ax.set_title(f"performance profile over {len(keys)} problems (dataset x seed)", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.subplots_adjust(left=0.09, right=0.72, bottom=0.12, top=0.9)
+    return _png(fig)
+
+
+def _plot_sensitivity(result: Comparison) -> bytes:
+    plt = _pyplot()
+    datasets = result.settings["datasets"]
+    cols = min(4, len(datasets))
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.6, 2.8 * rows), dpi=100, squeeze=False)
+    for ax, d in zip(axes.flat, datasets):
+        curves = {}
+        for name in result.settings["optimizers"]:
+            mine = [r for r in result.tuning if r["dataset"] == d and r["optimizer"] == name]
+            lrs = sorted({r["lr"] for r in mine})
+            score = [float(np.mean([r["score"] for r in mine if r["lr"] == lr])) for lr in lrs]
+            curves[name] = [(lr, s) for lr, s in zip(lrs, score) if math.isfinite(s)]
+        best = min((s for c in curves.values() for _, s in c), default=1.0)
+        cap = 20 * best  # scores of nearly diverging rates reach 1e30: draw them at the top
+        for i, (name, finite) in enumerate(curves.items()):
+            if finite:
+                x, y = zip(*finite)
+                ax.plot(x, np.minimum(y, cap), color=colour_for(name), label=name,
+                        **(_style(i) | {"markevery": 1}))
+        ax.set_ylim(best / 1.5, cap * 1.5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(d, fontsize=9)
+        ax.set_xlabel("lr", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("tuning score (mean val loss)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.suptitle("learning-rate sensitivity: tuning score per rate (diverged rates left out; "
+                 "scores above 20x the best drawn at 20x)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.6 * cols + 1.6), 0.95))
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def _write_outputs(result: Comparison, out_dir: str, plots: bool) -> list[str]:
+    """Write every output file atomically; return their paths."""
+    written = []
+
+    def put(name: str, payload: bytes) -> None:
+        path = os.path.join(out_dir, name)
+        _atomic_write(path, payload)
+        written.append(path)
+
+    put("results.csv", _csv_bytes(RESULT_COLUMNS, result.rows))
+    if result.tuning:
+        put("tuning.csv", _csv_bytes(TUNING_COLUMNS, result.tuning))
+    if result.summary:
+        put("summary.csv", _csv_bytes(SUMMARY_COLUMNS, result.summary))
+    if plots and result.summary:
+        for d in result.settings["datasets"]:
+            put(f"{d}.png", _plot_dataset(result, d))
+        put("profile.png", _plot_profile(result))
+        if result.tuning:
+            put("lr_sensitivity.png", _plot_sensitivity(result))
+    return written
+
+
+# ---------------------------------------------------------------------------
+# The documented defaults, regenerated
+# ---------------------------------------------------------------------------
+
+
+def _bind_rate(spec: OptimizerSpec, lr: float) -> Callable[[list[nn.Parameter]], optim.Optimizer]:
+    return lambda params: spec.make(params, lr)
+
+
+def choose_defaults(
+    datasets: Sequence[str] = tuple(mgdata.DATASETS), *, jobs: int = 1, progress: Callable[[str], Any] | None = None
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Tune the built-ins for :data:`DEFAULT_SETTINGS` and return new ``(DEFAULT_LRS, TARGETS)``.
+
+    This is ``python -m minigrad defaults``: the tuning of ``--lr tune``
+    (grid :data:`LR_GRID`, the default tuning seeds) for every built-in on
+    every dataset, rates rounded to 3 significant digits. The target of a
+    dataset is the largest, over the built-ins at those rates, of the train
+    loss at the middle of the run (median over the tuning seeds, on the
+    tuning split), to 2 significant digits: the slowest optimizer gets there
+    about half way, so every optimizer reaches it and the faster ones visibly
+    earlier. No reported seed is used.
+    """
+    specs = [resolve_optimizer(n) for n in BUILTIN_OPTIMIZERS]
+    st = DEFAULT_SETTINGS
+    result = compare(datasets, specs, "tune", epochs=st["epochs"], batch_size=st["batch_size"], hidden=st["hidden"],
+                     seeds=1, target=1.0, out_dir=None, jobs=jobs, progress=progress, plots=False)
+    rates = {d: {s.name: float(f"{result.rates[d, s.name]:.3g}") for s in specs} for d in datasets}
+    targets: dict[str, float] = {}
+    for d in datasets:
+        X, X_val, y, y_val = _validation_split(d)
+        halfway = []
+        for s in specs:
+            losses = []
+            make = _bind_rate(s, rates[d][s.name])
+            for seed in range(DEFAULTS["tune_seeds"]):
+                run = train_run(X, y, X_val, y_val, task=mgdata.DATASETS[d], make_optimizer=make,
+                                seed=TUNE_SEED_BASE + seed, hidden=st["hidden"], epochs=st["epochs"],
+                                batch_size=st["batch_size"], eval_points=DEFAULTS["eval_points"])
+                middle = int(np.argmin(np.abs(np.array(run["step"]) - run["step"][-1] / 2)))
+                losses.append(run["train_loss"][middle])
+            halfway.append(float(np.median(losses)))
+        targets[d] = float(f"{max(halfway):.2g}")
+    return rates, targets
+
+
+# ---------------------------------------------------------------------------
+# The printed table
+# ---------------------------------------------------------------------------
 
 
 def _count(n: int, noun: str) -> str:
@@ -729,47 +1707,90 @@ def _count(n: int, noun: str) -> str:
 
 
 def _number(x: float, decimals: int) -> str:
-    """Fixed decimals for ordinary values, scientific notation for huge ones (a near-divergent run)."""
-    return f"{x:.{decimals}f}" if abs(x) < 1e4 else f"{x:.2e}"
+    """Fixed decimals for ordinary values, scientific notation for huge or tiny ones."""
+    if x != 0 and (abs(x) >= 1e4 or abs(x) < 10**-decimals):
+        return f"{x:.2e}"
+    return f"{x:.{decimals}f}"
+
+
+def _steps(x: float) -> str:
+    return "never" if math.isinf(x) else f"{x:g}"
+
+
+def _heading(result: Comparison) -> str:
+    st = result.settings
+    grid = st["grid"]
+    if result.procedure == "default":
+        how = (f"the documented per-dataset defaults (DEFAULT_LRS, tuned for {_settings_text(DEFAULT_SETTINGS)}; "
+               "regenerate with `python -m minigrad defaults`)")
+    elif result.procedure == "given":
+        how = "given on the command line"
+    else:
+        how = (f"tuned in this run for every optimizer, per dataset, on a validation split "
+               f"({VALIDATION_SIZE:.0%} of the training set; grid {grid[0]:g} to {grid[-1]:g}, {len(grid)} rates; "
+               f"{_count(st['tune_seeds'], 'tuning seed')}, disjoint from the reported ones)")
+        if result.procedure_reason:
+            how += f", because {result.procedure_reason}"
+    return f"Learning rates: {how}."
 
 
 def format_table(result: Comparison) -> str:
-    """The printed summary: per dataset and optimizer, loss mean ± std, test metric, epochs to target, time."""
+    """The printed summary: per dataset and optimizer, steps to target with its interval, loss, metric; verdicts."""
     st = result.settings
-    target = st["target"]
+    targets = st["targets"]
+    same = len(set(targets.values())) == 1
     lines = [
         f"minigrad compare: {_count(len(st['datasets']), 'dataset')} x {_count(len(st['optimizers']), 'optimizer')}"
         f" x {_count(st['seeds'], 'seed')}, {_count(st['epochs'], 'epoch')}, batch {st['batch_size']}, "
-        f"hidden {','.join(map(str, st['hidden'])) or 'none'}, target train loss {target:g}",
-        _lr_heading(result) + ".",
+        f"hidden {','.join(map(str, st['hidden'])) or 'none'}, target train loss "
+        + (f"{next(iter(targets.values())):g}" if same else "per dataset"),
+        _heading(result),
         "",
     ]
-    header = ["dataset", "optimizer", "lr", "final train loss", "test metric", f"epochs to {target:g}", "time"]
+    header = ["dataset", "target", "optimizer", "lr", "steps to target [95% CI]", "final train loss",
+              "test metric"]
     table = [header]
     for s in result.summary:
-        if s["diverged"]:
-            loss = "diverged"
+        runs, bad = s["runs"], s["diverged_runs"] + s["error_runs"]
+        if math.isnan(s["lr"]):
+            failed = "no rate worked in tuning (all diverged or failed)"
+            table.append([s["dataset"], f"{s['target']:g}", s["optimizer"], "-", failed, "-", "-"])
+            continue
+        lr = f"{s['lr']:.3g}" + ("!" if s["lr_at_grid_edge"] else "")
+        reach = f"{_steps(s['steps_to_target_median'])} [{_steps(s['steps_to_target_ci_low'])}-" \
+                f"{_steps(s['steps_to_target_ci_high'])}]"
+        if bad == runs:
+            loss = "error" if s["error_runs"] else "diverged"
+            metric = "-"
         else:
-            loss = f"{_number(s['final_train_loss_mean'], 4)} ± {_number(s['final_train_loss_std'], 4)}"
-        metric = f"{'acc' if s['metric'] == 'accuracy' else 'R²'} {_number(s['test_metric_mean'], 3)}"
-        reach = s["epochs_to_target"] if isinstance(s["epochs_to_target"], str) else f"{s['epochs_to_target']:g}"
-        lr = f"{s['lr']:.3g}" + ("*" if s["lr_source"] == "tuned" else "")
-        table.append([s["dataset"], s["optimizer"], lr, loss, metric, reach, f"{s['seconds_mean']:.2f}s"])
+            loss = f"{_number(s['final_loss_mean'], 4)} ± {_number(s['final_loss_std'], 4)}"
+            metric = f"{'acc' if s['metric'] == 'accuracy' else 'R²'} {_number(s['test_metric_mean'], 3)} ± " \
+                     f"{_number(s['test_metric_std'], 3)}"
+            if s["diverged_runs"]:
+                loss += f" ({s['diverged_runs']} diverged)"
+            if s["error_runs"]:
+                loss += f" ({s['error_runs']} error)"
+        table.append([s["dataset"], f"{s['target']:g}", s["optimizer"], lr, reach, loss, metric])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     previous = None
     for i, row in enumerate(table):
         if i > 1 and row[0] != previous:
             lines.append("")
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
-        lines.append("  ".join(cells).rstrip())
+        left = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2])]
+        lines.append("  ".join(left + [c.rjust(w) for c, w in zip(row[3:], widths[3:])]).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
         previous = row[0]
     notes = [
-        "final train loss: mean ± std over seeds after the last epoch; test metric: mean over seeds;",
-        f"epochs to {target:g}: median over seeds of the first epoch with train loss <= {target:g};"
-        " time: training seconds per run.",
+        "",
+        "steps to target: median over seeds of the first evaluated step with train loss <= the target "
+        "(never: missed), bootstrap 95% interval;",
+        "final train loss and test metric: mean ± std over the seeds that did not diverge.",
     ]
-    if "tuned" in result.lr_sources.values():
-        notes.append("* tuned in this run.")
-    return "\n".join(lines + [""] + notes)
+    if any(s["lr_at_grid_edge"] for s in result.summary):
+        notes.append("! the rate is at an end of the grid.")
+    if result.verdict:
+        notes += ["", "Verdict against sgd (problem = dataset x seed; ratio of steps to target):"]
+        notes += [f"  {line}" for line in result.verdict]
+    notes += result.warnings
+    return "\n".join(lines + notes)

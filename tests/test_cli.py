@@ -1,4 +1,4 @@
-"""The command line: a tiny real run, plug-ins by path, and one clear line for every bad input."""
+"""The command line: a tiny real run, plug-ins with arguments, and one clear line for every bad input."""
 
 import csv
 import os
@@ -11,7 +11,8 @@ from minigrad import cli, lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY = ["--datasets", "iris", "--epochs", "2", "--seeds", "1", "--hidden", "8"]
+TINY = ["--datasets", "iris", "--epochs", "2", "--seeds", "1", "--hidden", "8", "--lr-grid", "0.01:1:3",
+        "--eval-points", "5"]
 
 
 def run_module(*args, cwd=ROOT):
@@ -25,53 +26,46 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_tiny_run_writes_results_and_a_plot(tmp_path, capsys):
+def test_tiny_run_writes_results_and_plots(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["compare", *TINY, "--out", str(out)]) == 0
     rows = read_csv(out / "results.csv")
-    for column in ("dataset", "optimizer", "seed", "epoch", "train_loss", "test_metric", "seconds", "lr"):
-        assert column in rows[0]
-    assert len(rows) == 4 * 3  # four optimizers x epochs 0, 1, 2
+    assert list(rows[0])[:9] == ["dataset", "optimizer", "seed", "step", "epoch", "train_loss", "test_metric",
+                                 "seconds", "status"]
     assert {r["optimizer"] for r in rows} == {"sgd", "momentum", "nesterov", "adam"}
-    assert {r["epoch"] for r in rows} == {"0", "1", "2"}
-    assert {float(r["lr"]) for r in rows if r["optimizer"] == "adam"} == {lab.DEFAULT_LRS["adam"]}
     assert len(read_csv(out / "summary.csv")) == 4
-    assert (out / "iris.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = capsys.readouterr().out
-    assert "documented defaults" in printed
-    assert "final train loss" in printed and "epochs to 0.1" in printed
+    assert len(read_csv(out / "tuning.csv")) == 4 * 3 * 2  # optimizers x rates x tuning seeds
+    for name in ("iris.png", "profile.png", "lr_sensitivity.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    captured = capsys.readouterr()
+    assert "tuned in this run for every optimizer" in captured.out and "Verdict against sgd" in captured.out
+    assert "steps to target" in captured.out
+    # A progress line per finished dataset and optimizer, also when stderr is not a terminal.
+    assert "tuned adam on iris: lr" in captured.err and "adam on iris: 1 seeds done" in captured.err
 
 
-def test_compare_is_the_default_subcommand_and_lr_overrides(tmp_path, capsys):
+def test_compare_is_the_default_subcommand_and_rates_and_arguments(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = [*TINY, "--optimizers", "sgd,adam", "--lr", "sgd=0.05", "--target", "2", "--out", str(out)]
+    argv = [*TINY, "--optimizers", "sgd,momentum(beta=0.5)", "--lr", "sgd=0.05,momentum(beta=0.5)=0.2",
+            "--target", "2", "--out", str(out)]
     assert cli.main(argv) == 0
     summary = read_csv(out / "summary.csv")
     assert [(s["optimizer"], float(s["lr"]), s["lr_source"]) for s in summary] == [
-        ("sgd", 0.05, "given"), ("adam", lab.DEFAULT_LRS["adam"], "default")]
-    # Target 2 is above ln 3, the untrained loss of a 3-class problem: reached at epoch 0.
-    assert [s["epochs_to_target"] for s in summary] == ["0.0", "0.0"]
-    assert "given on the command line for sgd" in capsys.readouterr().out
+        ("sgd", 0.05, "given"), ("momentum(beta=0.5)", 0.2, "given")]
+    # Target 2 is above ln 3, the untrained loss of a 3-class problem: reached at step 0.
+    assert [float(s["steps_to_target_median"]) for s in summary] == [0.0, 0.0]
+    assert "given on the command line" in capsys.readouterr().out
 
 
-def test_plugin_optimizer_by_path(tmp_path, plugin_source, capsys):
+def test_plugin_optimizer_with_arguments_by_path(tmp_path, plugin_source, capsys):
     plugin = tmp_path / "signsgd.py"
     plugin.write_text(plugin_source)
     out = tmp_path / "out"
-    argv = [*TINY, "--optimizers", f"sgd,{plugin}:SignSGD", "--lr", "SignSGD=0.02", "--out", str(out)]
+    argv = [*TINY, "--optimizers", f"sgd,{plugin}:SignSGD", "--lr", "tune", "--out", str(out)]
     assert cli.main(argv) == 0
     rows = read_csv(out / "results.csv")
     assert {r["optimizer"] for r in rows} == {"sgd", "SignSGD"}
-    assert {float(r["lr"]) for r in rows if r["optimizer"] == "SignSGD"} == {0.02}
     assert "SignSGD" in capsys.readouterr().out
-
-
-def test_lr_tune_says_so(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert cli.main([*TINY, "--epochs", "1", "--optimizers", "adam", "--lr", "tune", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "tuned in this run" in printed and "Best rate per optimizer" in printed
-    assert (out / "tuning.csv").exists()
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
@@ -93,11 +87,20 @@ def test_broken_plugin_in_a_subprocess_has_no_traceback(tmp_path):
     assert "RuntimeError: boom" in lines[0]
 
 
-def test_help_exits_zero(capsys):
+def test_help_shows_the_subcommands_and_compares_options(capsys):
     assert cli.main(["--help"]) == 0
-    assert "compare" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "compare" in printed and "defaults" in printed and "--lr-grid LOW:HIGH:N" in printed
     assert cli.main(["compare", "--help"]) == 0
-    assert "--batch-size" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    for option in ("--lr-grid", "--tune-seeds", "--resume", "--overwrite", "--jobs", "--backend", "--scheduler"):
+        assert option in printed
+
+
+def test_split_list_keeps_arguments_together():
+    assert cli.split_list("sgd, adam(betas=(0.9, 0.99)),x.py:Lion(b=[1,2])", "optimizers") == [
+        "sgd", "adam(betas=(0.9, 0.99))", "x.py:Lion(b=[1,2])"]
+    assert cli.parse_lrs("sgd=0.1,momentum(beta=0.5)=0.2") == {"sgd": 0.1, "momentum(beta=0.5)": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -108,19 +111,31 @@ def test_help_exits_zero(capsys):
         (["--optimizers", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--optimizers", "{plugin}:Lion"], "has no class 'Lion'"),
         (["--optimizers", "{missing}:Lion"], "no such file"),
+        (["--optimizers", "momentum(beta=0.9"], "unbalanced parentheses"),
+        (["--optimizers", "momentum(beta=open('x'))"], "the value of beta is not a literal"),
+        (["--optimizers", "momentum(0.9)"], "expected name(key=value, ...)"),
+        (["--optimizers", "momentum(gamma=1)"], "unexpected keyword argument 'gamma'"),
+        (["--optimizers", "{plugin}:SignSGD(beta=1)"], "unexpected keyword argument 'beta'"),
         (["--lr", "fast"], "--lr: expected 'tune' or name=rate pairs"),
         (["--lr", "sgd=abc"], "--lr: expected 'tune' or name=rate pairs"),
         (["--lr", "sgd=-0.1"], "--lr: expected 'tune' or name=rate pairs"),
         (["--lr", "sgd=0.1,sgd=0.2"], "'sgd' is given twice"),
         (["--lr", "lion=0.1"], "not among the optimizers"),
+        (["--lr", "sgd=0.1"], "give a rate for every optimizer"),
+        (["--lr-grid", "10:1:3"], "argument --lr-grid"),
+        (["--lr-grid", "1e-5:10"], "argument --lr-grid: expected LOW:HIGH:N"),
         (["--epochs", "-1"], "argument --epochs: must be >= 0, got -1"),
         (["--epochs", "ten"], "argument --epochs: expected an integer"),
         (["--batch-size", "0"], "argument --batch-size: must be >= 1"),
         (["--seeds", "0"], "argument --seeds: must be >= 1"),
+        (["--tune-seeds", "0"], "argument --tune-seeds: must be >= 1"),
         (["--hidden", "64,x"], "--hidden: expected comma-separated positive integers"),
-        (["--hidden", "64,0"], "--hidden: sizes must be positive"),
         (["--target", "-1"], "argument --target: must be a positive number"),
+        (["--jobs", "0"], "argument --jobs: must be >= 1"),
+        (["--backend", "dask"], "needs a scheduler address"),
+        (["--backend", "spark"], "argument --backend: invalid choice"),
         (["--out", "{plugin}"], "exists and is not a directory"),
+        (["--resume", "--overwrite"], "contradict each other"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["train"], "unrecognized arguments: train"),
     ],
@@ -135,4 +150,18 @@ def test_bad_input_prints_one_line_and_exits_2(tmp_path, plugin_source, capsys, 
     lines = captured.err.splitlines()
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("minigrad: error: ") and message in lines[0]
-    assert not (tmp_path / "out").exists()  # nothing ran
+    assert not (tmp_path / "out").exists() or "contradict" in message  # nothing ran
+
+
+def test_defaults_prints_the_tables_to_paste(monkeypatch, capsys):
+    monkeypatch.setitem(lab.DEFAULT_SETTINGS, "epochs", 2)  # tiny settings: the command's logic, not its cost
+    monkeypatch.setitem(lab.DEFAULT_SETTINGS, "hidden", (4,))
+    assert cli.main(["defaults", "--datasets", "iris"]) == 0
+    namespace: dict = {}
+    exec(capsys.readouterr().out, namespace)  # the printed text is Python: two dict literals
+    rates, targets = namespace["DEFAULT_LRS"], namespace["TARGETS"]
+    assert list(rates) == ["iris"] and list(rates["iris"]) == list(lab.BUILTIN_OPTIMIZERS)
+    grid = {float(f"{lr:.3g}") for lr in lab.LR_GRID}
+    assert set(rates["iris"].values()) <= grid
+    # Two epochs of four batches: every built-in is still near the untrained loss ln 3 = 1.1 half way.
+    assert list(targets) == ["iris"] and 0.3 < targets["iris"] < 1.5

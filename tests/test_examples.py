@@ -51,7 +51,7 @@ def test_ravine_gd_zigzags_and_momentum_needs_fewer_steps(tmp_path: Path) -> Non
     assert_png(tmp_path / "ravine.png")
     h = np.array([1.0, 100.0])  # f = (x² + 100·y²)/2, gradient h·w
     x0 = np.array([-10.0, 1.0])
-    gd, mom = result["gd"], result["momentum"]
+    gd, mom = result["sgd"], result["momentum"]
 
     # Plain GD: w_k = (1 - lr·h)^k · w_0, coordinate by coordinate.
     k = np.arange(len(gd["path"]))[:, None]

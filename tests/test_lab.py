@@ -1,13 +1,21 @@
-"""The lab: fit, metrics, optimizers by name or path, tuning, compare's outputs."""
+"""The lab as a fair benchmark: fit, optimizers with arguments, one procedure per table, statistics, plots."""
 
 import csv
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad import data, lab, nn, optim
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Tiny settings: a run of these takes milliseconds.
+TINY = {"epochs": 2, "batch_size": 32, "seeds": 2, "tune_seeds": 2, "hidden": (8,), "eval_points": 10}
 
 
 def numpy_mlp(model, X):
@@ -27,9 +35,19 @@ def numpy_cross_entropy(logits, y):
     return float(-log_probs[np.arange(len(y)), y].mean())
 
 
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture(scope="module")
 def iris():
     return data.load_dataset("iris")
+
+
+# ---------------------------------------------------------------------------
+# fit, the plain loop the examples use
+# ---------------------------------------------------------------------------
 
 
 def test_fit_lowers_the_loss_and_reports_true_values(iris):
@@ -43,70 +61,11 @@ def test_fit_lowers_the_loss_and_reports_true_values(iris):
     )
     assert [row["epoch"] for row in history] == list(range(21))
     assert logged == history
-    assert all(set(row) == {"epoch", "train_loss", "test_metric", "seconds"} for row in history)
-    assert history[0]["seconds"] == 0 and all(a["seconds"] <= b["seconds"] for a, b in zip(history, history[1:]))
-    # Three classes: the untrained loss is near ln 3; training must cut it well down.
     assert abs(history[0]["train_loss"] - math.log(3)) < 0.5
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
-    # The reported numbers are the final model's, recomputed here in numpy.
     assert history[-1]["train_loss"] == pytest.approx(numpy_cross_entropy(numpy_mlp(model, X_train), y_train), rel=1e-4)
     test_acc = np.mean(np.argmax(numpy_mlp(model, X_test), axis=1) == y_test)
     assert history[-1]["test_metric"] == pytest.approx(test_acc)
-    assert history[-1]["test_metric"] > 0.8
-
-
-def test_fit_is_the_plain_loop_and_manual_seed_makes_it_repeatable(iris):
-    X_train, _, y_train, _ = iris
-
-    def by_fit():
-        mg.manual_seed(1)
-        model = nn.MLP([4, 8, 3])
-        history = lab.fit(model, nn.cross_entropy, optim.Adam(model.parameters(), lr=0.01),
-                          X_train, y_train, epochs=3, batch_size=32)
-        return model, history
-
-    mg.manual_seed(1)
-    model = nn.MLP([4, 8, 3])
-    opt = optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(3):
-        for X, y in data.batches(X_train, y_train, 32):
-            opt.zero_grad()
-            nn.cross_entropy(model(mg.Tensor(X)), y).backward()
-            opt.step()
-    a, history_a = by_fit()
-    b, history_b = by_fit()
-    for p, q, r in zip(model.parameters(), a.parameters(), b.parameters()):
-        np.testing.assert_array_equal(p.data, q.data)
-        np.testing.assert_array_equal(q.data, r.data)
-    assert [h["train_loss"] for h in history_a] == [h["train_loss"] for h in history_b]
-    assert math.isnan(history_a[-1]["test_metric"])  # no test set
-
-
-def test_fit_seed_fixes_the_batch_order(iris):
-    X_train, _, y_train, _ = iris
-    runs = []
-    for init in (2, 3):
-        mg.manual_seed(0)
-        model = nn.MLP([4, 8, 3])
-        mg.manual_seed(init)  # moves the global generator: must not matter with seed=
-        lab.fit(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1), X_train, y_train,
-                epochs=2, seed=11)
-        runs.append(model.parameters()[0].data.copy())
-    np.testing.assert_array_equal(runs[0], runs[1])
-
-
-def test_fit_regression_reports_r2():
-    X_train, X_test, y_train, y_test = data.load_dataset("diabetes")
-    mg.manual_seed(0)
-    model = nn.MLP([10, 16, 1])
-    history = lab.fit(model, nn.mse_loss, optim.Adam(model.parameters(), lr=0.01), X_train, y_train,
-                      X_test, y_test, epochs=10, task="regression")
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    pred = numpy_mlp(model, X_test)
-    r2 = 1 - np.sum((y_test - pred) ** 2) / np.sum((y_test - y_test.mean()) ** 2)
-    assert history[-1]["test_metric"] == pytest.approx(r2, rel=1e-4, abs=1e-5)
-    assert history[-1]["train_loss"] == pytest.approx(np.mean((numpy_mlp(model, X_train) - y_train) ** 2), rel=1e-4)
-    assert 0.2 < history[-1]["test_metric"] < 1
 
 
 def test_fit_stops_when_the_loss_diverges(iris):
@@ -115,25 +74,13 @@ def test_fit_stops_when_the_loss_diverges(iris):
     model = nn.MLP([4, 16, 3])
     with np.errstate(all="ignore"):
         history = lab.fit(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=1e8), X_train, y_train, epochs=50)
-    assert len(history) < 51
-    assert not math.isfinite(history[-1]["train_loss"])
-    assert all(math.isfinite(h["train_loss"]) for h in history[:-1])
-
-
-def test_fit_with_zero_epochs_only_evaluates(iris):
-    X_train, _, y_train, _ = iris
-    model = nn.MLP([4, 3])
-    before = model.parameters()[0].data.copy()
-    history = lab.fit(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=1.0), X_train, y_train, epochs=0)
-    assert len(history) == 1
-    np.testing.assert_array_equal(model.parameters()[0].data, before)
+    assert len(history) < 51 and not math.isfinite(history[-1]["train_loss"])
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"epochs": -1}, "epochs must be an integer >= 0"),
-        ({"epochs": 2.5}, "epochs must be an integer >= 0"),
         ({"epochs": 1, "batch_size": 0}, "batch_size must be an integer >= 1"),
         ({"epochs": 1, "task": "ranking"}, "task must be one of"),
         ({"epochs": 1, "X_test": np.zeros((2, 4))}, "give both X_test and y_test"),
@@ -153,11 +100,16 @@ def test_metrics_by_hand():
     assert lab.r2_score(np.array([[1.0], [2.0], [4.0]]), np.array([[1.0], [2.0], [3.0]])) == 0.5
 
 
-def test_epochs_to_target():
-    history = [{"epoch": e, "train_loss": loss} for e, loss in enumerate([1.0, 0.5, 0.09, 0.2, 0.05])]
+def test_steps_and_epochs_to_target():
+    assert lab.steps_to_target([0, 5, 10, 15], [1.0, 0.5, 0.09, 0.05], 0.1) == 10
+    assert lab.steps_to_target([0, 5], [1.0, 0.5], 0.1) == math.inf
+    history = [{"epoch": e, "train_loss": loss} for e, loss in enumerate([1.0, 0.5, 0.09])]
     assert lab.epochs_to_target(history, 0.1) == 2
-    assert lab.epochs_to_target(history, 1.0) == 0
-    assert lab.epochs_to_target(history, 0.01) == math.inf
+
+
+# ---------------------------------------------------------------------------
+# Optimizers: built-in, plug-in, keyword arguments parsed as literals only
+# ---------------------------------------------------------------------------
 
 
 def test_builtin_optimizers():
@@ -168,20 +120,68 @@ def test_builtin_optimizers():
         "nesterov": (optim.SGD, {"momentum": 0.9, "nesterov": True}),
         "adam": (optim.Adam, {"betas": (0.9, 0.999)}),
     }
+    assert set(cases) == set(lab.BUILTIN_OPTIMIZERS)
     for name, (cls, hyper) in cases.items():
         spec = lab.resolve_optimizer(name)
-        assert spec.name == name and spec.default_lr == lab.DEFAULT_LRS[name]
+        assert spec.name == name and spec.builtin
         opt = spec.make(params, 0.25)
         assert type(opt) is cls and opt.lr == 0.25
         for key, value in hyper.items():
             assert getattr(opt, key) == value
 
 
+def test_keyword_arguments_reach_the_optimizer(tmp_path):
+    params = [nn.Parameter(np.zeros(3))]
+    spec = lab.resolve_optimizer("momentum(beta=0.95)")
+    assert spec.name == "momentum(beta=0.95)" and not spec.builtin
+    assert spec.make(params, 0.1).beta == 0.95
+    adam = lab.resolve_optimizer("adam(betas=(0.9, 0.99), eps=1e-6)")
+    opt = adam.make(params, 0.1)
+    assert opt.betas == (0.9, 0.99) and opt.eps == 1e-6
+    assert adam.name == "adam(betas=(0.9, 0.99), eps=1e-06)"
+    assert lab.resolve_optimizer("minigrad.optim:SGD(momentum=0.5)").make(params, 0.1).momentum == 0.5
+    path = tmp_path / "scaled.py"
+    path.write_text(
+        "import numpy as np\nfrom minigrad.optim import Optimizer\n\n\nclass Scaled(Optimizer):\n"
+        "    def __init__(self, params, lr, scale=1.0, names=()):\n"
+        "        super().__init__(params, lr=lr, scale=scale, names=names)\n\n"
+        "    def update(self, w, g, state):\n        w -= self.lr * self.scale * g\n"
+    )
+    spec = lab.resolve_optimizer(f"{path}:Scaled(scale=3.0, names=['a', 'b'])")
+    assert spec.name == "Scaled(scale=3.0, names=['a', 'b'])"
+    w = nn.Parameter(np.array([1.0]))
+    w.grad = np.array([2.0])
+    opt = spec.make([w], 0.1)
+    opt.step()
+    assert opt.names == ["a", "b"]
+    np.testing.assert_allclose(w.data, [1.0 - 0.1 * 3.0 * 2.0])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("momentum(0.95)", "expected name"),
+        ("momentum(beta=__import__('os').getcwd())", "the value of beta is not a literal"),
+        ("momentum(beta=0.9 + x)", "the value of beta is not a literal"),
+        ("momentum(**{'beta': 0.9})", r"\*\* is not allowed"),
+        ("momentum(beta=0.9", "expected name"),
+        ("momentum(beta=0.9); import os", "expected name"),
+        ("sgd(lr=0.1)", "lr is set by the lab"),
+        ("momentum(gamma=0.1)", "unexpected keyword argument 'gamma'"),
+        ("momentum(beta=2.0)", "invalid beta"),
+        ("rmsprop", "unknown optimizer 'rmsprop'"),
+    ],
+)
+def test_bad_keyword_arguments(spec, message):
+    with pytest.raises(lab.LabError, match=message):
+        lab.resolve_optimizer(spec)
+
+
 def test_plugin_by_path_and_by_module(tmp_path, plugin_source, monkeypatch):
     path = tmp_path / "signsgd.py"
     path.write_text(plugin_source)
     spec = lab.resolve_optimizer(f"{path}:SignSGD")
-    assert spec.name == "SignSGD" and spec.default_lr is None
+    assert spec.name == "SignSGD" and not spec.builtin and spec.source == f"{path.resolve()}:SignSGD"
     w = nn.Parameter(np.array([1.0, -2.0, 3.0]))
     w.grad = np.array([0.5, -4.0, 0.0])
     spec.make([w], 0.1).step()
@@ -193,16 +193,15 @@ def test_plugin_by_path_and_by_module(tmp_path, plugin_source, monkeypatch):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("rmsprop", "unknown optimizer 'rmsprop'"),
         ("{dir}/nope.py:X", "no such file"),
         ("{file}:Missing", "has no class 'Missing'"),
         ("{file}:np", "is not a subclass of minigrad.optim.Optimizer"),
         ("{broken}:X", "importing .* failed: ZeroDivisionError"),
         ("no_such_module_xyz:X", "cannot import module 'no_such_module_xyz'"),
-        ("{nolr}:NoLR", r"NoLR\(params, lr=0.001\) failed: TypeError"),
+        ("{nolr}:NoLR", r"NoLR\(lr=0.001\) failed: TypeError"),
     ],
 )
-def test_bad_optimizers(tmp_path, plugin_source, spec, message):
+def test_bad_plugins(tmp_path, plugin_source, spec, message):
     (tmp_path / "ok.py").write_text(plugin_source)
     (tmp_path / "broken.py").write_text("1 / 0\n")
     (tmp_path / "nolr.py").write_text(plugin_source.replace("SignSGD", "NoLR").replace("lr=0.01", "step=0.01"))
@@ -211,87 +210,276 @@ def test_bad_optimizers(tmp_path, plugin_source, spec, message):
         lab.resolve_optimizer(spec)
 
 
-def test_validation_split_comes_from_the_training_split():
-    X_fit, X_val, y_fit, y_val = lab._validation_split("wine")
-    X_train, X_test, _, _ = data.load_dataset("wine")
-    assert len(X_fit) + len(X_val) == len(X_train)
-    assert len(X_val) == math.ceil(lab.VALIDATION_SIZE * len(X_train))
-    np.testing.assert_allclose(X_fit.mean(axis=0), 0, atol=1e-5)
-    # The 80/20 split of the raw training split, scaled with the 80%'s statistics only.
-    raw_train, raw_test, y_train, _ = data.split(*data.load_raw("wine"), seed=0)
-    raw_fit, raw_val, _, _ = data.split(raw_train, y_train, test_size=lab.VALIDATION_SIZE, seed=1)
-    mean, std = raw_fit.mean(axis=0), raw_fit.std(axis=0)
-    np.testing.assert_allclose(X_fit, (raw_fit - mean) / std, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(X_val, (raw_val - mean) / std, rtol=1e-5, atol=1e-5)
-    test_rows = {tuple(r) for r in raw_test}
-    assert not any(tuple(r) in test_rows for r in np.concatenate([raw_fit, raw_val]))
+# ---------------------------------------------------------------------------
+# The protocol: one procedure, disjoint seeds, the grid's edges, divergence
+# ---------------------------------------------------------------------------
 
 
-def test_tune_lr_picks_the_lowest_validation_loss():
-    spec = lab.resolve_optimizer("sgd")
-    grid = (1e-4, 0.1, 1e6)  # far too small, reasonable, divergent
-    best, scores = lab.tune_lr("iris", spec, epochs=3, batch_size=16, hidden=(8,), seeds=1, grid=grid)
-    assert [lr for lr, _ in scores] == list(grid)
-    assert scores[2][1] == math.inf
-    assert best == min(scores, key=lambda s: s[1])[0] == 0.1
+def test_a_builtin_under_another_name_gets_exactly_the_builtins_rows(tmp_path):
+    plugin = tmp_path / "renamed.py"
+    plugin.write_text("from minigrad.optim import Adam\n\n\nclass Renamed(Adam):\n    pass\n")
+    names = ["sgd", "adam", "minigrad.optim:Adam", f"{plugin}:Renamed"]
+    result = lab.compare(["iris", "wine"], names, lr_grid=(1e-3, 1e-2, 1e-1, 1.0), out_dir=None, **TINY)
+    assert result.procedure == "tuned"
+    assert [s.name for s in map(lab.resolve_optimizer, names)] == ["sgd", "adam", "Adam", "Renamed"]
+
+    def rows(name):
+        return [{k: v for k, v in r.items() if k not in ("optimizer", "seconds")} for r in result.rows
+                if r["optimizer"] == name]
+
+    def summary(name):
+        return [{k: v for k, v in s.items() if k not in ("optimizer", "seconds_mean")} for s in result.summary
+                if s["optimizer"] == name]
+
+    assert rows("adam") and rows("adam") == rows("Adam") == rows("Renamed")
+    assert summary("adam") == summary("Adam") == summary("Renamed")
+    scores = {name: [(r["dataset"], r["lr"], r["tune_seed"], r["score"]) for r in result.tuning
+                     if r["optimizer"] == name] for name in ("adam", "Adam", "Renamed")}
+    assert scores["adam"] == scores["Adam"] == scores["Renamed"]
+    assert rows("sgd") != rows("adam")
 
 
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+def test_the_defaults_apply_only_to_builtins_at_the_default_settings(tmp_path, plugin_source):
+    st = lab.DEFAULT_SETTINGS
+    result = lab.compare(["iris"], ["sgd", "adam"], seeds=1, epochs=st["epochs"], batch_size=st["batch_size"],
+                         hidden=st["hidden"], out_dir=None)
+    assert result.procedure == "default"
+    assert result.rates == {("iris", "sgd"): lab.DEFAULT_LRS["iris"]["sgd"],
+                            ("iris", "adam"): lab.DEFAULT_LRS["iris"]["adam"]}
+    assert {r["lr"] for r in result.rows if r["optimizer"] == "adam"} == {lab.DEFAULT_LRS["iris"]["adam"]}
+    assert "documented per-dataset defaults" in lab.format_table(result)
+    changed = lab.compare(["iris"], ["sgd"], lr_grid=(0.1, 1.0), out_dir=None, **TINY)
+    assert changed.procedure == "tuned" and "changes epochs, hidden" in changed.procedure_reason
+    with_args = lab.compare(["iris"], ["sgd", "momentum(beta=0.5)"], lr_grid=(0.1, 1.0), out_dir=None, **TINY)
+    assert with_args.procedure == "tuned"
+    assert "tuned in this run for every optimizer" in lab.format_table(with_args)
 
 
-def test_compare_writes_results_summary_and_plots(tmp_path):
-    result = lab.compare(["iris", "wine"], ["sgd", "adam"], {"sgd": 0.2}, epochs=3, batch_size=32, seeds=2,
-                         hidden=(8,), target=0.5, out_dir=tmp_path)
-    rows = read_csv(tmp_path / "results.csv")
-    assert list(rows[0]) == ["dataset", "optimizer", "lr", "seed", "epoch", "train_loss", "test_metric", "metric",
-                             "seconds"]
-    assert len(rows) == 2 * 2 * 2 * 4  # datasets x optimizers x seeds x (epochs + 1)
-    summary = read_csv(tmp_path / "summary.csv")
-    assert [(s["dataset"], s["optimizer"]) for s in summary] == [
-        ("iris", "sgd"), ("iris", "adam"), ("wine", "sgd"), ("wine", "adam")]
-    assert result.lr_sources == {"sgd": "given", "adam": "default"}
-    for s in summary:
-        final = [float(r["train_loss"]) for r in rows
-                 if (r["dataset"], r["optimizer"], r["epoch"]) == (s["dataset"], s["optimizer"], "3")]
-        assert float(s["lr"]) == (0.2 if s["optimizer"] == "sgd" else lab.DEFAULT_LRS["adam"])
-        assert float(s["final_train_loss_mean"]) == pytest.approx(np.mean(final))
-        assert float(s["final_train_loss_std"]) == pytest.approx(np.std(final))
-        reached = [min([int(r["epoch"]) for r in rows if (r["dataset"], r["optimizer"], r["seed"]) ==
-                        (s["dataset"], s["optimizer"], seed) and float(r["train_loss"]) <= 0.5], default=math.inf)
-                   for seed in ("0", "1")]
-        expected = np.median(reached)
-        assert s["epochs_to_target"] == ("never" if math.isinf(expected) else str(float(expected)))
-    for name in ("iris", "wine"):
-        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not (tmp_path / "tuning.csv").exists()
+def test_given_rates_must_cover_every_optimizer():
+    with pytest.raises(lab.LabError, match="give a rate for every optimizer"):
+        lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1}, out_dir=None, **TINY)
+
+
+def test_tuning_and_reporting_seeds_never_overlap(tmp_path):
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=(0.1, 1.0), out_dir=tmp_path,
+                         **(TINY | {"seeds": 3, "tune_seeds": 3}))
+    tuned = {int(r["tune_seed"]) for r in read_csv(tmp_path / "tuning.csv")}
+    reported = {int(r["seed"]) for r in read_csv(tmp_path / "results.csv")}
+    assert reported == {0, 1, 2} and len(tuned) == 3 and not tuned & reported
+    assert min(tuned) >= lab.TUNE_SEED_BASE > max(reported)
+    # The tuned rate is the lowest mean score, recomputed here from tuning.csv.
+    scores = {}
+    for r in read_csv(tmp_path / "tuning.csv"):
+        scores.setdefault(float(r["lr"]), []).append(float(r["score"]))
+    assert result.rates["iris", "sgd"] == min(scores, key=lambda lr: np.mean(scores[lr]))
+
+
+def test_a_rate_at_the_grids_edge_is_flagged():
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=lab.log_grid(1e-6, 1e-5, 2), out_dir=None, **TINY)
+    assert result.rates["iris", "sgd"] == pytest.approx(1e-5)
+    assert result.summary[0]["lr_at_grid_edge"]
     table = lab.format_table(result)
-    assert "given on the command line for sgd" in table
-    assert "documented defaults" in table and "for adam" in table
+    assert "1e-05!" in table and "! the rate is at an end of the grid" in table
+    assert any("highest rate of the grid" in w and "--lr-grid 1e-06:0.001:4" in w for w in result.warnings)
+    assert "--lr-grid 1e-06:0.001:4" in table
 
 
-def test_every_optimizer_starts_from_the_same_weights(tmp_path):
-    result = lab.compare(["iris"], ["sgd", "momentum", "nesterov", "adam"], epochs=1, seeds=2, hidden=(8,),
-                         out_dir=None)
-    for seed in (0, 1):
-        initial = {r["train_loss"] for r in result.rows if r["seed"] == seed and r["epoch"] == 0}
-        assert len(initial) == 1
-    assert result.files == []
-
-
-def test_compare_tunes_a_plugin_without_a_rate(tmp_path, plugin_source):
-    path = tmp_path / "signsgd.py"
-    path.write_text(plugin_source)
-    result = lab.compare(["iris"], ["sgd", f"{path}:SignSGD"], epochs=1, seeds=1, hidden=(4,), out_dir=tmp_path)
-    assert result.lr_sources == {"sgd": "default", "SignSGD": "tuned"}
+def test_a_diverging_rate_is_recorded_and_loses_the_tuning(tmp_path):
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=(0.1, 1e6), out_dir=tmp_path, **TINY)
     tuning = read_csv(tmp_path / "tuning.csv")
-    scores = {float(r["lr"]): float(r["mean_val_loss"]) for r in tuning if r["dataset"] == "iris"}
-    chosen = [float(r["lr"]) for r in tuning if r["dataset"] == "iris" and r["chosen"] == "True"]
-    assert sorted(scores) == list(lab.LR_GRID) and chosen == [min(scores, key=scores.get)]
-    assert result.summary[1]["lr"] == chosen[0]
-    table = lab.format_table(result)
-    assert "tuned in this run" in table and "SignSGD" in table
+    assert {r["status"] for r in tuning if float(r["lr"]) == 1e6} == {"diverged"}
+    assert all(float(r["score"]) == math.inf for r in tuning if float(r["lr"]) == 1e6)
+    assert {r["status"] for r in tuning if float(r["lr"]) == 0.1} == {"ok"}
+    assert result.rates["iris", "sgd"] == 0.1
+    every = lab.compare(["iris"], ["sgd", "adam"], "tune", lr_grid=(1e6, 1e7), out_dir=None, **TINY)
+    sgd_line = next(line for line in lab.format_table(every).splitlines() if " sgd " in line)
+    assert "no rate worked in tuning (all diverged or failed)" in sgd_line
+    assert not [r for r in every.records if r["optimizer"] == "sgd"]  # nothing to report at no rate
+
+
+def test_a_diverged_run_shows_diverged_never_an_accuracy(tmp_path):
+    result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 1e6, "adam": 0.01}, out_dir=tmp_path, **TINY)
+    rows = read_csv(tmp_path / "results.csv")
+    assert {r["status"] for r in rows if r["optimizer"] == "sgd"} == {"diverged"}
+    assert {r["status"] for r in rows if r["optimizer"] == "adam"} == {"ok"}
+    sgd = next(s for s in result.summary if s["optimizer"] == "sgd")
+    assert sgd["diverged_runs"] == 2 and math.isnan(sgd["test_metric_mean"])
+    assert sgd["steps_to_target_median"] == math.inf
+    line = next(line for line in lab.format_table(result).splitlines() if " sgd " in line)
+    assert "diverged" in line and "acc" not in line and "never" in line
+
+
+def test_targets_are_per_dataset_and_steps_are_counted_from_the_rows(tmp_path):
+    result = lab.compare(["iris", "wine"], ["sgd", "adam"], {"sgd": 0.5, "adam": 0.05}, out_dir=tmp_path,
+                         **(TINY | {"epochs": 6}))
+    assert result.settings["targets"] == {"iris": lab.TARGETS["iris"], "wine": lab.TARGETS["wine"]}
+    assert lab.TARGETS["iris"] != lab.TARGETS["wine"]
+    rows = read_csv(tmp_path / "results.csv")
+    assert list(rows[0])[:9] == ["dataset", "optimizer", "seed", "step", "epoch", "train_loss", "test_metric",
+                                 "seconds", "status"]
+    summary = read_csv(tmp_path / "summary.csv")
+    assert list(summary[0])[:12] == [
+        "dataset", "optimizer", "lr", "target", "steps_to_target_median", "steps_to_target_ci_low",
+        "steps_to_target_ci_high", "final_loss_mean", "final_loss_std", "test_metric_mean", "test_metric_std",
+        "diverged_runs"]
+    for s in summary:
+        target = lab.TARGETS[s["dataset"]]
+        assert float(s["target"]) == target
+        steps, finals = [], []
+        for seed in ("0", "1"):
+            key = (s["dataset"], s["optimizer"], seed)
+            mine = [r for r in rows if (r["dataset"], r["optimizer"], r["seed"]) == key]
+            reached = [int(r["step"]) for r in mine if float(r["train_loss"]) <= target]
+            steps.append(reached[0] if reached else math.inf)
+            finals.append(float(mine[-1]["train_loss"]))
+        assert float(s["steps_to_target_median"]) == np.median(steps)
+        assert float(s["final_loss_mean"]) == pytest.approx(np.mean(finals))
+        assert float(s["final_loss_std"]) == pytest.approx(np.std(finals))
+    # The steps: iris has 112 training rows, 4 batches of 32 per epoch; 6 epochs = 24 steps, all of them evaluated
+    # at eval_points 10 every ceil(24 / 10) = 3 steps.
+    iris_steps = [int(r["step"]) for r in rows if (r["dataset"], r["optimizer"], r["seed"]) == ("iris", "sgd", "0")]
+    assert iris_steps == list(range(0, 25, 3))
+    overridden = lab.compare(["iris", "wine"], ["sgd"], {"sgd": 0.5}, target=0.3, out_dir=None, **TINY)
+    assert overridden.settings["targets"] == {"iris": 0.3, "wine": 0.3}
+
+
+def test_every_optimizer_starts_from_the_same_weights():
+    result = lab.compare(["iris"], ["sgd", "momentum", "nesterov", "adam"], {n: 0.1 for n in
+                         ["sgd", "momentum", "nesterov", "adam"]}, out_dir=None, **TINY)
+    for seed in (0, 1):
+        initial = {r["train_loss"] for r in result.rows if r["seed"] == seed and r["step"] == 0}
+        assert len(initial) == 1
+
+
+# ---------------------------------------------------------------------------
+# Statistics: bootstrap, profile, verdict
+# ---------------------------------------------------------------------------
+
+
+def test_bootstrap_interval_contains_the_median_and_narrows_with_more_seeds():
+    rng = np.random.default_rng(5)
+    population = rng.lognormal(mean=5.0, sigma=0.5, size=10_000)
+    widths = []
+    for n in (5, 20, 80):
+        values = population[:n]
+        median, low, high = lab.bootstrap_median_ci(values)
+        assert median == np.median(values)
+        assert low <= median <= high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+    assert lab.bootstrap_median_ci([7.0, 7.0, 7.0]) == (7.0, 7.0, 7.0)
+    # Misses sort last: the median of 1, inf, inf is inf; the interval's low end can still be 1.
+    median, low, high = lab.bootstrap_median_ci([1.0, math.inf, math.inf])
+    assert median == math.inf and low == 1.0 and high == math.inf
+
+
+def test_performance_profile_by_hand_monotone_and_one_for_the_best():
+    # Problems 1-3. Best per problem: 1, 2, 4. Ratios: A 1, 1, inf; B 2, 1, 1; C 1, 1.5, 1 (C is best or near).
+    steps = {"A": [1, 2, math.inf], "B": [2, 2, 4], "C": [1, 3, 4]}
+    taus = [1.0, 1.5, 2.0, 10.0]
+    profile = lab.performance_profile(steps, taus)
+    np.testing.assert_allclose(profile["A"], [2 / 3, 2 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(profile["B"], [2 / 3, 2 / 3, 1, 1])
+    np.testing.assert_allclose(profile["C"], [2 / 3, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    best = rng.integers(10, 100, size=30).astype(float)
+    random_steps = {"best": best, "slower": best * rng.uniform(1, 20, 30), "other": best + rng.integers(0, 50, 30)}
+    taus = np.logspace(0, 1, 50)
+    profile = lab.performance_profile(random_steps, taus)
+    assert all(np.all(np.diff(p) >= 0) for p in profile.values())
+    np.testing.assert_array_equal(profile["best"], np.ones(50))
+
+
+def test_verdict_against_sgd_by_hand():
+    sgd = {("a", 0): 100.0, ("a", 1): 120.0, ("b", 0): 50.0, ("b", 1): 60.0}
+    half = {k: v / 2 for k, v in sgd.items()}
+    slower = {("a", 0): 200.0, ("a", 1): 240.0, ("b", 0): 25.0, ("b", 1): math.inf}
+    lines = lab.verdicts({"sgd": sgd, "fast": half, "mixed": slower})
+    assert lines[0].startswith("fast reaches the target in 0.50x sgd's steps (median over 4 problems, "
+                               "95% CI 0.50-0.50), faster on 2 of 2 datasets")
+    # mixed: ratios 2, 2, 0.5, inf -> median (2 + 2) / 2 = 2; faster on b only (median 25 and inf vs 55 -> inf).
+    assert lines[1].startswith("mixed reaches the target in 2.00x sgd's steps")
+    assert "faster on 0 of 2 datasets; misses 1 of 4 problems (sgd: 0)" in lines[1]
+    assert lab.verdicts({"adam": half}) == ["(no verdict: sgd is not in this run)"]
+
+
+# ---------------------------------------------------------------------------
+# Plots and colours
+# ---------------------------------------------------------------------------
+
+
+def test_compare_writes_every_file(tmp_path):
+    lab.compare(["iris", "wine"], ["sgd", "adam"], "tune", lr_grid=(0.01, 0.1), out_dir=tmp_path, **TINY)
+    for name in ("iris.png", "wine.png", "profile.png", "lr_sensitivity.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tuning = read_csv(tmp_path / "tuning.csv")
+    assert list(tuning[0])[:6] == ["dataset", "optimizer", "lr", "tune_seed", "score", "status"]
+    assert len(tuning) == 2 * 2 * 2 * 2  # datasets x optimizers x rates x tuning seeds
+
+
+def test_colours_are_stable_across_runs_and_processes():
+    assert lab.colour_for("sgd") == lab.COLOURS["sgd"] and lab.colour_for("adam") == lab.COLOURS["adam"]
+    names = ["Lion(betas=(0.9, 0.99))", "MyOpt", "momentum(beta=0.95)"]
+    here = [lab.colour_for(n) for n in names]
+    assert not set(here) & set(lab.COLOURS.values())
+    code = f"from minigrad import lab; print([lab.colour_for(n) for n in {names!r}])"
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=ROOT)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == repr(here)
+
+
+# ---------------------------------------------------------------------------
+# Training records: status error for a failing plug-in, evaluation numbers
+# ---------------------------------------------------------------------------
+
+
+def test_train_run_records_the_true_losses_and_a_failing_optimizer(iris):
+    X_train, X_test, y_train, y_test = iris
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification",
+                        make_optimizer=lambda p: optim.SGD(p, lr=0.1), seed=3, hidden=(8,), epochs=2, batch_size=32,
+                        eval_points=100)
+    assert run["status"] == "ok" and run["step"] == list(range(9)) and run["every"] == 1
+    # Rebuild the run by hand: the same initial weights and batches give the same final loss.
+    mg.manual_seed(3)
+    model = nn.MLP([4, 8, 3])
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    order_rng = np.random.default_rng((3, 1))
+    for _ in range(2):
+        order = order_rng.permutation(len(X_train))
+        for start in range(0, len(X_train), 32):
+            index = order[start:start + 32]
+            opt.zero_grad()
+            nn.cross_entropy(model(mg.Tensor(X_train[index])), y_train[index]).backward()
+            opt.step()
+    assert run["train_loss"][-1] == pytest.approx(numpy_cross_entropy(numpy_mlp(model, X_train), y_train), rel=1e-5)
+    assert run["eval_metric"][-1] == np.mean(np.argmax(numpy_mlp(model, X_test), axis=1) == y_test)
+
+    class Raises(optim.SGD):
+        def update(self, w, g, state):
+            if self.step_count == 3:
+                raise RuntimeError("boom")
+            super().update(w, g, state)
+
+    class NaNs(optim.SGD):
+        def update(self, w, g, state):
+            w[...] = np.nan
+
+    class Exits(optim.SGD):
+        def update(self, w, g, state):
+            sys.exit(3)
+
+    for cls, status, message in ((Raises, "error", "RuntimeError: boom (at step 2)"),
+                                 (NaNs, "error", "NaN from finite gradients at step 1"),
+                                 (Exits, "error", "SystemExit: 3")):
+        run = lab.train_run(X_train, y_train, X_test, y_test, task="classification",
+                            make_optimizer=lambda p, cls=cls: cls(p, lr=0.1), seed=0, hidden=(8,), epochs=2,
+                            batch_size=32, eval_points=100)
+        assert run["status"] == status and message in run["message"]
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification",
+                        make_optimizer=lambda p: optim.SGD(p, lr=1e9), seed=0, hidden=(8,), epochs=5,
+                        batch_size=32, eval_points=100)
+    assert run["status"] == "diverged"
 
 
 @pytest.mark.parametrize(
@@ -306,8 +494,11 @@ def test_compare_tunes_a_plugin_without_a_rate(tmp_path, plugin_source):
         ({"lrs": "auto"}, "lrs must be 'tune'"),
         ({"epochs": -1}, "epochs must be an integer >= 0"),
         ({"seeds": 0}, "seeds must be an integer >= 1"),
+        ({"tune_seeds": 0}, "tune seeds must be an integer >= 1"),
         ({"hidden": (8, 0)}, "hidden sizes must be positive"),
         ({"target": 0}, "target must be a positive number"),
+        ({"jobs": 0}, "jobs must be an integer >= 1"),
+        ({"backend": "dask"}, "needs a scheduler address"),
     ],
 )
 def test_compare_rejects_bad_input_before_training(kwargs, message):
@@ -316,10 +507,18 @@ def test_compare_rejects_bad_input_before_training(kwargs, message):
         lab.compare(**args)
 
 
-def test_compare_reports_a_diverged_run(tmp_path):
-    result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 1e6}, epochs=3, seeds=2, hidden=(8,), out_dir=tmp_path)
-    sgd, adam = result.summary
-    assert sgd["diverged"] and math.isnan(sgd["final_train_loss_mean"]) and sgd["epochs_to_target"] == "never"
-    assert not adam["diverged"]
-    assert "diverged" in lab.format_table(result)
-    assert (tmp_path / "iris.png").exists()
+@pytest.mark.parametrize("text, grid", [("1e-5:10:13", lab.LR_GRID), ("0.1:10:3", (0.1, 1.0, 10.0)),
+                                        ("0.5:0.5:1", (0.5,))])
+def test_parse_grid(text, grid):
+    np.testing.assert_allclose(lab.parse_grid(text), grid)
+
+
+def test_default_grid_spans_1e5_to_10():
+    assert lab.LR_GRID[0] == pytest.approx(1e-5) and lab.LR_GRID[-1] == pytest.approx(10)
+    np.testing.assert_allclose(np.diff(np.log10(lab.LR_GRID)), 0.5)
+
+
+@pytest.mark.parametrize("text", ["1:0.1:3", "0:1:3", "1e-5:10", "a:b:c", "0.1:1:1", "0.1:1:0"])
+def test_bad_grids(text):
+    with pytest.raises(lab.LabError, match="lr grid|--lr-grid"):
+        lab.parse_grid(text)

@@ -1,0 +1,271 @@
+"""The durable lab: kills, signals and resume, the lock, failing plug-ins, full disks, parallel and cluster runs."""
+
+import csv
+import errno
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from minigrad import cli, lab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Enough trainings (24 tuning + 32 reported, a few ms each) that a kill lands in the middle of the run.
+ARGS = ["--datasets", "iris,wine", "--optimizers", "sgd,adam", "--epochs", "4", "--seeds", "8", "--hidden", "8",
+        "--lr-grid", "0.01:1:3", "--eval-points", "5"]
+SMALL = ["--datasets", "iris", "--optimizers", "sgd,adam", "--epochs", "2", "--seeds", "2", "--hidden", "8",
+         "--lr-grid", "0.1:1:2", "--eval-points", "5"]
+
+
+def start(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "minigrad", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=env)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "seconds_mean")} for r in rows]
+
+
+def journal_lines(out):
+    path = out / "runs.jsonl"
+    return path.read_bytes().splitlines(keepends=True) if path.exists() else []
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of ARGS: its results.csv, summary.csv and tuning.csv, timing columns aside."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    assert cli.main([*ARGS, "--no-plots", "--out", str(out)]) == 0
+    return {name: without_time(read_csv(out / name)) for name in ("results.csv", "summary.csv", "tuning.csv")}
+
+
+def assert_same_as(reference, out):
+    for name, rows in reference.items():
+        assert without_time(read_csv(out / name)) == rows, name
+
+
+def test_kill_9_at_random_moments_leaves_only_complete_rows_and_resume_finishes(tmp_path, reference):
+    out = tmp_path / "out"
+    rng = random.Random(0)
+    saved = 0
+    for i in range(3):
+        process = start(*ARGS, "--no-plots", "--out", str(out), *(["--resume"] if i else []))
+        deadline = time.monotonic() + 20
+        while len(journal_lines(out)) <= saved and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)  # until this process has saved a training of its own
+        time.sleep(rng.uniform(0.0, 0.02))  # then a kill at a random moment
+        process.kill()
+        assert process.wait() == -signal.SIGKILL, process.stderr.read()  # killed mid-run, not finished
+        lines = journal_lines(out)
+        assert saved < len(lines) < 56
+        saved = len(lines)
+        for line in lines[:-1]:
+            json.loads(line)  # every line but a torn last one is whole
+        if (out / "results.csv").exists():
+            rows = read_csv(out / "results.csv")
+            assert all(None not in r and None not in r.values() for r in rows)
+    assert cli.main([*ARGS, "--no-plots", "--out", str(out), "--resume"]) == 0
+    assert_same_as(reference, out)
+    keys = [json.loads(line)["kind"] + str(json.loads(line)["seed"]) + str(json.loads(line)["lr"]) +
+            json.loads(line)["dataset"] + json.loads(line)["optimizer"] for line in journal_lines(out)]
+    assert len(keys) == len(set(keys)) == 24 + 32  # every training once: resume ran only what was missing
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_stops_after_the_current_run_and_resume_equals_an_uninterrupted_run(tmp_path, reference, signum,
+                                                                                      status, capsys):
+    out = tmp_path / "out"
+    process = start(*ARGS, "--no-plots", "--out", str(out))
+    deadline = time.monotonic() + 20
+    while len(journal_lines(out)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == status, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"minigrad: stopped by {signal.Signals(signum).name}: ") and "Traceback" not in err
+    saved = len(journal_lines(out))
+    assert f"{saved} of 56 runs are saved" in last
+    command = shlex.split(last.split("resume with: ")[1])
+    assert command[:3] == ["python", "-m", "minigrad"] and command[-1] == "--resume"
+    assert len(read_csv(out / "results.csv")) >= 0  # written from what finished, complete rows only
+    assert cli.main(command[3:]) == 0
+    assert_same_as(reference, out)
+
+
+def test_a_second_run_on_the_same_out_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = lab._Lock(str(out))  # as another process would hold it (flock conflicts across open files)
+    try:
+        assert cli.main([*SMALL, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"minigrad: error: output directory {str(out)!r} is in use by another minigrad run "
+                       f"(pid {os.getpid()}); wait for it to finish or choose another --out")
+    finally:
+        holder.release()
+    (out / ".lock").write_text("999999")  # left by a killed run: nobody holds it
+    assert cli.main([*SMALL, "--no-plots", "--out", str(out)]) == 0
+    assert "taking over the lock left by pid 999999" in capsys.readouterr().err
+
+
+def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert cli.main([*SMALL, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already holds 1 other file(s)" in err and "--resume" in err and "--overwrite" in err
+    assert sorted(os.listdir(out)) == [".lock", "notes.txt"]
+    assert cli.main([*SMALL, "--datasets", "wine", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "wine.png").exists()
+    assert cli.main([*SMALL, "--out", str(out)]) == 2
+    assert "already holds a run: add --resume to continue it or --overwrite to start again" in capsys.readouterr().err
+    assert cli.main([*SMALL, "--out", str(out), "--overwrite"]) == 0
+    assert (out / "iris.png").exists() and not (out / "wine.png").exists()  # the old run's plot is gone
+    assert (out / "notes.txt").read_text() == "mine"  # files that are not the lab's stay
+    assert cli.main([*SMALL, "--epochs", "3", "--out", str(out), "--resume"]) == 2
+    assert "the settings differ from the stored run" in capsys.readouterr().err
+    assert cli.main([*SMALL, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "holds no run to resume" in capsys.readouterr().err
+
+
+FAILING = '''
+import sys
+from minigrad.optim import SGD
+
+
+class Boom(SGD):
+    def update(self, w, g, state):
+        if self.step_count == 3:
+            raise ValueError("boom at step 3")
+        super().update(w, g, state)
+
+
+class Quits(SGD):
+    def update(self, w, g, state):
+        sys.exit("bye")
+'''
+
+
+def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path, capsys):
+    plugin = tmp_path / "failing.py"
+    plugin.write_text(FAILING)
+    out = tmp_path / "out"
+    optimizers = f"sgd,{plugin}:Boom,{plugin}:Quits"
+    process = start(*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--no-plots",
+                    "--out", str(out))
+    stdout, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "Traceback" not in err
+    final = [line for line in err.splitlines() if line.startswith("minigrad:")]
+    assert final == ["minigrad: 4 run(s) failed with status error (the others are saved); first: Boom on iris, "
+                     "seed 0, lr 0.1: ValueError: boom at step 3 (at step 2)"]
+    rows = read_csv(out / "results.csv")
+    assert {(r["optimizer"], r["status"]) for r in rows} == {("sgd", "ok"), ("Boom", "error"), ("Quits", "error")}
+    assert {r["seed"] for r in rows if r["optimizer"] == "sgd"} == {"0", "1"}
+    assert "sgd" in stdout  # the table still shows the runs that worked
+    assert cli.main([*SMALL, "--optimizers", optimizers, "--lr", "sgd=0.1,Boom=0.1,Quits=0.1", "--debug",
+                     "--no-plots", "--out", str(tmp_path / "debug")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "boom at step 3" in err
+
+
+def test_a_full_disk_leaves_the_old_files_intact(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--out", str(out)]) == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    real_write = os.write
+
+    def full_disk(fd, payload):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(out)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, payload)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to tell which file a descriptor writes")
+    monkeypatch.setattr(os, "write", full_disk)
+    assert cli.main([*SMALL, "--out", str(out), "--resume"]) == 1
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"minigrad: error: cannot write {out / 'results.csv'}: No space left on device"
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before  # no temporary file either
+
+
+def test_a_missing_matplotlib_is_found_before_any_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "minigrad: error: plots need matplotlib: pip install 'minigrad[lab]', or run with --no-plots"
+    assert not out.exists()
+    assert cli.main([*SMALL, "--out", str(out), "--no-plots"]) == 0
+    assert not [n for n in os.listdir(out) if n.endswith(".png")]
+
+
+def test_a_torn_journal_line_is_dropped_on_resume(tmp_path):
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--no-plots", "--out", str(out)]) == 0
+    whole = (out / "runs.jsonl").read_bytes()
+    results = read_csv(out / "results.csv")
+    lines = whole.splitlines(keepends=True)
+    (out / "runs.jsonl").write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # the last run torn mid-line
+    assert cli.main([*SMALL, "--no-plots", "--out", str(out), "--resume"]) == 0
+    assert without_time(read_csv(out / "results.csv")) == without_time(results)
+    assert len((out / "runs.jsonl").read_bytes().splitlines()) == len(lines)
+
+
+def test_jobs_1_and_jobs_2_give_identical_results():
+    settings = {"epochs": 3, "seeds": 2, "tune_seeds": 2, "hidden": (8,), "eval_points": 10, "lr_grid": (0.01, 0.1),
+                "out_dir": None}
+    one = lab.compare(["iris", "wine"], ["sgd", "momentum", "adam"], "tune", jobs=1, **settings)
+    two = lab.compare(["iris", "wine"], ["sgd", "momentum", "adam"], "tune", jobs=2, **settings)
+    assert without_time(one.rows) == without_time(two.rows) and one.rows
+    assert one.rates == two.rates
+    assert without_time(one.summary) == without_time(two.summary)
+
+
+def test_a_dask_localcluster_gives_the_local_results():
+    distributed = pytest.importorskip("distributed")
+    settings = {"epochs": 2, "seeds": 2, "tune_seeds": 1, "hidden": (8,), "eval_points": 5, "lr_grid": (0.01, 0.1),
+                "out_dir": None}
+    local = lab.compare(["iris"], ["sgd", "adam"], "tune", **settings)
+    # Two workers as threads of this process (quick to start; the lab trains one at a time per process, since
+    # minigrad's graph switch and generator are global), reached over loopback TCP like a remote scheduler.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  protocol="tcp", host="127.0.0.1") as cluster:
+        try:
+            remote = lab.compare(["iris"], ["sgd", "adam"], "tune", backend="dask",
+                                 scheduler=cluster.scheduler_address, **settings)
+        finally:
+            if lab._PINNED is not None:  # a worker thread pinned BLAS for this whole process: undo it
+                lab._PINNED.restore_original_limits()
+                lab._PINNED = None
+    assert without_time(remote.rows) == without_time(local.rows) and local.rows
+    assert remote.rates == local.rates
+
+
+def test_a_worker_that_dies_is_one_line_and_status_1(tmp_path, capsys):
+    plugin = tmp_path / "dies.py"
+    plugin.write_text("import os\nfrom minigrad.optim import SGD\n\n\nclass Dies(SGD):\n"
+                      "    def update(self, w, g, state):\n        os._exit(7)\n")
+    out = tmp_path / "out"
+    argv = [*SMALL, "--optimizers", f"sgd,{plugin}:Dies", "--lr", "sgd=0.1,Dies=0.1", "--jobs", "2", "--no-plots"]
+    assert cli.main([*argv, "--out", str(out)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minigrad:")]
+    assert len(err) == 1 and err[0].startswith("minigrad: error: a worker failed (TerminatedWorkerError: ")
+    assert err[0].endswith("rerun the same command with --resume (--jobs 1 runs them in this process)")
+    assert (out / "run.json").exists()  # the run can be resumed

@@ -1,0 +1,334 @@
+"""``minigrad paths``: the test functions' gradients, paths against the update rules iterated in numpy, the
+tuning's grid, plug-ins, noise, the files and the command line's refusals.
+
+Every expected value is computed here: gradients from their closed forms, paths by iterating each
+optimizer's equations in numpy with those gradients.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minigrad import cli, lab, paths
+from minigrad.engine import Tensor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# Closed forms of each function and its gradient, written out by hand.
+def closed_form(name: str, x: float, y: float) -> tuple[float, np.ndarray]:
+    if name == "ravine":
+        return (x**2 + 100 * y**2) / 2, np.array([x, 100 * y])
+    if name == "rosenbrock":
+        return (1 - x) ** 2 + 100 * (y - x**2) ** 2, np.array([-2 * (1 - x) - 400 * x * (y - x**2),
+                                                               200 * (y - x**2)])
+    if name == "beale":
+        a, b, c = 1.5 - x + x * y, 2.25 - x + x * y**2, 2.625 - x + x * y**3
+        return a**2 + b**2 + c**2, np.array([2 * a * (y - 1) + 2 * b * (y**2 - 1) + 2 * c * (y**3 - 1),
+                                             2 * a * x + 4 * b * x * y + 6 * c * x * y**2])
+    if name == "himmelblau":
+        a, b = x**2 + y - 11, x + y**2 - 7
+        return a**2 + b**2, np.array([4 * x * a + 2 * b, 2 * a + 4 * y * b])
+    if name == "saddle":
+        return x**2 - y**2, np.array([2 * x, -2 * y])
+    if name == "rastrigin":
+        f = 20 + x**2 - 10 * np.cos(2 * np.pi * x) + y**2 - 10 * np.cos(2 * np.pi * y)
+        return f, np.array([2 * x + 20 * np.pi * np.sin(2 * np.pi * x), 2 * y + 20 * np.pi * np.sin(2 * np.pi * y)])
+    raise KeyError(name)
+
+
+def gradient(name: str, w: np.ndarray) -> np.ndarray:
+    return closed_form(name, float(w[0]), float(w[1]))[1]
+
+
+@pytest.mark.parametrize("name", list(paths.FUNCTIONS))
+def test_each_function_and_its_backward_gradient_match_the_closed_form(name):
+    s = paths.FUNCTIONS[name]
+    rng = np.random.default_rng(0)
+    x_low, x_high, y_low, y_high = s.window
+    points = np.column_stack([rng.uniform(x_low, x_high, 20), rng.uniform(y_low, y_high, 20)])
+    for point in [*points, np.array(s.start)]:
+        w = Tensor(point.copy(), requires_grad=True)
+        f = s.f(w)
+        f.backward()
+        expected_f, expected_g = closed_form(name, *point)
+        assert float(f.data) == pytest.approx(expected_f, rel=1e-12, abs=1e-11)
+        np.testing.assert_allclose(w.grad, expected_g, rtol=1e-10, atol=1e-10)
+    # The grid evaluation the contours use is the same function.
+    xs, ys = points[:, 0].reshape(4, 5), points[:, 1].reshape(4, 5)
+    expected = np.array([closed_form(name, a, b)[0] for a, b in points]).reshape(4, 5)
+    np.testing.assert_allclose(s.values(xs, ys), expected, rtol=1e-12, atol=1e-11)
+    # The documented minima are stationary points at f*, inside the window, and the start is inside it too.
+    for m in s.minima:
+        f_m, g_m = closed_form(name, *m)
+        assert f_m == pytest.approx(s.f_min, abs=1e-9)
+        np.testing.assert_allclose(g_m, 0, atol=1e-4)  # the minima are given to 6 decimals
+        assert s.contains(m)
+    assert s.contains(s.start)
+    assert s.formula and "f(x, y)" not in s.formula
+
+
+def test_saddle_has_no_minimum_and_an_escape_level():
+    s = paths.FUNCTIONS["saddle"]
+    assert s.minima == () and s.f_min == -math.inf and s.target(1e-6) == -1.0
+    assert paths.FUNCTIONS["rosenbrock"].target(1e-6) == pytest.approx(1e-6)
+
+
+def iterate(rule, start, lr, steps):
+    """The points of ``w_{t+1} = rule(w_t, state)`` from ``start``, with the closed-form gradients."""
+    w, state = np.array(start, dtype=np.float64), {}
+    out = [w.copy()]
+    for t in range(steps):
+        w = rule(w, state, t)
+        out.append(w.copy())
+    return np.array(out)
+
+
+def test_sgd_and_momentum_paths_equal_their_rules_iterated_in_numpy():
+    s = paths.FUNCTIONS["rosenbrock"]
+    steps, lr = 40, 1e-3
+    sgd = paths.descend(s, lab.resolve_optimizer("sgd"), lr, steps=steps)
+    expected = iterate(lambda w, st, t: w - lr * gradient("rosenbrock", w), s.start, lr, steps)
+    np.testing.assert_allclose(sgd.points, expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sgd.f, [closed_form("rosenbrock", *p)[0] for p in expected], rtol=1e-12)
+    assert sgd.status == "ok" and len(sgd.f) == steps + 1
+
+    for text, beta in (("momentum", 0.9), ("momentum(beta=0.5)", 0.5)):
+        def ewa(w, state, t, beta=beta):
+            v = beta * state.get("v", np.zeros(2)) + (1 - beta) * gradient("rosenbrock", w)  # v = β·v + (1-β)·g
+            state["v"] = v
+            return w - 5e-3 * v  # w = w - α·v
+        path = paths.descend(s, lab.resolve_optimizer(text), 5e-3, steps=steps)
+        np.testing.assert_allclose(path.points, iterate(ewa, s.start, 5e-3, steps), rtol=1e-12, atol=1e-14)
+        assert path.optimizer == text
+
+
+def test_run_with_given_rates_reports_steps_to_target_from_the_closed_form():
+    # Gradient descent on the ravine: w_k = (1 - lr·h)^k · w_0 coordinate by coordinate, h = (1, 100).
+    h, w0, lr, tol = np.array([1.0, 100.0]), np.array([-10.0, 1.0]), 0.015, 1e-3
+    result = paths.run("ravine", ["sgd"], {"sgd": lr}, steps=400, tol=tol)
+    k = np.arange(401)[:, None]
+    f = 0.5 * (h * ((1 - lr * h) ** k * w0) ** 2).sum(axis=1)
+    (row,) = result.summary
+    assert row["steps_median"] == np.flatnonzero(f < tol)[0]
+    assert row["final_f"] == pytest.approx(f[-1], rel=1e-10)
+    assert (row["final_x"], row["final_y"]) == pytest.approx(tuple((1 - lr * h) ** 400 * w0), rel=1e-9)
+    table = paths.format_table(result)
+    assert "given on the command line" in table and f"{int(row['steps_median'])}" in table
+
+
+def test_the_saddle_path_stops_when_it_leaves_the_window():
+    lr = 0.1
+    result = paths.run("saddle", ["sgd"], {"sgd": lr}, steps=200)
+    (p,) = result.paths
+    # x_k = (1 - 2·lr)^k, y_k = (1 + 2·lr)^k · 0.001: |y| passes 2 after ceil(ln(2000) / ln 1.2) steps.
+    leave = math.ceil(math.log(2000) / math.log(1 + 2 * lr))
+    assert len(p.points) == leave + 1 and not result.surface.contains(p.points[-1])
+    assert all(result.surface.contains(q) for q in p.points[:-1])
+    k = np.arange(leave + 1)
+    f = (1 - 2 * lr) ** (2 * k) - ((1 + 2 * lr) ** k * 1e-3) ** 2
+    assert result.summary[0]["steps_median"] == np.flatnonzero(f < -1)[0]
+
+
+class Spy:
+    """Wraps an OptimizerSpec and records every rate an optimizer is built with."""
+
+    def __init__(self, spec):
+        self.rates = []
+        self.spec = replace(spec, make=self.make)
+        self._make = spec.make
+
+    def make(self, params, lr):
+        self.rates.append(lr)
+        return self._make(params, lr)
+
+
+def test_tuning_tries_exactly_the_grid_and_picks_by_the_documented_score():
+    s = paths.FUNCTIONS["ravine"]
+    grid = lab.log_grid(1e-3, 1e-1, 5)  # 0.001 .. 0.1; above 0.02 gradient descent diverges across the ravine
+    spy = Spy(lab.resolve_optimizer("sgd"))
+    steps, tol = 60, 0.05
+    lr, rows = paths.tune(s, spy.spec, grid, steps=steps, tol=tol)
+    assert sorted(spy.rates) == sorted(grid)  # every rate once (no noise: one run), nothing else
+    assert [r["lr"] for r in rows] == list(grid)
+    # The score, from the closed form: (steps to f < tol, final f, lr), lowest wins.
+    h, w0 = np.array([1.0, 100.0]), np.array([-10.0, 1.0])
+    k = np.arange(steps + 1)[:, None]
+    scores = []
+    for rate in grid:
+        f = 0.5 * (h * ((1 - rate * h) ** k * w0) ** 2).sum(axis=1)
+        hit = np.flatnonzero(f < tol)
+        scores.append((float(hit[0]) if hit.size else math.inf, f[-1], rate))
+    assert lr == min(scores)[2]
+    assert lr in grid
+
+    # With noise: every rate on TUNE_SEEDS runs, still nothing off the grid.
+    spy = Spy(lab.resolve_optimizer("adam"))
+    lr, _ = paths.tune(s, spy.spec, grid[:3], steps=10, noise=0.5)
+    assert sorted(spy.rates) == sorted(list(grid[:3]) * paths.TUNE_SEEDS) and lr in grid[:3]
+
+
+def test_a_rate_that_diverges_loses():
+    s = paths.FUNCTIONS["rosenbrock"]
+    lr, rows = paths.tune(s, lab.resolve_optimizer("sgd"), (1e-4, 1e-3, 1.0), steps=30)
+    assert rows[2]["status"] == "diverged" and rows[2]["steps"] == math.inf
+    assert lr == 1e-3  # 1e-4 and 1e-3 both miss in 30 steps; 1e-3 ends lower
+
+
+def test_a_plugin_optimizer_draws_a_path(tmp_path, plugin_source, capsys):
+    plugin = tmp_path / "signsgd.py"
+    plugin.write_text(plugin_source)
+    out = tmp_path / "out"
+    argv = ["paths", "--function", "himmelblau", "--optimizers", f"sgd,{plugin}:SignSGD", "--lr",
+            f"sgd=0.001,{plugin}:SignSGD=0.05", "--steps", "25", "--out", str(out)]
+    assert cli.main(argv) == 0
+    rows = list(csv.DictReader(open(out / "paths_himmelblau.csv", newline="")))
+    mine = [r for r in rows if r["optimizer"] == "SignSGD"]
+    expected = iterate(lambda w, st, t: w - 0.05 * np.sign(gradient("himmelblau", w)), (-0.5, 0.5), 0.05, 25)
+    np.testing.assert_allclose([[float(r["x"]), float(r["y"])] for r in mine], expected, rtol=1e-12)
+    assert [int(r["step"]) for r in mine] == list(range(26))
+    assert {r["lr"] for r in mine} == {"0.05"} and {r["function"] for r in rows} == {"himmelblau"}
+    assert (out / "paths_himmelblau.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "SignSGD" in capsys.readouterr().out
+
+
+def test_a_plugin_that_raises_is_reported_and_the_command_exits_1(tmp_path, capsys):
+    (tmp_path / "bad.py").write_text(
+        "from minigrad.optim import Optimizer\n\n\nclass Bad(Optimizer):\n"
+        "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr)\n\n"
+        "    def update(self, w, g, state):\n        if state['step'] > 3:\n"
+        "            raise RuntimeError('boom')\n        w -= self.lr * g\n")
+    out = tmp_path / "out"
+    argv = ["paths", "--function", "ravine", "--optimizers", f"sgd,{tmp_path / 'bad.py'}:Bad", "--lr",
+            "sgd=0.01,Bad=0.01", "--steps", "10", "--out", str(out)]
+    assert cli.main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "1 run(s) failed; the first: Bad failed at lr 0.01, seed 0: RuntimeError: boom (at step 3)" in printed
+    rows = list(csv.DictReader(open(out / "paths_ravine.csv", newline="")))
+    bad = [r for r in rows if r["optimizer"] == "Bad"]
+    assert [int(r["step"]) for r in bad] == [0, 1, 2, 3]  # the points before the failed step
+    assert len([r for r in rows if r["optimizer"] == "sgd"]) == 11
+    # Tuned, every rate of Bad fails: it gets no rate, the others do, and the command still exits 1.
+    argv = [*argv[:5], "--lr-grid", "0.01:0.1:2", *argv[7:]]
+    assert cli.main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "every rate diverged or failed in tuning" in printed and "Bad failed in tuning at lr 0.01" in printed
+
+
+def test_noise_same_seed_same_path_other_seeds_other_paths():
+    s, sgd = paths.FUNCTIONS["ravine"], lab.resolve_optimizer("sgd")
+    a = paths.descend(s, sgd, 0.01, steps=30, noise=0.3, seed=1)
+    b = paths.descend(s, sgd, 0.01, steps=30, noise=0.3, seed=1)
+    c = paths.descend(s, sgd, 0.01, steps=30, noise=0.3, seed=2)
+    np.testing.assert_array_equal(a.points, b.points)
+    assert not np.allclose(a.points[1:], c.points[1:])
+    # The noise is N(0, σ²) per coordinate from default_rng((NOISE_STREAM, seed)), added to the gradient.
+    rng = np.random.default_rng((paths.NOISE_STREAM, 1))
+    expected = iterate(lambda w, st, t: w - 0.01 * (gradient("ravine", w) + 0.3 * rng.standard_normal(2)),
+                       s.start, 0.01, 30)
+    np.testing.assert_allclose(a.points, expected, rtol=1e-12)
+    # In a run: seeds 0..N-1, each its own path; the same run again gives the same paths.
+    r1 = paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=20, noise=0.3, seeds=3)
+    r2 = paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=20, noise=0.3, seeds=3)
+    assert [p.seed for p in r1.paths] == [0, 1, 2]
+    for p, q in zip(r1.paths, r2.paths):
+        np.testing.assert_array_equal(p.points, q.points)
+    assert len({p.points[-1].tobytes() for p in r1.paths}) == 3
+    # Without noise the seed changes nothing, so there is one run, and the table says why.
+    r3 = paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=5, seeds=3)
+    assert len(r3.paths) == 1 and "does not depend on its seed" in paths.format_table(r3)
+
+
+def test_png_gif_and_csv_are_written_and_the_gif_has_its_frames(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["paths", "--function", "ravine", "--optimizers", "sgd,momentum", "--lr", "sgd=0.015,momentum=0.1",
+            "--steps", "12", "--gif", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert (out / "paths_ravine.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gif = out / "paths_ravine.gif"
+    assert gif.stat().st_size < 5_000_000
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames == 13  # one per step, 0..12
+    rows = list(csv.DictReader(open(out / "paths_ravine.csv", newline="")))
+    assert list(rows[0]) == ["function", "optimizer", "seed", "step", "x", "y", "f", "lr"]
+    assert len(rows) == 2 * 13
+    for r in rows:
+        assert float(r["f"]) == pytest.approx(closed_form("ravine", float(r["x"]), float(r["y"]))[0], rel=1e-12)
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]  # written atomically, nothing left over
+    printed = capsys.readouterr().out
+    assert "sgd" in printed and "momentum" in printed and "Wrote 3 files" in printed
+    # A longer path gets at most `frames` frames.
+    result = paths.run("ravine", ["sgd"], {"sgd": 0.015}, steps=40)
+    (tmp_path / "short.gif").write_bytes(paths.animate_gif(result, frames=6))
+    with Image.open(tmp_path / "short.gif") as image:
+        assert image.n_frames == 6
+
+
+def test_tuned_run_by_the_command_line_names_the_procedure(tmp_path, capsys):
+    argv = ["paths", "--function", "beale", "--optimizers", "sgd,adam", "--lr-grid", "0.001:0.1:3", "--steps", "20",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr()
+    assert "tuned on the function for every optimizer (grid 0.001 to 0.1, 3 rates" in printed.out
+    assert "tuned sgd on beale: lr" in printed.err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--function", "sphere"], "unknown function 'sphere'"),
+        (["--start=5,5"], "is outside rosenbrock's window"),
+        (["--start", "1"], "argument --start: expected two numbers"),
+        (["--steps", "-3"], "argument --steps: must be >= 1, got -3"),
+        (["--steps", "0"], "argument --steps: must be >= 1"),
+        (["--noise", "-1"], "argument --noise: must be a number >= 0"),
+        (["--seeds", "0"], "argument --seeds: must be >= 1"),
+        (["--tol", "0"], "argument --tol: must be a positive number"),
+        (["--optimizers", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--optimizers", "momentum(gamma=1)"], "unexpected keyword argument 'gamma'"),
+        (["--optimizers", "sgd,sgd"], "listed twice"),
+        (["--lr", "fast"], "--lr: expected 'tune' or name=rate pairs"),
+        (["--optimizers", "sgd,adam", "--lr", "sgd=0.1"], "give a rate for every optimizer"),
+        (["--optimizers", "sgd", "--lr", "lion=0.1"], "not among the optimizers"),
+        (["--lr-grid", "1:0.1:3"], "argument --lr-grid"),
+        (["--out", "{file}"], "exists and is not a directory"),
+    ],
+)
+def test_bad_input_prints_one_line_and_exits_2(tmp_path, capsys, argv, message):
+    (tmp_path / "file").write_text("")
+    argv = [a.format(file=tmp_path / "file") for a in argv]
+    assert cli.main(["paths", "--steps", "5", "--out", str(tmp_path / "out"), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("minigrad: error: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-m", "minigrad", "paths", "--function", "sphere", "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"minigrad: error: unknown function 'sphere'; known functions: {', '.join(paths.FUNCTIONS)}"]
+
+
+def test_help_lists_paths_and_its_options(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "paths" in capsys.readouterr().out
+    assert cli.main(["paths", "--help"]) == 0
+    printed = capsys.readouterr().out
+    for option in ("--function", "--optimizers", "--lr", "--steps", "--start", "--noise", "--seeds", "--out",
+                   "--gif"):
+        assert option in printed
