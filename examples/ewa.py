@@ -1,7 +1,7 @@
 """The exponentially weighted average (EWA) that momentum is built on.
 
 For noisy readings θ_1, θ_2, ... (here a year of daily temperatures, the
-notes' example) the EWA is
+classic example) the EWA is
 
     v_0 = 0,    v_t = β·v_{t-1} + (1-β)·θ_t,
 

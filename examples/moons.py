@@ -9,8 +9,8 @@ Plain SGD steps along each mini-batch's gradient, and at that rate one bad
 batch can throw it up the valley's wall: its training loss keeps jumping back
 up, by a different amount for every seed. ``mg.optim.Momentum`` steps along an
 exponentially weighted average of the last ~10 gradients (β = 0.9), in which
-the batch-to-batch noise cancels: the seed notes' "mitigates the
-oscillations", seen in the loss curves. (At small rates the two curves
+the batch-to-batch noise cancels: the averaging damps the oscillations,
+as the loss curves show. (At small rates the two curves
 nearly coincide: this form of momentum takes SGD-sized steps on average.)
 
 Training goes through ``mg.lab.fit``, printing a line per epoch for seed 0.

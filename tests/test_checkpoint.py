@@ -117,7 +117,7 @@ def test_round_trip_restores_a_model(tmp_path: Path) -> None:
     mg.manual_seed(1)
     fresh = nn.MLP([4, 8, 3])
     fresh.load_state_dict(mg.load(path)["model"])
-    x = mg.Tensor(np.random.default_rng(0).normal(size=(5, 4)))
+    x = mg.Tensor(np.random.default_rng(0).normal(size=(5, 4)), dtype=np.float32)
     assert fresh(x).data.tobytes() == model(x).data.tobytes()
 
 

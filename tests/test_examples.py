@@ -75,7 +75,7 @@ def test_ravine_gd_zigzags_and_momentum_needs_fewer_steps(tmp_path: Path) -> Non
     y = mom["path"][:20, 1]
     assert np.sum(y[:-1] * y[1:] < 0) <= 5
 
-    # The seed note's claim, measured: momentum reaches f < 1e-8 in far fewer steps.
+    # The claim, measured: momentum reaches f < 1e-8 in far fewer steps.
     assert mom["steps_to_target"] is not None and gd["steps_to_target"] is not None
     assert mom["steps_to_target"] * 2 < gd["steps_to_target"]
 
@@ -142,9 +142,11 @@ def test_regression_fits_better_than_the_mean(tmp_path: Path) -> None:
 
 def test_custom_optimizer_example_runs_and_trains_through_the_lab(tmp_path: Path) -> None:
     custom = load_example("custom_optimizer")  # skipped if that example is not there
-    params = inspect.signature(custom.main).parameters
-    kwargs = {k: v for k, v in (("quick", True), ("out_dir", tmp_path)) if k in params}
-    custom.main(**kwargs)
+    curves = custom.main(quick=True, out_dir=tmp_path)
+    assert_png(tmp_path / "custom_optimizer.png")
+    assert set(curves) == {"AdaBelief", "Adam"} and all(len(c) == 4 for c in curves.values())  # epochs 0..3
+    assert curves["AdaBelief"][0] == curves["Adam"][0]  # the same seeded model before any step
+    assert curves["AdaBelief"][-1] < 0.6 * curves["AdaBelief"][0]
     spec = mg.lab.resolve_optimizer(f"{EXAMPLES / 'custom_optimizer.py'}:AdaBelief")
     X_train, X_test, y_train, y_test = mg.data.load_dataset("moons", n_samples=200)
     mg.manual_seed(0)
@@ -165,6 +167,15 @@ def test_example_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert_png(tmp_path / "figs" / "ewa.png")
     assert "saved" in done.stdout
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.stem)
+def test_every_example_takes_quick_and_out(path: Path) -> None:
+    """``main(quick, out_dir)`` and the flags ``--quick`` and ``--out``, so a test run writes nothing in the tree."""
+    source = path.read_text()
+    assert '"--quick"' in source and '"--out"' in source, f"{path.name} lacks --quick or --out"
+    params = inspect.signature(load_example(path.stem).main).parameters
+    assert "quick" in params and "out_dir" in params, f"{path.name}: main() must take quick and out_dir"
 
 
 def ravine_steps_numpy(lrs: np.ndarray, betas: np.ndarray, cap: int) -> np.ndarray:

@@ -326,7 +326,7 @@ def train(model: mg.nn.Module, optimizer: Optimizer, scheduler: LRScheduler, ste
     """``steps`` full-batch steps of cross-entropy, the scheduler stepped after each optimizer step."""
     for _ in range(steps):
         optimizer.zero_grad()
-        mg.nn.cross_entropy(model(mg.Tensor(X)), Y).backward()
+        mg.nn.cross_entropy(model(mg.Tensor(X, dtype=np.float32)), Y).backward()
         optimizer.step()
         scheduler.step()
 

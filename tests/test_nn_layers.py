@@ -635,7 +635,7 @@ def test_init_and_load_state_dict_count_as_in_place_changes() -> None:
         mg.manual_seed(0)
         layer = nn.Linear(3, 2)
         state = nn.Linear(3, 2).state_dict()
-        loss = (layer(mg.Tensor(np.ones((2, 3)))) ** 2).sum()
+        loss = (layer(mg.Tensor(np.ones((2, 3)), dtype=np.float32)) ** 2).sum()
         before = layer.W.version
         if change == "init":
             nn.init.zeros_(layer.W)

@@ -449,7 +449,7 @@ def test_momentum_equals_sgd_with_lr_times_one_minus_beta(lr: float, beta: float
 
 
 @pytest.mark.parametrize("alpha, beta", [(0.1, 0.9), (0.5, 0.9), (0.3, 0.5)])
-def test_seed_notes_literal_rule_is_sgd_with_folded_alpha(alpha: float, beta: float) -> None:
+def test_lr_inside_the_velocity_is_sgd_with_folded_alpha(alpha: float, beta: float) -> None:
     """The rule vdw = α(β·vdw + (1-β)·dw); w = w - vdw (and vdb for b) is SGD(α(1-β), momentum=αβ)."""
     w, b = START_W.copy(), START_B.copy()
     vdw, vdb = np.zeros_like(w), np.zeros_like(b)
@@ -459,7 +459,7 @@ def test_seed_notes_literal_rule_is_sgd_with_folded_alpha(alpha: float, beta: fl
         vdw = alpha * (beta * vdw + (1 - beta) * dw)
         vdb = alpha * (beta * vdb + (1 - beta) * db)
         w = w - vdw
-        b = b - vdb  # the note writes b = b - vdw: a typo for vdb
+        b = b - vdb  # each parameter with its own velocity
         literal.append((w, b))
     sgd = descend_bumpy(lambda ps: SGD(ps, lr=alpha * (1 - beta), momentum=alpha * beta))
     for t, ((w1, b1), (w2, b2)) in enumerate(zip(literal, sgd), start=1):

@@ -9,6 +9,7 @@ The normalization layers, LayerNorm and BatchNorm1d, are in
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,11 @@ __all__ = [
 ]
 
 
+def as_tensor(x: Any) -> Tensor:
+    """``x`` itself if it is a Tensor, else ``Tensor(x)``: every layer takes a numpy array as Linear does."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
 class Linear(Module):
     """out = x W + b, with W of shape (in_features, out_features).
 
@@ -55,11 +61,28 @@ class Linear(Module):
         rng = get_generator()
         self.W = Parameter(rng.uniform(-bound, bound, (in_features, out_features)), dtype=dtype)
         self.b = Parameter(rng.uniform(-bound, bound, out_features), dtype=dtype) if bias else None
+        self.warned_dtype = False  # a float64 Tensor into float32 weights is reported once per layer
 
     def forward(self, x: Tensor) -> Tensor:
-        """Return x W + b for x of shape (..., in_features)."""
+        """Return x W + b for x of shape (..., in_features).
+
+        An array input takes the layer's dtype. A Tensor keeps its own: a
+        float64 Tensor into float32 weights computes in float64 (slower, and
+        the gradients are cast back), which the layer reports once, with a
+        UserWarning that says how to avoid it.
+        """
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.W.dtype)  # an array input takes the layer's dtype
+        elif x.dtype == np.float64 and self.W.dtype == np.float32 and not self.warned_dtype:
+            self.warned_dtype = True
+            warnings.warn(
+                f"Linear({self.in_features}, {self.out_features}): the input is a float64 Tensor but the layer's "
+                "weights are float32, so it computes in float64, which is slower. Pass float32 data "
+                "(mg.Tensor(X, dtype=np.float32), or the numpy array itself, which the layer casts), or build "
+                "the model with dtype=np.float64. (Shown once per layer.)",
+                UserWarning,
+                stacklevel=2,
+            )
         return linear(x, self.W, self.b)  # checks the input's width, naming both shapes
 
     def extra_repr(self) -> str:
@@ -72,7 +95,7 @@ class ReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply relu elementwise."""
-        return x.relu()
+        return as_tensor(x).relu()
 
 
 class Tanh(Module):
@@ -80,7 +103,7 @@ class Tanh(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply tanh elementwise."""
-        return x.tanh()
+        return as_tensor(x).tanh()
 
 
 class Sigmoid(Module):
@@ -88,7 +111,7 @@ class Sigmoid(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the sigmoid elementwise."""
-        return x.sigmoid()
+        return as_tensor(x).sigmoid()
 
 
 class LeakyReLU(Module):
@@ -103,6 +126,7 @@ class LeakyReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply leaky relu elementwise."""
+        x = as_tensor(x)
         return where(x > 0, x, x * self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -132,6 +156,7 @@ class GELU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply gelu elementwise."""
+        x = as_tensor(x)
         if self.approximate == "tanh":
             return 0.5 * x * (1 + (_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
         return x * NormalCDF.apply(x)
@@ -165,7 +190,7 @@ class Softmax(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply softmax along ``dim``."""
-        return x.softmax(axis=self.dim)
+        return as_tensor(x).softmax(axis=self.dim)
 
     def extra_repr(self) -> str:
         """The axis softmax normalizes over."""
@@ -176,8 +201,8 @@ class Identity(Module):
     """Return the input unchanged: a placeholder where a layer is optional."""
 
     def forward(self, x: Tensor) -> Tensor:
-        """Return x itself."""
-        return x
+        """Return x itself (an array becomes a Tensor, as every layer takes arrays)."""
+        return as_tensor(x)
 
 
 class Flatten(Module):
@@ -189,6 +214,7 @@ class Flatten(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Reshape x so that axes start_dim..end_dim become one axis of their product's length."""
+        x = as_tensor(x)
         n = max(x.ndim, 1)  # as in PyTorch, a 0-d tensor flattens as if it had one axis
         start, end = self.start_dim, self.end_dim
         if not (-n <= start < n and -n <= end < n) or start % n > end % n:
@@ -222,6 +248,7 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x·mask/(1-p) in training, with mask ~ Bernoulli(1-p); x itself in eval."""
+        x = as_tensor(x)
         if not self.training or self.p == 0:
             return x
         keep = get_generator().random(x.shape) >= self.p  # True with probability 1 - p

@@ -91,12 +91,23 @@ class Optimizer:
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise TypeError(f"{name}: params must be an iterable of Tensors, got a single Tensor")
+        method = getattr(params, "__name__", "") if callable(params) else ""
+        if method in ("parameters", "named_parameters"):
+            owner = type(getattr(params, "__self__", None)).__name__
+            raise TypeError(
+                f"{name}: params is the method {owner}.{method} itself, not the parameters it returns; "
+                "did you mean model.parameters()?"
+            )
+        if not isinstance(params, Iterable):
+            raise TypeError(f"{name}: params must be an iterable of Tensors (such as model.parameters()), "
+                            f"got {type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError(f"{name}: got an empty parameter list")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor")
+                hint = " (a (name, parameter) pair: pass model.parameters())" if isinstance(p, tuple) else ""
+                raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor{hint}")
             if not p.requires_grad:
                 raise ValueError(f"{name}: parameter {i} (shape {p.shape}) does not require grad")
         if len({id(p) for p in params}) != len(params):
