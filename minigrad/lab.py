@@ -210,14 +210,38 @@ TUNE_SEED_BASE = 10_000
 # DEFAULT_LRS and TARGETS are the output of `python -m minigrad defaults` (see choose_defaults).
 #: The documented rate per dataset and built-in optimizer, for :data:`DEFAULT_SETTINGS`.
 DEFAULT_LRS: dict[str, dict[str, float]] = {
-    "moons": {"sgd": 1.0, "momentum": 1.0, "nesterov": 0.316, "adam": 0.0316},
-    "circles": {"sgd": 0.316, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01},
-    "blobs": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.1, "adam": 0.01},
-    "iris": {"sgd": 1.0, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01},
-    "wine": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01},
-    "breast_cancer": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.00316},
-    "digits": {"sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01},
-    "diabetes": {"sgd": 0.1, "momentum": 0.1, "nesterov": 0.01, "adam": 0.00316},
+    "moons": {
+        "sgd": 1.0, "momentum": 1.0, "nesterov": 0.316, "adam": 0.0316, "adamw": 0.01,
+        "rmsprop": 0.01, "adagrad": 0.1, "nadam": 0.0316, "lion": 0.01,
+    },
+    "circles": {
+        "sgd": 0.316, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01, "adamw": 0.01,
+        "rmsprop": 0.00316, "adagrad": 0.1, "nadam": 0.0316, "lion": 0.01,
+    },
+    "blobs": {
+        "sgd": 0.316, "momentum": 0.316, "nesterov": 0.1, "adam": 0.01, "adamw": 0.01,
+        "rmsprop": 0.00316, "adagrad": 0.0316, "nadam": 0.01, "lion": 0.01,
+    },
+    "iris": {
+        "sgd": 1.0, "momentum": 1.0, "nesterov": 0.1, "adam": 0.01, "adamw": 0.01,
+        "rmsprop": 0.00316, "adagrad": 0.0316, "nadam": 0.01, "lion": 0.00316,
+    },
+    "wine": {
+        "sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01, "adamw": 0.01,
+        "rmsprop": 0.00316, "adagrad": 0.0316, "nadam": 0.01, "lion": 0.001,
+    },
+    "breast_cancer": {
+        "sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.00316, "adamw": 0.00316,
+        "rmsprop": 0.001, "adagrad": 0.0316, "nadam": 0.00316, "lion": 0.001,
+    },
+    "digits": {
+        "sgd": 0.316, "momentum": 0.316, "nesterov": 0.0316, "adam": 0.01, "adamw": 0.01,
+        "rmsprop": 0.00316, "adagrad": 0.0316, "nadam": 0.01, "lion": 0.001,
+    },
+    "diabetes": {
+        "sgd": 0.1, "momentum": 0.1, "nesterov": 0.01, "adam": 0.00316, "adamw": 0.00316,
+        "rmsprop": 0.001, "adagrad": 0.01, "nadam": 0.00316, "lion": 0.00316,
+    },
 }
 
 #: The default target train loss per dataset: the largest train loss of the built-ins at their default
