@@ -1039,7 +1039,12 @@ def run_backward(
     recording = _state.grad_enabled
     _state.grad_enabled = create_graph
     try:
-        for node in topological_order(list(grads)):
+        order = topological_order(list(grads))
+        order.reverse()
+        while order:
+            # Popping (rather than iterating over the list) lets each intermediate tensor go once the walk is
+            # past it: after its consumers' backward released their graph, nothing else holds its array.
+            node = order.pop()
             g = grads.pop(node, None)
             if g is None:  # not reached from these roots' gradients
                 continue
@@ -1051,14 +1056,20 @@ def run_backward(
             assert ctx is not None
             if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
                 _check_versions(ctx, node)
+            if create_graph and ctx.once_differentiable:
+                raise RuntimeError(
+                    f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
+                    "gradient cannot be differentiated again (create_graph=True)"
+                )
+            graph_saved = ctx._graph_saved(node) if create_graph else ()
+            if not retain_graph:  # release the graph behind this node
+                node._ctx = _RELEASED
+            # Memory: let go of the node before its backward runs. ctx keeps whatever backward needs, so
+            # unless the user holds the node, its array is freed before the gradients below are allocated.
+            node = None
             if create_graph:
-                if ctx.once_differentiable:
-                    raise RuntimeError(
-                        f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
-                        "gradient cannot be differentiated again (create_graph=True)"
-                    )
                 arrays = ctx.saved_tensors
-                ctx.saved_tensors = ctx._graph_saved(node)
+                ctx.saved_tensors = graph_saved
                 try:
                     pgs = ctx.backward(ctx, g)
                 finally:
@@ -1088,8 +1099,7 @@ def run_backward(
                     parent.grad = pg
                 else:
                     _accumulate(parent, pg.data if isinstance(pg, Tensor) else pg)
-            if not retain_graph:  # release the graph behind this node
-                node._ctx = _RELEASED
+            parent = data = pgs = pg = None  # (memory, as above: the loop's names no longer hold the inputs)
         for leaf, g in pending_leaves.items():
             if leaf._hooks:
                 g = _run_hooks(leaf, g)
