@@ -73,6 +73,8 @@ _state = _ThreadState()
 _generator = np.random.default_rng()
 # Anomaly detection is a debugging switch for the whole process (one global test per op when off).
 _anomaly = False
+# The recorder of mg.compile while it records a step (minigrad/compile.py), else None: one test per op.
+_tape: Any = None
 # How many in-place changes minigrad has made to any tensor; a tensor's _version is its value at the
 # tensor's last change. Backward compares one integer per node to know that nothing changed.
 _edits = 0
@@ -338,6 +340,8 @@ class Function:
                 ctx._created_at = _user_frame()
             out.requires_grad = True
             out._ctx = ctx
+        if _tape is not None:
+            _tape.on_forward(cls, ctx, args, out, needs)
         return out
 
     def __repr__(self) -> str:
@@ -1034,6 +1038,8 @@ def run_backward(
     for r, g in zip(roots, root_grads):
         into = grads if r._ctx is not None else pending_leaves  # backward() may start at a leaf
         into[r] = into[r] + g if r in into else g
+    if _tape is not None:
+        _tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     edits = _edits
     recording = _state.grad_enabled
@@ -1048,6 +1054,8 @@ def run_backward(
             g = grads.pop(node, None)
             if g is None:  # not reached from these roots' gradients
                 continue
+            if _tape is not None:
+                _tape.on_node(node)
             if node._hooks:
                 g = _run_hooks(node, g)
             if capture is not None and node in capture:
@@ -1066,7 +1074,7 @@ def run_backward(
                 node._ctx = _RELEASED
             # Memory: let go of the node before its backward runs. ctx keeps whatever backward needs, so
             # unless the user holds the node, its array is freed before the gradients below are allocated.
-            node = None
+            del node
             if create_graph:
                 arrays = ctx.saved_tensors
                 ctx.saved_tensors = graph_saved
