@@ -11,6 +11,8 @@ Implementations, timed in the same process:
 
 - **minigrad**: ``mg.nn.MLP``, ``mg.optim.SGD``, ``mg.nn.cross_entropy`` and
   the ordinary loop (zero_grad, forward, backward, step).
+- **minigrad compiled**: the same step under ``mg.compile`` (recorded once
+  per batch shape, then replayed).
 - **numpy**: the same forward, backward and momentum update written out by
   hand, in place where natural: the floor for any framework built on numpy.
 - peers, each if importable: **JAX** on the CPU (``jax.jit`` of the whole
@@ -20,11 +22,11 @@ Implementations, timed in the same process:
   one ``partial_fit`` per epoch (an approximate reference: each call also
   validates its input and computes the loss its own way).
 
-minigrad and numpy are timed first, alternating: each round times one full
-epoch of each (the order rotates from round to round), after one warm-up
-epoch each; that set gives minigrad / numpy. The peers are then timed in a
-second set of rounds, in one rotation with numpy and minigrad again, which
-gives each peer's ratio to numpy and minigrad / JAX. Kept apart, the peers'
+minigrad (eager and compiled) and numpy are timed first, alternating: each
+round times one full epoch of each (the order rotates from round to round),
+after one warm-up epoch each; that set gives minigrad / numpy. The peers are
+then timed in a second set of rounds, in one rotation with numpy and
+minigrad again, which gives each peer's ratio to numpy and minigrad / JAX. Kept apart, the peers'
 much larger working sets do not evict minigrad's and numpy's from the caches
 between epochs in the first set: mixed into one rotation, PyTorch's epochs
 raised minigrad/numpy from 1.28-1.30 to 1.32-1.33 on our 2-core machine. A
@@ -192,6 +194,31 @@ class MinigradRun:
     def weights(self) -> Params:
         """The current weights."""
         return [p.data for p in self.model.parameters()]
+
+
+class CompiledRun(MinigradRun):
+    """The same loop with the step under ``mg.compile``: recorded once per batch shape, then replayed."""
+
+    name = "compiled"
+
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        super().__init__(init, sizes, batches)
+        model, opt, cross_entropy = self.model, self.optimizer, mg.nn.cross_entropy
+
+        def train_step(x: mg.Tensor, y: np.ndarray) -> mg.Tensor:
+            opt.zero_grad()
+            loss = cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        self.step = mg.compile(train_step)
+
+    def epoch(self) -> None:
+        """One pass over the batches."""
+        step, Tensor = self.step, mg.Tensor
+        for xb, yb in self.batches:
+            step(Tensor(xb), yb)
 
 
 class NumpyRun:
@@ -451,6 +478,7 @@ class SklearnRun:
 
 LABELS = {
     "minigrad": "minigrad",
+    "compiled": "minigrad, `mg.compile`d step",
     "numpy": "numpy (by hand)",
     "jax": "JAX CPU, `jax.jit` of the step",
     "torch": "PyTorch CPU, 1 thread",
@@ -460,7 +488,8 @@ LABELS = {
 }
 PEERS = ("jax", "torch", "mygrad", "autograd", "sklearn")
 MODULES = {"jax": jax, "torch": torch, "mygrad": mygrad, "autograd": autograd, "sklearn": sklearn}
-TRACED = ("minigrad", "numpy", "mygrad", "autograd", "sklearn")  # their arrays are numpy's, seen by tracemalloc
+# Their arrays are numpy's, which tracemalloc sees.
+TRACED = ("minigrad", "compiled", "numpy", "mygrad", "autograd", "sklearn")
 
 
 # ---------------------------------------------------------------------------
@@ -479,7 +508,7 @@ def build(names: Sequence[str], init: Params, sizes: list[int], batch: int, data
     """Fresh instances of the named implementations, all from ``init``."""
     Xp, yp, batches = data
     classes = {
-        "minigrad": MinigradRun, "numpy": NumpyRun, "jax": JaxRun, "torch": TorchRun,
+        "minigrad": MinigradRun, "compiled": CompiledRun, "numpy": NumpyRun, "jax": JaxRun, "torch": TorchRun,
         "mygrad": MygradRun, "autograd": AutogradRun,
     }
     runs: list[Any] = []
@@ -662,24 +691,25 @@ def report(results: dict[str, Any], info: dict[str, str], command: str, rounds: 
     for n in names:
         if n == "numpy":
             row = [LABELS[n]] + [f"1 ({fmt_ms(c['ms']['numpy'])} ms)" for c in configs]
-        elif n == "minigrad":
+        elif n in ("minigrad", "compiled"):
             row = [LABELS[n]] + [
-                f"{fmt_ratio(c['over_numpy']['minigrad'], bold=True)} ({fmt_ms(c['ms']['minigrad'])} ms); "
-                f"second set {fmt_ratio(c['over_numpy'].get('minigrad2'))}"
+                f"{fmt_ratio(c['over_numpy'][n], bold=True)} ({fmt_ms(c['ms'][n])} ms); "
+                f"second set {fmt_ratio(c['over_numpy'].get(n + '2'))}"
                 for c in configs
             ]
         else:
             row = [LABELS[n]] + [f"{fmt_ratio(c['over_numpy'].get(n))} ({fmt_ms(c['ms'].get(n))} ms)" for c in configs]
         lines.append("| " + " | ".join(row) + " |")
     if "jax" in names:
-        row = ["minigrad / JAX (second set)"] + [fmt_ratio(c.get("minigrad_over_jax"), bold=True) for c in configs]
-        lines.append("| " + " | ".join(row) + " |")
+        for n in ("minigrad", "compiled"):
+            row = [f"{LABELS[n]} / JAX (second set)"] + [fmt_ratio(c.get(f"{n}_over_jax"), bold=True) for c in configs]
+            lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
         f"Median of {rounds} rounds, one epoch per implementation per round (order rotating), after a warm-up "
-        "epoch. minigrad and numpy alternate in the first set of rounds, which gives minigrad's ratio; the "
-        "peers then alternate with numpy and minigrad in a second set, which gives theirs (and minigrad's "
-        "again, 'second set').",
+        "epoch. minigrad (eager and compiled) and numpy alternate in the first set of rounds, which gives "
+        "minigrad's ratios; the peers then alternate with numpy and minigrad in a second set, which gives "
+        "theirs (and minigrad's again, 'second set').",
     ]
     if "sklearn" in names:
         lines.append(
@@ -704,7 +734,7 @@ def report(results: dict[str, Any], info: dict[str, str], command: str, rounds: 
     for cfg in configs:
         for n, v in cfg["ms"].items():
             med = statistics.median(v)
-            label = LABELS.get(n, "minigrad (second set)")
+            label = LABELS[n] if n in LABELS else LABELS[n[:-1]] + " (second set)"
             per_step = med * 1e3 / cfg["steps"]
             lines.append(f"| {cfg['label']} | {label} | {min(v):.2f} | {med:.2f} | {max(v):.2f} | {per_step:.0f} |")
     lines += ["", "Correctness (one epoch from identical weights, max |w - w_numpy| over all weights):", ""]
@@ -742,7 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sklearn is None:
         parser.error("scikit-learn is needed for the digits data set (pip install scikit-learn)")
     configs = parse_configs(args.configs)
-    names = ["minigrad", "numpy"] + [n for n in PEERS if MODULES[n] is not None and not getattr(args, f"no_{n}")]
+    peers = [n for n in PEERS if MODULES[n] is not None and not getattr(args, f"no_{n}")]
+    names = ["minigrad", "compiled", "numpy", *peers]
     if torch is not None:
         torch.set_num_threads(1)
 
@@ -758,20 +789,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         correctness = check_correctness(names, init, sizes, batch, data)
         failed |= not all(c["allclose"] for c in correctness.values())
         runs = build(names, init, sizes, batch, data)
-        times = time_epochs(runs[:2], args.rounds)  # minigrad and numpy, alternating
-        over_numpy: dict[str, float] = {"minigrad": median_ratio(times["minigrad"], times["numpy"])}
+        times = time_epochs(runs[:3], args.rounds)  # minigrad (eager, compiled) and numpy, alternating
+        over_numpy = {n: median_ratio(times[n], times["numpy"]) for n in ("minigrad", "compiled")}
         label = f"{'-'.join(map(str, sizes))}, batch {batch}"
         cfg: dict[str, Any] = {"label": label, "sizes": sizes, "batch_size": batch}
-        if len(runs) > 2:  # the peers, alternating with numpy and minigrad again
+        if len(runs) > 3:  # the peers, alternating with numpy and minigrad again
             others = time_epochs(runs, args.rounds)
-            times["minigrad2"] = others.pop("minigrad")
             numpy2 = others.pop("numpy")
-            over_numpy["minigrad2"] = median_ratio(times["minigrad2"], numpy2)
+            for n in ("minigrad", "compiled"):
+                times[n + "2"] = others.pop(n)
+                over_numpy[n + "2"] = median_ratio(times[n + "2"], numpy2)
+                if "jax" in others:
+                    cfg[f"{n}_over_jax"] = median_ratio(times[n + "2"], others["jax"])
             for n, v in others.items():
                 over_numpy[n] = median_ratio(v, numpy2)
             times.update(others)
-            if "jax" in others:
-                cfg["minigrad_over_jax"] = median_ratio(times["minigrad2"], others["jax"])
         cfg.update(
             steps=len(data[2]),
             ms=times,
