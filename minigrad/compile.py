@@ -187,7 +187,7 @@ class _Replay:
         first_fixed = first_param + len(self.params)
         first_out = first_fixed + len(fixed)
         out_slot = {k: first_out + i for i, k in enumerate(forwards)}
-        self.template = [None] * first_out + [None] * len(forwards)
+        self.template: list[Any] = [None] * (first_out + len(forwards))
         self.template[first_fixed:first_out] = fixed
         self.first_param = first_param
 
