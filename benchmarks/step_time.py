@@ -1,8 +1,8 @@
-"""Time one training epoch of minigrad against the same epoch written by hand in numpy.
+"""Time one training epoch of minigrad against the same epoch written by hand in numpy, and its peers.
 
 The task: scikit-learn's digits (1,797 images of 8x8 pixels, 10 classes),
-standardised with the whole set's mean and std, float32; an MLP with one ReLU
-hidden layer; cross-entropy (mean over the batch); SGD with momentum 0.9 in
+standardised with the whole set's mean and std, float32; an MLP with ReLU
+hidden layers; cross-entropy (mean over the batch); SGD with momentum 0.9 in
 PyTorch's form (v = 0.9 v + g, v starts as the first g; w -= lr v), lr 0.01.
 The batch order is one fixed permutation, the same for every implementation,
 and the last, shorter batch is kept.
@@ -11,34 +11,41 @@ Implementations, timed in the same process:
 
 - **minigrad**: ``mg.nn.MLP``, ``mg.optim.SGD``, ``mg.nn.cross_entropy`` and
   the ordinary loop (zero_grad, forward, backward, step).
+- **minigrad compiled**: the same step under ``mg.compile`` (recorded once
+  per batch shape, then replayed).
 - **numpy**: the same forward, backward and momentum update written out by
   hand, in place where natural: the floor for any framework built on numpy.
-- **PyTorch** on the CPU with one thread (if importable), from the same
-  initial weights.
-- **scikit-learn**'s ``MLPClassifier(solver="sgd")`` (if importable), one
-  ``partial_fit`` per epoch. An approximate reference: each call also
-  validates its input and computes the loss its own way.
+- peers, each if importable: **JAX** on the CPU (``jax.jit`` of the whole
+  step, forward, gradient and update, with XLA on one thread), **PyTorch**
+  on the CPU with one thread, **mygrad** and **HIPS autograd** (numpy
+  autodiff libraries) and **scikit-learn**'s ``MLPClassifier(solver="sgd")``,
+  one ``partial_fit`` per epoch (an approximate reference: each call also
+  validates its input and computes the loss its own way).
 
-minigrad and numpy are timed first, alternating: each round times one full
-epoch of each (the order rotates from round to round), after one warm-up
-epoch each. PyTorch and scikit-learn are then timed in a second set of rounds
-that alternate them with minigrad again. Kept apart, their much larger
-working sets do not evict minigrad's and numpy's from the caches between
-epochs. Mixed into one rotation they tilt the ratio: on our 2-core machine,
-PyTorch epochs in the rotation raised minigrad/numpy from 1.28-1.30 to
-1.32-1.33 (two runs each, 41 rounds), minigrad's Python being the larger part
-to reload. A user trains with one framework at a time, so the separate
-rotation is the one that matches use.
+minigrad (eager and compiled) and numpy are timed first, alternating: each
+round times one full epoch of each (the order rotates from round to round),
+after one warm-up epoch each; that set gives minigrad / numpy. The peers are
+then timed in a second set of rounds, in one rotation with numpy and
+minigrad again, which gives each peer's ratio to numpy and minigrad / JAX. Kept apart, the peers'
+much larger working sets do not evict minigrad's and numpy's from the caches
+between epochs in the first set: mixed into one rotation, PyTorch's epochs
+raised minigrad/numpy from 1.28-1.30 to 1.32-1.33 on our 2-core machine. A
+user trains with one framework at a time, so the separate rotation is the one
+that matches use.
 
-The table reports the median ms per epoch (minigrad twice: its epochs of
-each set) and the median over rounds of the per-round ratios minigrad/numpy
-(first set) and minigrad/PyTorch (second set). BLAS runs on one thread for
-every implementation. Before timing, one epoch from identical weights checks
-that minigrad, numpy (and PyTorch, scikit-learn) end with the same weights.
+Memory: for the numpy-based implementations (minigrad, numpy, mygrad,
+autograd, scikit-learn), the peak of the memory that Python's tracemalloc
+sees allocated during one epoch, above what was allocated at its start. numpy
+reports its arrays to tracemalloc; PyTorch and JAX allocate outside it, so
+they get no figure.
+
+BLAS runs on one thread for every implementation. Before timing, one epoch
+from identical weights checks that every implementation ends with numpy's
+weights (within float32 rounding).
 
 Run from the repository root::
 
-    python benchmarks/step_time.py                 # 21 rounds, both configurations
+    python benchmarks/step_time.py                 # 21 rounds, three configurations
     python benchmarks/step_time.py --rounds 41 --json results.json
     python benchmarks/step_time.py --configs 64-64-10:32 --no-sklearn
 """
@@ -46,6 +53,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import json
 import os
 import platform
@@ -54,6 +63,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,13 +71,16 @@ from typing import Any
 
 # BLAS on one thread for every implementation. threadpoolctl limits the
 # libraries once they are loaded (below, after the imports); without it the
-# environment variables must be set before numpy is first imported.
+# environment variables must be set before numpy is first imported. XLA reads
+# its flags when JAX is first imported.
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:  # pragma: no cover - depends on the machine
     threadpool_info = threadpool_limits = None
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = "1"
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import numpy as np  # noqa: E402
 
@@ -76,24 +89,30 @@ sys.path.insert(0, str(ROOT))  # time the working tree's minigrad
 
 import minigrad as mg  # noqa: E402
 
-try:
-    import torch
-except ImportError:  # pragma: no cover - depends on the machine
-    torch = None
 
-try:
-    import sklearn
+def _optional(name: str) -> Any:
+    """The module ``name`` if it can be imported, else None."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+
+
+torch = _optional("torch")
+jax = _optional("jax")
+mygrad = _optional("mygrad")
+autograd = _optional("autograd")
+sklearn = _optional("sklearn")
+if sklearn is not None:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
-except ImportError:  # pragma: no cover - depends on the machine
-    sklearn = None
 
 LR = 0.01
 MOMENTUM = 0.9
 N_IN, N_OUT = 64, 10
-DEFAULT_CONFIGS = "64-64-10:32,64-256-10:128"
+DEFAULT_CONFIGS = "64-64-10:32,64-256-10:128,64-512-512-10:256"
 
-Params = list[np.ndarray]  # [W1 (in, hidden), b1, W2 (hidden, out), b2], minigrad's layout
+Params = list[np.ndarray]  # [W1 (in, hidden), b1, W2, b2, ...], minigrad's layout
 Batches = list[tuple[np.ndarray, np.ndarray]]
 
 
@@ -128,8 +147,8 @@ def make_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tu
     return Xp, yp, batches
 
 
-def parse_configs(text: str) -> list[tuple[int, int]]:
-    """Parse ``"64-64-10:32,64-256-10:128"`` into [(hidden, batch), ...]."""
+def parse_configs(text: str) -> list[tuple[list[int], int]]:
+    """Parse ``"64-64-10:32,64-512-512-10:256"`` into [(layer sizes, batch), ...]."""
     configs = []
     for item in text.split(","):
         try:
@@ -138,9 +157,11 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
             batch = int(batch_text)
         except ValueError:
             raise SystemExit(f"--configs: cannot read {item!r}; write e.g. 64-64-10:32") from None
-        if len(sizes) != 3 or sizes[0] != N_IN or sizes[2] != N_OUT or sizes[1] < 1 or batch < 1:
-            raise SystemExit(f"--configs: {item!r} must be {N_IN}-HIDDEN-{N_OUT}:BATCH (digits: 64 inputs, 10 classes)")
-        configs.append((sizes[1], batch))
+        if len(sizes) < 3 or sizes[0] != N_IN or sizes[-1] != N_OUT or min(sizes) < 1 or batch < 1:
+            raise SystemExit(
+                f"--configs: {item!r} must be {N_IN}-HIDDEN[-HIDDEN...]-{N_OUT}:BATCH (digits: 64 inputs, 10 classes)"
+            )
+        configs.append((sizes, batch))
     return configs
 
 
@@ -154,9 +175,10 @@ class MinigradRun:
 
     name = "minigrad"
 
-    def __init__(self, init: Params, hidden: int, batches: Batches) -> None:
-        self.model = mg.nn.MLP([N_IN, hidden, N_OUT])
-        self.model.load_state_dict(dict(zip(["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b"], init)))
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        self.model = mg.nn.MLP(sizes)
+        names = [name for name, _ in self.model.named_parameters()]
+        self.model.load_state_dict(dict(zip(names, init)))
         self.optimizer = mg.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
         self.batches = batches
 
@@ -174,12 +196,37 @@ class MinigradRun:
         return [p.data for p in self.model.parameters()]
 
 
+class CompiledRun(MinigradRun):
+    """The same loop with the step under ``mg.compile``: recorded once per batch shape, then replayed."""
+
+    name = "compiled"
+
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        super().__init__(init, sizes, batches)
+        model, opt, cross_entropy = self.model, self.optimizer, mg.nn.cross_entropy
+
+        def train_step(x: mg.Tensor, y: np.ndarray) -> mg.Tensor:
+            opt.zero_grad()
+            loss = cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        self.step = mg.compile(train_step)
+
+    def epoch(self) -> None:
+        """One pass over the batches."""
+        step, Tensor = self.step, mg.Tensor
+        for xb, yb in self.batches:
+            step(Tensor(xb), yb)
+
+
 class NumpyRun:
     """The same network by hand in numpy: the floor for a numpy framework."""
 
     name = "numpy"
 
-    def __init__(self, init: Params, hidden: int, batches: Batches) -> None:
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
         self.params = [p.copy() for p in init]
         self.grads = [np.empty_like(p) for p in init]
         # v = 0.9·0 + g = g on the first step, exactly, so a zero start is
@@ -191,17 +238,21 @@ class NumpyRun:
 
     def epoch(self) -> None:
         """One pass over the batches."""
-        W1, b1, W2, b2 = self.params
-        dW1, db1, dW2, db2 = self.grads
+        Ws, bs = self.params[0::2], self.params[1::2]
+        dWs, dbs = self.grads[0::2], self.grads[1::2]
+        last = len(Ws) - 1
         for x, y in self.batches:
             n = len(y)
             rows = self.rows[n]
-            # forward: h = relu(x W1 + b1), z = h W2 + b2
-            h = x @ W1
-            h += b1
-            np.maximum(h, 0, out=h)
-            z = h @ W2
-            z += b2
+            # forward: a_{l+1} = relu(a_l W_l + b_l), logits z = a_L W_L + b_L
+            acts = [x]
+            for W, b in zip(Ws[:-1], bs[:-1]):
+                h = acts[-1] @ W
+                h += b
+                np.maximum(h, 0, out=h)
+                acts.append(h)
+            z = acts[-1] @ Ws[-1]
+            z += bs[-1]
             # stable softmax cross-entropy: loss = mean(log Σ e^z' - z'[y]), z' = z - max z
             z -= z.max(axis=1, keepdims=True)
             picked = z[rows, y]
@@ -212,12 +263,13 @@ class NumpyRun:
             z /= total
             z[rows, y] -= 1
             z /= n
-            np.matmul(h.T, z, out=dW2)  # dW2 = hᵀ d
-            z.sum(axis=0, out=db2)  # db2 = Σ_rows d
-            dh = z @ W2.T  # dh = d W2ᵀ
-            dh *= h > 0  # relu'(pre-activation) = 1 where h > 0
-            np.matmul(x.T, dh, out=dW1)  # dW1 = xᵀ dh
-            dh.sum(axis=0, out=db1)  # db1 = Σ_rows dh
+            d = z
+            for i in range(last, -1, -1):
+                np.matmul(acts[i].T, d, out=dWs[i])  # dW = aᵀ d
+                d.sum(axis=0, out=dbs[i])  # db = Σ_rows d
+                if i:
+                    d = d @ Ws[i].T  # da = d Wᵀ
+                    d *= acts[i] > 0  # relu'(pre-activation) = 1 where the activation is > 0
             # momentum: v = 0.9 v + g; w -= lr v
             for w, g, v, s in zip(self.params, self.grads, self.velocity, self.scratch):
                 v *= MOMENTUM
@@ -230,19 +282,63 @@ class NumpyRun:
         return self.params
 
 
+class JaxRun:
+    """JAX on the CPU: the whole step (forward, gradient, momentum update) under one jax.jit."""
+
+    name = "jax"
+
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        jnp = jax.numpy
+
+        def loss_fn(params: list[Any], x: Any, y: Any) -> Any:
+            h = x
+            for i in range(0, len(params) - 2, 2):
+                h = jnp.maximum(h @ params[i] + params[i + 1], 0)
+            z = h @ params[-2] + params[-1]
+            logp = jax.nn.log_softmax(z, axis=1)
+            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+        def step(params: list[Any], velocity: list[Any], x: Any, y: Any) -> tuple[list[Any], list[Any]]:
+            grads = jax.grad(loss_fn)(params, x, y)
+            velocity = [MOMENTUM * v + g for v, g in zip(velocity, grads)]  # v starts at 0: v = g first
+            return [w - LR * v for w, v in zip(params, velocity)], velocity
+
+        self.step = jax.jit(step)
+        self.params = [jnp.asarray(p) for p in init]
+        self.velocity = [jnp.zeros_like(p) for p in self.params]
+        self.batches = [(jnp.asarray(xb), jnp.asarray(yb.astype(np.int32))) for xb, yb in batches]
+
+    def epoch(self) -> None:
+        """One pass over the batches (waiting for the last update to finish)."""
+        params, velocity, step = self.params, self.velocity, self.step
+        for xb, yb in self.batches:
+            params, velocity = step(params, velocity, xb, yb)
+        jax.block_until_ready(params)
+        self.params, self.velocity = params, velocity
+
+    def weights(self) -> Params:
+        """The current weights."""
+        return [np.asarray(p) for p in self.params]
+
+
 class TorchRun:
     """PyTorch on the CPU, one thread, from the same initial weights."""
 
     name = "torch"
 
-    def __init__(self, init: Params, hidden: int, batches: Batches) -> None:
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
         nn = torch.nn
-        self.model = nn.Sequential(nn.Linear(N_IN, hidden), nn.ReLU(), nn.Linear(hidden, N_OUT))
+        layers: list[Any] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if i:
+                layers.append(nn.ReLU())
+            layers.append(nn.Linear(n_in, n_out))
+        self.model = nn.Sequential(*layers)
+        self.linears = [m for m in self.model if isinstance(m, nn.Linear)]
         with torch.no_grad():  # torch keeps W as (out, in): copy the transpose
-            self.model[0].weight.copy_(torch.from_numpy(init[0].T.copy()))
-            self.model[0].bias.copy_(torch.from_numpy(init[1]))
-            self.model[2].weight.copy_(torch.from_numpy(init[2].T.copy()))
-            self.model[2].bias.copy_(torch.from_numpy(init[3]))
+            for lin, W, b in zip(self.linears, init[0::2], init[1::2]):
+                lin.weight.copy_(torch.from_numpy(W.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
         self.batches = [(torch.from_numpy(xb), torch.from_numpy(yb)) for xb, yb in batches]
 
@@ -257,8 +353,79 @@ class TorchRun:
 
     def weights(self) -> Params:
         """The current weights, in minigrad's layout."""
-        m = self.model
-        return [t.detach().numpy().copy() for t in (m[0].weight.T, m[0].bias, m[2].weight.T, m[2].bias)]
+        out = []
+        for lin in self.linears:
+            out += [lin.weight.detach().numpy().T.copy(), lin.bias.detach().numpy().copy()]
+        return out
+
+
+class MygradRun:
+    """mygrad: its Tensors, relu and softmax_crossentropy; the momentum update by hand on the arrays."""
+
+    name = "mygrad"
+
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        from mygrad.nnet.activations import relu
+        from mygrad.nnet.losses import softmax_crossentropy
+
+        self.relu, self.loss = relu, softmax_crossentropy
+        self.params = [mygrad.Tensor(p.copy()) for p in init]
+        self.velocity = [np.zeros_like(p) for p in init]
+        self.batches = batches
+
+    def epoch(self) -> None:
+        """One pass over the batches."""
+        params, matmul, relu = self.params, mygrad.matmul, self.relu
+        for xb, yb in self.batches:
+            h = xb
+            for i in range(0, len(params) - 2, 2):
+                h = relu(matmul(h, params[i]) + params[i + 1])
+            loss = self.loss(matmul(h, params[-2]) + params[-1], yb)
+            loss.backward()
+            for p, v in zip(params, self.velocity):
+                v *= MOMENTUM
+                v += p.grad
+                p.data -= LR * v
+
+    def weights(self) -> Params:
+        """The current weights."""
+        return [p.data for p in self.params]
+
+
+class AutogradRun:
+    """HIPS autograd: ``autograd.grad`` of the loss written in autograd.numpy; the update by hand."""
+
+    name = "autograd"
+
+    def __init__(self, init: Params, sizes: list[int], batches: Batches) -> None:
+        anp = importlib.import_module("autograd.numpy")
+
+        def loss_fn(params: list[Any], x: np.ndarray, y: np.ndarray) -> Any:
+            h = x
+            for i in range(0, len(params) - 2, 2):
+                h = anp.maximum(anp.dot(h, params[i]) + params[i + 1], 0)
+            z = anp.dot(h, params[-2]) + params[-1]
+            z = z - anp.max(z, axis=1, keepdims=True)
+            logp = z - anp.log(anp.sum(anp.exp(z), axis=1, keepdims=True))
+            return -anp.mean(logp[np.arange(len(y)), y])
+
+        self.grad = autograd.grad(loss_fn)
+        self.params = [p.copy() for p in init]
+        self.velocity = [np.zeros_like(p) for p in init]
+        self.batches = batches
+
+    def epoch(self) -> None:
+        """One pass over the batches."""
+        for xb, yb in self.batches:
+            grads = self.grad(self.params, xb, yb)
+            for w, g, v in zip(self.params, grads, self.velocity):
+                v *= MOMENTUM
+                v += g
+                w -= LR * v
+
+    def weights(self) -> Params:
+        """The current weights."""
+        return self.params
 
 
 class SklearnRun:
@@ -271,10 +438,10 @@ class SklearnRun:
 
     name = "sklearn"
 
-    def __init__(self, init: Params, hidden: int, batch_size: int, Xp: np.ndarray, yp: np.ndarray) -> None:
+    def __init__(self, init: Params, sizes: list[int], batch_size: int, Xp: np.ndarray, yp: np.ndarray) -> None:
         self.X, self.y = Xp, yp
         self.model = MLPClassifier(
-            hidden_layer_sizes=(hidden,),
+            hidden_layer_sizes=tuple(sizes[1:-1]),
             solver="sgd",
             momentum=MOMENTUM,
             nesterovs_momentum=False,
@@ -290,7 +457,7 @@ class SklearnRun:
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.model.partial_fit(Xp, yp, classes=np.arange(N_OUT))
         m = self.model
-        for dst, src in zip(m.coefs_ + m.intercepts_, [init[0], init[2], init[1], init[3]]):
+        for dst, src in zip(m.coefs_ + m.intercepts_, init[0::2] + init[1::2]):
             dst[...] = src
         try:  # private, but the only way to restart the momentum (exactness check only)
             m._optimizer.velocities = [np.zeros_like(p) for p in m.coefs_ + m.intercepts_]
@@ -306,16 +473,23 @@ class SklearnRun:
     def weights(self) -> Params:
         """The current weights."""
         m = self.model
-        return [m.coefs_[0], m.intercepts_[0], m.coefs_[1], m.intercepts_[1]]
+        return [a for pair in zip(m.coefs_, m.intercepts_) for a in pair]
 
 
 LABELS = {
     "minigrad": "minigrad",
+    "compiled": "minigrad, `mg.compile`d step",
     "numpy": "numpy (by hand)",
-    "minigrad2": "minigrad (second set)",
+    "jax": "JAX CPU, `jax.jit` of the step",
     "torch": "PyTorch CPU, 1 thread",
+    "mygrad": "mygrad",
+    "autograd": "HIPS autograd",
     "sklearn": "scikit-learn MLPClassifier †",
 }
+PEERS = ("jax", "torch", "mygrad", "autograd", "sklearn")
+MODULES = {"jax": jax, "torch": torch, "mygrad": mygrad, "autograd": autograd, "sklearn": sklearn}
+# Their arrays are numpy's, which tracemalloc sees.
+TRACED = ("minigrad", "compiled", "numpy", "mygrad", "autograd", "sklearn")
 
 
 # ---------------------------------------------------------------------------
@@ -323,32 +497,32 @@ LABELS = {
 # ---------------------------------------------------------------------------
 
 
-def initial_weights(hidden: int, seed: int) -> Params:
-    """minigrad's own initialisation of a 64-hidden-10 MLP, as numpy arrays."""
+def initial_weights(sizes: list[int], seed: int) -> Params:
+    """minigrad's own initialisation of the MLP, as numpy arrays."""
     mg.manual_seed(seed)
-    model = mg.nn.MLP([N_IN, hidden, N_OUT])
+    model = mg.nn.MLP(sizes)
     return [p.data.copy() for p in model.parameters()]
 
 
-def build(names: Sequence[str], init: Params, hidden: int, batch: int, data: tuple) -> list[Any]:
+def build(names: Sequence[str], init: Params, sizes: list[int], batch: int, data: tuple) -> list[Any]:
     """Fresh instances of the named implementations, all from ``init``."""
     Xp, yp, batches = data
+    classes = {
+        "minigrad": MinigradRun, "compiled": CompiledRun, "numpy": NumpyRun, "jax": JaxRun, "torch": TorchRun,
+        "mygrad": MygradRun, "autograd": AutogradRun,
+    }
     runs: list[Any] = []
     for name in names:
-        if name == "minigrad":
-            runs.append(MinigradRun(init, hidden, batches))
-        elif name == "numpy":
-            runs.append(NumpyRun(init, hidden, batches))
-        elif name == "torch":
-            runs.append(TorchRun(init, hidden, batches))
-        elif name == "sklearn":
-            runs.append(SklearnRun(init, hidden, batch, Xp, yp))
+        if name == "sklearn":
+            runs.append(SklearnRun(init, sizes, batch, Xp, yp))
+        else:
+            runs.append(classes[name](init, sizes, batches))
     return runs
 
 
-def check_correctness(names: Sequence[str], init: Params, hidden: int, batch: int, data: tuple) -> dict[str, Any]:
+def check_correctness(names: Sequence[str], init: Params, sizes: list[int], batch: int, data: tuple) -> dict[str, Any]:
     """One epoch of each from ``init``; compare every implementation's weights with numpy's."""
-    runs = {r.name: r for r in build(names, init, hidden, batch, data)}
+    runs = {r.name: r for r in build(names, init, sizes, batch, data)}
     for r in runs.values():
         r.epoch()
     ref = runs["numpy"].weights()
@@ -375,6 +549,20 @@ def time_epochs(runs: Sequence[Any], rounds: int) -> dict[str, list[float]]:
             r.epoch()
             times[r.name].append((time.perf_counter() - t0) * 1e3)
     return times
+
+
+def peak_memory(run: Any) -> int:
+    """Peak bytes that tracemalloc sees allocated during one epoch, above its start (after a warm-up epoch)."""
+    run.epoch()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        run.epoch()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - start
 
 
 def median_ratio(a: Sequence[float], b: Sequence[float]) -> float:
@@ -415,6 +603,30 @@ def git_revision() -> str:
     return rev.stdout.strip() + (" + uncommitted changes in minigrad/" if dirty.stdout.strip() else "")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, or 'unknown'."""
+    if not hasattr(os, "getloadavg"):
+        return "unknown"
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def version(name: str) -> str:
+    """The installed version of the peer ``name``, or 'not installed'."""
+    module = MODULES[name]
+    if module is None:
+        return "not installed"
+    text = getattr(module, "__version__", None)
+    if text is None:
+        from importlib.metadata import version as dist_version
+
+        text = dist_version(name)
+    if name == "torch":
+        text += ", torch.set_num_threads(1)"
+    if name == "jax":
+        text += f", jaxlib {importlib.import_module('jaxlib').__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}"
+    return text
+
+
 def machine_info(threads_note: str) -> dict[str, str]:
     """What the numbers were measured on."""
     info = {
@@ -424,13 +636,14 @@ def machine_info(threads_note: str) -> dict[str, str]:
         "numpy": np.__version__,
         "BLAS": threads_note,
         "minigrad": f"{mg.__version__} (git {git_revision()})",
-        "PyTorch": f"{torch.__version__}, torch.set_num_threads(1)" if torch is not None else "not installed",
-        "scikit-learn": sklearn.__version__ if sklearn is not None else "not installed",
     }
+    for name in PEERS:
+        info[LABELS[name].split(",")[0].rstrip(" †")] = version(name)
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        info[var] = os.environ.get(var, "unset")
-    if hasattr(os, "getloadavg"):  # other processes on the machine make every number noisier
-        info["load average (1, 5, 15 min) at start"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        if var in os.environ:
+            info[var] = os.environ[var]
+    # Other processes on the machine make every number noisier.
+    info["load average (1, 5, 15 min) at start"] = load_average()
     return info
 
 
@@ -449,7 +662,14 @@ def blas_note() -> str:
 
 def fmt_ms(values: Sequence[float] | None) -> str:
     """Median ms, or a dash."""
-    return f"{statistics.median(values):.1f} ms" if values else "—"
+    return f"{statistics.median(values):.1f}" if values else "—"
+
+
+def fmt_ratio(value: float | None, bold: bool = False) -> str:
+    """A ratio with two decimals, or a dash."""
+    if value is None:
+        return "—"
+    return f"**{value:.2f}x**" if bold else f"{value:.2f}x"
 
 
 def report(results: dict[str, Any], info: dict[str, str], command: str, rounds: int) -> str:
@@ -463,58 +683,73 @@ def report(results: dict[str, Any], info: dict[str, str], command: str, rounds: 
     ]
     lines += [f"| {k} | {v} |" for k, v in info.items()]
     lines += ["", f"Command: `{command}`", ""]
-    # Columns: the first set (minigrad, numpy), then the second (minigrad again, PyTorch, scikit-learn).
-    names = [n for n in ("minigrad", "numpy", "minigrad2", "torch", "sklearn") if n in results["configs"][0]["ms"]]
-    head = ["configuration", "steps/epoch"] + [LABELS[n] for n in names]
-    if "numpy" in names:
-        head.append("minigrad / numpy")
-    if "torch" in names:
-        head.append("minigrad / PyTorch")
+    configs = results["configs"]
+    names = results["implementations"]
+    lines += ["Time of one epoch against numpy by hand (median over rounds of the per-round ratio):", ""]
+    head = ["system"] + [c["label"] for c in configs]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for cfg in results["configs"]:
-        row = [cfg["label"], str(cfg["steps"])] + [fmt_ms(cfg["ms"].get(n)) for n in names]
-        if "numpy" in names:
-            row.append(f"**{cfg['minigrad_over_numpy']:.2f}**")
-        if "torch" in names:
-            row.append(f"**{cfg['minigrad_over_torch']:.2f}**")
+    for n in names:
+        if n == "numpy":
+            row = [LABELS[n]] + [f"1 ({fmt_ms(c['ms']['numpy'])} ms)" for c in configs]
+        elif n in ("minigrad", "compiled"):
+            row = [LABELS[n]] + [
+                f"{fmt_ratio(c['over_numpy'][n], bold=True)} ({fmt_ms(c['ms'][n])} ms); "
+                f"second set {fmt_ratio(c['over_numpy'].get(n + '2'))}"
+                for c in configs
+            ]
+        else:
+            row = [LABELS[n]] + [f"{fmt_ratio(c['over_numpy'].get(n))} ({fmt_ms(c['ms'].get(n))} ms)" for c in configs]
         lines.append("| " + " | ".join(row) + " |")
-    note = (
+    if "jax" in names:
+        for n in ("minigrad", "compiled"):
+            row = [f"{LABELS[n]} / JAX (second set)"] + [fmt_ratio(c.get(f"{n}_over_jax"), bold=True) for c in configs]
+            lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
         f"Median of {rounds} rounds, one epoch per implementation per round (order rotating), after a warm-up "
-        "epoch; ratios are the median over rounds of the per-round ratio. minigrad and numpy alternate in one "
-        "set of rounds, which gives minigrad / numpy."
-    )
-    if "minigrad2" in names:
-        refs = " and ".join(LABELS[n].split(",")[0].rstrip(" †") for n in names if n in ("torch", "sklearn"))
-        note += f" In a second set of {rounds} rounds minigrad alternates with {refs} (column minigrad (second set))"
-        note += "; that set gives minigrad / PyTorch." if "torch" in names else "."
-    lines += ["", note]
+        "epoch. minigrad (eager and compiled) and numpy alternate in the first set of rounds, which gives "
+        "minigrad's ratios; the peers then alternate with numpy and minigrad in a second set, which gives "
+        "theirs (and minigrad's again, 'second set').",
+    ]
     if "sklearn" in names:
         lines.append(
             "† approximate reference: one `partial_fit` per epoch, which also validates its input and "
             "computes the loss its own way."
         )
+    lines += ["", "Peak memory allocated during one epoch, above its start (tracemalloc), against numpy's:", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in names:
+        if n not in TRACED:
+            continue
+        row = [LABELS[n]]
+        for c in configs:
+            mem = c["peak_bytes"]
+            row.append(f"{mem[n] / 1024:.0f} KiB ({mem[n] / mem['numpy']:.2f}x)" if n in mem else "—")
+        lines.append("| " + " | ".join(row) + " |")
+    if any(n not in TRACED for n in names):
+        lines.append("")
+        lines.append("PyTorch and JAX allocate outside Python's allocator, so tracemalloc cannot see their arrays.")
     lines += ["", "Spread and time per step:", ""]
     lines += ["| configuration | implementation | min ms | median ms | max ms | µs/step |", "|---|---|---|---|---|---|"]
-    for cfg in results["configs"]:
-        for n in names:
-            v = cfg["ms"][n]
+    for cfg in configs:
+        for n, v in cfg["ms"].items():
             med = statistics.median(v)
-            lines.append(
-                f"| {cfg['label']} | {LABELS[n]} | {min(v):.2f} | {med:.2f} | {max(v):.2f} | "
-                f"{med * 1e3 / cfg['steps']:.0f} |"
-            )
+            label = LABELS[n] if n in LABELS else LABELS[n[:-1]] + " (second set)"
+            per_step = med * 1e3 / cfg["steps"]
+            lines.append(f"| {cfg['label']} | {label} | {min(v):.2f} | {med:.2f} | {max(v):.2f} | {per_step:.0f} |")
     lines += ["", "Correctness (one epoch from identical weights, max |w - w_numpy| over all weights):", ""]
-    for cfg in results["configs"]:
+    for cfg in configs:
         checks = ", ".join(
             f"{n} {c['max_abs_diff']:.2e} ({'allclose' if c['allclose'] else 'NOT allclose'})"
             for n, c in cfg["correctness"].items()
         )
         lines.append(f"- {cfg['label']}: {checks}")
+    lines += ["", f"Load average (1, 5, 15 min) at the end: {results['load_at_end']}"]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; returns 1 if minigrad's weights disagree with numpy's."""
+    """Run the benchmark; returns 1 if any implementation's weights disagree with numpy's."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--rounds",
@@ -523,10 +758,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="rounds in each set; a round times one epoch of each implementation in the set (default 21, at least 7)",
     )
     parser.add_argument(
-        "--configs", default=DEFAULT_CONFIGS, help=f"64-HIDDEN-10:BATCH, comma separated (default {DEFAULT_CONFIGS})"
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help=f"64-HIDDEN[-HIDDEN...]-10:BATCH, comma separated (default {DEFAULT_CONFIGS})",
     )
-    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
-    parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's MLPClassifier")
+    for name in PEERS:
+        parser.add_argument(f"--no-{name}", action="store_true", help=f"skip {LABELS[name].split(',')[0]}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the batch order")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -535,12 +772,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sklearn is None:
         parser.error("scikit-learn is needed for the digits data set (pip install scikit-learn)")
     configs = parse_configs(args.configs)
-    names = ["minigrad", "numpy"]
-    if torch is not None and not args.no_torch:
-        names.append("torch")
+    peers = [n for n in PEERS if MODULES[n] is not None and not getattr(args, f"no_{n}")]
+    names = ["minigrad", "compiled", "numpy", *peers]
+    if torch is not None:
         torch.set_num_threads(1)
-    if not args.no_sklearn:
-        names.append("sklearn")
 
     limiter = threadpool_limits(limits=1) if threadpool_limits is not None else None
     command = shlex.join(["python", *sys.argv]) if argv is None else shlex.join(["python", sys.argv[0], *argv])
@@ -548,39 +783,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     X, y = load_digits_standardised()
     results: dict[str, Any] = {"implementations": names, "n_samples": len(X), "rounds": args.rounds, "configs": []}
     failed = False
-    for hidden, batch in configs:
+    for sizes, batch in configs:
         data = make_batches(X, y, batch, args.seed)
-        init = initial_weights(hidden, args.seed)
-        correctness = check_correctness(names, init, hidden, batch, data)
-        failed |= not correctness["minigrad"]["allclose"]
-        runs = build(names, init, hidden, batch, data)
-        times = time_epochs(runs[:2], args.rounds)  # minigrad and numpy, alternating
-        if len(runs) > 2:  # PyTorch and scikit-learn, alternating with minigrad again
-            others = time_epochs([runs[0]] + runs[2:], args.rounds)
-            times["minigrad2"] = others.pop("minigrad")
+        init = initial_weights(sizes, args.seed)
+        correctness = check_correctness(names, init, sizes, batch, data)
+        failed |= not all(c["allclose"] for c in correctness.values())
+        runs = build(names, init, sizes, batch, data)
+        times = time_epochs(runs[:3], args.rounds)  # minigrad (eager, compiled) and numpy, alternating
+        over_numpy = {n: median_ratio(times[n], times["numpy"]) for n in ("minigrad", "compiled")}
+        label = f"{'-'.join(map(str, sizes))}, batch {batch}"
+        cfg: dict[str, Any] = {"label": label, "sizes": sizes, "batch_size": batch}
+        if len(runs) > 3:  # the peers, alternating with numpy and minigrad again
+            others = time_epochs(runs, args.rounds)
+            numpy2 = others.pop("numpy")
+            for n in ("minigrad", "compiled"):
+                times[n + "2"] = others.pop(n)
+                over_numpy[n + "2"] = median_ratio(times[n + "2"], numpy2)
+                if "jax" in others:
+                    cfg[f"{n}_over_jax"] = median_ratio(times[n + "2"], others["jax"])
+            for n, v in others.items():
+                over_numpy[n] = median_ratio(v, numpy2)
             times.update(others)
-        cfg: dict[str, Any] = {
-            "label": f"{N_IN}-{hidden}-{N_OUT}, batch {batch}",
-            "hidden": hidden,
-            "batch_size": batch,
-            "steps": len(data[2]),
-            "ms": times,
-            "median_ms": {n: statistics.median(v) for n, v in times.items()},
-            "correctness": correctness,
-        }
-        cfg["minigrad_over_numpy"] = median_ratio(times["minigrad"], times["numpy"])
-        if "torch" in times:
-            cfg["minigrad_over_torch"] = median_ratio(times["minigrad2"], times["torch"])
+        cfg.update(
+            steps=len(data[2]),
+            ms=times,
+            median_ms={n: statistics.median(v) for n, v in times.items()},
+            over_numpy=over_numpy,
+            peak_bytes={r.name: peak_memory(r) for r in runs if r.name in TRACED},
+            correctness=correctness,
+        )
         results["configs"].append(cfg)
     if limiter is not None:
         limiter.restore_original_limits()
+    results["load_at_end"] = load_average()
 
     print(report(results, info, command, args.rounds))
     if args.json:
         Path(args.json).write_text(json.dumps({"command": command, "machine": info, **results}, indent=2) + "\n")
         print(f"\nWrote {args.json}")
     if failed:
-        print("\nFAIL: minigrad's weights differ from numpy's after one epoch", file=sys.stderr)
+        print("\nFAIL: an implementation's weights differ from numpy's after one epoch", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ scikit-learn's toy datasets and ``mg.lab`` the convergence lab.
 # data and lab import scikit-learn, matplotlib and tqdm only when they are used.
 from minigrad import autograd, curvature, data, func, lab, nn, ops, optim
 from minigrad.checkpoint import load, save
+from minigrad.compile import CompiledStep, compile
 from minigrad.engine import (
     Function,
     GradcheckError,
@@ -32,10 +33,12 @@ from minigrad.ops import maximum, minimum, where
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompiledStep",
     "Function",
     "GradcheckError",
     "Tensor",
     "autograd",
+    "compile",
     "concatenate",
     "curvature",
     "data",

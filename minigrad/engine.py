@@ -75,6 +75,8 @@ _state = _ThreadState()
 _generator = np.random.default_rng()
 # Anomaly detection is a debugging switch for the whole process (one global test per op when off).
 _anomaly = False
+# The recorder of mg.compile while it records a step (minigrad/compile.py), else None: one test per op.
+_tape: Any = None
 # How many in-place changes minigrad has made to any tensor; a tensor's _version is its value at the
 # tensor's last change. Backward compares one integer per node to know that nothing changed.
 _edits = 0
@@ -342,6 +344,8 @@ class Function:
                 ctx._created_at = _user_frame()
             out.requires_grad = True
             out._ctx = ctx
+        if _tape is not None:
+            _tape.on_forward(cls, ctx, args, out, needs)
         return out
 
     def __repr__(self) -> str:
@@ -1058,15 +1062,24 @@ def run_backward(
     for r, g in zip(roots, root_grads):
         into = grads if r._ctx is not None else pending_leaves  # backward() may start at a leaf
         into[r] = into[r] + g if r in into else g
+    if _tape is not None:
+        _tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     edits = _edits
     recording = _state.grad_enabled
     _state.grad_enabled = create_graph
     try:
-        for node in topological_order(list(grads)):
+        order = topological_order(list(grads))
+        order.reverse()
+        while order:
+            # Popping (rather than iterating over the list) lets each intermediate tensor go once the walk is
+            # past it: after its consumers' backward released their graph, nothing else holds its array.
+            node = order.pop()
             g = grads.pop(node, None)
             if g is None:  # not reached from these roots' gradients
                 continue
+            if _tape is not None:
+                _tape.on_node(node)
             if node._hooks:
                 g = _run_hooks(node, g)
             if capture is not None and node in capture:
@@ -1075,14 +1088,20 @@ def run_backward(
             assert ctx is not None
             if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
                 _check_versions(ctx, node)
+            if create_graph and ctx.once_differentiable:
+                raise RuntimeError(
+                    f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
+                    "gradient cannot be differentiated again (create_graph=True)"
+                )
+            graph_saved = ctx._graph_saved(node) if create_graph else ()
+            if not retain_graph:  # release the graph behind this node
+                node._ctx = _RELEASED
+            # Memory: let go of the node before its backward runs. ctx keeps whatever backward needs, so
+            # unless the user holds the node, its array is freed before the gradients below are allocated.
+            del node
             if create_graph:
-                if ctx.once_differentiable:
-                    raise RuntimeError(
-                        f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
-                        "gradient cannot be differentiated again (create_graph=True)"
-                    )
                 arrays = ctx.saved_tensors
-                ctx.saved_tensors = ctx._graph_saved(node)
+                ctx.saved_tensors = graph_saved
                 try:
                     pgs = ctx.backward(ctx, g)
                 finally:
@@ -1112,8 +1131,7 @@ def run_backward(
                     parent.grad = pg
                 else:
                     _accumulate(parent, pg.data if isinstance(pg, Tensor) else pg)
-            if not retain_graph:  # release the graph behind this node
-                node._ctx = _RELEASED
+            parent = data = pgs = pg = None  # (memory, as above: the loop's names no longer hold the inputs)
         for leaf, g in pending_leaves.items():
             if leaf._hooks:
                 g = _run_hooks(leaf, g)

@@ -104,6 +104,20 @@ def sigmoid(x: Any) -> Any:
     return Sigmoid.apply(x) if isinstance(x, Tensor) else stable_sigmoid(x)
 
 
+# Speed device: one 0-d zero per dtype, made once. np.maximum(a, 0) must first turn the Python 0
+# into an array of a's dtype on every call; a ready zero of that dtype skips that work.
+_ZERO: dict[np.dtype, np.ndarray] = {}
+
+
+def zero_of(dtype: np.dtype) -> np.ndarray:
+    """A 0-d zero of ``dtype`` (shared: never write into it)."""
+    zero = _ZERO.get(dtype)
+    if zero is None:
+        zero = _ZERO[dtype] = np.zeros((), dtype=dtype)
+        zero.flags.writeable = False
+    return zero
+
+
 def _zeros_like(x: Any) -> Any:
     return Tensor(np.zeros_like(x.data)) if isinstance(x, Tensor) else np.zeros_like(x)
 
@@ -602,12 +616,13 @@ class ReLU(Function):
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
         ctx.save_for_backward(a)
-        return np.maximum(a, 0)
+        return np.maximum(a, zero_of(a.dtype))  # max(a, 0), with 0 already of a's dtype
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (a,) = ctx.saved_tensors
-        return g * (value(a) > 0)
+        x = value(a)
+        return g * (x > zero_of(x.dtype))
 
 
 class Clip(Function):
@@ -712,7 +727,7 @@ class Where(Function):
     def backward(ctx: Any, g: Any) -> tuple[None, Any, Any]:
         need_a, need_b = ctx.needs_input_grad[1:]
         shape_a, shape_b = ctx.shapes
-        zero = np.zeros((), dtype=g.dtype)
+        zero = zero_of(g.dtype)
         return (
             None,
             sum_to(where(ctx.cond, g, zero), shape_a) if need_a else None,

@@ -67,6 +67,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx: Any, z: np.ndarray, t: np.ndarray) -> np.ndarray:
         n, c = z.shape
+        t = _class_indices(t, n, c, "cross_entropy")  # here, not in cross_entropy(), so mg.compile's replays check it
         # Speed device: the flat positions [0, C, 2C, ...] are cached per batch shape.
         offsets = _ROW_OFFSETS.get((n, c))
         if offsets is None:
@@ -117,7 +118,7 @@ def cross_entropy(logits: Tensor, targets: ArrayLike) -> Tensor:
             f"cross_entropy: targets have the logits' shape {t.shape}, as one-hot rows do; "
             "pass class indices instead, e.g. y.argmax(1)"
         )
-    return CrossEntropy.apply(logits, _class_indices(t, n, c, "cross_entropy"))
+    return CrossEntropy.apply(logits, t)
 
 
 class _BCEWithLogits(Function):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad import engine
 from minigrad.engine import ArrayLike, Tensor
 
 __all__ = ["Parameter", "Buffer", "Module"]
@@ -125,6 +126,8 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
+        if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+            engine._tape.on_call(self.zero_grad)
         for p in self.parameters():
             p.grad = None
 

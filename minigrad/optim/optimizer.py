@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from minigrad import engine
 from minigrad.engine import Tensor
 
 __all__ = ["Optimizer", "check_number", "check_betas", "check_flag"]
@@ -162,6 +163,8 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient; ``.grad`` is left as it is."""
+        if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+            engine._tape.on_call(self.step)
         self._check_grads()
         self.step_count += 1
         update = self.update
@@ -173,6 +176,8 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
+        if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+            engine._tape.on_call(self.zero_grad)
         for p in self.params:
             p.grad = None
 
