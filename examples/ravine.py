@@ -1,11 +1,11 @@
-"""Momentum in a ravine: the first seed note's picture, drawn by ``minigrad paths``.
+"""Momentum in a ravine: the picture this project started from, drawn by ``minigrad paths``.
 
 The loss f(x, y) = (x² + 100·y²) / 2 is a long, narrow valley (condition
 number 100): steep across (y), nearly flat along (x). Plain gradient descent
 must keep its learning rate below 2/100 or the y coordinate blows up, and at
 0.019 it zigzags from wall to wall while crawling along the floor.
 
-Momentum (``mg.optim.Momentum``, the notes' rule v = β·v + (1-β)·g;
+Momentum (``mg.optim.Momentum``, the EWA rule v = β·v + (1-β)·g;
 w = w - α·v) averages the gradients: the y components flip sign every step and
 cancel in the average, the x components agree and add up. So the step-by-step
 zigzag is gone (what is left is a slow swing across the valley that dies out),

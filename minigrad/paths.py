@@ -103,7 +103,7 @@ GIF_FRAMES = 120
 
 
 def ravine(w: Tensor) -> Tensor:
-    """f(x, y) = (x² + 100·y²) / 2, the first study note's ravine: steep across, nearly flat along.
+    """f(x, y) = (x² + 100·y²) / 2, the ravine this project started from: steep across, nearly flat along.
 
     The condition number is 100: gradient descent must keep lr < 2/100, and then zigzags across.
     Minimum: f(0, 0) = 0. Default start (-10, 1); window x in [-11, 3], y in [-1.5, 1.5].
