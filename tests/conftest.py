@@ -1,5 +1,7 @@
 """Shared fixtures."""
 
+import os
+
 import pytest
 
 _PLUGIN_SOURCE = '''
@@ -22,3 +24,15 @@ class SignSGD(Optimizer):
 def plugin_source() -> str:
     """The source of a tiny plug-in optimizer, SignSGD (w = w - lr * sign(g)), to write to a file."""
     return _PLUGIN_SOURCE
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _dataset_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the dataset cache of the test run in a temporary folder (subprocesses inherit it)."""
+    previous = os.environ.get("MINIGRAD_CACHE")
+    os.environ["MINIGRAD_CACHE"] = str(tmp_path_factory.mktemp("dataset-cache"))
+    yield
+    if previous is None:
+        del os.environ["MINIGRAD_CACHE"]
+    else:
+        os.environ["MINIGRAD_CACHE"] = previous

@@ -192,3 +192,38 @@ def test_batches_reject_bad_batch_size(batch_size):
 def test_batches_reject_mismatched_lengths():
     with pytest.raises(ValueError, match="X has 4 samples but y has 3"):
         list(data.batches(np.zeros((4, 1)), np.zeros(3), 2))
+
+
+def test_the_dataset_cache_gives_sklearns_arrays_and_spares_a_later_process_the_import(tmp_path):
+    """A second process loads from the cache without importing scikit-learn; the arrays are byte-identical
+    to those computed with the cache off; a damaged cache file is computed again."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from minigrad import data\n"
+        "parts = data.load_dataset('wine') + data.load_dataset('moons', n_samples=300)\n"
+        "np.savez(sys.argv[1], *parts)\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    env = dict(os.environ, MINIGRAD_CACHE=str(tmp_path / "cache"))
+
+    def run(out, **extra):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / out)], env={**env, **extra},
+                              capture_output=True, text=True, check=True)
+        with np.load(tmp_path / out) as f:
+            return done.stdout.strip(), [f[k] for k in sorted(f.files, key=lambda k: int(k[4:]))]
+
+    imported, first = run("first.npz")
+    assert imported == "True"  # nothing cached yet: scikit-learn computed it
+    imported, second = run("second.npz")
+    assert imported == "False"  # from the cache
+    _, uncached = run("uncached.npz", MINIGRAD_CACHE="off")
+    for a, b, c in zip(first, second, uncached):
+        assert a.dtype == b.dtype == c.dtype and a.tobytes() == b.tobytes() == c.tobytes()
+    for path in (tmp_path / "cache").iterdir():
+        path.write_bytes(b"not a zip file")
+    imported, damaged = run("damaged.npz")
+    assert imported == "True" and all(a.tobytes() == d.tobytes() for a, d in zip(uncached, damaged))
