@@ -917,6 +917,14 @@ class Tensor:
         return ops.GetItem.apply(self, ops.as_index(index, self.shape))
 
 
+def bump_versions(tensors: Iterable[Tensor]) -> None:
+    """Record one in-place change of each tensor (what ``t.bump_version()`` does, for many at once)."""
+    global _edits
+    _edits += 1
+    for t in tensors:
+        t._version = _edits
+
+
 class _RetainGrad:
     """The hook behind :meth:`Tensor.retain_grad`: add the gradient into ``t.grad``."""
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from minigrad.engine import Function, Tensor, get_generator, linear
+from minigrad import ops
+from minigrad.engine import Function, Tensor, get_generator
 from minigrad.nn._checks import check_int, check_real
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.normalization import BatchNorm1d, LayerNorm
@@ -73,7 +74,8 @@ class Linear(Module):
         """
         if not isinstance(x, Tensor):
             x = Tensor(x, dtype=self.W.dtype)  # an array input takes the layer's dtype
-        elif x.dtype == np.float64 and self.W.dtype == np.float32 and not self.warned_dtype:
+        elif x.data.dtype is not self.W.data.dtype and x.dtype == np.float64 and self.W.dtype == np.float32 \
+                and not self.warned_dtype:
             self.warned_dtype = True
             warnings.warn(
                 f"Linear({self.in_features}, {self.out_features}): the input is a float64 Tensor but the layer's "
@@ -83,7 +85,7 @@ class Linear(Module):
                 UserWarning,
                 stacklevel=2,
             )
-        return linear(x, self.W, self.b)  # checks the input's width, naming both shapes
+        return ops.Linear.apply(x, self.W, self.b)  # checks the input's width, naming both shapes
 
     def extra_repr(self) -> str:
         """The layer's sizes and whether it has a bias."""

@@ -166,13 +166,16 @@ class Optimizer:
         if engine._tape is not None:  # mg.compile is recording a step: replay this call too
             engine._tape.on_call(self.step)
         self._check_grads()
-        self.step_count += 1
+        self.__dict__["step_count"] += 1  # a plain counter: no need for __setattr__'s hyperparameter checks
         update = self.update
+        changed = []
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 state["step"] = state.get("step", 0) + 1
                 update(p.data, p.grad, state)
-                p.bump_version()  # w changed in place: a graph that saved the old w can no longer be used
+                changed.append(p)
+        # Every w changed in place: a graph that saved the old values can no longer be used.
+        engine.bump_versions(changed)
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
