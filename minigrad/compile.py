@@ -309,7 +309,7 @@ class _Replay:
                         grads[where] = grads[where] + pg if where in grads else pg
                         continue
                     leaf = args[where] if dst == ARG else where
-                    if leaf.grad is None and type(pg) is np.ndarray and pg.base is None and pg is not g:
+                    if leaf.grad is None and engine.owns_array(pg, g, pgs):
                         leaf.grad = pg  # the same choice as run_backward: a new array becomes .grad as it is
                     else:
                         _accumulate(leaf, pg)

@@ -935,6 +935,18 @@ class _RetainGrad:
         _accumulate(self.t, g.data if isinstance(g, Tensor) else g)
 
 
+def owns_array(pg: Any, g: Any, pgs: tuple[Any, ...]) -> bool:
+    """True when ``pg``, one of the gradients ``pgs`` a backward returned for ``g``, is a new array for one input.
+
+    Then a leaf may keep it as its ``.grad`` without a copy: it is not a view,
+    not ``g`` itself, and not also returned for another input (a later ``+=``
+    into one leaf's gradient would change the other's).
+    """
+    if type(pg) is not np.ndarray or pg.base is not None or pg is g:
+        return False
+    return sum(1 for p in pgs if p is pg) == 1
+
+
 def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
     """Add ``g`` into ``leaf.grad`` (a copy the first time: ``g`` may be shared)."""
     if leaf.grad is None:
@@ -1133,9 +1145,9 @@ def run_backward(
                     grads[parent] = grads[parent] + pg if parent in grads else pg
                 elif capture is not None or parent._hooks:
                     pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
-                elif parent.grad is None and type(pg) is np.ndarray and pg.base is None and pg is not g:
+                elif parent.grad is None and owns_array(pg, g, pgs):
                     # Speed device: a new array the op made for this leaf alone becomes .grad
-                    # as it is; a view, or the very g another input also gets, is copied instead.
+                    # as it is; a view, g itself, or an array returned for two inputs is copied instead.
                     parent.grad = pg
                 else:
                     _accumulate(parent, pg.data if isinstance(pg, Tensor) else pg)

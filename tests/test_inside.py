@@ -660,3 +660,25 @@ def test_gradcheck_refuses_a_nan_central_difference() -> None:
         "for the gradient"
     ):
         mg.gradcheck(SqrtWithZeroGrad.apply, mg.Tensor([0.0, 1.0], requires_grad=True))
+
+
+def test_a_backward_that_returns_one_array_for_two_inputs_gives_each_leaf_its_own_gradient() -> None:
+    """The no-copy leaf path must not hand one array to two leaves: a later += into one would change the other."""
+
+    class Both(mg.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, g):
+            d = g * 1.0  # a new array, returned for both inputs
+            return d, d
+
+    a = mg.Tensor(np.zeros(3), requires_grad=True)
+    b = mg.Tensor(np.zeros(3), requires_grad=True)
+    Both.apply(a, b).sum().backward()
+    assert a.grad is not b.grad
+    (a * 5.0).sum().backward()
+    np.testing.assert_array_equal(a.grad, [6.0, 6.0, 6.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
