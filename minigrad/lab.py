@@ -1017,7 +1017,13 @@ class _Lock:
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
 
     def release(self) -> None:
-        """Drop the lock (the file stays: removing it would let two runs lock different files)."""
+        """Drop the lock (the file stays: removing it would let two runs lock different files).
+
+        The pid is erased first, while the lock is still held, so the next run
+        does not take a clean finish for a killed run.
+        """
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)
         with contextlib.suppress(OSError):
             os.close(self.fd)
 

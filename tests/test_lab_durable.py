@@ -120,6 +120,10 @@ def test_a_second_run_on_the_same_out_is_refused_and_a_stale_lock_is_taken_over(
     (out / ".lock").write_text("999999")  # left by a killed run: nobody holds it
     assert cli.main([*SMALL, "--no-plots", "--out", str(out)]) == 0
     assert "taking over the lock left by pid 999999" in capsys.readouterr().err
+    # A run that finished cleanly leaves no pid behind: the next one reports no killed run.
+    assert (out / ".lock").read_text() == ""
+    assert cli.main([*SMALL, "--no-plots", "--out", str(out), "--overwrite"]) == 0
+    assert "taking over the lock" not in capsys.readouterr().err
 
 
 def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path, capsys):
