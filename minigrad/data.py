@@ -105,7 +105,8 @@ def _cached(key: str, compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np
         folder = None  # compute() raises the ImportError that says what to install
     if folder is None:
         return compute()
-    digest = hashlib.sha256(f"{key}|scikit-learn {sklearn_version}|numpy {np.__version__}".encode()).hexdigest()
+    versions = f"scikit-learn {sklearn_version}|numpy {np.__version__}|minigrad {_CODE_ID}"
+    digest = hashlib.sha256(f"{key}|{versions}".encode()).hexdigest()
     path = os.path.join(folder, digest[:32] + ".npz")
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -126,6 +127,14 @@ def _cached(key: str, compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np
     except OSError:
         pass  # a read-only or full disk: the cache is only a shortcut
     return arrays
+
+
+def _code_text(code: Any) -> str:
+    """A code object's bytecode and constants (nested functions included), stable across processes."""
+    parts = [code.co_code.hex()]
+    for c in code.co_consts:
+        parts.append(_code_text(c) if hasattr(c, "co_code") else repr(c))
+    return "|".join(parts)
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -290,3 +299,10 @@ def batches(
     for start in range(0, n, batch_size):
         index = order[start : start + batch_size]
         yield X[index], y[index]
+
+
+# What the cache's files depend on besides their arguments: the code that computed them (and the blob
+# centres it uses), so a change to this module never returns arrays computed by an older version.
+_CODE_ID = hashlib.sha256(
+    "|".join([_code_text(_load_raw.__code__), _code_text(split.__code__), repr(_BLOB_CENTERS)]).encode()
+).hexdigest()[:16]

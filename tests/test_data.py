@@ -227,3 +227,15 @@ def test_the_dataset_cache_gives_sklearns_arrays_and_spares_a_later_process_the_
         path.write_bytes(b"not a zip file")
     imported, damaged = run("damaged.npz")
     assert imported == "True" and all(a.tobytes() == d.tobytes() for a, d in zip(uncached, damaged))
+
+
+def test_the_dataset_cache_is_keyed_by_the_code_that_computed_it(tmp_path, monkeypatch):
+    """Arrays cached by another version of minigrad.data are never returned: the code's identity is in the key."""
+    monkeypatch.setenv("MINIGRAD_CACHE", str(tmp_path))
+    first = data.load_raw("iris")
+    data.load_raw("iris")
+    assert len(list(tmp_path.glob("*.npz"))) == 1  # the second call read the cached file
+    monkeypatch.setattr(data, "_CODE_ID", "another version of the code")
+    again = data.load_raw("iris")
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # not the old file: computed and stored anew
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
