@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor
-from minigrad.optim.optimizer import Optimizer, check_number
+from minigrad.optim.optimizer import Optimizer, _buffer, check_number
 
 __all__ = ["Adagrad"]
 
@@ -64,6 +64,6 @@ class Adagrad(Optimizer):
         if self.weight_decay:
             g = g + self.weight_decay * w  # g = grad + λ·w
         lr_t = self.lr / (1 + (state["step"] - 1) * self.lr_decay)  # α_t = α / (1 + (t-1)·δ)
-        S = state.setdefault("sum", np.full_like(w, self.initial_accumulator_value))  # S starts at S₀
+        S = _buffer(state, "sum", w, self.initial_accumulator_value)  # S starts at S₀
         S += g * g  # S = S + g²
         w -= lr_t * g / (np.sqrt(S) + self.eps)  # w = w - α_t·g / (sqrt(S) + eps)

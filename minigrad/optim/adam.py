@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor
-from minigrad.optim.optimizer import Optimizer, check_betas, check_number
+from minigrad.optim.optimizer import Optimizer, _buffer, check_betas, check_number
 
 __all__ = ["Adam", "AdamW", "NAdam"]
 
@@ -63,8 +63,8 @@ class Adam(Optimizer):
         t = state["step"]
         if self.weight_decay:
             g = g + self.weight_decay * w  # g = grad + λ·w
-        m = state.setdefault("m", np.zeros_like(w))
-        s = state.setdefault("s", np.zeros_like(w))
+        m = _buffer(state, "m", w)
+        s = _buffer(state, "s", w)
         m *= beta1
         m += (1 - beta1) * g  # m = β1·m + (1-β1)·g
         s *= beta2
@@ -117,8 +117,8 @@ class AdamW(Optimizer):
         beta1, beta2 = self.betas
         t = state["step"]
         w *= 1 - self.lr * self.weight_decay  # w = w - α·λ·w
-        m = state.setdefault("m", np.zeros_like(w))
-        s = state.setdefault("s", np.zeros_like(w))
+        m = _buffer(state, "m", w)
+        s = _buffer(state, "s", w)
         m *= beta1
         m += (1 - beta1) * g  # m = β1·m + (1-β1)·g
         s *= beta2
@@ -182,8 +182,8 @@ class NAdam(Optimizer):
         mu = beta1 * (1 - 0.5 * 0.96 ** (t * self.momentum_decay))  # μ_t = β1·(1 - ½·0.96^(t·ψ))
         mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))  # μ_{t+1}
         mu_product = state["mu_product"] = state.get("mu_product", 1.0) * mu  # Π = Π·μ_t
-        m = state.setdefault("m", np.zeros_like(w))
-        s = state.setdefault("s", np.zeros_like(w))
+        m = _buffer(state, "m", w)
+        s = _buffer(state, "s", w)
         m *= beta1
         m += (1 - beta1) * g  # m = β1·m + (1-β1)·g
         s *= beta2

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor
-from minigrad.optim.optimizer import Optimizer, check_betas, check_number
+from minigrad.optim.optimizer import Optimizer, _buffer, check_betas, check_number
 
 __all__ = ["Lion"]
 
@@ -49,7 +49,7 @@ class Lion(Optimizer):
     def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
         """One Lion step on ``w`` in place."""
         beta1, beta2 = self.betas
-        m = state.setdefault("m", np.zeros_like(w))
+        m = _buffer(state, "m", w)
         c = beta1 * m + (1 - beta1) * g  # c = β1·m + (1-β1)·g
         w -= self.lr * (np.sign(c) + self.weight_decay * w)  # w = w - α·(sign(c) + λ·w)
         m *= beta2

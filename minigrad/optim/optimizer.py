@@ -64,6 +64,18 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def _buffer(state: dict[str, Any], name: str, w: np.ndarray, start: float = 0.0) -> np.ndarray:
+    """``state[name]``, made the first time as an array like ``w`` filled with ``start``.
+
+    (``state.setdefault(name, np.zeros_like(w))`` reads the same but builds a
+    new array at every step, to throw it away once the buffer exists.)
+    """
+    buffer = state.get(name)
+    if buffer is None:
+        buffer = state[name] = np.full_like(w, start)
+    return buffer
+
+
 class Optimizer:
     """Base class: holds the parameters, their state, the step count and the hyperparameters.
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor
-from minigrad.optim.optimizer import Optimizer, check_flag, check_number
+from minigrad.optim.optimizer import Optimizer, _buffer, check_flag, check_number
 
 __all__ = ["RMSprop"]
 
@@ -64,18 +64,18 @@ class RMSprop(Optimizer):
         rho = self.alpha
         if self.weight_decay:
             g = g + self.weight_decay * w  # g = grad + λ·w
-        s = state.setdefault("s", np.zeros_like(w))
+        s = _buffer(state, "s", w)
         s *= rho
         s += (1 - rho) * g * g  # s = ρ·s + (1-ρ)·g²
         if self.centered:
-            a = state.setdefault("a", np.zeros_like(w))
+            a = _buffer(state, "a", w)
             a *= rho
             a += (1 - rho) * g  # a = ρ·a + (1-ρ)·g
             d = np.sqrt(s - a * a) + self.eps  # d = sqrt(s - a²) + eps
         else:
             d = np.sqrt(s) + self.eps  # d = sqrt(s) + eps
         if self.momentum:
-            v = state.setdefault("v", np.zeros_like(w))
+            v = _buffer(state, "v", w)
             v *= self.momentum
             v += g / d  # v = β·v + g/d
             w -= self.lr * v  # w = w - α·v

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import Tensor
-from minigrad.optim.optimizer import Optimizer, check_flag, check_number
+from minigrad.optim.optimizer import Optimizer, _buffer, check_flag, check_number
 
 __all__ = ["SGD", "Momentum"]
 
@@ -125,7 +125,7 @@ class Momentum(Optimizer):
         """One step of the EWA momentum rule on ``w`` in place."""
         if self.weight_decay:
             g = g + self.weight_decay * w  # g = grad + λ·w
-        v = state.setdefault("v", np.zeros_like(w))  # v starts at 0
+        v = _buffer(state, "v", w)  # v starts at 0
         v *= self.beta
         v += (1 - self.beta) * g  # v = β·v + (1-β)·g
         if self.bias_correction:
