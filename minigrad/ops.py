@@ -24,6 +24,7 @@ from minigrad.engine import (
     Axis,
     Function,
     Tensor,
+    _is_int,
     check_flag,
     normalize_axes,
     stable_sigmoid,
@@ -122,7 +123,7 @@ def _zeros_like(x: Any) -> Any:
     return Tensor(np.zeros_like(x.data)) if isinstance(x, Tensor) else np.zeros_like(x)
 
 
-def _expand(g: Any, axes: tuple[int, ...], keepdims: bool, ndim: int) -> Any:
+def _expand(g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     """Put back the axes a reduction removed, so ``g`` broadcasts to the input."""
     if keepdims or not axes:
         return g
@@ -358,7 +359,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        return broadcast_to(_expand(g, ctx.axes, ctx.keepdims, len(ctx.shape)), ctx.shape), None, None
+        return broadcast_to(_expand(g, ctx.axes, ctx.keepdims), ctx.shape), None, None
 
 
 class Mean(Function):
@@ -374,7 +375,7 @@ class Mean(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        expanded = _expand(g, ctx.axes, ctx.keepdims, len(ctx.shape))
+        expanded = _expand(g, ctx.axes, ctx.keepdims)
         return broadcast_to(expanded / ctx.count, ctx.shape), None, None
 
 
@@ -397,7 +398,7 @@ class Max(Function):
         (a,) = ctx.saved_tensors
         share = (value(a) == ctx.top).astype(a.dtype)  # a constant: which elements are the max
         share /= share.sum(axis=ctx.axes, keepdims=True)
-        return share * _expand(g, ctx.axes, ctx.keepdims, a.ndim), None, None, None
+        return share * _expand(g, ctx.axes, ctx.keepdims), None, None, None
 
 
 class LogSumExp(Function):
@@ -421,8 +422,8 @@ class LogSumExp(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         a, out = ctx.saved_tensors
-        expand = _expand(out, ctx.axes, ctx.keepdims, a.ndim)
-        return _expand(g, ctx.axes, ctx.keepdims, a.ndim) * exp(a - expand), None, None
+        expand = _expand(out, ctx.axes, ctx.keepdims)
+        return _expand(g, ctx.axes, ctx.keepdims) * exp(a - expand), None, None
 
 
 def variance(a: Tensor, axis: Axis, keepdims: bool, correction: int, op: str) -> Tensor:
@@ -664,17 +665,19 @@ class Maximum(Function):
     """Elementwise max(a, b). The gradient goes to the larger input; ties split it in half (PyTorch)."""
 
     name = "maximum"
+    pick = staticmethod(np.maximum)  # the forward
+    wins = staticmethod(np.greater)  # where a alone gets the gradient
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ctx.save_for_backward(a, b)
-        return _binary(ctx.name, np.maximum if ctx.name == "maximum" else np.minimum, a, b)
+        return _binary(ctx.name, ctx.pick, a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
         a, b = ctx.saved_tensors
         va, vb = value(a), value(b)
-        wins = va > vb if ctx.name == "maximum" else va < vb
+        wins = ctx.wins(va, vb)
         share = wins + 0.5 * (va == vb)  # a constant: how much of g goes to a
         need_a, need_b = ctx.needs_input_grad
         return (
@@ -687,6 +690,8 @@ class Minimum(Maximum):
     """Elementwise min(a, b). The gradient goes to the smaller input; ties split it in half."""
 
     name = "minimum"
+    pick = staticmethod(np.minimum)
+    wins = staticmethod(np.less)
 
 
 def _pair(a: ArrayLike, b: ArrayLike, op: str) -> tuple[Tensor, Tensor]:
@@ -751,10 +756,13 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     return Where.apply(Tensor(c), a, b)
 
 
+_COMPARISONS = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+                "eq": np.equal, "ne": np.not_equal}
+
+
 def compare(op: str, a: Tensor, other: Any) -> Tensor:
     """a <op> b elementwise as a boolean Tensor (no gradient: a mask for where and indexing)."""
-    fn = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-          "eq": np.equal, "ne": np.not_equal}[op]
+    fn = _COMPARISONS[op]
     b = value(other)
     try:
         return Tensor(fn(a.data, np.asarray(b)))
@@ -828,7 +836,7 @@ def permutation(axes: Sequence[int], shape: tuple[int, ...]) -> tuple[int, ...]:
     ndim = len(shape)
     if not axes:
         return tuple(range(ndim))[::-1]
-    if all(isinstance(i, (int, np.integer)) and -ndim <= i < ndim for i in axes):
+    if all(_is_int(i) and -ndim <= i < ndim for i in axes):
         perm = tuple(int(i) % ndim for i in axes)
         if sorted(perm) == list(range(ndim)):
             return perm

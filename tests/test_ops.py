@@ -1139,3 +1139,10 @@ def test_bce_gives_a_target_that_requires_grad_its_gradient() -> None:
     mg.nn.binary_cross_entropy_with_logits(z, y).backward()
     np.testing.assert_allclose(z.grad, (1 / (1 + np.exp(-z0)) - y0) / 3, rtol=1e-12)
     np.testing.assert_allclose(y.grad, -z0 / 3, rtol=1e-12)
+
+
+def test_transpose_refuses_booleans_as_axes_as_the_reductions_do() -> None:
+    t = mg.Tensor(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="not a permutation"):
+        t.transpose(True, False)
+    assert t.transpose(1, 0).shape == (3, 2)
