@@ -68,8 +68,6 @@ class _Recorder:
                 self.arg_arrays[id(a)] = k
         self.outputs: dict[int, int] = {}  # id(array an op made) -> its forward event's index
         self.nodes: dict[Tensor, int] = {}  # Tensor an op made -> its forward event's index
-        self.keep: list[Any] = []  # keeps recorded objects alive, so their ids stay theirs
-        self.backward_ctx: dict[int, Any] = {}  # forward event index -> the ctx of the node being walked
 
     def source(self, value: Any, op: str, i: int) -> tuple[str, Any]:
         """Where argument ``i`` of ``op`` comes from: a step argument, an op's output, or a fixed value."""
@@ -107,7 +105,6 @@ class _Recorder:
         self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype))
         self.outputs[id(out.data)] = index
         self.nodes[out] = index
-        self.keep.append(out)
 
     def on_backward(self, roots: Any, root_grads: Any, retain_graph: bool, create_graph: bool, inputs: Any) -> None:
         if retain_graph or create_graph or inputs is not None:
@@ -161,7 +158,6 @@ class _Replay:
     """
 
     def __init__(self, events: list[tuple[Any, ...]], result: Any, nodes: dict[Tensor, int], n_args: int) -> None:
-        self.n_args = n_args
         self.params: list[Tensor] = []
         slot_of_param: dict[int, int] = {}
         fixed: list[Any] = []

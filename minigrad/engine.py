@@ -120,7 +120,6 @@ class enable_grad(_GradMode):
     enabled = True
 
 
-_enable_grad = enable_grad  # the name gradcheck used before enable_grad was public
 
 
 class detect_anomaly(contextlib.ContextDecorator):
