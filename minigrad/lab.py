@@ -638,11 +638,8 @@ def train_run(
         order_rng = np.random.default_rng((seed, 1))
 
         def record(step: int, seconds: float, last: bool = False) -> None:
-            with no_grad():
-                train_loss = float(loss_fn(model(Tensor(X)), y).data) if train_curve or last else math.nan
-                out = model(Tensor(X_eval))
-                eval_loss = float(loss_fn(out, y_eval).data)
-            metric = accuracy(out.data, y_eval) if task == "classification" else r2_score(out.data, y_eval)
+            train_loss = evaluate(model, loss_fn, X, y, task)[0] if train_curve or last else math.nan
+            eval_loss, metric = evaluate(model, loss_fn, X_eval, y_eval, task)
             for key, value in (("step", step), ("epoch", round(step / steps_per_epoch, 4)),
                                ("train_loss", train_loss), ("eval_loss", eval_loss), ("eval_metric", metric),
                                ("seconds", seconds), ("step_lr", used_lr)):

@@ -706,10 +706,6 @@ def animate_gif(result: PathsResult, *, frames: int = GIF_FRAMES, dpi: int = 60,
             return f.read()
 
 
-def _steps_text(x: float) -> str:
-    return "never" if math.isinf(x) else f"{x:g}"
-
-
 def format_table(result: PathsResult) -> str:
     """The printed summary: per optimizer its rate, steps to target (median over seeds), final point and f."""
     st, s = result.settings, result.surface
@@ -737,7 +733,7 @@ def format_table(result: PathsResult) -> str:
             table.append([row["optimizer"], "-", "every rate diverged or failed in tuning", "-", "-", "-"])
             continue
         lr = f"{row['lr']:.3g}" + ("!" if row["at_grid_edge"] else "")
-        reach = _steps_text(row["steps_median"])
+        reach = lab._steps(row["steps_median"])
         if "final_f" not in row:
             what = "error" if row["errors"] else "diverged"
             table.append([row["optimizer"], lr, reach, what, "-", "-"])
