@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from minigrad.engine import ArrayLike, Function, Tensor
+from minigrad.nn.layers import as_tensor
 from minigrad.ops import sigmoid
 
 __all__ = ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
@@ -15,13 +16,9 @@ __all__ = ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"]
 # ---------------------------------------------------------------------------
 
 
-def _as_tensor(x: ArrayLike) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
 def mse_loss(pred: Tensor, target: ArrayLike) -> Tensor:
     """Mean squared error, mean((pred - target)²); shapes must match exactly."""
-    pred = _as_tensor(pred)
+    pred = as_tensor(pred)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=pred.dtype)
     if pred.shape != target.shape:
         raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
@@ -146,7 +143,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
     Targets are 0 or 1 (probabilities in [0, 1] also work) and have the
     logits' shape. Backward: dz = (σ(z) - y) / N; a target Tensor that requires grad gets dy = -z / N.
     """
-    logits = _as_tensor(logits)
+    logits = as_tensor(logits)
     y = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if y.shape != logits.shape:
         raise ValueError(

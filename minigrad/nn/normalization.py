@@ -70,10 +70,7 @@ class LayerNorm(Module):
                 f"LayerNorm: input of shape {x.shape} does not end in normalized_shape {self.normalized_shape}"
             )
         axes = tuple(range(x.ndim - k, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
-        centred = x - mu
-        var = (centred * centred).mean(axis=axes, keepdims=True)  # biased: divided by n
-        y = centred * (var + self.eps) ** -0.5
+        y, _ = _normalize(x, axes, self.eps)  # (x - μ)/√(σ² + eps), the biased σ² over the last axes
         if self.weight is not None:
             y = y * self.weight
         if self.bias is not None:
