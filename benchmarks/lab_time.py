@@ -51,6 +51,13 @@ def run(args: list[str]) -> tuple[float, float]:
     return wall, sum(last.values())
 
 
+def load_text() -> str:
+    """The 1-, 5- and 15-minute load averages, or "n/a" where the system has none."""
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     """Parse the options, run the rounds, print a Markdown report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -58,9 +65,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="also time --lr tune --jobs 2 once")
     args = parser.parse_args()
     print(f"# lab_time: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
     print(f"machine: {platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
-          f"load average before: {', '.join(f'{x:.2f}' for x in load)}")
+          f"load average before: {load_text()}")
     print("command: python -m minigrad --out TMP --jobs J\n")
     print("| round | wall, --jobs 1 | training (sum) | overhead | wall, --jobs 2 | jobs 2 / jobs 1 |")
     print("|---|---|---|---|---|---|")
@@ -79,8 +85,7 @@ def main() -> None:
     if args.tune:
         wall, _ = run(["--lr", "tune", "--jobs", "2"])
         print(f"\n`python -m minigrad --lr tune --jobs 2`: {wall:.1f} s")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    print(f"\nload average after: {', '.join(f'{x:.2f}' for x in load)}")
+    print(f"\nload average after: {load_text()}")
 
 
 if __name__ == "__main__":

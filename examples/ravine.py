@@ -22,6 +22,7 @@ with the map showing the first 60 steps, where the two differ most. Run
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from minigrad import paths
@@ -45,11 +46,12 @@ def main(quick: bool = False, out_dir: str | Path = FIGURES) -> dict[str, dict]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ravine.png").write_bytes(paths.plot_png(result, dpi=70 if quick else 120, map_steps=60))
     print(f"saved {out / 'ravine.png'}")
+    reached = {row["optimizer"]: row["steps_median"] for row in result.summary}
     runs = {}
-    for p, row in zip(result.paths, result.summary):
-        reached = row["steps_median"]
+    for p in result.paths:  # one path per optimizer: the run has no noise
+        steps = reached[p.optimizer]
         runs[p.optimizer] = {"lr": p.lr, "path": p.points, "losses": p.f, "final_loss": float(p.f[-1]),
-                             "steps_to_target": int(reached) if reached < float("inf") else None}
+                             "steps_to_target": int(steps) if math.isfinite(steps) else None}
     return runs
 
 
