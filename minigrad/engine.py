@@ -1054,7 +1054,7 @@ def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> An
     if pg.dtype.kind != "f":
         raise RuntimeError(f"backward of {ctx.name}: the gradient for input {i} has dtype {pg.dtype}, not a float")
     if pg.dtype != parent.data.dtype:  # mixed-precision inputs: each gradient takes its input's dtype
-        pg = pg.astype(parent.data.dtype) if isinstance(pg, np.ndarray) else ops.Cast.apply(pg, parent.data.dtype)
+        pg = ops.cast(pg, parent.data.dtype)
     return pg
 
 
@@ -1081,8 +1081,9 @@ def run_backward(
     for r, g in zip(roots, root_grads):
         into = grads if r._ctx is not None else pending_leaves  # backward() may start at a leaf
         into[r] = into[r] + g if r in into else g
-    if _tape is not None:
-        _tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
+    tape = _tape  # mg.compile's recorder, when one is recording this step
+    if tape is not None:
+        tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     edits = _edits
     recording = _state.grad_enabled
@@ -1097,8 +1098,8 @@ def run_backward(
             g = grads.pop(node, None)
             if g is None:  # not reached from these roots' gradients
                 continue
-            if _tape is not None:
-                _tape.on_node(node)
+            if tape is not None:
+                tape.on_node(node)
             if node._hooks:
                 g = _run_hooks(node, g)
             if capture is not None and node in capture:

@@ -41,6 +41,7 @@ __all__ = [
     "sin",
     "cos",
     "sigmoid",
+    "cast",
     "where",
     "maximum",
     "minimum",
@@ -117,6 +118,11 @@ def zero_of(dtype: np.dtype) -> np.ndarray:
         zero = _ZERO[dtype] = np.zeros((), dtype=dtype)
         zero.flags.writeable = False
     return zero
+
+
+def cast(x: Any, dtype: Any) -> Any:
+    """``x`` as another floating dtype: an array (``astype``) or a Tensor (the Cast op, so it stays differentiable)."""
+    return Cast.apply(x, np.dtype(dtype)) if isinstance(x, Tensor) else x.astype(dtype)
 
 
 def _zeros_like(x: Any) -> Any:
@@ -339,7 +345,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        return (Cast.apply(g, ctx.dtype) if isinstance(g, Tensor) else g.astype(ctx.dtype)), None
+        return cast(g, ctx.dtype), None
 
 
 # ---------------------------------------------------------------------------
