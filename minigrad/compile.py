@@ -12,6 +12,15 @@ bit-identical to the eager step's; what is skipped is the Python around it
 New shapes (the last, shorter batch) or dtypes record a new version, kept
 beside the first.
 
+Each record is turned into the source text of one Python function,
+straight-line code with a few lines per event, compiled once with Python's
+``compile()``: a replay calls each op's ``forward`` and ``backward`` and the
+optimizer's methods directly, with no loop over the record and no lookups
+of its own. The code can be read::
+
+    for replay in step.records.values():  # one per argument shapes
+        print(replay.source)
+
 This is a speed device, not how minigrad works: the eager loop is the one to
 read and to learn from. It is the idea of tinygrad's TinyJit and of CUDA
 graphs, at the level of minigrad's ops.
@@ -35,13 +44,17 @@ The rules, since only the record is replayed:
 
 from __future__ import annotations
 
+import builtins
+import keyword
+import linecache
+import math
+import re
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from minigrad import engine
+from minigrad import engine, ops
 from minigrad.engine import Function, Tensor, _accumulate
 
 __all__ = ["compile", "CompiledStep"]
@@ -49,8 +62,6 @@ __all__ = ["compile", "CompiledStep"]
 # Where an op's argument comes from on replay: a step argument, an op's output, a parameter (read as
 # .data at each replay), or a value fixed in the code (a number, an axis, a shape).
 ARG, OUT, PARAM, FIXED = "arg", "out", "param", "fixed"
-# The kinds of step in a replay's program.
-FORWARD, BACKWARD, SEED, CALL = "forward", "backward", "seed", "call"
 
 
 class _Recorder:
@@ -148,189 +159,256 @@ class _Recorder:
 
 
 class _Replay:
-    """One recorded step as a program over a list of slots, ``env``: replayed by :meth:`run`.
+    """One recorded step as a Python function generated from its record: :attr:`source` is its text.
 
-    ``env`` holds the step's arguments' arrays, then the parameters' arrays
-    (read again at each replay), then the fixed values, then one slot per op
-    output. Each forward reads its arguments from ``env`` with one
-    ``itemgetter`` call; each output is let go after its last use, and each
-    op's context after its backward, as the eager step does.
+    The record becomes straight-line code, a few lines per event, compiled
+    once with ``compile()`` into :attr:`run`, so a replay has no dispatch of
+    its own to do: no loop over events, no tests of what kind each one is, no
+    dictionaries of contexts and gradients. ``print(replay.source)`` shows
+    the code (and a traceback through a replay shows its lines). Its locals
+    are ``t0`` (a Tensor argument) or ``x0`` (an array argument, or ``t0.data``)
+    for the step's arguments, and ``c3``, ``o3`` and ``g3`` for op 3's
+    context, output array and gradient dL/d(output). Its globals, listed in
+    :attr:`namespace`, are the parameters ``p0, p1, ...`` (each read as
+    ``.data`` where it is used, since the optimizer may replace it), the ops'
+    classes, fixed values ``k0, k1, ...`` and the optimizer's methods.
+
+    What the record fixes is decided here, once: which array each op reads;
+    for each node, which gradient arrives first (``g2 = pg``) and which are
+    added to it, in the eager walk's order; which leaf receives a gradient;
+    and after which line each array and context is no longer needed
+    (``del``), which is never later than in the eager step. What can change
+    from one replay to the next is tested as the eager step tests it: whether
+    a backward returned None for an input, a numpy scalar or another dtype
+    (converted as ``run_backward`` does), whether a node received a gradient
+    at all (if not, its backward is skipped), and whether a leaf may keep the
+    gradient array as its ``.grad`` (``engine.owns_array``).
     """
 
-    def __init__(self, events: list[tuple[Any, ...]], result: Any, nodes: dict[Tensor, int], n_args: int) -> None:
-        self.params: list[Tensor] = []
-        slot_of_param: dict[int, int] = {}
-        fixed: list[Any] = []
+    def __init__(
+        self,
+        events: list[tuple[Any, ...]],
+        result: Any,
+        nodes: dict[Tensor, int],
+        args: tuple[Any, ...],
+        grad_mode: bool,
+    ) -> None:
+        #: The globals of the generated function: helpers, then what the record refers to.
+        self.namespace: dict[str, Any] = {
+            "engine": engine,
+            "ndarray": np.ndarray,
+            "new": object.__new__,  # a fresh context, as Function.apply makes
+            "Tensor": Tensor,
+            "owns_array": engine.owns_array,
+            "accumulate": _accumulate,
+            "asarray": np.asarray,
+            "as_grad": _as_grad,
+        }
+        self._names: dict[int, str] = {}  # id(object in the namespace) -> its name there
+        self._events = events
         forwards = [k for k, e in enumerate(events) if e[0] == "forward"]
-        # Slots: arguments, parameters, fixed values, then outputs. Parameters and fixed values are
-        # numbered first and shifted once all of them are known.
-        sources: dict[int, list[tuple[str, int]]] = {}
-        for k in forwards:
-            spec = []
-            for src, where in events[k][2]:
-                if src == PARAM:
-                    if id(where) not in slot_of_param:
-                        slot_of_param[id(where)] = len(self.params)
-                        self.params.append(where)
-                    spec.append((PARAM, slot_of_param[id(where)]))
-                elif src == FIXED:
-                    spec.append((FIXED, len(fixed)))
-                    fixed.append(where)
-                else:
-                    spec.append((src, where))
-            sources[k] = spec
-        first_param = n_args
-        first_fixed = first_param + len(self.params)
-        first_out = first_fixed + len(fixed)
-        out_slot = {k: first_out + i for i, k in enumerate(forwards)}
-        self.template: list[Any] = [None] * (first_out + len(forwards))
-        self.template[first_fixed:first_out] = fixed
-        self.first_param = first_param
+        self._op = {k: i for i, k in enumerate(forwards)}  # forward event -> op number (the 3 of c3, o3, g3)
+        self._args = args
+        self._used_args: set[int] = set()  # Tensor arguments whose array is read (x0 = t0.data)
+        self._first: set[int] = set()  # ops that have their first gradient in the current backward pass
+        self._backwarded = {self._op[e[1]] for e in events if e[0] == "backward"}
+        self._frees_after = self._last_reads(_result_ops(result, nodes, self._op))
 
-        def slot(src: str, where: int) -> int:
-            if src == ARG:
-                return where
-            if src == PARAM:
-                return first_param + where
-            if src == FIXED:
-                return first_fixed + where
-            return out_slot[where]
-
-        # When each output slot and each context is used last.
-        last_slot: dict[int, int] = {}
-        last_ctx: dict[int, int] = {}
+        body: list[str] = []
         for k, event in enumerate(events):
             if event[0] == "forward":
-                for src, where in sources[k]:
-                    if src == OUT:
-                        last_slot[out_slot[where]] = k
-                last_slot.setdefault(out_slot[k], k)
-                last_ctx[k] = k
-            elif event[0] == "backward":
-                last_ctx[event[1]] = k
-        self.result = self._result_spec(result, nodes, out_slot)
-        for s in self._result_slots(self.result):
-            last_slot[s] = len(events)  # kept to the end
-        frees_at: list[list[int]] = [[] for _ in events]
-        ctx_frees_at: list[list[int]] = [[] for _ in events]
-        for s, k in last_slot.items():
-            if k < len(events):
-                frees_at[k].append(s)
-        for j, k in last_ctx.items():
-            ctx_frees_at[k].append(j)
-
-        self.program: list[tuple[Any, ...]] = []
-        for k, event in enumerate(events):
-            frees = (tuple(frees_at[k]), tuple(ctx_frees_at[k]))
-            if event[0] == "forward":
-                _, cls, _, needs, _, _ = event
-                slots = [slot(src, where) for src, where in sources[k]]
-                getter = itemgetter(*slots) if slots else None
-                self.program.append((FORWARD, cls, getter, len(slots), needs, out_slot[k], k, frees))
+                body += self._forward(k)
             elif event[0] == "seed":
-                seeds = tuple((j, (src, where)) for j, (src, where) in event[1])
-                self.program.append((SEED, seeds, frees))
+                body += self._seed(k)
             elif event[0] == "backward":
-                self.program.append((BACKWARD, event[1], event[2], frees))
+                body += self._backward(k)
             else:
-                self.program.append((CALL, event[1], frees))
+                body += self._call(k)
+        params = [f"t{k}" if isinstance(a, Tensor) else f"x{k}" for k, a in enumerate(args)]
+        lines = [f"def replay({', '.join(params)}):"]
+        lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
+        lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
+        lines.append("    try:")
+        lines += ["        " + line for line in body]
+        lines.append(f"        return {_result_source(result, nodes, self._op)}")
+        lines.append("    finally:")
+        lines.append(f"        engine._state.grad_enabled = {grad_mode}  # the mode of the record (part of its key)")
+        #: The generated function's text.
+        self.source = "\n".join(lines) + "\n"
+        global _count
+        _count += 1
+        filename = f"<mg.compile replay {_count}>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)  # tracebacks
+        exec(builtins.compile(self.source, filename, "exec"), self.namespace)
+        #: The replay: call it with the step's arguments.
+        self.run: Callable[..., Any] = self.namespace.pop("replay")
 
-    @staticmethod
-    def _result_spec(result: Any, nodes: dict[Tensor, int], out_slot: dict[int, int]) -> Any:
-        if result is None:
-            return None
-        if isinstance(result, Tensor) and result in nodes:
-            return ("tensor", out_slot[nodes[result]])
-        if isinstance(result, tuple):
-            return ("tuple", tuple(_Replay._result_spec(r, nodes, out_slot) for r in result))
-        raise TypeError(
-            "compile: the step must return None, a Tensor made by an op in it (e.g. the loss), or a tuple of "
-            f"these; it returned a {type(result).__name__}"
-        )
+    def _last_reads(self, kept: list[int]) -> dict[int, list[int]]:
+        """For each forward event, the ops whose outputs no later forward reads (but not ``kept``: the results)."""
+        last: dict[int, int] = {}  # op -> the last forward event that reads its output (or makes it)
+        for k, event in enumerate(self._events):
+            if event[0] == "forward":
+                last.setdefault(self._op[k], k)
+                for src, where in event[2]:
+                    if src == OUT:
+                        last[self._op[where]] = k
+        frees: dict[int, list[int]] = {}
+        for i, k in last.items():
+            if i not in kept:
+                frees.setdefault(k, []).append(i)
+        return frees
 
-    @staticmethod
-    def _result_slots(spec: Any) -> list[int]:
-        if spec is None:
-            return []
-        if spec[0] == "tensor":
-            return [spec[1]]
-        return [s for sub in spec[1] for s in _Replay._result_slots(sub)]
+    def _forward(self, k: int) -> list[str]:
+        """Lines of one forward: a fresh context, the op's forward on its inputs' arrays, then what is freed."""
+        _, cls, sources, needs, shape, dtype = self._events[k]
+        i = self._op[k]
+        inputs = [f"c{i}"]
+        for src, where in sources:
+            if src == ARG:
+                self._used_args.add(where)
+                inputs.append(f"x{where}")
+            elif src == OUT:
+                inputs.append(f"o{self._op[where]}")
+            elif src == PARAM:
+                inputs.append(f"{self._bind(where, 'p')}.data")
+            else:
+                inputs.append(repr(where) if _is_literal(where) else self._bind(where, "k"))
+        name = self._bind(cls, cls.__name__)
+        lines = [
+            f"# op {i}: {cls.name} -> {tuple(shape)} {dtype}",
+            f"c{i} = new({name})",
+            f"c{i}.needs_input_grad = {tuple(needs)!r}",
+            f"o{i} = {name}.forward({', '.join(inputs)})",
+            f"if type(o{i}) is not ndarray: o{i} = asarray(o{i})  # a numpy scalar, as Function.apply turns it",
+        ]
+        frees = [f"o{m}" for m in self._frees_after.get(k, [])]
+        if i not in self._backwarded:  # no backward will read this context
+            frees.append(f"c{i}")
+        if frees:
+            lines.append(f"del {', '.join(frees)}")
+        return lines
 
-    def run(self, args: tuple[Any, ...]) -> Any:
-        """Replay the record on ``args``, with recording off (as backward rules run in the eager walk)."""
-        recording = engine._state.grad_enabled
-        engine._state.grad_enabled = False
-        try:
-            return self._run(args)
-        finally:
-            engine._state.grad_enabled = recording
+    def _seed(self, k: int) -> list[str]:
+        """Lines that start a backward pass: every node it reaches starts with no gradient, the roots with theirs."""
+        seeds = self._events[k][1]
+        reached = [self._op[j] for j, _ in seeds]
+        for event in self._events[k + 1 :]:
+            if event[0] == "seed":
+                break
+            if event[0] == "backward":
+                reached += [self._op[where] for _, dst, where, _ in event[2] if dst == OUT]
+        seeded = {self._op[j] for j, _ in seeds}
+        lines = ["# backward(): the roots' gradients (dL/dL = 1)"]
+        rest = [f"g{i}" for i in dict.fromkeys(reached) if i not in seeded]
+        if rest:
+            lines.append(f"{' = '.join(rest)} = None")
+        self._first = set()
+        for j, (src, where) in seeds:
+            if src == ARG:
+                self._used_args.add(where)
+                value = f"x{where}"
+            else:
+                value = self._bind(where, "k")
+            i = self._op[j]
+            lines.append(f"g{i} = g{i} + {value}" if i in self._first else f"g{i} = {value}")
+            self._first.add(i)
+        return lines
 
-    def _run(self, args: tuple[Any, ...]) -> Any:
-        env = self.template.copy()
-        for k, a in enumerate(args):
-            env[k] = a.data if isinstance(a, Tensor) else a
-        first = self.first_param
-        for k, p in enumerate(self.params):
-            env[first + k] = p.data
-        ctxs: dict[int, Any] = {}  # forward event -> its context, until its backward has run
-        grads: dict[int, Any] = {}  # forward event -> dL/d(its output), summed over uses
-        for op in self.program:
-            kind = op[0]
-            if kind is FORWARD:
-                _, cls, getter, n, needs, out, k, frees = op
-                ctx = object.__new__(cls)  # a fresh context, as Function.apply makes
-                ctx.needs_input_grad = needs
-                if n == 1:
-                    data = cls.forward(ctx, getter(env))
+    def _backward(self, k: int) -> list[str]:
+        """Lines of one node's backward: its gradients, each checked, then summed into a node or given to a leaf."""
+        _, j, dests = self._events[k]
+        i = self._op[j]
+        cls = self._events[j][1]
+        name = self._bind(cls, cls.__name__)
+        block = [f"pgs = {name}.backward(c{i}, g{i})", f"del c{i}", "if type(pgs) is not tuple: pgs = (pgs,)"]
+        for pos, dst, where, dtype in dests:
+            dt = self._bind(dtype, str(dtype))
+            block += [
+                f"pg = pgs[{pos}]",
+                "if pg is not None:",
+                f"    if type(pg) is not ndarray or pg.dtype is not {dt}: pg = as_grad(pg, {dt})",
+            ]
+            if dst == OUT:  # an inner node: its gradients summed over its uses
+                m = self._op[where]
+                if m in self._first:
+                    block.append(f"    g{m} = pg if g{m} is None else g{m} + pg")
                 else:
-                    data = cls.forward(ctx, *getter(env)) if n else cls.forward(ctx)
-                env[out] = data if type(data) is np.ndarray else np.asarray(data)
-                ctxs[k] = ctx
-            elif kind is BACKWARD:
-                _, j, dests, frees = op
-                ctx = ctxs[j]
-                g = grads.pop(j)
-                pgs = ctx.backward(ctx, g)
-                if type(pgs) is not tuple:
-                    pgs = (pgs,)
-                for i, dst, where, dtype in dests:
-                    pg = pgs[i]
-                    if pg is None:
-                        continue
-                    if type(pg) is not np.ndarray:  # a numpy scalar, turned into an array as run_backward does
-                        pg = np.asarray(pg)
-                    if pg.dtype is not dtype and pg.dtype != dtype:
-                        pg = pg.astype(dtype)
-                    if dst == OUT:
-                        grads[where] = grads[where] + pg if where in grads else pg
-                        continue
-                    leaf = args[where] if dst == ARG else where
-                    if leaf.grad is None and engine.owns_array(pg, g, pgs):
-                        leaf.grad = pg  # the same choice as run_backward: a new array becomes .grad as it is
-                    else:
-                        _accumulate(leaf, pg)
-            elif kind is SEED:
-                _, seeds, frees = op
-                for j, (src, where) in seeds:
-                    grads[j] = args[where].data if src == ARG and isinstance(args[where], Tensor) else (
-                        args[where] if src == ARG else where
-                    )
-            else:  # the optimizer's (or the model's) step() or zero_grad()
-                _, method, frees = op
-                method()
-            slots, contexts = frees
-            for s in slots:
-                env[s] = None
-            for j in contexts:
-                del ctxs[j]
-        return self._build(self.result, env)
+                    block.append(f"    g{m} = pg")
+                    self._first.add(m)
+            else:
+                leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
+                block.append(f"    if {leaf}.grad is None and owns_array(pg, g{i}, pgs): {leaf}.grad = pg")
+                block.append(f"    else: accumulate({leaf}, pg)")
+        block.append(f"del g{i}, pgs, pg")
+        return [
+            f"# backward of op {i}: {cls.name}",
+            f"if g{i} is not None:  # (None if no gradient reached op {i}: then, as in the eager walk, skipped)",
+            *("    " + line for line in block),
+        ]
 
-    def _build(self, spec: Any, env: list[Any]) -> Any:
-        if spec is None:
-            return None
-        if spec[0] == "tensor":
-            return Tensor(env[spec[1]])
-        return tuple(self._build(s, env) for s in spec[1])
+    def _call(self, k: int) -> list[str]:
+        """The line of an optimizer's (or the model's) ``zero_grad()`` or ``step()``."""
+        method = self._events[k][1]
+        owner = getattr(method, "__self__", None)
+        base = f"{type(owner).__name__.lower()}_{method.__name__}" if owner is not None else method.__name__
+        return [f"{self._bind(method, base)}()"]
+
+    def _bind(self, obj: Any, base: str) -> str:
+        """The name of ``obj`` in the namespace: ``base``, or ``base`` and a number (always, if one letter)."""
+        name = self._names.get(id(obj))
+        if name is not None:
+            return name
+        base = re.sub(r"\W", "_", base)
+        n = 0
+        name = f"{base}{n}" if len(base) == 1 else base
+        while name in self.namespace or not name.isidentifier() or keyword.iskeyword(name):
+            name = f"{base}{n}"
+            n += 1
+        self.namespace[name] = obj
+        self._names[id(obj)] = name
+        return name
+
+
+_count = 0  # replays generated so far, to give each its own file name in tracebacks
+
+
+def _is_literal(value: Any) -> bool:
+    """True for a value whose ``repr`` is Python for an equal value: None, a bool, int, str or finite float."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is tuple and all(_is_literal(v) for v in value)
+
+
+def _result_ops(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int]) -> list[int]:
+    """The ops whose outputs the step returns."""
+    if isinstance(result, Tensor) and result in nodes:
+        return [op_of[nodes[result]]]
+    if isinstance(result, tuple):
+        return [i for r in result for i in _result_ops(r, nodes, op_of)]
+    return []
+
+
+def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int]) -> str:
+    """What a replay returns, as source: new Tensors of the outputs the step returned, in the same structure."""
+    if result is None:
+        return "None"
+    if isinstance(result, Tensor) and result in nodes:
+        return f"Tensor(o{op_of[nodes[result]]})"
+    if isinstance(result, tuple):
+        return "(" + "".join(_result_source(r, nodes, op_of) + ", " for r in result) + ")"
+    raise TypeError(
+        "compile: the step must return None, a Tensor made by an op in it (e.g. the loss), or a tuple of "
+        f"these; it returned a {type(result).__name__}"
+    )
+
+
+def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:
+    """A gradient as ``run_backward`` passes it on: an array (not a numpy scalar) of its input's dtype."""
+    if type(pg) is not np.ndarray:
+        pg = np.asarray(pg)
+    return pg if pg.dtype == dtype else ops.cast(pg, dtype)
 
 
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -363,7 +441,7 @@ class CompiledStep:
         key = _signature(args)
         replay = self.records.get(key)
         if replay is not None:
-            return replay.run(args)
+            return replay.run(*args)
         if engine._tape is not None:
             raise RuntimeError("compile: a compiled step cannot be called while another one is recording")
         recorder = _Recorder(args)
@@ -372,7 +450,7 @@ class CompiledStep:
             result = self.step(*args)
         finally:
             engine._tape = None
-        self.records[key] = _Replay(recorder.events, result, recorder.nodes, len(args))
+        self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0])
         return result
 
     def reset(self) -> None:

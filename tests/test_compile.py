@@ -1,5 +1,8 @@
 """mg.compile: a recorded training step replays bit for bit what the eager step computes."""
 
+import traceback
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -117,3 +120,290 @@ def test_hooks_retain_graph_and_bad_arguments_are_refused():
         mg.compile(with_retain)(mg.Tensor(X[:16]), list(Y[:16]))
     with pytest.raises(TypeError, match="must return None, a Tensor"):
         mg.compile(lambda x: 3.0)(mg.Tensor(X[:16]))
+
+
+def _twins(make, shapes, dtype=np.float64, seed=0):
+    """Parameters and a step from ``make(params)`` twice, from one seed: one to run eagerly, one to compile."""
+    rng = np.random.default_rng(seed)
+    values = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    eager = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
+    compiled = [mg.Tensor(v.copy(), requires_grad=True) for v in values]
+    return (eager, make(eager)), (compiled, make(compiled))
+
+
+def _assert_replays_match(make, shapes, calls, dtype=np.float64, tensors=(0,)):
+    """Run the step eagerly and compiled on each call's arrays (those at ``tensors`` as Tensors).
+
+    Every result and every parameter's .grad must agree to the bit.
+    """
+    (eager, eager_step), (params, train_step) = _twins(make, shapes, dtype)
+    step = mg.compile(train_step)
+
+    def args(arrays):
+        return tuple(mg.Tensor(a) if i in tensors else a for i, a in enumerate(arrays))
+
+    for arrays in calls:
+        expected, got = eager_step(*args(arrays)), step(*args(arrays))
+        if expected is None:
+            assert got is None
+            expected = got = ()
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = got if isinstance(got, tuple) else (got,)
+        assert len(got) == len(expected)
+        for e, g in zip(expected, got):
+            assert e.data.dtype == g.data.dtype and np.array_equal(e.data, g.data)
+        for p, q in zip(params, eager):
+            assert (p.grad is None) == (q.grad is None)
+            if p.grad is not None:
+                assert p.grad.dtype == q.grad.dtype and np.array_equal(p.grad, q.grad)
+    return step
+
+
+def test_a_gradient_summed_over_two_uses_and_a_leaf_used_twice():
+    # h is used by two ops (its gradient is a sum, in the eager walk's order); W by two Linear ops.
+    def make(params):
+        W, b, V = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            h = mg.ops.linear(x, W, b).relu()
+            out = (h + mg.ops.linear(h, V) * h).sum() + mg.ops.linear(x, W).tanh().sum()
+            out.backward()
+            opt.step()
+            return out
+
+        return train_step
+
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((5, 3)) for _ in range(3)]
+    step = _assert_replays_match(make, [(3, 4), (4,), (4, 4)], [(x,) for x in xs])
+    (replay,) = step.records.values()
+    assert " if g" in replay.source  # a gradient added to another one
+
+
+def test_a_gradient_that_accumulates_over_steps_without_zero_grad():
+    # No zero_grad: from the second step on, every .grad exists and each new gradient is added to it.
+    def make(params):
+        (W,) = params
+
+        def train_step(x):
+            loss = (x * W * W).sum()
+            loss.backward()
+            return loss
+
+        return train_step
+
+    x = np.arange(6.0).reshape(2, 3)
+    _assert_replays_match(make, [(2, 3)], [(x,)] * 3)
+
+
+def test_mixed_dtypes_and_numpy_scalars_are_converted_as_the_eager_walk_does():
+    # A float32 parameter times a float64 one: the product is float64, so the float32 parameter's gradient
+    # is cast back to float32; a 0-d op's backward returns numpy scalars, turned into arrays.
+    def make(params):
+        a, b, c = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = (mg.Tensor(x) * a * b).sum() + (c * c).exp()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    shapes = [(3,), (3,), ()]
+
+    def make_mixed(params):
+        a, b, c = params
+        b.data = b.data.astype(np.float64)  # the same values, in float64
+        return make(params)
+
+    x = np.linspace(-1, 1, 3)
+    _assert_replays_match(make_mixed, shapes, [(x,)] * 3, dtype=np.float32, tensors=())
+
+
+class _Stopped(mg.Function):
+    """Identity whose backward returns no gradient (None), so the graph below it receives nothing."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return None
+
+
+def test_a_node_that_receives_no_gradient_is_skipped():
+    def make(params):
+        W, V = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            stopped = _Stopped.apply(mg.ops.linear(x, W).tanh())
+            loss = (mg.ops.linear(stopped, V) ** 2).sum()
+            loss.backward()
+            return loss
+
+        return train_step
+
+    x = np.ones((2, 3))
+    step = _assert_replays_match(make, [(3, 3), (3, 2)], [(x,)] * 3)
+    (replay,) = step.records.values()
+    assert "_Stopped.backward" in replay.source  # its backward is replayed, the ones below it skipped
+
+
+def test_two_backward_passes_and_a_gradient_passed_as_an_argument():
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x, seed):
+            opt.zero_grad()
+            y = mg.ops.linear(x, W)
+            y.backward(seed)  # dL/dy given by the caller
+            loss = (mg.ops.linear(x, W).tanh() ** 2).sum()
+            loss.backward()  # adds into W.grad
+            opt.step()
+            return y, loss
+
+        return train_step
+
+    rng = np.random.default_rng(3)
+    calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 2))) for _ in range(3)]
+    _assert_replays_match(make, [(3, 2)], calls)
+
+
+def test_the_last_shorter_batch_records_its_own_replay_and_both_are_reused():
+    X, Y = _data(np.float64)
+    eager_model, eager_step = _setup(np.float64)
+    model, train_step = _setup(np.float64)
+    step = mg.compile(train_step)
+    for _ in range(2):
+        for i in range(0, len(X), 16):
+            expected = eager_step(mg.Tensor(X[i : i + 16]), Y[i : i + 16])
+            assert np.array_equal(step(mg.Tensor(X[i : i + 16]), Y[i : i + 16]).data, expected.data)
+    full, last = step.records.values()
+    assert full.run is not last.run and "(16, 4)" in full.source and "(2, 4)" in last.source
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        assert np.array_equal(p.data, q.data)
+
+
+def test_the_replay_source_can_be_read_and_shows_in_tracebacks():
+    _, train_step = _setup(np.float32)
+    step = mg.compile(train_step)
+    X, Y = _data(np.float32)
+    step(mg.Tensor(X[:16]), Y[:16])
+    (replay,) = step.records.values()
+    for op in ("Linear.forward", "ReLU.forward", "CrossEntropy.forward", "CrossEntropy.backward", "sgd_step()"):
+        assert op in replay.source
+    assert set(replay.namespace) >= {"p0", "p1", "Linear", "sgd_zero_grad"}
+    bad = Y[16:32].copy()
+    bad[0] = 9
+    with pytest.raises(ValueError) as caught:
+        step(mg.Tensor(X[16:32]), bad)
+    assert "= CrossEntropy.forward(c" in "".join(traceback.format_tb(caught.tb))
+
+
+def test_a_replay_holds_no_more_memory_than_the_eager_step():
+    X, Y = _data(np.float64, n=256)
+    _, eager_step = _setup(np.float64)
+    _, train_step = _setup(np.float64)
+    step = mg.compile(train_step)
+
+    def peak(f):
+        f(mg.Tensor(X[:128]), Y[:128])  # warm up (and record)
+        x, y = mg.Tensor(X[128:]), Y[128:]
+        tracemalloc.start()
+        try:
+            f(x, y)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak(step) <= peak(eager_step)
+
+
+class _Gate(mg.Function):
+    """Identity whose gradient is None when its input sums to less than 0: a node below it may get none."""
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.closed = a.sum() < 0
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return None if ctx.closed else g
+
+
+def test_a_gradient_that_is_none_on_replay_but_not_when_recorded_skips_the_backward_below():
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = (_Gate.apply(mg.ops.linear(x, W).tanh()) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    x = np.ones((2, 3))
+    step = _assert_replays_match(make, [(3, 3)], [(x,), (-x,), (x,)])  # recorded open, then closed, open
+    (replay,) = step.records.values()
+    assert "Tanh.backward" in replay.source
+
+
+class _Both(mg.Function):
+    """a + b, whose backward returns one new array for both inputs (a leaf must not keep it: see owns_array)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, g):
+        d = g * 1.0
+        return d, d
+
+
+def test_two_leaves_given_one_array_get_their_own_gradients():
+    def make(params):
+        a, b = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            _Both.apply(a, b).sum().backward()
+            (a * x).sum().backward()  # += into a.grad must leave b.grad as it is
+            opt.step()
+
+        return train_step
+
+    _assert_replays_match(make, [(3,), (3,)], [(np.arange(3.0),)] * 3, tensors=())
+
+
+def test_gradients_of_two_roots_at_one_node_are_summed():
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x, g1, g2):
+            opt.zero_grad()
+            y = mg.ops.linear(x, W)
+            mg.engine.run_backward([y, y], [g1, g2])  # as run_backward does, dL/dy = g1 + g2
+            opt.step()
+            return y
+
+        return train_step
+
+    rng = np.random.default_rng(4)
+    calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((4, 2))) for _ in range(3)]
+    _assert_replays_match(make, [(3, 2)], calls)
