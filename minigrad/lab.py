@@ -82,6 +82,7 @@ import io
 import json
 import math
 import os
+import queue
 import signal
 import sys
 import threading
@@ -1367,7 +1368,7 @@ def compare(
     result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
     say = progress or (lambda line: None)
 
-    lock = journal = None
+    lock = journal = drawing = None
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         if not out_dir:
@@ -1378,8 +1379,11 @@ def compare(
     try:
         journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
         records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
+        if plots and out_dir is not None:
+            drawing = _Plots(background=jobs > 1 or backend == "dask")  # see _Plots: where the drawing happens
         with _Signals() as signals:
-            _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say)
+            _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say,
+                   drawing)
         result.interrupted = signals.received
         result.records = [r for r in records.values() if r["kind"] == "report"]
         tune_records = [r for r in records.values() if r["kind"] == "tune"]
@@ -1388,8 +1392,10 @@ def compare(
         if not result.interrupted:
             _summarise(result, specs, datasets)
         if out_dir is not None:
-            result.files = _write_outputs(result, out_dir, plots and not result.interrupted)
+            result.files = _write_outputs(result, out_dir, None if result.interrupted else drawing)
     finally:
+        if drawing is not None:
+            drawing.close()
         if journal is not None:
             journal.close()
         if lock is not None:
@@ -1421,9 +1427,13 @@ def _tasks(kind: str, datasets: Sequence[str], specs: Sequence[OptimizerSpec], s
 def _sweep(
     result: Comparison, specs: Sequence[OptimizerSpec], datasets: Sequence[str], grid: tuple[float, ...],
     given: Mapping[str, float], records: dict[tuple, dict[str, Any]], journal: _Journal | None, jobs: int,
-    backend: str, scheduler: str | None, signals: _Signals, say: Callable[[str], Any],
+    backend: str, scheduler: str | None, signals: _Signals, say: Callable[[str], Any], drawing: _Plots | None,
 ) -> None:
-    """Tune (if the procedure says so), then run the reported seeds; every finished training is journalled."""
+    """Tune (if the procedure says so), then run the reported seeds; every finished training is journalled.
+
+    ``drawing`` gets each plot as soon as its data is final: the learning-rate sensitivity after the
+    tuning, a dataset's curves when its last reported run is done.
+    """
     st = result.settings
     tune_seeds = [TUNE_SEED_BASE + i for i in range(st["tune_seeds"])]
     report_seeds = list(range(st["seeds"]))
@@ -1433,8 +1443,11 @@ def _sweep(
 
     last_results = [time.monotonic()]
 
-    def runner(tasks: list[_Task], describe: Callable[[str, str], str]) -> None:
+    def runner(tasks: list[_Task], describe: Callable[[str, str], str],
+               finished: Callable[[dict[str, Any]], None] = lambda record: None) -> None:
         waiting = [t for t in tasks if t.key not in records]
+        if jobs > 1 or backend == "dask":
+            waiting = _longest_first(waiting)
         left: dict[tuple[str, str], int] = {}
         for t in waiting:
             left[t.dataset, t.optimizer] = left.get((t.dataset, t.optimizer), 0) + 1
@@ -1451,6 +1464,7 @@ def _sweep(
                     f"lr {record['lr']:.3g}: {record['message']}")
             if left[group] == 0:
                 say(f"[{result.done_runs}/{result.total_runs}] {describe(*group)}")
+            finished(record)
             if journal is not None and record["kind"] == "report" and time.monotonic() > last_results[0] + 5:
                 # results.csv from the runs so far, every 5 s at most: a kill leaves a recent, complete file
                 reports = [r for r in records.values() if r["kind"] == "report"]
@@ -1487,7 +1501,43 @@ def _sweep(
     def report_line(dataset: str, optimizer: str) -> str:
         return f"{optimizer} on {dataset}: {len(report_seeds)} seeds done"
 
-    runner(report, report_line)
+    if drawing is None:
+        runner(report, report_line)
+        return
+    settings = dict(st)
+    if tune:
+        tuning = _tuning_rows(r for r in records.values() if r["kind"] == "tune")
+        drawing.submit("lr_sensitivity.png", functools.partial(_plot_sensitivity, settings, tuning))
+    unfinished = {d: sum(t.dataset == d and t.key not in records for t in report) for d in datasets}
+
+    def draw(dataset: str) -> None:
+        runs = [r for r in records.values() if r["kind"] == "report" and r["dataset"] == dataset]
+        rates = {s.name: result.rates[dataset, s.name] for s in specs}
+        drawing.submit(f"{dataset}.png", functools.partial(_plot_dataset, dataset, runs, settings, rates))
+
+    def dataset_done(record: dict[str, Any]) -> None:
+        unfinished[record["dataset"]] -= 1
+        if unfinished[record["dataset"]] == 0:
+            draw(record["dataset"])
+
+    for d in datasets:
+        if unfinished[d] == 0:  # finished before a resume, or no rate worked
+            draw(d)
+    runner(report, report_line, dataset_done)
+
+
+def _longest_first(tasks: list[_Task]) -> list[_Task]:
+    """The tasks by decreasing number of optimizer steps, which a training's time follows (ties keep their order).
+
+    Workers take tasks in this order, so the last ones are short and no worker
+    waits long at the end for another to finish a long training (the longest
+    processing time rule).
+    """
+    def steps(task: _Task) -> int:
+        X = (_validation_split if task.kind == "tune" else _report_split)(task.dataset)[0]
+        return task.epochs * math.ceil(len(X) / task.batch_size)
+
+    return sorted(tasks, key=steps, reverse=True)
 
 
 def _best_rate(records: Mapping[tuple, dict[str, Any]], dataset: str, optimizer: str, grid: Sequence[float],
@@ -1605,13 +1655,27 @@ def _style(index: int) -> dict[str, Any]:
             "markevery": 0.1, "markersize": 4, "linewidth": 1.6}
 
 
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
+def _figure(width: float, height: float) -> Any:
+    """A matplotlib Figure made without pyplot, so nothing global holds it and any one thread may draw it."""
+    from matplotlib.figure import Figure
 
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _figure_png(fig: Any) -> bytes:
+    """The figure as PNG bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")  # no bbox_inches="tight": it draws the figure twice
-    plt.close(fig)
     return buffer.getvalue()
+
+
+def _png(fig: Any) -> bytes:
+    """A pyplot figure as PNG bytes; the figure is closed (pyplot keeps every figure until then)."""
+    import matplotlib.pyplot as plt
+
+    png = _figure_png(fig)
+    plt.close(fig)
+    return png
 
 
 def _pyplot() -> Any:
@@ -1623,44 +1687,45 @@ def _pyplot() -> Any:
     return plt
 
 
-def _plot_dataset(result: Comparison, dataset: str) -> bytes:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
-    names = result.settings["optimizers"]
-    for i, name in enumerate(names):
-        runs = [r for r in result.records if r["dataset"] == dataset and r["optimizer"] == name]
-        if not runs:
+def _plot_dataset(dataset: str, runs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any],
+                  rates: Mapping[str, float]) -> bytes:
+    """``<dataset>.png``: each optimizer's train loss per step, mean over its ``runs`` (the dataset's) and band."""
+    fig = _figure(7.5, 4.2)
+    ax = fig.subplots()
+    for i, name in enumerate(settings["optimizers"]):
+        mine = sorted((r for r in runs if r["optimizer"] == name), key=lambda r: r["seed"])
+        if not mine:
             continue
-        steps = max((r["step"] for r in runs), key=len)
-        loss = np.full((len(runs), len(steps)), np.nan)  # a diverged run stops early: nan after it
-        for j, r in enumerate(runs):
+        steps = max((r["step"] for r in mine), key=len)
+        loss = np.full((len(mine), len(steps)), np.nan)  # a diverged run stops early: nan after it
+        for j, r in enumerate(mine):
             loss[j, : len(r["train_loss"])] = r["train_loss"]
         loss[~np.isfinite(loss)] = np.nan
         with warnings.catch_warnings():  # a step where every seed had diverged is all nan
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, low, high = np.nanmean(loss, 0), np.nanmin(loss, 0), np.nanmax(loss, 0)
-        lr = result.rates.get((dataset, name), math.nan)
+        lr = rates.get(name, math.nan)
         ax.plot(steps, mean, color=colour_for(name), label=f"{name} (lr {lr:.3g})", **_style(i))
         ax.fill_between(steps, low, high, color=colour_for(name), alpha=0.15, linewidth=0)
-    ax.axhline(result.settings["targets"][dataset], color="gray", linestyle=":", linewidth=1, label="target")
+    ax.axhline(settings["targets"][dataset], color="gray", linestyle=":", linewidth=1, label="target")
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("train loss (log scale)")
-    n = result.settings["seeds"]
+    n = settings["seeds"]
     ax.set_title(f"{dataset}: train loss, mean of {n} seed{'s' if n > 1 else ''} (band: min to max)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside the axes: hides no curve
     ax.grid(True, which="both", alpha=0.3)
     fig.subplots_adjust(left=0.09, right=0.68, bottom=0.12, top=0.9)
-    return _png(fig)
+    return _figure_png(fig)
 
 
-def _plot_profile(result: Comparison) -> bytes:
-    plt = _pyplot()
-    problems = result.settings["problems"]
+def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]]) -> bytes:
+    """``profile.png``: the performance profile of every optimizer over the problems (dataset x seed)."""
     keys = sorted(next(iter(problems.values())))
     taus = np.logspace(0, 1, 200)
     profile = performance_profile({n: [problems[n][k] for k in keys] for n in problems}, taus)
-    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=100)
+    fig = _figure(7.5, 4.2)
+    ax = fig.subplots()
     for i, (name, rho) in enumerate(profile.items()):
         ax.step(taus, rho, where="post", color=colour_for(name), label=name, **(_style(i) | {"markevery": 0.15}))
     ax.set_xscale("log")
@@ -1672,19 +1737,20 @@ def _plot_profile(result: Comparison) -> bytes:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.subplots_adjust(left=0.09, right=0.72, bottom=0.12, top=0.9)
-    return _png(fig)
+    return _figure_png(fig)
 
 
-def _plot_sensitivity(result: Comparison) -> bytes:
-    plt = _pyplot()
-    datasets = result.settings["datasets"]
+def _plot_sensitivity(settings: Mapping[str, Any], tuning: Sequence[Mapping[str, Any]]) -> bytes:
+    """``lr_sensitivity.png``: per dataset, each optimizer's tuning score per rate (``tuning``: tuning.csv's rows)."""
+    datasets = settings["datasets"]
     cols = min(4, len(datasets))
     rows = math.ceil(len(datasets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.6, 2.8 * rows), dpi=100, squeeze=False)
+    fig = _figure(3.6 * cols + 1.6, 2.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, d in zip(axes.flat, datasets):
         curves = {}
-        for name in result.settings["optimizers"]:
-            mine = [r for r in result.tuning if r["dataset"] == d and r["optimizer"] == name]
+        for name in settings["optimizers"]:
+            mine = [r for r in tuning if r["dataset"] == d and r["optimizer"] == name]
             lrs = sorted({r["lr"] for r in mine})
             score = [float(np.mean([r["score"] for r in mine if r["lr"] == lr])) for lr in lrs]
             curves[name] = [(lr, s) for lr, s in zip(lrs, score) if math.isfinite(s)]
@@ -1709,11 +1775,75 @@ def _plot_sensitivity(result: Comparison) -> bytes:
                  "scores above 20x the best drawn at 20x)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.6 * cols + 1.6), 0.95))
     fig.legend(handles, labels, loc="upper right", fontsize=8)
-    return _png(fig)
+    return _figure_png(fig)
 
 
-def _write_outputs(result: Comparison, out_dir: str, plots: bool) -> list[str]:
-    """Write every output file atomically; return their paths."""
+class _Plots:
+    """The run's PNGs, each drawn once what it shows is final; ``finish()`` returns them by file name.
+
+    While worker processes train (``jobs`` > 1, a cluster), a thread of this
+    process draws each plot as soon as it is submitted, so the plots overlap
+    the training instead of following it. When this process trains, they are
+    drawn in ``finish()``, after the training: a thread would only take turns
+    with the training for the interpreter lock, and the turns would count as
+    training time. The drawing functions get their data as arguments, never
+    the shared dict of records, which the main thread keeps adding to.
+    """
+
+    def __init__(self, background: bool) -> None:
+        self.png: dict[str, bytes] = {}
+        self.later: list[tuple[str, Callable[[], bytes]]] = []
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.queue: queue.SimpleQueue[tuple[str, Callable[[], bytes]] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+        if background:
+            self.thread = threading.Thread(target=self._draw_queued, name="minigrad-plots", daemon=True)
+            self.thread.start()
+
+    def submit(self, name: str, draw: Callable[[], bytes]) -> None:
+        """Draw ``name`` with ``draw()``: now, in the thread, or in ``finish()``."""
+        if self.thread is None:
+            self.later.append((name, draw))
+        else:
+            self.queue.put((name, draw))
+
+    def _draw_queued(self) -> None:
+        try:
+            import matplotlib.figure  # noqa: F401  # imported (~0.3 s) while the workers start
+        except BaseException as e:  # re-raised by finish(), in the caller's thread
+            self.error = e
+        while (item := self.queue.get()) is not None:
+            if self.error is None and not self.stopped:
+                try:
+                    self.png[item[0]] = item[1]()
+                except BaseException as e:
+                    self.error = e
+
+    def finish(self) -> dict[str, bytes]:
+        """Every submitted plot, drawn; raises what a drawing raised."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            raise self.error
+        for name, draw in self.later:
+            self.png[name] = draw()
+        self.later.clear()
+        return self.png
+
+    def close(self) -> None:
+        """Stop: the plot being drawn is finished, the queued ones are dropped."""
+        self.stopped = True
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
+
+
+def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> list[str]:
+    """Write every output file atomically (the PNGs if ``plots``, drawn there); return their paths."""
     written = []
 
     def put(name: str, payload: bytes) -> None:
@@ -1726,12 +1856,12 @@ def _write_outputs(result: Comparison, out_dir: str, plots: bool) -> list[str]:
         put("tuning.csv", _csv_bytes(TUNING_COLUMNS, result.tuning))
     if result.summary:
         put("summary.csv", _csv_bytes(SUMMARY_COLUMNS, result.summary))
-    if plots and result.summary:
-        for d in result.settings["datasets"]:
-            put(f"{d}.png", _plot_dataset(result, d))
-        put("profile.png", _plot_profile(result))
-        if result.tuning:
-            put("lr_sensitivity.png", _plot_sensitivity(result))
+    if plots is not None and result.summary:
+        plots.submit("profile.png", functools.partial(_plot_profile, result.settings["problems"]))
+        png = plots.finish()
+        for name in [f"{d}.png" for d in result.settings["datasets"]] + ["profile.png", "lr_sensitivity.png"]:
+            if name in png:
+                put(name, png[name])
     return written
 
 
