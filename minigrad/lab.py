@@ -1787,51 +1787,53 @@ def _plot_sensitivity(settings: Mapping[str, Any], tuning: Sequence[Mapping[str,
 class _Plots:
     """The run's PNGs, each drawn once what it shows is final; ``finish()`` returns them by file name.
 
-    While worker processes train (``jobs`` > 1, a cluster), a thread of this
-    process draws each plot as soon as it is submitted, so the plots overlap
-    the training instead of following it. When this process trains, they are
-    drawn in ``finish()``, after the training: a thread would only take turns
-    with the training for the interpreter lock, and the turns would count as
-    training time. The drawing functions get their data as arguments, never
-    the shared dict of records, which the main thread keeps adding to.
+    While worker processes train (``background``: ``jobs`` > 1, a cluster),
+    a thread of this process draws each plot as soon as it is submitted, so
+    the plots overlap the training instead of following it; the thread starts
+    with the first plot, after the workers (its imports would delay theirs).
+    When this process trains, the plots are drawn in ``finish()``, after the
+    training: a thread would only take turns with the training for the
+    interpreter lock, and the turns would count as training time. The drawing
+    functions get their data as arguments, never the dict of records, which
+    the main thread keeps adding to.
     """
 
     def __init__(self, background: bool) -> None:
+        self.background = background
         self.png: dict[str, bytes] = {}
         self.later: list[tuple[str, Callable[[], bytes]]] = []
         self.error: BaseException | None = None
         self.stopped = False
         self.queue: queue.SimpleQueue[tuple[str, Callable[[], bytes]] | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
-        if background:
-            self.thread = threading.Thread(target=self._draw_queued, name="minigrad-plots", daemon=True)
-            self.thread.start()
 
     def submit(self, name: str, draw: Callable[[], bytes]) -> None:
-        """Draw ``name`` with ``draw()``: now, in the thread, or in ``finish()``."""
-        if self.thread is None:
+        """Draw ``name`` with ``draw()``: in the thread, or in ``finish()``."""
+        if not self.background:
             self.later.append((name, draw))
-        else:
-            self.queue.put((name, draw))
+            return
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._draw_queued, name="minigrad-plots", daemon=True)
+            self.thread.start()
+        self.queue.put((name, draw))
 
     def _draw_queued(self) -> None:
-        try:
-            import matplotlib.figure  # noqa: F401  # imported (~0.3 s) while the workers start
-        except BaseException as e:  # re-raised by finish(), in the caller's thread
-            self.error = e
         while (item := self.queue.get()) is not None:
             if self.error is None and not self.stopped:
                 try:
                     self.png[item[0]] = item[1]()
-                except BaseException as e:
+                except BaseException as e:  # re-raised by finish(), in the caller's thread
                     self.error = e
 
-    def finish(self) -> dict[str, bytes]:
-        """Every submitted plot, drawn; raises what a drawing raised."""
+    def _join(self) -> None:
         if self.thread is not None:
             self.queue.put(None)
             self.thread.join()
             self.thread = None
+
+    def finish(self) -> dict[str, bytes]:
+        """Every submitted plot, drawn; raises what a drawing raised."""
+        self._join()
         if self.error is not None:
             raise self.error
         for name, draw in self.later:
@@ -1842,10 +1844,7 @@ class _Plots:
     def close(self) -> None:
         """Stop: the plot being drawn is finished, the queued ones are dropped."""
         self.stopped = True
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join()
-            self.thread = None
+        self._join()
 
 
 def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> list[str]:
