@@ -1218,9 +1218,12 @@ class _Signals:
 
 def _execute(
     tasks: list[_Task], jobs: int, backend: str, scheduler: str | None, done: Callable[[dict[str, Any]], None],
-    stop: Callable[[], bool],
+    stop: Callable[[], bool], started: Callable[[], None] = lambda: None,
 ) -> None:
-    """Run ``tasks``, calling ``done(record)`` as each finishes, until all are done or ``stop()``."""
+    """Run ``tasks``, calling ``done(record)`` as each finishes, until all are done or ``stop()``.
+
+    ``started()`` is called once the workers (if any) have their first tasks.
+    """
     if not tasks:
         return
     if backend == "loky" and jobs == 1:
@@ -1245,6 +1248,7 @@ def _execute(
             results = Parallel(n_jobs=-1 if client else jobs, return_as="generator_unordered", batch_size=1)(
                 delayed(_run_task)(task, True) for task in tasks
             )
+            started()
             try:
                 for record in results:
                     done(record)
@@ -1478,7 +1482,8 @@ def _sweep(
                 _atomic_write(path, _csv_bytes(RESULT_COLUMNS, _result_rows(reports)))
                 last_results[0] = time.monotonic()
 
-        _execute(waiting, jobs, backend, scheduler, done, lambda: bool(signals.received))
+        _execute(waiting, jobs, backend, scheduler, done, lambda: bool(signals.received),
+                 started=drawing.start if drawing is not None else lambda: None)
 
     if tune:
         def tuned_line(dataset: str, optimizer: str) -> str:
@@ -1789,8 +1794,10 @@ class _Plots:
 
     While worker processes train (``background``: ``jobs`` > 1, a cluster),
     a thread of this process draws each plot as soon as it is submitted, so
-    the plots overlap the training instead of following it; the thread starts
-    with the first plot, after the workers (its imports would delay theirs).
+    the plots overlap the training instead of following it. The thread starts
+    (``start()``) once the workers have been started, and imports matplotlib
+    while they start up, which leaves a core idle part of the time; before
+    that, its imports would delay the parent's.
     When this process trains, the plots are drawn in ``finish()``, after the
     training: a thread would only take turns with the training for the
     interpreter lock, and the turns would count as training time. The drawing
@@ -1807,22 +1814,30 @@ class _Plots:
         self.queue: queue.SimpleQueue[tuple[str, Callable[[], bytes]] | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
 
+    def start(self) -> None:
+        """Start the thread (in the background mode), if it is not running yet."""
+        if self.background and self.thread is None and not self.stopped:
+            self.thread = threading.Thread(target=self._draw_queued, name="minigrad-plots", daemon=True)
+            self.thread.start()
+
     def submit(self, name: str, draw: Callable[[], bytes]) -> None:
         """Draw ``name`` with ``draw()``: in the thread, or in ``finish()``."""
         if not self.background:
             self.later.append((name, draw))
             return
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._draw_queued, name="minigrad-plots", daemon=True)
-            self.thread.start()
+        self.start()
         self.queue.put((name, draw))
 
     def _draw_queued(self) -> None:
+        try:
+            import matplotlib.figure  # noqa: F401  # before any plot is due: see the class's docstring
+        except BaseException as e:  # re-raised by finish(), in the caller's thread
+            self.error = e
         while (item := self.queue.get()) is not None:
             if self.error is None and not self.stopped:
                 try:
                     self.png[item[0]] = item[1]()
-                except BaseException as e:  # re-raised by finish(), in the caller's thread
+                except BaseException as e:
                     self.error = e
 
     def _join(self) -> None:
