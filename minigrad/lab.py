@@ -707,7 +707,7 @@ def _why_not_finite(params: Sequence[nn.Parameter], step: int) -> tuple[str, str
 class _Task:
     """One training to do: everything a worker needs, as plain values (picklable, no closures)."""
 
-    kind: str  # "tune" or "report"
+    kind: str  # "tune", "report" or "curve" (a tuning-split run that keeps its train curve: choose_defaults)
     dataset: str
     optimizer: str  # the spec's table name
     source: str  # resolve_optimizer's input
@@ -747,15 +747,15 @@ def _run_task(task: _Task, pin: bool = False, own_worker: bool = False) -> dict[
             # holds (0.1 s after the imports): frozen, the objects held now are left out of every collection.
             gc.freeze()
     spec = _resolve_cached(task.source)
-    if task.kind == "tune":
-        X, X_eval, y, y_eval = _validation_split(task.dataset)
-    else:
+    if task.kind == "report":
         X, X_eval, y, y_eval = _report_split(task.dataset)
+    else:
+        X, X_eval, y, y_eval = _validation_split(task.dataset)
     run = train_run(
         X, y, X_eval, y_eval, task=mgdata.DATASETS[task.dataset],
         make_optimizer=lambda params: spec.make(params, task.lr), seed=task.seed, hidden=task.hidden,
         epochs=task.epochs, batch_size=task.batch_size, eval_points=task.eval_points,
-        train_curve=task.kind == "report", schedule=task.schedule, clip_grad_norm=task.clip_grad_norm,
+        train_curve=task.kind != "tune", schedule=task.schedule, clip_grad_norm=task.clip_grad_norm,
     )
     if task.kind == "tune":  # keep the score and the end point only: the curve is not reported
         ok = run["status"] == "ok"
@@ -1554,7 +1554,7 @@ def _longest_first(tasks: list[_Task]) -> list[_Task]:
     processing time rule).
     """
     def steps(task: _Task) -> int:
-        X = (_validation_split if task.kind == "tune" else _report_split)(task.dataset)[0]
+        X = (_report_split if task.kind == "report" else _validation_split)(task.dataset)[0]
         return task.epochs * math.ceil(len(X) / task.batch_size)
 
     return sorted(tasks, key=steps, reverse=True)
@@ -1912,10 +1912,6 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
 # ---------------------------------------------------------------------------
 
 
-def _bind_rate(spec: OptimizerSpec, lr: float) -> Callable[[list[nn.Parameter]], optim.Optimizer]:
-    return lambda params: spec.make(params, lr)
-
-
 def choose_defaults(
     datasets: Sequence[str] = tuple(mgdata.DATASETS), *, jobs: int = 1, progress: Callable[[str], Any] | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -1936,19 +1932,25 @@ def choose_defaults(
     result = compare(datasets, specs, "tune", epochs=st["epochs"], batch_size=st["batch_size"], hidden=st["hidden"],
                      seeds=1, target=1.0, out_dir=None, jobs=jobs, progress=progress, plots=False)
     rates = {d: {s.name: float(f"{result.rates[d, s.name]:.3g}") for s in specs} for d in datasets}
+    # The halfway losses: the default run's optimizers at the rounded rates, on the tuning split, as
+    # trainings of their own, so they run in parallel with jobs > 1 like the tuning.
+    settings = {**st, "eval_points": DEFAULTS["eval_points"], "schedule": "none", "clip_grad_norm": None}
+    reported = [s for s in specs if s.name in DEFAULTS["optimizers"]]
+    seeds = [TUNE_SEED_BASE + i for i in range(DEFAULTS["tune_seeds"])]
+    curves = _tasks("curve", datasets, reported, seeds, lambda d, s: [rates[d][s.name]], settings)
+    runs: dict[tuple[str, str, int], dict[str, Any]] = {}
+
+    def done(record: dict[str, Any]) -> None:
+        runs[record["dataset"], record["optimizer"], record["seed"]] = record
+
+    _execute(_longest_first(curves) if jobs > 1 else curves, jobs, "loky", None, done, lambda: False)
     targets: dict[str, float] = {}
     for d in datasets:
-        X, X_val, y, y_val = _validation_split(d)
         halfway = []
-        for s in specs:
-            if s.name not in DEFAULTS["optimizers"]:
-                continue
+        for s in reported:
             losses = []
-            make = _bind_rate(s, rates[d][s.name])
-            for seed in range(DEFAULTS["tune_seeds"]):
-                run = train_run(X, y, X_val, y_val, task=mgdata.DATASETS[d], make_optimizer=make,
-                                seed=TUNE_SEED_BASE + seed, hidden=st["hidden"], epochs=st["epochs"],
-                                batch_size=st["batch_size"], eval_points=DEFAULTS["eval_points"])
+            for seed in seeds:
+                run = runs[d, s.name, seed]
                 middle = int(np.argmin(np.abs(np.array(run["step"]) - run["step"][-1] / 2)))
                 losses.append(run["train_loss"][middle])
             halfway.append(float(np.median(losses)))
