@@ -1343,8 +1343,10 @@ def compare(
 
     ``jobs`` > 1 runs trainings in joblib worker processes (loky);
     ``backend="dask"`` with ``scheduler`` (an address) sends them to a
-    dask.distributed cluster. Results are bit-identical either way. A
-    training that fails (status "error") does not stop the others; it is in
+    dask.distributed cluster, longest trainings first. Results, and the
+    PNGs, are bit-identical either way; with workers, a thread of this
+    process draws each plot while they train, as soon as its runs are done
+    (it is written at the end with the rest). A training that fails (status "error") does not stop the others; it is in
     ``errors``. ``progress(line)`` gets a line per finished dataset and
     optimizer. ``schedule`` (:data:`SCHEDULES`) and ``clip_grad_norm`` apply
     alike to every optimizer and training, tuning included; either one makes
