@@ -1,8 +1,6 @@
 """``python -m minigrad``: the convergence lab's command line (see :mod:`minigrad.cli`)."""
 
-import sys
-
-from minigrad.cli import main
+from minigrad.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

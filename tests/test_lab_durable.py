@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -240,6 +241,35 @@ def test_jobs_1_and_jobs_2_give_identical_results():
     assert without_time(one.rows) == without_time(two.rows) and one.rows
     assert one.rates == two.rates
     assert without_time(one.summary) == without_time(two.summary)
+
+
+def test_jobs_2_writes_the_files_of_jobs_1_byte_for_byte(tmp_path):
+    # With workers, a thread of this process draws each plot while the others train; the PNGs must not change.
+    settings = {"epochs": 3, "seeds": 2, "tune_seeds": 1, "hidden": (8,), "eval_points": 10, "lr_grid": (0.01, 0.1)}
+    one = lab.compare(["iris", "wine"], ["sgd", "adam"], "tune", jobs=1, out_dir=tmp_path / "one", **settings)
+    two = lab.compare(["iris", "wine"], ["sgd", "adam"], "tune", jobs=2, out_dir=tmp_path / "two", **settings)
+    names = sorted(os.path.basename(f) for f in one.files)
+    assert names == sorted(os.path.basename(f) for f in two.files)
+    assert {"iris.png", "wine.png", "profile.png", "lr_sensitivity.png"} <= set(names)
+    for name in names:
+        if name.endswith(".png"):
+            assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+        else:
+            assert without_time(read_csv(tmp_path / "one" / name)) == without_time(read_csv(tmp_path / "two" / name))
+
+
+def test_an_interrupted_jobs_2_run_writes_no_plot_and_stops_drawing(tmp_path):
+    def progress(line):
+        if "seeds done" in line:  # the reported runs have begun: the sensitivity plot is being drawn
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "out"
+    result = lab.compare(["iris", "wine"], ["sgd", "adam"], "tune", epochs=2, seeds=3, tune_seeds=1, hidden=(8,),
+                         eval_points=5, lr_grid=(0.01, 0.1), jobs=2, out_dir=out, progress=progress)
+    assert result.interrupted == signal.SIGINT
+    assert not [n for n in os.listdir(out) if n.endswith(".png")]
+    assert (out / "results.csv").exists()
+    assert "minigrad-plots" not in [t.name for t in threading.enumerate()]
 
 
 def test_a_dask_localcluster_gives_the_local_results():
