@@ -943,7 +943,11 @@ def owns_array(pg: Any, g: Any, pgs: tuple[Any, ...]) -> bool:
     """
     if type(pg) is not np.ndarray or pg.base is not None or pg is g:
         return False
-    return sum(1 for p in pgs if p is pg) == 1
+    count = 0
+    for p in pgs:  # (a plain loop: a generator in sum() cost more than the rest of this function)
+        if p is pg:
+            count += 1
+    return count == 1
 
 
 def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
