@@ -32,9 +32,11 @@ The rules, since only the record is replayed:
   an array made from the arguments by other code inside the step would be
   stale on replay, so recording refuses it (except 0-d constants: the
   numbers written in the code, as in ``2 * x``).
-- Other Python in the step (printing, ``loss.item()``, a scheduler's
-  ``step()``) runs only while recording. The optimizer's ``zero_grad()`` and
-  ``step()``, and the model's ``zero_grad()``, are replayed.
+- Other Python in the step (printing, ``loss.item()``) runs only while
+  recording. What minigrad itself does to a step is replayed: the
+  optimizer's ``zero_grad()`` and ``step()``, the model's ``zero_grad()``,
+  a learning-rate scheduler's ``step()``, and ``clip_grad_norm_`` and
+  ``clip_grad_value_`` (with the same arguments).
 - Hooks, ``retain_graph``, ``create_graph`` and ``mg.autograd.grad`` are
   not recorded: recording raises; use the eager step for them. Neither is
   ``detect_anomaly``, which replays do not apply.
@@ -350,7 +352,8 @@ class _Replay:
         """The line of an optimizer's (or the model's) ``zero_grad()`` or ``step()``."""
         method = self._events[k][1]
         owner = getattr(method, "__self__", None)
-        base = f"{type(owner).__name__.lower()}_{method.__name__}" if owner is not None else method.__name__
+        func = getattr(method, "func", method)  # a functools.partial (clip_grad_norm_ and its arguments)
+        base = f"{type(owner).__name__.lower()}_{method.__name__}" if owner is not None else func.__name__
         return [f"{self._bind(method, base)}()"]
 
     def _bind(self, obj: Any, base: str) -> str:

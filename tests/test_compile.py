@@ -407,3 +407,41 @@ def test_gradients_of_two_roots_at_one_node_are_summed():
     rng = np.random.default_rng(4)
     calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 2)), rng.standard_normal((4, 2))) for _ in range(3)]
     _assert_replays_match(make, [(3, 2)], calls)
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_clipping_and_a_scheduler_inside_the_step_are_replayed(clip):
+    # Left out of a replay, either would change the training without an error.
+    X, Y = _data(np.float64)
+
+    def setup():
+        mg.manual_seed(0)
+        model = mg.nn.MLP([8, 16, 4], dtype=np.float64)
+        opt = mg.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        sched = mg.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(model(x), y)
+            loss.backward()
+            params = (p for p in model.parameters())  # a generator: read again on every replay
+            if clip == "norm":
+                mg.nn.utils.clip_grad_norm_(params, max_norm=0.05)
+            else:
+                mg.nn.utils.clip_grad_value_(params, clip_value=0.01)
+            opt.step()
+            sched.step()
+            return loss
+
+        return model, opt, train_step
+
+    eager_model, eager_opt, eager_step = setup()
+    model, opt, train_step = setup()
+    step = mg.compile(train_step)
+    for i in range(0, 48, 16):
+        eager_step(mg.Tensor(X[i : i + 16]), Y[i : i + 16])
+        step(mg.Tensor(X[i : i + 16]), Y[i : i + 16])
+    assert opt.lr == eager_opt.lr == 0.5 * 0.5**3
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        assert np.array_equal(p.grad, q.grad) and np.array_equal(p.data, q.data)
+    assert np.abs(model.parameters()[0].grad).max() <= (0.01 if clip == "value" else 0.05)

@@ -7,11 +7,13 @@ optimizer.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
 import numpy as np
 
+from minigrad import engine
 from minigrad.engine import Tensor
 from minigrad.optim.optimizer import check_number
 
@@ -45,6 +47,10 @@ def clip_grad_norm_(
     gradients are scaled by the non-finite factor, as in PyTorch.
     """
     check_number("max_norm", max_norm)
+    if isinstance(parameters, Iterable) and not isinstance(parameters, Tensor):
+        parameters = list(parameters)  # (a generator can be read once; mg.compile's replays read it again)
+    if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+        engine._tape.on_call(functools.partial(clip_grad_norm_, parameters, max_norm, norm_type, error_if_nonfinite))
     if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool)) or not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or float('inf'), got {norm_type!r}")
     pairs = _with_grads(parameters, "clip_grad_norm_")
@@ -67,5 +73,9 @@ def clip_grad_norm_(
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clip every gradient entry into [-clip_value, clip_value]."""
     check_number("clip_value", clip_value)
+    if isinstance(parameters, Iterable) and not isinstance(parameters, Tensor):
+        parameters = list(parameters)
+    if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+        engine._tape.on_call(functools.partial(clip_grad_value_, parameters, clip_value))
     for p, g in _with_grads(parameters, "clip_grad_value_"):
         p.grad = np.clip(g, -clip_value, clip_value)

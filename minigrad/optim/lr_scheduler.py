@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad import engine
 from minigrad.optim.optimizer import Optimizer, check_flag, check_number
 
 __all__ = [
@@ -94,6 +95,8 @@ class LRScheduler:
 
     def step(self) -> None:
         """Advance one step: ``last_epoch += 1``, then ``optimizer.lr = lr_at(last_epoch)``."""
+        if engine._tape is not None:  # mg.compile is recording a step: replay this call too
+            engine._tape.on_call(self.step)
         self.last_epoch += 1
         self._apply(self.last_epoch)
 
