@@ -51,13 +51,16 @@ import keyword
 import linecache
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from minigrad import engine, ops
+from minigrad import _written_out, engine, ops
 from minigrad.engine import Function, Tensor, _accumulate
+from minigrad.nn.losses import _class_indices
+from minigrad.optim.optimizer import Optimizer
 
 __all__ = ["compile", "CompiledStep"]
 
@@ -115,7 +118,12 @@ class _Recorder:
     def on_forward(self, cls: type[Function], ctx: Any, args: tuple[Any, ...], out: Tensor, needs: list[bool]) -> None:
         sources = tuple(self.source(a, cls.name, i) for i, a in enumerate(args))
         index = len(self.events)
-        self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype))
+        info = tuple(
+            (a.data.shape, a.data.dtype) if isinstance(a, Tensor)
+            else (a.shape, a.dtype) if isinstance(a, np.ndarray) else None
+            for a in args
+        )  # each argument's shape and dtype, for the ops written out
+        self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype, info))
         self.outputs[id(out.data)] = index
         self.nodes[out] = index
 
@@ -205,6 +213,12 @@ class _Replay:
             "accumulate": _accumulate,
             "asarray": np.asarray,
             "as_grad": _as_grad,
+            # for the ops written out (minigrad._written_out)
+            **{f: getattr(np, f) for f in ("matmul", "maximum", "multiply", "greater", "add", "subtract", "exp",
+                                           "log", "divide", "empty", "uintp")},
+            "getrefcount": sys.getrefcount,
+            "class_indices": _class_indices,
+            "STALE": _written_out.STALE,
         }
         self._names: dict[int, str] = {}  # id(object in the namespace) -> its name there
         self._events = events
@@ -214,7 +228,12 @@ class _Replay:
         self._used_args: set[int] = set()  # Tensor arguments whose array is read (x0 = t0.data)
         self._first: set[int] = set()  # ops that have their first gradient in the current backward pass
         self._backwarded = {self._op[e[1]] for e in events if e[0] == "backward"}
-        self._frees_after = self._last_reads(_result_ops(result, nodes, self._op))
+        self._returned = set(_result_ops(result, nodes, self._op))  # ops whose outputs the step returns
+        self._frees_after = self._last_reads(list(self._returned))
+        self._forward_of = {i: k for k, i in self._op.items()}  # op number -> its forward event
+        self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
+        self._buffers: set[str] = set()  # names of the arrays kept from one replay to the next
+        self._guards: dict[str, str] = {}  # parameter's name -> the name of the array the record fixed
 
         body: list[str] = []
         for k, event in enumerate(events):
@@ -228,11 +247,18 @@ class _Replay:
                 body += self._call(k)
         params = [f"t{k}" if isinstance(a, Tensor) else f"x{k}" for k, a in enumerate(args)]
         lines = [f"def replay({', '.join(params)}):"]
+        if self._buffers:
+            kept = ", ".join(sorted(self._buffers, key=lambda b: int(b[1:])))
+            lines.append(f"    global {kept}  # the kept arrays (one is replaced when held elsewhere)")
+        if self._guards:
+            changed = " or ".join(f"{p}.data is not {a}" for p, a in self._guards.items())
+            lines.append(f"    if {changed}: return STALE  # a parameter has a new array: record again")
         lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
         lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
         lines.append("    try:")
         lines += ["        " + line for line in body]
-        lines.append(f"        return {_result_source(result, nodes, self._op)}")
+        written = set(self._written) if self._buffers else None
+        lines.append(f"        return {_result_source(result, nodes, self._op, written)}")
         lines.append("    finally:")
         lines.append(f"        engine._state.grad_enabled = {grad_mode}  # the mode of the record (part of its key)")
         #: The generated function's text.
@@ -262,19 +288,13 @@ class _Replay:
 
     def _forward(self, k: int) -> list[str]:
         """Lines of one forward: a fresh context, the op's forward on its inputs' arrays, then what is freed."""
-        _, cls, sources, needs, shape, dtype = self._events[k]
+        _, cls, sources, needs, shape, dtype, info = self._events[k]
         i = self._op[k]
-        inputs = [f"c{i}"]
-        for src, where in sources:
-            if src == ARG:
-                self._used_args.add(where)
-                inputs.append(f"x{where}")
-            elif src == OUT:
-                inputs.append(f"o{self._op[where]}")
-            elif src == PARAM:
-                inputs.append(f"{self._bind(where, 'p')}.data")
-            else:
-                inputs.append(repr(where) if _is_literal(where) else self._bind(where, "k"))
+        written = _written_out.forward(self, k)
+        if written is not None:
+            frees = [f"o{m}" for m in self._frees_after.get(k, [])]
+            return written + ([f"del {', '.join(frees)}"] if frees else [])
+        inputs = [f"c{i}"] + [self.input(source) for source in sources]
         name = self._bind(cls, cls.__name__)
         lines = [
             f"# op {i}: {cls.name} -> {tuple(shape)} {dtype}",
@@ -321,7 +341,16 @@ class _Replay:
         _, j, dests = self._events[k]
         i = self._op[j]
         cls = self._events[j][1]
+        n_inputs = len(self._events[j][3])
         name = self._bind(cls, cls.__name__)
+        written = _written_out.backward(self, k, i)
+        if written is not None:
+            return [
+                f"# backward of op {i}: {cls.name}, written out",
+                f"if g{i} is not None:",
+                *("    " + line for line in written),
+                f"    del g{i}",
+            ]
         block = [f"pgs = {name}.backward(c{i}, g{i})", f"del c{i}", "if type(pgs) is not tuple: pgs = (pgs,)"]
         for pos, dst, where, dtype in dests:
             dt = self._bind(dtype, str(dtype))
@@ -339,7 +368,12 @@ class _Replay:
                     self._first.add(m)
             else:
                 leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
-                block.append(f"    if {leaf}.grad is None and owns_array(pg, g{i}, pgs): {leaf}.grad = pg")
+                # engine.owns_array written out: pg is an array (the line above made sure), and the
+                # other gradients of this backward are known by position.
+                others = "".join(f" and pg is not pgs[{q}]" for q in range(n_inputs) if q != pos)
+                block.append(
+                    f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others}: {leaf}.grad = pg"
+                )
                 block.append(f"    else: accumulate({leaf}, pg)")
         block.append(f"del g{i}, pgs, pg")
         return [
@@ -348,13 +382,82 @@ class _Replay:
             *("    " + line for line in block),
         ]
 
+    # -- helpers of minigrad._written_out ------------------------------------
+
+    def input(self, source: tuple[str, Any]) -> str:
+        """The expression of an op's input in the replay: a step argument, an op's output, a parameter, a value."""
+        src, where = source
+        if src == ARG:
+            self._used_args.add(where)
+            return f"x{where}"
+        if src == OUT:
+            return f"o{self._op[where]}"
+        if src == PARAM:
+            return f"{self._bind(where, 'p')}.data"
+        return repr(where) if _is_literal(where) else self._bind(where, "k")
+
+    def fixed_param(self, source: tuple[str, Any]) -> str:
+        """A parameter's array, which the record fixes (a replay whose parameter has a new one records again)."""
+        src, where = source
+        if src != PARAM:
+            return self.input(source)
+        name = self._bind(where, "p")
+        self._guards[name] = self._bind(where.data, "d")
+        return f"{name}.data"
+
+    def constant(self, value: Any, base: str) -> str:
+        """The name of a fixed value in the namespace."""
+        return self._bind(value, base)
+
+    def buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> str:
+        """The name of a new array kept from one replay to the next, for one result."""
+        name = f"b{len(self._buffers)}"
+        self.namespace[name] = np.empty(shape, dtype)
+        self._buffers.add(name)
+        return name
+
+    def route(
+        self, i: int, dst: str, where: Any, code: str, shape: tuple[int, ...], dtype: np.dtype, kept: bool = False
+    ) -> list[str]:
+        """Lines that compute a gradient of op ``i`` (``code``, with ``{out}`` for ``, out=B``) and deliver it.
+
+        To an op: into a kept array, then summed over uses as in the eager
+        walk. To a leaf with no ``.grad``: into a kept array that becomes the
+        ``.grad``, unless last replay's is still held elsewhere (then a new
+        one). To a leaf that has one: added to it. ``kept``: ``code`` names
+        an array the op already holds (only copied into a leaf).
+        """
+        if dst == OUT:
+            m = self._op[where]
+            value = code if kept else code.format(out=f", out={self.buffer(shape, dtype)}")
+            if m in self._first:
+                return [f"pg = {value}", f"g{m} = pg if g{m} is None else g{m} + pg", "del pg"]
+            self._first.add(m)
+            return [f"g{m} = {value}"]
+        leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
+        if kept:
+            return [f"accumulate({leaf}, {code})  # a copy the first time"]
+        b = self.buffer(shape, dtype)
+        return [
+            f"if {leaf}.grad is None:",
+            f"    if getrefcount({b}) != 2: {b} = empty({b}.shape, {b}.dtype)  # last one held elsewhere",
+            f"    {leaf}.grad = {code.format(out=f', out={b}')}",
+            f"else: accumulate({leaf}, {code.format(out='')})",
+        ]
+
     def _call(self, k: int) -> list[str]:
-        """The line of an optimizer's (or the model's) ``zero_grad()`` or ``step()``."""
+        """The line of an optimizer's (or the model's) ``zero_grad()`` or ``step()``, or its body written out."""
         method = self._events[k][1]
         owner = getattr(method, "__self__", None)
         func = getattr(method, "func", method)  # a functools.partial (clip_grad_norm_ and its arguments)
         base = f"{type(owner).__name__.lower()}_{method.__name__}" if owner is not None else func.__name__
-        return [f"{self._bind(method, base)}()"]
+        call = f"{self._bind(method, base)}()"
+        if isinstance(owner, Optimizer) and func.__func__ is type(owner).step is Optimizer.step:
+            if type(owner)._check_grads is Optimizer._check_grads:
+                return _optimizer_step(self, self._bind(owner, type(owner).__name__.lower()), owner, call)
+        if isinstance(owner, Optimizer) and func.__func__ is type(owner).zero_grad is Optimizer.zero_grad:
+            return [f"for q in {self._bind(owner, type(owner).__name__.lower())}.params: q.grad = None  # {call}"]
+        return [call]
 
     def _bind(self, obj: Any, base: str) -> str:
         """The name of ``obj`` in the namespace: ``base``, or ``base`` and a number (always, if one letter)."""
@@ -370,6 +473,58 @@ class _Replay:
         self.namespace[name] = obj
         self._names[id(obj)] = name
         return name
+
+
+def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> list[str]:
+    """``Optimizer.step()`` written out for one optimizer, parameter by parameter (same checks, same order).
+
+    It reads the optimizer's ``params``, ``state`` and ``update`` at each
+    replay, as ``step()`` does; if the number of parameters changed, it calls
+    ``step()`` itself. Keep it in step with :meth:`Optimizer.step`.
+    """
+    n = len(owner.params)
+    sgd = _written_out.is_plain_sgd(owner)
+    if sgd:  # the update written out: the parameters' arrays are fixed by the record (their shapes, dtypes)
+        for p in owner.params:
+            replay._guards[replay._bind(p, "p")] = replay._bind(p.data, "d")
+    qs = [f"q{i}" for i in range(n)]
+    rs = [f"r{i}" for i in range(n)]
+    bad = " or ".join(
+        f"({r} is not None and (type({r}) is not ndarray or {r}.shape != {q}.data.shape))" for q, r in zip(qs, rs)
+    )
+    lines = [
+        f"# {call} written out (Optimizer.step): check every .grad, count, update each w, record the change",
+        f"if len({opt}.params) != {n}: {call}",
+        "else:",
+        f"    {', '.join(qs)}, = {opt}.params",
+        *(f"    {r} = {q}.grad" for q, r in zip(qs, rs)),
+        f"    if {bad}: {opt}._check_grads()  # raises, naming the parameter",
+        f'    {opt}.__dict__["step_count"] += 1',
+        f"    states, update, s = {opt}.state, {opt}.update, None",
+        *(["    v = w = None"] if sgd else []),
+        *(
+            [
+                f"    lr, momentum = {opt}.lr, {opt}.momentum",
+                f"    plain = momentum and not {opt}.weight_decay and not {opt}.nesterov",
+            ]
+            if sgd
+            else []
+        ),
+        "    engine._edits = edits = engine._edits + 1  # (engine.bump_versions)",
+    ]
+    for i, (p, q, r) in enumerate(zip(owner.params, qs, rs)):
+        lines += [
+            f"    if {r} is not None:",
+            f"        s = states[{i}]",
+            '        s["step"] = s.get("step", 0) + 1',
+            *(
+                ["        " + line for line in _written_out.sgd_update(q, r, replay.buffer(p.data.shape, p.data.dtype))]
+                if sgd else [f"        update({q}.data, {r}, s)"]
+            ),
+            f"        {q}._version = edits",
+        ]
+    lines.append(f"    del {', '.join(qs)}, {', '.join(rs)}, states, update, s" + (", v, w" if sgd else ""))
+    return lines
 
 
 _count = 0  # replays generated so far, to give each its own file name in tracebacks
@@ -393,14 +548,20 @@ def _result_ops(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int]) ->
     return []
 
 
-def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int]) -> str:
-    """What a replay returns, as source: new Tensors of the outputs the step returned, in the same structure."""
+def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int], written: set[int] | None) -> str:
+    """What a replay returns, as source: new Tensors of the outputs the step returned, in the same structure.
+
+    ``written``: when the replay keeps arrays, the ops written out (whose
+    returned outputs are new arrays); another op's output may be a view of
+    a kept array, so it is copied.
+    """
     if result is None:
         return "None"
     if isinstance(result, Tensor) and result in nodes:
-        return f"Tensor(o{op_of[nodes[result]]})"
+        i = op_of[nodes[result]]
+        return f"Tensor(o{i})" if written is None or i in written else f"Tensor(o{i}.copy())"
     if isinstance(result, tuple):
-        return "(" + "".join(_result_source(r, nodes, op_of) + ", " for r in result) + ")"
+        return "(" + "".join(_result_source(r, nodes, op_of, written) + ", " for r in result) + ")"
     raise TypeError(
         "compile: the step must return None, a Tensor made by an op in it (e.g. the loss), or a tuple of "
         f"these; it returned a {type(result).__name__}"
@@ -444,7 +605,10 @@ class CompiledStep:
         key = _signature(args)
         replay = self.records.get(key)
         if replay is not None:
-            return replay.run(*args)
+            result = replay.run(*args)
+            if result is not _written_out.STALE:
+                return result
+            del self.records[key]  # a parameter was given a new array since the record: record again
         if engine._tape is not None:
             raise RuntimeError("compile: a compiled step cannot be called while another one is recording")
         recorder = _Recorder(args)

@@ -486,22 +486,39 @@ class Tensor:
     # Make numpy defer to Tensor: `np.ones(3) + t` calls Tensor.__radd__.
     __array_ufunc__ = None
 
+    data: np.ndarray
+    grad: np.ndarray | None
+    requires_grad: bool
+    _ctx: Function | None
+    _version: int  # the value of the global count of in-place changes at this tensor's last one
+    _hooks: list[Callable[[Any], Any]] | None
+
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
+        if type(data) is np.ndarray and requires_grad is False and dtype is None and data.dtype.kind == "f":
+            # Speed device: the common case (a float array, no options), which none of the checks below
+            # can refuse, sets the fields at once; it is Tensor(xb) in every training step.
+            self.data = data
+            self.grad = None
+            self.requires_grad = False
+            self._ctx = None
+            self._version = 0
+            self._hooks = None
+            return
         if isinstance(data, Tensor):
             data = data.data
         if dtype is None and type(data) is np.ndarray and data.dtype.kind == "f":
-            self.data: np.ndarray = data  # the common case, a float array: used as it is
+            self.data = data  # the common case, a float array: used as it is
         else:
             self.data = _to_array(data, dtype)
         if not isinstance(requires_grad, (bool, np.bool_)):
             raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating tensors can require grad, got dtype {self.data.dtype}")
-        self.grad: np.ndarray | None = None
-        self.requires_grad: bool = bool(requires_grad)
-        self._ctx: Function | None = None
-        self._version: int = 0  # the value of the global count of in-place changes at this tensor's last one
-        self._hooks: list[Callable[[Any], Any]] | None = None
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx = None
+        self._version = 0
+        self._hooks = None
 
     # -- bookkeeping --------------------------------------------------------
 
