@@ -5,6 +5,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigrad as mg
 
@@ -528,3 +530,71 @@ def test_a_gradient_the_user_kept_is_not_overwritten_by_the_next_replay():
     value = loss.data.copy()
     step(mg.Tensor(X[:16]), Y[:16])
     assert np.array_equal(loss.data, value)  # the returned loss is the caller's own array
+
+
+_OPTIMIZERS = {
+    "sgd": lambda ps: mg.optim.SGD(ps, lr=0.1),
+    "momentum": lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "nesterov": lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "decay": lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.5, weight_decay=0.01),
+    "ewa": lambda ps: mg.optim.Momentum(ps, lr=0.1, beta=0.9),
+    "adam": lambda ps: mg.optim.Adam(ps, lr=0.01),
+}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+    batches=st.lists(st.integers(1, 7), min_size=1, max_size=4),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    optimizer=st.sampled_from(sorted(_OPTIMIZERS)),
+    activation=st.sampled_from(["relu", "tanh"]),
+    loss=st.sampled_from(["cross_entropy", "mse"]),
+    bias=st.booleans(),
+    lr_change=st.booleans(),
+)
+def test_replays_equal_eager_steps_bit_for_bit_whatever_the_network(
+    sizes, batches, dtype, optimizer, activation, loss, bias, lr_change
+):
+    # Written-out and called ops, every optimizer, batches that change shape and come back, an lr changed
+    # between steps (read at each replay): the replayed steps are the eager ones, bit for bit.
+    rng = np.random.default_rng(len(sizes) + sum(batches))
+
+    def setup():
+        mg.manual_seed(0)
+        model = mg.nn.MLP(sizes, activation=activation, dtype=dtype)
+        if not bias:
+            for layer in model.layers:
+                if isinstance(layer, mg.nn.Linear):
+                    layer.b = None
+        opt = _OPTIMIZERS[optimizer](model.parameters())
+
+        def train_step(x, y):
+            opt.zero_grad()
+            out = model(x)
+            value = mg.nn.cross_entropy(out, y) if loss == "cross_entropy" else mg.nn.mse_loss(out, y)
+            value.backward()
+            opt.step()
+            return value
+
+        return model, opt, train_step
+
+    eager_model, eager_opt, eager_step = setup()
+    model, opt, train_step = setup()
+    step = mg.compile(train_step)
+    for k, n in enumerate(batches * 2):
+        x = rng.standard_normal((n, sizes[0])).astype(dtype)
+        if loss == "cross_entropy":
+            y = rng.integers(0, sizes[-1], n)
+        else:
+            y = rng.standard_normal((n, sizes[-1])).astype(dtype)
+        if lr_change and k == 2:
+            opt.lr = eager_opt.lr = opt.lr / 3
+        expected = eager_step(mg.Tensor(x), y)
+        got = step(mg.Tensor(x), y)
+        assert np.array_equal(got.data, expected.data)
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
+    assert opt.state_dict()["step_count"] == eager_opt.state_dict()["step_count"]
+    for s, t in zip(opt.state, eager_opt.state):
+        assert s.keys() == t.keys() and all(np.array_equal(s[key], t[key]) for key in s)
