@@ -97,11 +97,30 @@ def _relu_forward(replay: _Replay, k: int, i: int) -> list[str]:
     # ops.ReLU.forward: np.maximum(a, 0)
     _, _, sources, _, shape, dtype, _ = replay._events[k]
     zero = replay.constant(ops.zero_of(dtype), "zero")
+    src, where = sources[0]
+    if src == "out" and i not in replay._returned and _only_reader(replay, replay._op[where], k):
+        # The input is a linear's output, kept by the replay and read by nothing else: max(a, 0) can overwrite
+        # it, as numpy written by hand does. Backward then takes its mask from the output: out > 0 exactly
+        # where a > 0 (NaN stays NaN, and NaN > 0 is False).
+        m = replay._op[where]
+        return [
+            f"# op {i}: relu -> {tuple(shape)} {dtype}, written out (ops.ReLU: max(a, 0)), over its input",
+            f"o{i} = a{i} = maximum(o{m}, {zero}, out=o{m})",
+        ]
     return [
         f"# op {i}: relu -> {tuple(shape)} {dtype}, written out (ops.ReLU: max(a, 0))",
         f"a{i} = {replay.fixed_param(sources[0])}",
         f"o{i} = maximum(a{i}, {zero}{_out(replay, i, shape, dtype)})",
     ]
+
+
+def _only_reader(replay: _Replay, m: int, k: int) -> bool:
+    """True if op ``m`` is a linear written out, not returned, whose output forward event ``k`` alone reads."""
+    if replay._written.get(m) != "linear" or m in replay._returned:
+        return False
+    readers = [j for j, e in enumerate(replay._events) if e[0] == "forward" for src, w in e[2] if src == "out"
+               and replay._op[w] == m]
+    return readers == [k]
 
 
 def _cross_entropy_forward(replay: _Replay, k: int, i: int) -> list[str]:
@@ -147,9 +166,14 @@ def backward(replay: _Replay, k: int, i: int) -> list[str] | None:
         zero = replay.constant(ops.zero_of(dtype), "zero")
         mask = replay.buffer(shape, np.dtype(bool))
         lines.append("# ops.ReLU.backward: g · (a > 0)")
+        owned = replay._owned.get(i) == [True]  # g is one array the replay keeps, which nothing else reads
         for _, dst, where, _ in dests:
-            rule = f"multiply(g{i}, greater(a{i}, {zero}, out={mask}){{out}})"
-            lines += replay.route(i, dst, where, rule, shape, dtype)
+            if owned:  # multiplied in place
+                rule = f"multiply(g{i}, greater(a{i}, {zero}, out={mask}), out=g{i})"
+                lines += replay.route(i, dst, where, rule, shape, dtype, kept=True)
+            else:
+                rule = f"multiply(g{i}, greater(a{i}, {zero}, out={mask}){{out}})"
+                lines += replay.route(i, dst, where, rule, shape, dtype)
         lines.append(f"del a{i}")
     else:  # nn.losses.CrossEntropy.backward: d = e / total; d[target] -= 1; d *= g / N, here in e's own array
         lines += [

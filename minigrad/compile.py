@@ -234,6 +234,7 @@ class _Replay:
         self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
         self._buffers: set[str] = set()  # names of the arrays kept from one replay to the next
         self._guards: dict[str, str] = {}  # parameter's name -> the name of the array the record fixed
+        self._owned: dict[int, list[bool]] = {}  # op -> per gradient it receives: an array the replay keeps?
 
         body: list[str] = []
         for k, event in enumerate(events):
@@ -325,6 +326,7 @@ class _Replay:
         if rest:
             lines.append(f"{' = '.join(rest)} = None")
         self._first = set()
+        self._owned = {}
         for j, (src, where) in seeds:
             if src == ARG:
                 self._used_args.add(where)
@@ -334,6 +336,7 @@ class _Replay:
             i = self._op[j]
             lines.append(f"g{i} = g{i} + {value}" if i in self._first else f"g{i} = {value}")
             self._first.add(i)
+            self._owned.setdefault(i, []).append(False)
         return lines
 
     def _backward(self, k: int) -> list[str]:
@@ -361,6 +364,7 @@ class _Replay:
             ]
             if dst == OUT:  # an inner node: its gradients summed over its uses
                 m = self._op[where]
+                self._owned.setdefault(m, []).append(False)
                 if m in self._first:
                     block.append(f"    g{m} = pg if g{m} is None else g{m} + pg")
                 else:
@@ -429,6 +433,7 @@ class _Replay:
         """
         if dst == OUT:
             m = self._op[where]
+            self._owned.setdefault(m, []).append(True)
             value = code if kept else code.format(out=f", out={self.buffer(shape, dtype)}")
             if m in self._first:
                 return [f"pg = {value}", f"g{m} = pg if g{m} is None else g{m} + pg", "del pg"]
