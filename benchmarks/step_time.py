@@ -195,6 +195,10 @@ class MinigradRun:
         """The current weights."""
         return [p.data for p in self.model.parameters()]
 
+    def kept_bytes(self) -> int:
+        """Bytes of arrays kept from one step to the next besides the weights and the velocity: the .grads."""
+        return sum(p.grad.nbytes for p in self.model.parameters() if p.grad is not None)
+
 
 class CompiledRun(MinigradRun):
     """The same loop with the step under ``mg.compile``: recorded once per batch shape, then replayed."""
@@ -219,6 +223,10 @@ class CompiledRun(MinigradRun):
         step, Tensor = self.step, mg.Tensor
         for xb, yb in self.batches:
             step(Tensor(xb), yb)
+
+    def kept_bytes(self) -> int:
+        """The arrays the records keep (outputs, gradients, scratch; the .grads are among them)."""
+        return self.step.kept_nbytes
 
 
 class NumpyRun:
@@ -280,6 +288,10 @@ class NumpyRun:
     def weights(self) -> Params:
         """The current weights."""
         return self.params
+
+    def kept_bytes(self) -> int:
+        """The gradient and scratch arrays allocated once, besides the weights and the velocity."""
+        return sum(a.nbytes for a in self.grads + self.scratch) + sum(r.nbytes for r in self.rows.values())
 
 
 class JaxRun:
@@ -726,6 +738,22 @@ def report(results: dict[str, Any], info: dict[str, str], command: str, rounds: 
             mem = c["peak_bytes"]
             row.append(f"{mem[n] / 1024:.0f} KiB ({mem[n] / mem['numpy']:.2f}x)" if n in mem else "—")
         lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "The same peak plus the arrays each keeps from one step to the next besides the weights and the "
+        "velocity (numpy by hand: its gradient and scratch arrays; minigrad: the .grads; the compiled step: "
+        "every array its records keep, the .grads among them), against numpy's:",
+        "",
+    ]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in ("minigrad", "compiled", "numpy"):
+        if n not in names:
+            continue
+        row = [LABELS[n]]
+        for c in configs:
+            mem = {k: c["peak_bytes"][k] + v for k, v in c["kept_bytes"].items()}
+            row.append(f"{mem[n] / 1024:.0f} KiB ({mem[n] / mem['numpy']:.2f}x)")
+        lines.append("| " + " | ".join(row) + " |")
     if any(n not in TRACED for n in names):
         lines.append("")
         lines.append("PyTorch and JAX allocate outside Python's allocator, so tracemalloc cannot see their arrays.")
@@ -810,6 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             median_ms={n: statistics.median(v) for n, v in times.items()},
             over_numpy=over_numpy,
             peak_bytes={r.name: peak_memory(r) for r in runs if r.name in TRACED},
+            kept_bytes={r.name: r.kept_bytes() for r in runs if hasattr(r, "kept_bytes")},
             correctness=correctness,
         )
         results["configs"].append(cfg)

@@ -202,6 +202,7 @@ class _Replay:
         nodes: dict[Tensor, int],
         args: tuple[Any, ...],
         grad_mode: bool,
+        shared: tuple[list[np.ndarray], dict[Any, int]] | None = None,
     ) -> None:
         #: The globals of the generated function: helpers, then what the record refers to.
         self.namespace: dict[str, Any] = {
@@ -235,6 +236,8 @@ class _Replay:
         self._buffers: set[str] = set()  # names of the arrays kept from one replay to the next
         self._guards: dict[str, str] = {}  # parameter's name -> the name of the array the record fixed
         self._owned: dict[int, list[bool]] = {}  # op -> per gradient it receives: an array the replay keeps?
+        self._shared, self._shared_keys = shared if shared is not None else ([], {})
+        self.namespace["shared"] = self._shared
 
         body: list[str] = []
         for k, event in enumerate(events):
@@ -271,6 +274,11 @@ class _Replay:
         exec(builtins.compile(self.source, filename, "exec"), self.namespace)
         #: The replay: call it with the step's arguments.
         self.run: Callable[..., Any] = self.namespace.pop("replay")
+
+    @property
+    def kept_nbytes(self) -> int:
+        """Bytes of the arrays this replay alone keeps from one call to the next (outputs, inner gradients)."""
+        return sum(self.namespace[name].nbytes for name in self._buffers)
 
     def _last_reads(self, kept: list[int]) -> dict[int, list[int]]:
         """For each forward event, the ops whose outputs no later forward reads (but not ``kept``: the results)."""
@@ -413,8 +421,18 @@ class _Replay:
         """The name of a fixed value in the namespace."""
         return self._bind(value, base)
 
-    def buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> str:
-        """The name of a new array kept from one replay to the next, for one result."""
+    def buffer(self, shape: tuple[int, ...], dtype: np.dtype, share: Any = None) -> str:
+        """The expression of a new array kept from one replay to the next, for one result.
+
+        ``share``: a key (a parameter's gradient, its update's scratch) whose
+        array is of the same shape in every record of the step, so that all
+        of them use one (``shared[i]``); they never run at the same time.
+        """
+        if share is not None:
+            index = self._shared_keys.setdefault((share, shape, dtype), len(self._shared))
+            if index == len(self._shared):
+                self._shared.append(np.empty(shape, dtype))
+            return f"shared[{index}]"
         name = f"b{len(self._buffers)}"
         self.namespace[name] = np.empty(shape, dtype)
         self._buffers.add(name)
@@ -442,7 +460,7 @@ class _Replay:
         leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
         if kept:
             return [f"accumulate({leaf}, {code})  # a copy the first time"]
-        b = self.buffer(shape, dtype)
+        b = self.buffer(shape, dtype, share=("grad", id(where)) if dst != ARG else None)
         return [
             f"if {leaf}.grad is None:",
             f"    if getrefcount({b}) != 2: {b} = empty({b}.shape, {b}.dtype)  # last one held elsewhere",
@@ -523,7 +541,12 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
             f"        s = states[{i}]",
             '        s["step"] = s.get("step", 0) + 1',
             *(
-                ["        " + line for line in _written_out.sgd_update(q, r, replay.buffer(p.data.shape, p.data.dtype))]
+                [
+                    "        " + line
+                    for line in _written_out.sgd_update(
+                        q, r, replay.buffer(p.data.shape, p.data.dtype, share=("scratch", id(p)))
+                    )
+                ]
                 if sgd else [f"        update({q}.data, {r}, s)"]
             ),
             f"        {q}._version = edits",
@@ -604,6 +627,8 @@ class CompiledStep:
             raise TypeError(f"compile: expected a function, got a {type(step).__name__}")
         self.step = step
         self.records: dict[tuple[Any, ...], _Replay] = {}
+        # Arrays of the same shape in every record (gradients of parameters, scratch), shared by the records.
+        self._shared: tuple[list[np.ndarray], dict[Any, int]] = ([], {})
 
     def __call__(self, *args: Any) -> Any:
         """Run the step on ``args``: replay its record for these shapes, or record one (running it eagerly)."""
@@ -622,12 +647,18 @@ class CompiledStep:
             result = self.step(*args)
         finally:
             engine._tape = None
-        self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0])
+        self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
         return result
 
     def reset(self) -> None:
         """Forget every record (the next call records again): after changing which parameters require grad."""
         self.records.clear()
+        self._shared = ([], {})
+
+    @property
+    def kept_nbytes(self) -> int:
+        """Bytes of the arrays the records keep from one call to the next (outputs, gradients, scratch)."""
+        return sum(r.kept_nbytes for r in self.records.values()) + sum(a.nbytes for a in self._shared[0])
 
 
 def compile(step: Callable[..., Any]) -> CompiledStep:

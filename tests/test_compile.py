@@ -598,3 +598,17 @@ def test_replays_equal_eager_steps_bit_for_bit_whatever_the_network(
     assert opt.state_dict()["step_count"] == eager_opt.state_dict()["step_count"]
     for s, t in zip(opt.state, eager_opt.state):
         assert s.keys() == t.keys() and all(np.array_equal(s[key], t[key]) for key in s)
+
+
+def test_records_of_two_batch_shapes_share_the_parameters_gradient_arrays():
+    X, Y = _data(np.float32)
+    model, train_step = _setup(np.float32)
+    step = mg.compile(train_step)
+    for n in (16, 2, 16, 2):  # record both shapes, then replay both
+        step(mg.Tensor(X[:n]), Y[:n])
+        ids = [id(p.grad) for p in model.parameters()]
+    step(mg.Tensor(X[:16]), Y[:16])
+    assert [id(p.grad) for p in model.parameters()] == ids  # one array per parameter, whatever the batch
+    params = sum(p.data.nbytes for p in model.parameters())
+    own = sum(r.kept_nbytes for r in step.records.values())
+    assert step.kept_nbytes == own + 2 * params  # the gradients and SGD's scratch, once
