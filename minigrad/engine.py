@@ -1095,6 +1095,11 @@ def run_backward(
     ``create_graph`` every backward rule runs on Tensors, with recording on,
     so the gradients carry a graph; otherwise rules run on arrays with
     recording off.
+
+    Each node is visited after every node that uses it (see
+    :func:`topological_order`): from a single root the walk follows the
+    chain of single inner inputs as it goes, and sorts what lies below the
+    first node with several once it gets there.
     """
     capture: dict[Tensor, Any] | None = None if inputs is None else {t: None for t in inputs}
     pending_leaves: dict[Tensor, Any] = {}  # leaves whose whole gradient is needed before it is used
@@ -1107,39 +1112,51 @@ def run_backward(
         tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     edits = _edits
+    # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
+    general = tape is not None or anomaly or create_graph or capture is not None
+    ndarray = np.ndarray
     recording = _state.grad_enabled
     _state.grad_enabled = create_graph
     try:
-        order = topological_order(list(grads))
-        order.reverse()
-        while order:
-            # Popping (rather than iterating over the list) lets each intermediate tensor go once the walk is
-            # past it: after its consumers' backward released their graph, nothing else holds its array.
-            node = order.pop()
+        order: list[Tensor] | None = None  # None: walking the chain down from a single root
+        node: Tensor | None = next(iter(grads)) if len(grads) == 1 else None
+        if len(grads) > 1:
+            order = topological_order(list(grads))
+            order.reverse()
+        while True:
+            if order is not None:
+                if not order:
+                    break
+                node = order.pop()
+            elif node is None:
+                break
             g = grads.pop(node, None)
             if g is None:  # not reached from these roots' gradients
+                node = None
                 continue
-            if tape is not None:
-                tape.on_node(node)
-            if node._hooks:
-                g = _run_hooks(node, g)
-            if capture is not None and node in capture:
-                capture[node] = g
+            if general or node._hooks:
+                if tape is not None:
+                    tape.on_node(node)
+                if node._hooks:
+                    g = _run_hooks(node, g)
+                if capture is not None and node in capture:
+                    capture[node] = g
             ctx = node._ctx
             assert ctx is not None
             if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
                 _check_versions(ctx, node)
-            if create_graph and ctx.once_differentiable:
-                raise RuntimeError(
-                    f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
-                    "gradient cannot be differentiated again (create_graph=True)"
-                )
-            graph_saved = ctx._graph_saved(node) if create_graph else ()
+            if create_graph:
+                if ctx.once_differentiable:
+                    raise RuntimeError(
+                        f"backward of {ctx.name}: this Function is marked once_differentiable, so its "
+                        "gradient cannot be differentiated again (create_graph=True)"
+                    )
+                graph_saved = ctx._graph_saved(node)
             if not retain_graph:  # release the graph behind this node
                 node._ctx = _RELEASED
             # Memory: let go of the node before its backward runs. ctx keeps whatever backward needs, so
             # unless the user holds the node, its array is freed before the gradients below are allocated.
-            del node
+            node = None
             if create_graph:
                 arrays = ctx.saved_tensors
                 ctx.saved_tensors = graph_saved
@@ -1154,25 +1171,48 @@ def run_backward(
             needs = ctx.needs_input_grad
             if len(pgs) != len(needs):
                 raise RuntimeError(f"backward of {ctx.name} returned {len(pgs)} gradients for {len(needs)} inputs")
+            inner = None  # on the chain: the one inner input that received a gradient, if there is one
+            several = False
+            distinct = None  # whether no two inputs got the same array (found out when a leaf first needs it)
             for parent, pg, need in zip(ctx.inputs, pgs, needs):
                 if pg is None or not need:
                     continue
                 data = parent.data
-                if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
+                if type(pg) is not ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
                     pg = _checked(ctx, parent, pg, pgs)  # every gradient is checked here, against its input
-                if anomaly:
-                    _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                 if parent._ctx is not None:  # an inner node: sum its gradients over its uses
+                    if anomaly:
+                        _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                     grads[parent] = grads[parent] + pg if parent in grads else pg
-                elif capture is not None or parent._hooks:
-                    pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
-                elif parent.grad is None and owns_array(pg, g, pgs):
-                    # Speed device: a new array the op made for this leaf alone becomes .grad
-                    # as it is; a view, g itself, or an array returned for two inputs is copied instead.
-                    parent.grad = pg
+                    if order is None and parent is not inner:
+                        several = inner is not None
+                        inner = parent
+                    continue
+                if general or parent._hooks:
+                    if anomaly:
+                        _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
+                    if capture is not None or parent._hooks:
+                        pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
+                        continue
+                    if type(pg) is not ndarray:  # a Tensor, under create_graph
+                        _accumulate(parent, pg.data)
+                        continue
+                if parent.grad is None and pg.base is None and pg is not g:
+                    if distinct is None:
+                        distinct = _distinct(pgs)
+                    if distinct:
+                        # Speed device: a new array the op made for this leaf alone becomes .grad as it
+                        # is; a view, g itself, or an array returned for two inputs is copied instead.
+                        parent.grad = pg
+                        continue
+                _accumulate(parent, pg)
+            if order is None:  # on the chain: the next node is the one inner input, or the rest is sorted
+                if several:
+                    order = _depth_first_order([t for t, need in zip(ctx.inputs, needs) if need and t in grads])
+                    order.reverse()
                 else:
-                    _accumulate(parent, pg.data if isinstance(pg, Tensor) else pg)
-            parent = data = pgs = pg = None  # (memory, as above: the loop's names no longer hold the inputs)
+                    node = inner
+            parent = data = pgs = pg = ctx = inner = None  # (memory, as above: the names no longer hold the inputs)
         for leaf, g in pending_leaves.items():
             if leaf._hooks:
                 g = _run_hooks(leaf, g)
@@ -1184,6 +1224,18 @@ def run_backward(
     finally:
         _state.grad_enabled = recording
     return None if capture is None else list(capture.values())
+
+
+def _distinct(pgs: tuple[Any, ...]) -> bool:
+    """True if no array appears twice among the gradients ``pgs`` one backward returned."""
+    seen: list[Any] = []
+    for p in pgs:  # (plain loops: for a few gradients, faster than a set of their ids)
+        if p is not None:
+            for q in seen:
+                if q is p:
+                    return False
+            seen.append(p)
+    return True
 
 
 # ``ops`` needs Tensor and Function, so it is imported once they exist.

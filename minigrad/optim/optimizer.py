@@ -159,6 +159,13 @@ class Optimizer:
 
     def _check_grads(self) -> None:
         """Refuse a ``.grad`` that is not an array of its parameter's shape (set by hand), before any update."""
+        ndarray = np.ndarray
+        for p in self.params:  # the common case, every .grad an array of the right shape, in one quick look
+            g = p.grad
+            if g is not None and (type(g) is not ndarray or g.shape != p.data.shape):
+                break
+        else:
+            return
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
