@@ -5,18 +5,23 @@ arguments. The first call with given argument shapes runs ``train_step`` as
 usual (eagerly) while recording, in order, every op's ``forward`` call, the
 ``backward`` calls of ``loss.backward()`` with where each gradient went, and
 the optimizer's ``zero_grad()`` and ``step()``. Later calls with the same
-shapes replay that record: the very same ``forward``, ``backward`` and update
-code runs on the new arguments' arrays, in the same order, so the results are
-bit-identical to the eager step's; what is skipped is the Python around it
-(modules, Tensor objects, the graph, the backward walk's sorting and checks).
-New shapes (the last, shorter batch) or dtypes record a new version, kept
-beside the first.
+shapes replay that record: the same numpy computations run on the new
+arguments' arrays, in the same order, so the results are bit-identical to
+the eager step's; what is skipped is the Python around them (modules,
+Tensor objects, the graph, the backward walk's sorting and checks). New
+shapes (the last, shorter batch) or dtypes record a new version, kept beside
+the first.
 
 Each record is turned into the source text of one Python function,
 straight-line code with a few lines per event, compiled once with Python's
 ``compile()``: a replay calls each op's ``forward`` and ``backward`` and the
 optimizer's methods directly, with no loop over the record and no lookups
-of its own. The code can be read::
+of its own. The ops that dominate an MLP's step (``linear``, ``relu``,
+``cross_entropy``) and SGD's update are written out instead, as the numpy
+calls of their code with ``out=`` arrays the replay keeps from one call to
+the next, so a replayed step allocates almost nothing
+(:mod:`minigrad._written_out` says when, and how a ``.grad`` you keep is
+never overwritten). The code can be read::
 
     for replay in step.records.values():  # one per argument shapes
         print(replay.source)
