@@ -330,8 +330,6 @@ class Function:
         out.grad = None
         out._version = 0
         out._hooks = None
-        out._ctx = None
-        out.requires_grad = False
         if _anomaly:
             _check_finite(cls, data, args, "forward")
         if True in needs and _state.grad_enabled:
@@ -343,6 +341,9 @@ class Function:
                 ctx._created_at = _user_frame()
             out.requires_grad = True
             out._ctx = ctx
+        else:
+            out.requires_grad = False
+            out._ctx = None
         if _tape is not None:
             _tape.on_forward(cls, ctx, args, out, needs)
         return out
