@@ -134,7 +134,7 @@ def _cross_entropy_forward(replay: _Replay, k: int, i: int) -> list[str]:
         f"u = {t}.view(uintp)  # one look at both ends: a negative label is huge as unsigned",
         f'if u[u.argmax()] >= {c}: class_indices({t}, {n}, {c}, "cross_entropy")  # raises, naming the labels',
         f"f{i} = add({offsets}, {t}, out={replay.buffer((n,), np.dtype(np.intp))})  # each target's flat position",
-        f"e{i} = subtract({z}, {z}.max(axis=1, keepdims=True), out={replay.buffer((n, c), dtype)})",
+        f"e{i} = subtract({z}, asfortranarray({z}).max(axis=1, keepdims=True), out={replay.buffer((n, c), dtype)})",
         f"p = e{i}.reshape(-1)[f{i}]",
         f"exp(e{i}, out=e{i})",
         f"s{i} = e{i}.sum(axis=1, keepdims=True, out={replay.buffer((n, 1), dtype)})",

@@ -221,7 +221,7 @@ class _Replay:
             "as_grad": _as_grad,
             # for the ops written out (minigrad._written_out)
             **{f: getattr(np, f) for f in ("matmul", "maximum", "multiply", "greater", "add", "subtract", "exp",
-                                           "log", "divide", "empty", "uintp")},
+                                           "log", "divide", "empty", "uintp", "asfortranarray")},
             "getrefcount": sys.getrefcount,
             "class_indices": _class_indices,
             "STALE": _written_out.STALE,
