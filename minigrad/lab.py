@@ -1246,6 +1246,7 @@ def _execute(
         return
     from joblib import Parallel, delayed, parallel_config  # type: ignore[import-untyped]
 
+    _workers_ready()
     client = None
     if backend == "dask":
         from distributed import Client
@@ -1277,6 +1278,34 @@ def _execute(
     finally:
         if client is not None:
             client.close()
+
+
+_WARMING: list[Any] = []  # the warm-up calls of _start_workers not yet waited for
+
+
+def _start_workers(jobs: int) -> None:
+    """Start the loky workers now, so that they start and import minigrad while this process gets ready.
+
+    Worker start-up (two processes importing numpy and minigrad) then overlaps the parent's own work before
+    the first training; the trainings reuse the same workers (joblib keeps one executor per worker count).
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="loky"):
+        _WARMING.append(Parallel(n_jobs=jobs, return_as="generator_unordered", batch_size=1)(
+            delayed(_ready)() for _ in range(jobs)
+        ))
+
+
+def _ready() -> None:
+    """A worker's first task: nothing (unpickling it has imported minigrad.lab)."""
+
+
+def _workers_ready() -> None:
+    """Wait for the warm-up calls of :func:`_start_workers` to finish."""
+    while _WARMING:
+        for _ in _WARMING.pop():
+            pass
 
 
 def _available(module: str) -> bool:
@@ -1397,6 +1426,8 @@ def compare(
         lock = _prepare_out_dir(out_dir, resume, overwrite, settings)
         if lock.stale:
             say(f"taking over the lock left by pid {lock.stale}, which is no longer running")
+    if jobs > 1 and backend == "loky":
+        _start_workers(jobs)
     try:
         journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
         records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
@@ -1415,6 +1446,7 @@ def compare(
         if out_dir is not None:
             result.files = _write_outputs(result, out_dir, None if result.interrupted else drawing)
     finally:
+        _WARMING.clear()  # (a run with nothing left to train never waited for them)
         if drawing is not None:
             drawing.close()
         if journal is not None:
