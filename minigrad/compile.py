@@ -47,6 +47,8 @@ The rules, since only the record is replayed:
   ``detect_anomaly``, which replays do not apply.
 - The step returns None, a Tensor made by an op (the loss), or a tuple of
   these; a replay returns new Tensors (with no graph) holding the new values.
+- A replay writes into arrays it keeps between calls, so one compiled step
+  must not run in two threads at once (two compiled steps may).
 """
 
 from __future__ import annotations
@@ -468,7 +470,8 @@ class _Replay:
         b = self.buffer(shape, dtype, share=("grad", id(where)) if dst != ARG else None)
         return [
             f"if {leaf}.grad is None:",
-            f"    if getrefcount({b}) != 2: {b} = empty({b}.shape, {b}.dtype)  # last one held elsewhere",
+            f"    if getrefcount({b}) != {_FREE_REFS[b.startswith('shared')]}: {b} = empty({b}.shape, {b}.dtype)"
+            "  # last one held elsewhere",
             f"    {leaf}.grad = {code.format(out=f', out={b}')}",
             f"else: accumulate({leaf}, {code.format(out='')})",
         ]
@@ -559,6 +562,19 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
     lines.append(f"    del {', '.join(qs)}, {', '.join(rs)}, states, update, s" + (", v, w" if sgd else ""))
     return lines
 
+
+def _free_refs(expression: str) -> int:
+    """What ``getrefcount(expression)`` gives in a generated function when nothing else holds the array.
+
+    Measured with code of the same form rather than assumed, since it depends on the interpreter (Python
+    3.14 borrows some references on its stack, for instance); one more means the array is held elsewhere.
+    """
+    namespace: dict[str, Any] = {"getrefcount": sys.getrefcount, "shared": [np.empty(0)], "b0": np.empty(0)}
+    exec(f"def f():\n    return getrefcount({expression})\n", namespace)
+    return int(namespace["f"]())
+
+
+_FREE_REFS = {False: _free_refs("b0"), True: _free_refs("shared[0]")}  # a kept global; an item of ``shared``
 
 _count = 0  # replays generated so far, to give each its own file name in tracebacks
 
