@@ -15,13 +15,13 @@ import json
 import math
 import os
 import stat
-import tempfile
 import zipfile
 from collections.abc import Mapping
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 
+from minigrad._files import atomic_write
 from minigrad.engine import Tensor
 
 __all__ = ["save", "load", "DEFAULT_MAX_BYTES"]
@@ -130,45 +130,17 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
 
 
 def _write_atomically(arrays: dict[str, np.ndarray], path: str) -> None:
-    """Write ``arrays`` as an .npz next to ``path``, fsync it, move it over ``path``, fsync the folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # The .npz layout (a zip of .npy members), written member by member
-            # so that any key is allowed, even one named like np.savez's arguments.
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, array in arrays.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # the new directory entry is on disk only once the folder is synced
-        folder_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(folder_fd)
-        finally:
-            os.close(folder_fd)
+    """Write ``arrays`` as an .npz through :func:`minigrad._files.atomic_write` (fsynced, renamed, folder fsynced)."""
 
+    def write(f: BinaryIO) -> None:
+        # The .npz layout (a zip of .npy members), written member by member
+        # so that any key is allowed, even one named like np.savez's arguments.
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, array in arrays.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
 
-def _mode_for(path: str) -> int:
-    """The permission bits of the checkpoint being replaced, or 0666 minus the umask for a new one."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None and stat.S_ISREG(info.st_mode):
-        return stat.S_IMODE(info.st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    atomic_write(path, write)
 
 
 def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:

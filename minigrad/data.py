@@ -32,13 +32,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from minigrad._files import atomic_write
 from minigrad.engine import get_generator
 
 __all__ = ["DATASETS", "SYNTHETIC", "load_dataset", "load_raw", "split", "standardize", "batches"]
@@ -116,14 +116,7 @@ def _cached(key: str, compute: Callable[[], tuple[np.ndarray, ...]]) -> tuple[np
     arrays = compute()
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, *arrays)  # members arr_0, arr_1, ...
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda f: np.savez(f, *arrays), durable=False)  # members arr_0, arr_1, ...
     except OSError:
         pass  # a read-only or full disk: the cache is only a shortcut
     return arrays

@@ -98,6 +98,7 @@ import numpy as np
 
 from minigrad import data as mgdata
 from minigrad import nn, optim
+from minigrad._files import atomic_write
 from minigrad.engine import Tensor, manual_seed, no_grad
 
 __all__ = [
@@ -936,19 +937,9 @@ def _atomic_write(path: str, payload: bytes) -> None:
 
     Raises :class:`LabWriteError` naming ``path``; the old file, if any, is then untouched.
     """
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: _write_all(f.fileno(), payload))
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise LabWriteError(f"cannot write {path}: {e.strerror or e}") from None
 
 

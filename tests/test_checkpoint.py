@@ -534,7 +534,7 @@ def test_a_failed_save_names_the_users_path_not_the_temporary_file(tmp_path: Pat
         with pytest.raises(error) as info:
             mg.save({"W": np.ones(3)}, path)
         assert info.value.filename == str(path)
-        assert str(path) in str(info.value) and ".tmp-" not in str(info.value)
+        assert str(path) in str(info.value) and ".tmp" not in str(info.value)
     assert sorted(os.listdir(tmp_path)) == ["a-folder"]  # and no temporary file is left
 
 

@@ -1,0 +1,57 @@
+"""Writing a file so that a crash, a kill or a full disk never leaves a partial one: :func:`atomic_write`.
+
+Checkpoints (:mod:`minigrad.checkpoint`), the lab's results and plots
+(:mod:`minigrad.lab`) and the dataset cache (:mod:`minigrad.data`) are all
+written through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from typing import BinaryIO
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
+    """Write the file ``path`` through a temporary file beside it: the old file stays whole until the new one is.
+
+    ``write(f)`` writes the contents into ``f``, a binary file open on the
+    temporary file (created in ``path``'s folder with a name of its own, so
+    that two writers never share one). Then the file is flushed and fsynced,
+    given the permission bits of the file it replaces (a new one gets 0666
+    minus the umask, as ``open`` gives), moved over ``path`` with
+    ``os.replace``, and the folder is fsynced so that the rename itself
+    survives a crash. ``durable=False`` leaves out both fsyncs (for a cache,
+    whose loss costs only time). On any error the temporary file is removed
+    and the exception propagates: the caller names ``path`` in its message.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        info = os.stat(path)
+        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+    except FileNotFoundError:
+        mode = None
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable and os.name == "posix":  # the new directory entry is on disk only once the folder is synced
+        folder_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
