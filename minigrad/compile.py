@@ -33,10 +33,14 @@ graphs, at the level of minigrad's ops.
 The rules, since only the record is replayed:
 
 - Array data must reach the ops through the step's arguments (Tensors or
-  numpy arrays), the parameters (tensors that require grad) or other ops;
-  an array made from the arguments by other code inside the step would be
-  stale on replay, so recording refuses it (except 0-d constants: the
-  numbers written in the code, as in ``2 * x``).
+  numpy arrays), the model's parameters and buffers (each read as ``.data``
+  at every replay, frozen ones included) or other ops; an array made from
+  the arguments by other code inside the step would be stale on replay, so
+  recording refuses it (except 0-d constants: the numbers written in the
+  code, as in ``2 * x``). Dropout's mask is such an array, and BatchNorm1d
+  in training mode updates its running statistics outside the ops: both are
+  refused while recording. Freezing or unfreezing a parameter, or giving it
+  a new array, makes the next call record again.
 - Other Python in the step (printing, ``loss.item()``) runs only while
   recording. What minigrad itself does to a step is replayed: the
   optimizer's ``zero_grad()`` and ``step()``, the model's ``zero_grad()``,
@@ -67,6 +71,7 @@ import numpy as np
 from minigrad import _written_out, engine, ops
 from minigrad.engine import Function, Tensor, _accumulate
 from minigrad.nn.losses import _class_indices
+from minigrad.nn.module import Buffer, Parameter
 from minigrad.optim.optimizer import Optimizer
 
 __all__ = ["compile", "CompiledStep"]
@@ -74,6 +79,7 @@ __all__ = ["compile", "CompiledStep"]
 # Where an op's argument comes from on replay: a step argument, an op's output, a parameter (read as
 # .data at each replay), or a value fixed in the code (a number, an axis, a shape).
 ARG, OUT, PARAM, FIXED = "arg", "out", "param", "fixed"
+FROZEN = "frozen"  # a parameter that needs no gradient, or a module's buffer: read as .data at each replay
 
 
 class _Recorder:
@@ -102,6 +108,8 @@ class _Recorder:
                 return OUT, self.outputs[id(array)]
             if value.requires_grad:  # a parameter: its current array at each replay
                 return PARAM, value
+            if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
+                return FROZEN, value
             if array.ndim == 0:  # a number written in the step's code, as in 2 * x
                 return FIXED, array
             raise RuntimeError(
@@ -242,6 +250,8 @@ class _Replay:
         self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
         self._buffers: set[str] = set()  # names of the arrays kept from one replay to the next
         self._guards: dict[str, str] = {}  # parameter's name -> the name of the array the record fixed
+        self._trained: set[str] = set()  # parameters the ops read (they required grad when recorded)
+        self._frozen: set[str] = set()  # frozen parameters the ops read (they did not)
         self._owned: dict[int, list[bool]] = {}  # op -> per gradient it receives: an array the replay keeps?
         self._shared, self._shared_keys = shared if shared is not None else ([], {})
         self.namespace["shared"] = self._shared
@@ -261,9 +271,12 @@ class _Replay:
         if self._buffers:
             kept = ", ".join(sorted(self._buffers, key=lambda b: int(b[1:])))
             lines.append(f"    global {kept}  # the kept arrays (one is replaced when held elsewhere)")
-        if self._guards:
-            changed = " or ".join(f"{p}.data is not {a}" for p, a in self._guards.items())
-            lines.append(f"    if {changed}: return STALE  # a parameter has a new array: record again")
+        changed = [f"{p}.data is not {a}" for p, a in self._guards.items()]
+        changed += [f"not {p}.requires_grad" for p in sorted(self._trained)]
+        changed += [f"{p}.requires_grad" for p in sorted(self._frozen)]
+        if changed:
+            lines.append(f"    if {' or '.join(changed)}:")
+            lines.append("        return STALE  # a parameter has a new array, or was frozen or unfrozen: record again")
         lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
         lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
         lines.append("    try:")
@@ -412,17 +425,23 @@ class _Replay:
         if src == OUT:
             return f"o{self._op[where]}"
         if src == PARAM:
-            return f"{self._bind(where, 'p')}.data"
+            name = self._bind(where, "p")
+            self._trained.add(name)
+            return f"{name}.data"
+        if src == FROZEN:
+            name = self._bind(where, "f")
+            self._frozen.add(name)
+            return f"{name}.data"
         return repr(where) if _is_literal(where) else self._bind(where, "k")
 
     def fixed_param(self, source: tuple[str, Any]) -> str:
         """A parameter's array, which the record fixes (a replay whose parameter has a new one records again)."""
         src, where = source
-        if src != PARAM:
+        if src not in (PARAM, FROZEN):
             return self.input(source)
-        name = self._bind(where, "p")
-        self._guards[name] = self._bind(where.data, "d")
-        return f"{name}.data"
+        expression = self.input(source)
+        self._guards[expression[: -len(".data")]] = self._bind(where.data, "d")
+        return expression
 
     def constant(self, value: Any, base: str) -> str:
         """The name of a fixed value in the namespace."""

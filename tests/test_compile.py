@@ -102,6 +102,25 @@ def test_an_array_made_inside_the_step_from_its_arguments_is_refused():
         mg.compile(train_step)(mg.Tensor(X[:16]), Y[:16])
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_freezing_or_unfreezing_a_layer_after_the_record_makes_the_step_record_again(optimizer):
+    # Replayed as recorded, a frozen layer would go on training (and an unfrozen one stay fixed).
+    X, Y = _data(np.float64)
+    eager_model, eager_step = _setup(np.float64, optimizer)
+    model, train_step = _setup(np.float64, optimizer)
+    step = mg.compile(train_step)
+    for k in range(6):
+        if k in (2, 4):  # freeze the first layer, then unfreeze it
+            for m in (model, eager_model):
+                for p in m.layers[0].parameters():
+                    p.requires_grad = k == 4
+                    p.grad = None
+        x, y = X[16 * (k % 3) : 16 * (k % 3 + 1)], Y[16 * (k % 3) : 16 * (k % 3 + 1)]
+        assert np.array_equal(step(mg.Tensor(x), y).data, eager_step(mg.Tensor(x), y).data)
+        for p, q in zip(model.parameters(), eager_model.parameters()):
+            assert np.array_equal(p.data, q.data)
+
+
 def test_hooks_retain_graph_and_bad_arguments_are_refused():
     model, _ = _setup(np.float32)
     X, Y = _data(np.float32)
@@ -652,3 +671,40 @@ def test_written_out_ops_in_unusual_places_match_the_eager_step():
         assert np.array_equal(a.data, a_copy) and np.array_equal(g, g_copy)
     for p, q in zip(lin.parameters() + head.parameters(), eager[0].parameters() + eager[1].parameters()):
         assert np.array_equal(p.data, q.data)
+
+
+def test_batchnorm_in_training_mode_is_refused_and_dropout_too():
+    # Both do work outside the ops (running statistics, a mask drawn by the layer) that a replay would skip.
+    X, Y = _data(np.float32)
+    for norm, dropout in (("batch", 0.0), (None, 0.5)):
+        mg.manual_seed(0)
+        model = mg.nn.MLP([8, 16, 4], norm=norm, dropout=dropout)
+        opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, y, model=model, opt=opt):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        match = "BatchNorm1d in training mode" if norm else "an array made inside the step"
+        with pytest.raises(RuntimeError, match=match):
+            mg.compile(train_step)(mg.Tensor(X[:16]), Y[:16])
+
+
+def test_an_eval_step_through_batchnorm_reads_the_running_statistics_at_each_replay():
+    mg.manual_seed(0)
+    model = mg.nn.MLP([8, 16, 4], norm="batch", dtype=np.float64)
+    X, Y = _data(np.float64)
+    model(mg.Tensor(X))  # training mode: the running statistics move away from 0 and 1
+    model.eval()
+
+    def eval_step(x, y):
+        return mg.nn.cross_entropy(model(x), y)
+
+    step = mg.compile(eval_step)
+    step(mg.Tensor(X[:16]), Y[:16])
+    bn = next(m for m in model.layers if isinstance(m, mg.nn.BatchNorm1d))
+    bn.running_mean.data[...] += 0.5  # changed in place between replays
+    assert np.array_equal(step(mg.Tensor(X[:16]), Y[:16]).data, eval_step(mg.Tensor(X[:16]), Y[:16]).data)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad import engine
 from minigrad.engine import Function, Tensor, check_flag
 from minigrad.nn._checks import check_int, check_real
 from minigrad.nn.module import Buffer, Module, Parameter
@@ -137,6 +138,11 @@ class BatchNorm1d(Module):
                 raise ValueError(
                     f"BatchNorm1d: training needs more than one value per feature to take a variance, "
                     f"got input of shape {x.shape}; use a larger batch or eval()"
+                )
+            if engine._tape is not None:  # mg.compile replays only ops: the update below would be skipped
+                raise RuntimeError(
+                    "compile: BatchNorm1d in training mode updates its running statistics outside the ops, "
+                    "which a replay would skip; run this step without mg.compile (or the model in eval())"
                 )
             y = BatchNormTrain.apply(x, self.weight, self.bias, axes, self.eps)
             # The running statistics are plain arrays, updated in place (no gradient flows into them).
