@@ -1172,11 +1172,17 @@ def run_backward(
             needs = ctx.needs_input_grad
             if len(pgs) != len(needs):
                 raise RuntimeError(f"backward of {ctx.name} returned {len(pgs)} gradients for {len(needs)} inputs")
-            inner = None  # on the chain: the one inner input that received a gradient, if there is one
+            inner = None  # on the chain: the one inner input, if there is just one
             several = False
             distinct = None  # whether no two inputs got the same array (found out when a leaf first needs it)
             for parent, pg, need in zip(ctx.inputs, pgs, needs):
-                if pg is None or not need:
+                if not need:
+                    continue
+                if order is None and parent._ctx is not None and parent is not inner:
+                    # On the chain, as topological_order walks it: every inner input counts, with a gradient or not.
+                    several = inner is not None
+                    inner = parent
+                if pg is None:
                     continue
                 data = parent.data
                 if type(pg) is not ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
@@ -1185,9 +1191,6 @@ def run_backward(
                     if anomaly:
                         _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                     grads[parent] = grads[parent] + pg if parent in grads else pg
-                    if order is None and parent is not inner:
-                        several = inner is not None
-                        inner = parent
                     continue
                 if general or parent._hooks:
                     if anomaly:
@@ -1195,9 +1198,9 @@ def run_backward(
                     if capture is not None or parent._hooks:
                         pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
                         continue
-                    if type(pg) is not ndarray:  # a Tensor, under create_graph
-                        _accumulate(parent, pg.data)
-                        continue
+                if type(pg) is not ndarray:  # a Tensor: under create_graph, or returned by a user's backward
+                    _accumulate(parent, pg.data)
+                    continue
                 if parent.grad is None and pg.base is None and pg is not g:
                     if distinct is None:
                         distinct = _distinct(pgs)
@@ -1208,8 +1211,10 @@ def run_backward(
                         continue
                 _accumulate(parent, pg)
             if order is None:  # on the chain: the next node is the one inner input, or the rest is sorted
-                if several:
-                    order = _depth_first_order([t for t, need in zip(ctx.inputs, needs) if need and t in grads])
+                if several:  # sorted as topological_order sorts below this node: its inputs' order, reversed
+                    below = [t for t, need in zip(ctx.inputs, needs) if need and t._ctx is not None]
+                    below.reverse()
+                    order = _depth_first_order(below)
                     order.reverse()
                 else:
                     node = inner
