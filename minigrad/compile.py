@@ -274,6 +274,9 @@ class _Replay:
         changed = [f"{p}.data is not {a}" for p, a in self._guards.items()]
         changed += [f"not {p}.requires_grad" for p in sorted(self._trained)]
         changed += [f"{p}.requires_grad" for p in sorted(self._frozen)]
+        # A hook registered since the record would be skipped by the replay: record again (which refuses it).
+        changed += [f"{p}._hooks" for p in sorted(self._trained)]
+        changed += [f"t{k}._hooks" for k, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if changed:
             lines.append(f"    if {' or '.join(changed)}:")
             lines.append("        return STALE  # a parameter has a new array, or was frozen or unfrozen: record again")
@@ -555,7 +558,9 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
         *(
             [
                 f"    lr, momentum = {opt}.lr, {opt}.momentum",
-                f"    plain = momentum and not {opt}.weight_decay and not {opt}.nesterov",
+                # (a Python float lr: lr * v then has v's dtype, as multiply(v, lr, out=scratch) has; a numpy
+                # float64 lr with float32 weights rounds once in SGD.update, so update() is called for it)
+                f"    plain = momentum and not {opt}.weight_decay and not {opt}.nesterov and type(lr) is float",
             ]
             if sgd
             else []
