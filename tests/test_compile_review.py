@@ -290,14 +290,19 @@ def test_tied_weights_same_linear_twice_relu_on_param_and_on_argument():
     pc, oc, sc = make()
     compiled = mg.compile(sc)
     X, Y = _data(np.float32, d=6, c=3)
-    for x, y in _batches(X, Y, size=7, epochs=3):
+    held = []
+    for k, (x, y) in enumerate(_batches(X, Y, size=7, epochs=3)):
         xe = mg.Tensor(x, requires_grad=True)
         xc = mg.Tensor(x, requires_grad=True)
         _results_equal(se(xe, y), compiled(xc, y))
         assert np.array_equal(xe.grad, xc.grad)
+        if k % 2:  # an argument's .grad the user keeps is not reused by the next replay
+            held.append((xc, xc.grad, xc.grad.copy()))
         for p, q in zip(pc, pe):
             assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
         assert oc.step_count == oe.step_count
+    for t, g, copy in held:
+        assert t.grad is g and np.array_equal(g, copy)
 
 
 def test_step_returning_logits_and_loss_and_hidden_layer():
