@@ -328,10 +328,18 @@ class _Replay:
             return written + ([f"del {', '.join(frees)}"] if frees else [])
         inputs = [f"c{i}"] + [self.input(source) for source in sources]
         name = self._bind(cls, cls.__name__)
+        if "inputs" in getattr(getattr(cls.backward, "__code__", None), "co_names", ()):
+            # A backward that reads ctx.inputs (Function.apply's Tensors) gets them: the step's Tensor arguments
+            # and the parameters themselves, other ops' outputs as new Tensors with no graph.
+            tensors = [self._input_tensor(source) for source in sources]
+            needs_line = f"c{i}.inputs = ({''.join(t + ', ' for t in tensors)})"
+        else:
+            needs_line = ""
         lines = [
             f"# op {i}: {cls.name} -> {tuple(shape)} {dtype}",
             f"c{i} = new({name})",
             f"c{i}.needs_input_grad = {tuple(needs)!r}",
+            *([needs_line] if needs_line else []),
             f"o{i} = {name}.forward({', '.join(inputs)})",
             f"if type(o{i}) is not ndarray: o{i} = asarray(o{i})  # a numpy scalar, as Function.apply turns it",
         ]
@@ -436,6 +444,17 @@ class _Replay:
             self._frozen.add(name)
             return f"{name}.data"
         return repr(where) if _is_literal(where) else self._bind(where, "k")
+
+    def _input_tensor(self, source: tuple[str, Any]) -> str:
+        """The expression of an op's input as the Tensor ``Function.apply`` would have put in ``ctx.inputs``."""
+        src, where = source
+        if src == ARG and isinstance(self._args[where], Tensor):
+            return f"t{where}"
+        if src in (PARAM, FROZEN):
+            return self.input(source)[: -len(".data")]
+        if src == OUT:
+            return f"Tensor({self.input(source)})"
+        return self.input(source)  # an array argument, or a fixed value, as the step passed it
 
     def fixed_param(self, source: tuple[str, Any]) -> str:
         """A parameter's array, which the record fixes (a replay whose parameter has a new one records again)."""

@@ -2,7 +2,7 @@
 
 Each test runs one training step twice from the same seed, eagerly and through ``mg.compile``, and
 compares everything a user can see (results, dtypes, parameters, ``.grad`` values and identity,
-optimizer state and counts, versions, errors). Tests marked ``BUG`` fail on the reviewed code.
+optimizer state and counts, versions, errors). Tests whose comment begins "Was a bug" failed before their fix.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-
 
 # -- the harness ------------------------------------------------------------------------------------
 
@@ -98,8 +97,8 @@ def _batches(X, Y, size=16, epochs=2):
 # -- optimizer hyperparameters and state -------------------------------------------------------------
 
 
-def test_BUG_numpy_float64_learning_rate_on_a_float32_model():
-    # BUG: the written-out SGD update computes multiply(v, lr, out=<float32 scratch>) and then w -= scratch
+def test_numpy_float64_learning_rate_on_a_float32_model():
+    # Was a bug: the written-out SGD update computes multiply(v, lr, out=<float32 scratch>) and then w -= scratch
     # in float32, while SGD.update computes w -= lr * v with a float64 temporary (np.float64 is a "strong"
     # scalar under NEP 50) and rounds once. opt.lr = np.float64(...) passes check_number.
     X, Y = _data()
@@ -428,8 +427,8 @@ class _Scale(mg.Function):
         return g * s_t.data, (g * ctx.saved_tensors[0]).sum(keepdims=False).reshape(s_t.data.shape)
 
 
-def test_BUG_user_function_whose_backward_reads_ctx_inputs():
-    # BUG: a replay makes the context with object.__new__ and sets needs_input_grad only; ctx.inputs,
+def test_user_function_whose_backward_reads_ctx_inputs():
+    # Was a bug: a replay makes the context with object.__new__ and sets needs_input_grad only; ctx.inputs,
     # which Function.apply sets (and Function declares), is missing, so the replay raises AttributeError.
     X, Y = _data()
 
@@ -463,8 +462,8 @@ def test_BUG_user_function_whose_backward_reads_ctx_inputs():
     _run(eager, comp, _batches(X, Y, epochs=1))
 
 
-def test_BUG_a_hook_registered_after_the_record_is_silently_skipped():
-    # BUG: recording refuses hooks, but a hook registered on a parameter after the record is ignored by
+def test_a_hook_registered_after_the_record_is_silently_skipped():
+    # Was a bug: recording refuses hooks, but a hook registered on a parameter after the record is ignored by
     # every replay (no guard checks p._hooks), so the replay trains with the unhooked gradient.
     X, Y = _data()
     eager, comp = Twin(), Twin()

@@ -21,8 +21,8 @@ def _three_way(seed=0):
     return x, cs, ps, ((ps[0] + ps[1]) + ps[2]).sum()
 
 
-def test_BUG_backward_visits_nodes_in_topological_order():
-    # BUG: below the first node with several inner inputs, the walk sorted its inputs with
+def test_backward_visits_nodes_in_topological_order():
+    # Was a bug: below the first node with several inner inputs, the walk sorted its inputs with
     # _depth_first_order(inputs), which visits them in the reverse of the order topological_order
     # (and the engine before 4656ba8) gives: p2, p1, p0 instead of p0, p1, p2.
     _, _, ps, root = _three_way()
@@ -36,7 +36,7 @@ def test_BUG_backward_visits_nodes_in_topological_order():
     ]
 
 
-def test_BUG_a_leaf_used_three_times_sums_its_gradients_in_the_documented_order():
+def test_a_leaf_used_three_times_sums_its_gradients_in_the_documented_order():
     # BUG (same cause): x.grad was (c2 + c1) + c0 instead of (c0 + c1) + c2, so the bits of a
     # gradient changed with the engine change (float addition is not associative).
     x, cs, _, root = _three_way()
@@ -60,8 +60,8 @@ class _TensorBackward(mg.Function):
 
 
 @pytest.mark.parametrize("uses", [1, 2])
-def test_BUG_a_first_order_backward_that_returns_a_tensor_into_a_leaf(uses):
-    # BUG: the leaf fast path read pg.base on the Tensor (AttributeError), or did ndarray += Tensor.
+def test_a_first_order_backward_that_returns_a_tensor_into_a_leaf(uses):
+    # Was a bug: the leaf fast path read pg.base on the Tensor (AttributeError), or did ndarray += Tensor.
     x = mg.Tensor(np.ones(3), requires_grad=True)
     out = _TensorBackward.apply(x).sum()
     if uses == 2:
