@@ -551,8 +551,8 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
     """``Optimizer.step()`` written out for one optimizer, parameter by parameter (same checks, same order).
 
     It reads the optimizer's ``params``, ``state`` and ``update`` at each
-    replay, as ``step()`` does; if the number of parameters changed, it calls
-    ``step()`` itself. Keep it in step with :meth:`Optimizer.step`.
+    replay, as ``step()`` does; if its parameters are not the recorded ones, it
+    calls ``step()`` itself. Keep it in step with :meth:`Optimizer.step`.
     """
     n = len(owner.params)
     sgd = _written_out.is_plain_sgd(owner)
@@ -561,14 +561,16 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
             replay._guards[replay._bind(p, "p")] = replay._bind(p.data, "d")
     qs = [f"q{i}" for i in range(n)]
     rs = [f"r{i}" for i in range(n)]
+    same = " or ".join(f"ps[{i}] is not {replay._bind(p, 'p')}" for i, p in enumerate(owner.params))
     bad = " or ".join(
         f"({r} is not None and (type({r}) is not ndarray or {r}.shape != {q}.data.shape))" for q, r in zip(qs, rs)
     )
     lines = [
         f"# {call} written out (Optimizer.step): check every .grad, count, update each w, record the change",
-        f"if len({opt}.params) != {n}: {call}",
+        f"ps = {opt}.params",
+        f"if len(ps) != {n} or {same}: {call}  # other parameters than recorded: the method itself",
         "else:",
-        f"    {', '.join(qs)}, = {opt}.params",
+        f"    {', '.join(qs)}, = ps",
         *(f"    {r} = {q}.grad" for q, r in zip(qs, rs)),
         f"    if {bad}: {opt}._check_grads()  # raises, naming the parameter",
         f'    {opt}.__dict__["step_count"] += 1',
@@ -603,6 +605,7 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
             f"        {q}._version = edits",
         ]
     lines.append(f"    del {', '.join(qs)}, {', '.join(rs)}, states, update, s" + (", v, w" if sgd else ""))
+    lines.append("del ps")
     return lines
 
 

@@ -708,3 +708,32 @@ def test_an_eval_step_through_batchnorm_reads_the_running_statistics_at_each_rep
     bn = next(m for m in model.layers if isinstance(m, mg.nn.BatchNorm1d))
     bn.running_mean.data[...] += 0.5  # changed in place between replays
     assert np.array_equal(step(mg.Tensor(X[:16]), Y[:16]).data, eval_step(mg.Tensor(X[:16]), Y[:16]).data)
+
+
+def test_an_optimizer_given_other_parameters_after_the_record_updates_them_as_eager_does():
+    # The written-out update fixes the recorded parameters' arrays (and SGD's scratch arrays' dtypes):
+    # with other parameters in opt.params the replay calls opt.step() itself.
+    X, Y = _data(np.float32)
+    results = []
+    for compiled in (False, True):
+        mg.manual_seed(0)
+        model = mg.nn.MLP([8, 16, 4])
+        extra = mg.nn.Parameter(np.ones(16, dtype=np.float64))  # b1's shape, another dtype
+        opt = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def train_step(x, y, model=model, opt=opt):  # no zero_grad: a .grad set outside is used
+            loss = mg.nn.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = mg.compile(train_step) if compiled else train_step
+        for k in range(5):
+            if k == 2:  # another parameter in the optimizer's list
+                opt.params[1] = extra
+                opt.state[1] = {}
+            extra.grad = np.full(16, 0.3)
+            step(mg.Tensor(X[:16]), Y[:16])
+        results.append([p.data.copy() for p in model.parameters()] + [extra.data.copy()])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
