@@ -207,7 +207,7 @@ class _Replay:
     a backward returned None for an input, a numpy scalar or another dtype
     (converted as ``run_backward`` does), whether a node received a gradient
     at all (if not, its backward is skipped), and whether a leaf may keep the
-    gradient array as its ``.grad`` (``engine.owns_array``).
+    gradient array as its ``.grad`` (the test of ``engine.run_backward``).
     """
 
     def __init__(
@@ -225,7 +225,6 @@ class _Replay:
             "ndarray": np.ndarray,
             "new": object.__new__,  # a fresh context, as Function.apply makes
             "Tensor": Tensor,
-            "owns_array": engine.owns_array,
             "accumulate": _accumulate,
             "asarray": np.asarray,
             "as_grad": _as_grad,
@@ -268,9 +267,6 @@ class _Replay:
                 body += self._call(k)
         params = [f"t{k}" if isinstance(a, Tensor) else f"x{k}" for k, a in enumerate(args)]
         lines = [f"def replay({', '.join(params)}):"]
-        if self._buffers:
-            kept = ", ".join(sorted(self._buffers, key=lambda b: int(b[1:])))
-            lines.append(f"    global {kept}  # the kept arrays (one is replaced when held elsewhere)")
         changed = [f"{p}.data is not {a}" for p, a in self._guards.items()]
         changed += [f"not {p}.requires_grad" for p in sorted(self._trained)]
         changed += [f"{p}.requires_grad" for p in sorted(self._frozen)]
@@ -279,7 +275,7 @@ class _Replay:
         changed += [f"t{k}._hooks" for k, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if changed:
             lines.append(f"    if {' or '.join(changed)}:")
-            lines.append("        return STALE  # a parameter has a new array, or was frozen or unfrozen: record again")
+            lines.append("        return STALE  # a parameter: a new array, frozen or unfrozen, or hooks: record again")
         lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
         lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
         lines.append("    try:")
@@ -332,14 +328,14 @@ class _Replay:
             # A backward that reads ctx.inputs (Function.apply's Tensors) gets them: the step's Tensor arguments
             # and the parameters themselves, other ops' outputs as new Tensors with no graph.
             tensors = [self._input_tensor(source) for source in sources]
-            needs_line = f"c{i}.inputs = ({''.join(t + ', ' for t in tensors)})"
+            inputs_line = f"c{i}.inputs = ({''.join(t + ', ' for t in tensors)})"
         else:
-            needs_line = ""
+            inputs_line = ""
         lines = [
             f"# op {i}: {cls.name} -> {tuple(shape)} {dtype}",
             f"c{i} = new({name})",
             f"c{i}.needs_input_grad = {tuple(needs)!r}",
-            *([needs_line] if needs_line else []),
+            *([inputs_line] if inputs_line else []),
             f"o{i} = {name}.forward({', '.join(inputs)})",
             f"if type(o{i}) is not ndarray: o{i} = asarray(o{i})  # a numpy scalar, as Function.apply turns it",
         ]
@@ -411,8 +407,8 @@ class _Replay:
                     self._first.add(m)
             else:
                 leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
-                # engine.owns_array written out: pg is an array (the line above made sure), and the
-                # other gradients of this backward are known by position.
+                # run_backward's test of whether a leaf may keep pg: pg is an array (the line above made
+                # sure), and the other gradients of this backward are known by position.
                 others = "".join(f" and pg is not pgs[{q}]" for q in range(n_inputs) if q != pos)
                 block.append(
                     f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others}: {leaf}.grad = pg"
@@ -472,9 +468,11 @@ class _Replay:
     def buffer(self, shape: tuple[int, ...], dtype: np.dtype, share: Any = None) -> str:
         """The expression of a new array kept from one replay to the next, for one result.
 
-        ``share``: a key (a parameter's gradient, its update's scratch) whose
-        array is of the same shape in every record of the step, so that all
-        of them use one (``shared[i]``); they never run at the same time.
+        ``share``: a key for an array a replay may replace when it is held
+        elsewhere (a ``.grad``), or one that every record of the step uses
+        (a parameter's gradient, its update's scratch, of one shape in every
+        record; records never run at the same time). It lives in the
+        step's list ``shared`` (``shared[i]``).
         """
         if share is not None:
             index = self._shared_keys.setdefault((share, shape, dtype), len(self._shared))
@@ -508,11 +506,11 @@ class _Replay:
         leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
         if kept:
             return [f"accumulate({leaf}, {code})  # a copy the first time"]
-        b = self.buffer(shape, dtype, share=("grad", id(where)) if dst != ARG else None)
+        # (a step argument's gradient is this record's own: its shape is part of the record's key)
+        b = self.buffer(shape, dtype, share=("grad", id(where)) if dst != ARG else ("argument", where, id(self)))
         return [
             f"if {leaf}.grad is None:",
-            f"    if getrefcount({b}) != {_FREE_REFS[b.startswith('shared')]}: {b} = empty({b}.shape, {b}.dtype)"
-            "  # last one held elsewhere",
+            f"    if getrefcount({b}) != {_FREE_REFS}: {b} = empty({b}.shape, {b}.dtype)  # last one held elsewhere",
             f"    {leaf}.grad = {code.format(out=f', out={b}')}",
             f"else: accumulate({leaf}, {code.format(out='')})",
         ]
@@ -615,12 +613,12 @@ def _free_refs(expression: str) -> int:
     Measured with code of the same form rather than assumed, since it depends on the interpreter (Python
     3.14 borrows some references on its stack, for instance); one more means the array is held elsewhere.
     """
-    namespace: dict[str, Any] = {"getrefcount": sys.getrefcount, "shared": [np.empty(0)], "b0": np.empty(0)}
+    namespace: dict[str, Any] = {"getrefcount": sys.getrefcount, "shared": [np.empty(0)]}
     exec(f"def f():\n    return getrefcount({expression})\n", namespace)
     return int(namespace["f"]())
 
 
-_FREE_REFS = {False: _free_refs("b0"), True: _free_refs("shared[0]")}  # a kept global; an item of ``shared``
+_FREE_REFS = _free_refs("shared[0]")  # for a kept array that may be held elsewhere: always an item of ``shared``
 
 _count = 0  # replays generated so far, to give each its own file name in tracebacks
 
@@ -718,7 +716,7 @@ class CompiledStep:
         return result
 
     def reset(self) -> None:
-        """Forget every record (the next call records again): after changing which parameters require grad."""
+        """Forget every record and its arrays (the next call records again)."""
         self.records.clear()
         self._shared = ([], {})
 

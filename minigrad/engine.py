@@ -952,22 +952,6 @@ class _RetainGrad:
         _accumulate(self.t, g.data if isinstance(g, Tensor) else g)
 
 
-def owns_array(pg: Any, g: Any, pgs: tuple[Any, ...]) -> bool:
-    """True when ``pg``, one of the gradients ``pgs`` a backward returned for ``g``, is a new array for one input.
-
-    Then a leaf may keep it as its ``.grad`` without a copy: it is not a view,
-    not ``g`` itself, and not also returned for another input (a later ``+=``
-    into one leaf's gradient would change the other's).
-    """
-    if type(pg) is not np.ndarray or pg.base is not None or pg is g:
-        return False
-    count = 0
-    for p in pgs:  # (a plain loop: a generator in sum() cost more than the rest of this function)
-        if p is pg:
-            count += 1
-    return count == 1
-
-
 def _accumulate(leaf: Tensor, g: np.ndarray) -> None:
     """Add ``g`` into ``leaf.grad`` (a copy the first time: ``g`` may be shared)."""
     if leaf.grad is None:
@@ -1187,14 +1171,12 @@ def run_backward(
                 data = parent.data
                 if type(pg) is not ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
                     pg = _checked(ctx, parent, pg, pgs)  # every gradient is checked here, against its input
+                if anomaly:
+                    _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                 if parent._ctx is not None:  # an inner node: sum its gradients over its uses
-                    if anomaly:
-                        _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                     grads[parent] = grads[parent] + pg if parent in grads else pg
                     continue
                 if general or parent._hooks:
-                    if anomaly:
-                        _check_finite(ctx, pg, ctx.inputs, "backward", ctx._created_at)
                     if capture is not None or parent._hooks:
                         pending_leaves[parent] = pending_leaves[parent] + pg if parent in pending_leaves else pg
                         continue
@@ -1233,7 +1215,12 @@ def run_backward(
 
 
 def _distinct(pgs: tuple[Any, ...]) -> bool:
-    """True if no array appears twice among the gradients ``pgs`` one backward returned."""
+    """True if no array appears twice among the gradients ``pgs`` one backward returned.
+
+    Then a leaf may keep its gradient as its ``.grad`` without a copy (if it is
+    also a new array, not a view, and not ``g`` itself): an array returned for
+    two inputs would be changed for both by a later ``+=`` into one of them.
+    """
     seen: list[Any] = []
     for p in pgs:  # (plain loops: for a few gradients, faster than a set of their ids)
         if p is not None:

@@ -47,12 +47,12 @@ def clip_grad_norm_(
     gradients are scaled by the non-finite factor, as in PyTorch.
     """
     check_number("max_norm", max_norm)
+    if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool)) or not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or float('inf'), got {norm_type!r}")
     if isinstance(parameters, Iterable) and not isinstance(parameters, Tensor):
         parameters = list(parameters)  # (a generator can be read once; mg.compile's replays read it again)
     if engine._tape is not None:  # mg.compile is recording a step: replay this call too
         engine._tape.on_call(functools.partial(clip_grad_norm_, parameters, max_norm, norm_type, error_if_nonfinite))
-    if not (isinstance(norm_type, (int, float)) and not isinstance(norm_type, bool)) or not norm_type > 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be a number > 0 or float('inf'), got {norm_type!r}")
     pairs = _with_grads(parameters, "clip_grad_norm_")
     if not pairs:
         return 0.0
