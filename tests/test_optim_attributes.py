@@ -99,6 +99,42 @@ def test_assignment_is_checked_and_a_refused_value_changes_nothing() -> None:
     assert adam.betas == (0.5, 0.6)
 
 
+
+def test_assignment_checks_without_the_parameters_and_asks_them_when_a_check_fails() -> None:
+    """An assignment runs the constructor on a stand-in parameter list (a schedule assigns lr every step).
+
+    A subclass whose constructor looks at the parameters before ``super().__init__`` still gets the real ones
+    when the stand-in is refused, so its verdict and its message are the ones that count.
+    """
+    seen: list[int] = []
+
+    class ByShape(Optimizer):
+        lr: float
+
+        def __init__(self, params: Any, lr: float = 0.1) -> None:
+            params = list(params)
+            seen.append(len(params))
+            if lr > 1 and any(p.data.ndim > 1 for p in params):
+                raise ValueError(f"invalid lr: {lr} is too large for a matrix")
+            check = mg.optim.check_number("lr", lr)
+            super().__init__(params, lr=check)
+
+        def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
+            w -= self.lr * g
+
+    opt = ByShape(params())
+    seen.clear()
+    opt.lr = 0.5  # the stand-in is empty: list() of it is [], which Optimizer refuses, so the real ones are asked
+    assert opt.lr == 0.5 and seen == [0, 2]
+    with pytest.raises(ValueError, match=r"ByShape\.lr = 2\.0: invalid lr: 2\.0 is too large for a matrix"):
+        opt.lr = 2.0
+    assert opt.lr == 0.5
+
+    sgd = SGD(params(), lr=0.1, momentum=0.9)
+    state = copy.deepcopy(sgd.state)
+    sgd.lr = 0.25
+    assert sgd.lr == 0.25 and sgd.params and sgd.state == state  # the optimizer itself is untouched but for lr
+
 def test_other_attributes_are_not_checked_as_hyperparameters() -> None:
     """Only hyperparameters go through the constructor; the optimizer's own attributes are plain."""
     optimizer = SGD(params(), lr=0.1)

