@@ -523,7 +523,7 @@ class _Replay:
         base = f"{type(owner).__name__.lower()}_{method.__name__}" if owner is not None else func.__name__
         call = f"{self._bind(method, base)}()"
         if isinstance(owner, Optimizer) and func.__func__ is type(owner).step is Optimizer.step:
-            if type(owner)._check_grads is Optimizer._check_grads:
+            if type(owner)._refuse_grads is Optimizer._refuse_grads:
                 return _optimizer_step(self, self._bind(owner, type(owner).__name__.lower()), owner, call)
         if isinstance(owner, Optimizer) and func.__func__ is type(owner).zero_grad is Optimizer.zero_grad:
             return [f"for q in {self._bind(owner, type(owner).__name__.lower())}.params: q.grad = None  # {call}"]
@@ -570,7 +570,7 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
         "else:",
         f"    {', '.join(qs)}, = ps",
         *(f"    {r} = {q}.grad" for q, r in zip(qs, rs)),
-        f"    if {bad}: {opt}._check_grads()  # raises, naming the parameter",
+        f"    if {bad}: {opt}._refuse_grads()  # raises, naming the parameter",
         f'    {opt}.__dict__["step_count"] += 1',
         f"    states, update, s = {opt}.state, {opt}.update, None",
         *(["    v = w = None"] if sgd else []),

@@ -673,7 +673,8 @@ class Tensor:
         memory stays flat in a training loop. With ``retain_graph=True`` it is
         kept, to be drawn or backpropagated again.
         """
-        check_flag("backward", "retain_graph", retain_graph)
+        if retain_graph is not False:
+            check_flag("backward", "retain_graph", retain_graph)
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no graph; "
@@ -934,12 +935,16 @@ class Tensor:
         return ops.GetItem.apply(self, ops.as_index(index, self.shape))
 
 
-def bump_versions(tensors: Iterable[Tensor]) -> None:
-    """Record one in-place change of each tensor (what ``t.bump_version()`` does, for many at once)."""
+def bump_versions(tensors: Iterable[Tensor]) -> int:
+    """Record one in-place change of each tensor (what ``t.bump_version()`` does, for many at once).
+
+    Returns the new version, for a caller that marks its tensors itself as it changes them.
+    """
     global _edits
     _edits += 1
     for t in tensors:
         t._version = _edits
+    return _edits
 
 
 class _RetainGrad:
@@ -1185,7 +1190,7 @@ def run_backward(
                     continue
                 if parent.grad is None and pg.base is None and pg is not g:
                     if distinct is None:
-                        distinct = _distinct(pgs)
+                        distinct = len(pgs) == 1 or _distinct(pgs)
                     if distinct:
                         # Speed device: a new array the op made for this leaf alone becomes .grad as it
                         # is; a view, g itself, or an array returned for two inputs is copied instead.

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.optim import SGD, Adagrad, Adam, AdamW, Lion, Momentum, NAdam, Optimizer, RMSprop
+from minigrad.optim import SGD, Adagrad, Adam, AdamW, Lion, Momentum, NAdam, Optimizer, RMSprop, check_number
 
 BUILT_IN: list[type[Optimizer]] = [SGD, Momentum, Adam, AdamW, NAdam, RMSprop, Adagrad, Lion]
 
@@ -172,6 +172,29 @@ def test_step_refuses_a_grad_that_is_not_an_array() -> None:
     with pytest.raises(TypeError, match=r"parameter 0's \.grad is a list"):
         optimizer.step()
 
+
+
+def test_an_update_that_fails_midway_still_marks_what_it_changed() -> None:
+    """A graph that saved a parameter an update already changed is refused, though step() raised after it."""
+
+    class FailsOnSecond(Optimizer):
+        lr: float
+
+        def __init__(self, params: Any, lr: float = 0.1) -> None:
+            super().__init__(params, lr=check_number("lr", lr))
+
+        def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
+            if w.ndim == 1:
+                raise RuntimeError("the rule fails on the bias")
+            w -= self.lr * g
+
+    w, b = params()
+    (w.sum() + b.sum()).backward()
+    loss = (w * w).sum()  # saves w for its backward
+    with pytest.raises(RuntimeError, match="fails on the bias"):
+        FailsOnSecond([w, b]).step()
+    with pytest.raises(RuntimeError, match=r"backward of mul: input 0 .* modified in place"):
+        loss.backward()
 
 # ---------------------------------------------------------------------------
 # load_state_dict against a hostile state

@@ -197,15 +197,8 @@ class Optimizer:
         """Change ``w`` in place from its gradient ``g``; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} must define update(w, g, state)")
 
-    def _check_grads(self) -> None:
-        """Refuse a ``.grad`` that is not an array of its parameter's shape (set by hand), before any update."""
-        ndarray = np.ndarray
-        for p in self.params:  # the common case, every .grad an array of the right shape, in one quick look
-            g = p.grad
-            if g is not None and (type(g) is not ndarray or g.shape != p.data.shape):
-                break
-        else:
-            return
+    def _refuse_grads(self) -> None:
+        """Raise for the first ``.grad`` that is not an array of its parameter's shape (one set by hand)."""
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
@@ -224,17 +217,21 @@ class Optimizer:
         """Update every parameter that has a gradient; ``.grad`` is left as it is."""
         if engine._tape is not None:  # mg.compile is recording a step: replay this call too
             engine._tape.on_call(self.step)
-        self._check_grads()
+        params = self.params
+        ndarray = np.ndarray
+        for p in params:  # a .grad set by hand that is not an array of its parameter's shape is refused first
+            g = p.grad
+            if g is not None and (type(g) is not ndarray or g.shape != p.data.shape):
+                self._refuse_grads()
         self.__dict__["step_count"] += 1  # a plain counter: no need for __setattr__'s hyperparameter checks
         update = self.update
-        changed = []
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
+        version = engine.bump_versions(())  # every w changes in place: a graph that saved the old values is stale
+        for p, state in zip(params, self.state):
+            g = p.grad
+            if g is not None:
                 state["step"] = state.get("step", 0) + 1
-                update(p.data, p.grad, state)
-                changed.append(p)
-        # Every w changed in place: a graph that saved the old values can no longer be used.
-        engine.bump_versions(changed)
+                update(p.data, g, state)
+                p._version = version
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
