@@ -4,8 +4,11 @@
 arguments. The first call with given argument shapes runs ``train_step`` as
 usual (eagerly) while recording, in order, every op's ``forward`` call, the
 ``backward`` calls of ``loss.backward()`` with where each gradient went, and
-the optimizer's ``zero_grad()`` and ``step()``. Later calls with the same
-shapes replay that record: the same numpy computations run on the new
+the optimizer's ``zero_grad()`` and ``step()``. The second call with those
+shapes records again, to confirm: the same ops in the same order, on the
+same kinds of inputs, with the same fixed values (a number computed from
+the data in Python, or a Python branch on it, changes them, and the call
+raises; see the rules below). Later calls replay the record: the same numpy computations run on the new
 arguments' arrays, in the same order, so the results are bit-identical to
 the eager step's; what is skipped is the Python around them (modules,
 Tensor objects, the graph, the backward walk's sorting and checks). New
@@ -42,7 +45,14 @@ The rules, since only the record is replayed:
   refused while recording. Freezing or unfreezing a parameter, or giving it
   a new array, makes the next call record again.
 - Other Python in the step (printing, ``loss.item()``) runs only while
-  recording. What minigrad itself does to a step is replayed: the
+  recording (the first two calls). A number it computes from the data and
+  passes to an op (``loss * loss.item()``) would be frozen into the replay,
+  as would one path of a Python ``if`` on the data: such a step records
+  something else on its second call, which then raises (after running
+  eagerly, so its own results are right); use tensor ops instead
+  (``loss * loss.detach()``). A backward that returns None for some data is
+  replayed from the record in which gradients reached furthest; a replay in
+  which one reaches a node that got none in either record raises. What minigrad itself does to a step is replayed: the
   optimizer's ``zero_grad()`` and ``step()``, the model's ``zero_grad()``,
   a learning-rate scheduler's ``step()``, and ``clip_grad_norm_`` and
   ``clip_grad_value_`` (with the same arguments).
@@ -58,6 +68,8 @@ The rules, since only the record is replayed:
 from __future__ import annotations
 
 import builtins
+import functools
+import inspect
 import keyword
 import linecache
 import math
@@ -234,9 +246,12 @@ class _Replay:
             "getrefcount": sys.getrefcount,
             "class_indices": _class_indices,
             "STALE": _written_out.STALE,
+            "missing_backward": _missing_backward,
         }
         self._names: dict[int, str] = {}  # id(object in the namespace) -> its name there
         self._events = events
+        #: Whether a second call recorded the same step: only then is this record replayed.
+        self.confirmed = False
         forwards = [k for k, e in enumerate(events) if e[0] == "forward"]
         self._op = {k: i for i, k in enumerate(forwards)}  # forward event -> op number (the 3 of c3, o3, g3)
         self._args = args
@@ -397,6 +412,11 @@ class _Replay:
                 "if pg is not None:",
                 f"    if type(pg) is not ndarray or pg.dtype is not {dt}: pg = as_grad(pg, {dt})",
             ]
+            if dst == OUT and self._op[where] not in self._backwarded:
+                # No gradient reached this input when the step was recorded, so the record has no backward for
+                # it: a gradient now would be dropped, and the gradients below it with it.
+                block.append(f"    missing_backward({i}, {self._op[where]}, {cls.name!r})")
+                continue
             if dst == OUT:  # an inner node: its gradients summed over its uses
                 m = self._op[where]
                 self._owned.setdefault(m, []).append(False)
@@ -684,6 +704,95 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(key)
 
 
+def _missing_backward(i: int, m: int, name: str) -> None:
+    """Raise: op ``i`` gave op ``m`` a gradient in a replay, but none when the step was recorded."""
+    raise RuntimeError(
+        f"compile: in this replay the backward of op {i} ({name}) returned a gradient for op {m}, which got none "
+        f"when the step was recorded, so the record has no backward for op {m} and the gradients below it would "
+        "be missing. A backward that returns None depending on the data cannot be replayed from such a record: "
+        "run this step without mg.compile. (This call stopped in its backward pass: some .grad may hold part "
+        "of its gradients, and its optimizer step did not run.)"
+    )
+
+
+def _difference(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> str | None:
+    """How two records of one step differ, in words (the first difference), or None if they are the same step.
+
+    Backward events are left out: which nodes a gradient reaches may depend on the data (a backward that
+    returns None), and a replay checks that as it runs.
+    """
+    first = [e for e in first if e[0] != "backward"]
+    second = [e for e in second if e[0] != "backward"]
+    op = 0  # the op number, as in the replay's source (c0, o0, ...)
+    for k, (a, b) in enumerate(zip(first, second)):
+        if a[0] != b[0] or (a[0] == "forward" and a[1] is not b[1]):
+            return f"step {k} (ops, backward() and calls, in order) was {_event_name(a)}, then {_event_name(b)}"
+        if a[0] == "forward":
+            for i, (sa, sb) in enumerate(zip(a[2], b[2])):
+                if not _same(sa, sb):
+                    return f"input {i} of {a[1].name} (op {op}) was {_source_text(sa)}, then {_source_text(sb)}"
+        if not _same(a, b):
+            return f"step {k} (ops, backward() and calls, in order), {_event_name(a)}, differs"
+        op += a[0] == "forward"
+    if len(first) != len(second):
+        return f"{_events_text(first)}, then {_events_text(second)}"
+    return None
+
+
+def _backwards(events: list[tuple[Any, ...]]) -> int:
+    return sum(e[0] == "backward" for e in events)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two parts of records are the same: arrays by value (NaN equals NaN), tensors and objects by identity."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, (int, str, bool, type(None), np.dtype, np.generic, slice, type)):
+        return bool(a == b)
+    if isinstance(a, functools.partial):
+        return a.func == b.func and _same(a.args, b.args) and _same(tuple(sorted(a.keywords.items())),
+                                                                    tuple(sorted(b.keywords.items())))
+    if inspect.ismethod(a):
+        return a.__func__ is b.__func__ and a.__self__ is b.__self__
+    return False  # Tensors, modules and other objects: the same one, or not the same
+
+
+def _event_name(event: tuple[Any, ...]) -> str:
+    if event[0] == "forward":
+        return f"the op {event[1].name}"
+    if event[0] == "call":
+        method = event[1]
+        return f"a call of {getattr(getattr(method, 'func', method), '__qualname__', repr(method))}"
+    return f"a {event[0]} pass" if event[0] == "backward" else "backward()"
+
+
+def _events_text(events: list[tuple[Any, ...]]) -> str:
+    ops = sum(e[0] == "forward" for e in events)
+    return f"{len(events)} events ({ops} ops)"
+
+
+def _source_text(source: tuple[str, Any]) -> str:
+    kind, value = source
+    if kind == FIXED:
+        shown = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+        return f"the fixed value {shown!r}"
+    if kind == ARG:
+        return f"argument {value}"
+    if kind == OUT:
+        return f"the output of op {value}"
+    return f"the {'parameter' if kind == PARAM else 'frozen tensor'} of shape {value.shape}"
+
+
 class CompiledStep:
     """A training step that is recorded once per argument shape and replayed after (see :func:`compile`)."""
 
@@ -696,14 +805,24 @@ class CompiledStep:
         self._shared: tuple[list[np.ndarray], dict[Any, int]] = ([], {})
 
     def __call__(self, *args: Any) -> Any:
-        """Run the step on ``args``: replay its record for these shapes, or record one (running it eagerly)."""
+        """Run the step on ``args``: replay its record for these shapes, or record one (running it eagerly).
+
+        A record is replayed only once a second call has recorded the same
+        step: same ops in the same order, on the same kinds of inputs, with
+        the same fixed values. A number the step computes from the data in
+        Python (``float(loss.data)``, ``t.item()``) would be frozen into the
+        replay, and a Python branch on the data would freeze one path; the
+        two records then differ, and the second call raises, instead of
+        replays that silently reuse the first batch's values.
+        """
         key = _signature(args)
         replay = self.records.get(key)
-        if replay is not None:
+        if replay is not None and replay.confirmed:
             result = replay.run(*args)
             if result is not _written_out.STALE:
                 return result
             del self.records[key]  # a parameter was given a new array since the record: record again
+            replay = None
         if engine._tape is not None:
             raise RuntimeError("compile: a compiled step cannot be called while another one is recording")
         recorder = _Recorder(args)
@@ -712,7 +831,27 @@ class CompiledStep:
             result = self.step(*args)
         finally:
             engine._tape = None
-        self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
+        if replay is None:
+            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
+            return result
+        # The second record of these shapes: the same step, or no replay at all.
+        del self.records[key]
+        difference = _difference(replay._events, recorder.events)
+        if difference is not None:
+            raise RuntimeError(
+                f"compile: the step recorded something else on its second call than on its first ({difference}). "
+                "A replay would repeat the first call's values: a number computed from the data in Python "
+                "(float(t.data), t.item()) is frozen into it, and a Python branch on the data freezes one "
+                "path. Compute such a number with tensor ops (loss * loss.detach(), not loss * loss.item()) "
+                "or pass it to the step as a 0-d array argument, or run this step without mg.compile. "
+                "(This call ran eagerly, so its results are right.)"
+            )
+        # The two may differ in which nodes a gradient reached (a backward that returned None): keep the one
+        # in which more did, since a replay can skip a backward its record has but cannot run one it lacks.
+        if _backwards(recorder.events) > _backwards(replay._events):
+            replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
+        replay.confirmed = True
+        self.records[key] = replay
         return result
 
     def reset(self) -> None:

@@ -58,9 +58,11 @@ def test_replay_returns_a_new_tensor_without_a_graph_and_the_model_zero_grad_is_
     _, eager_step = _setup(np.float64, zero="model")
     _, train_step = _setup(np.float64, zero="model")
     step = mg.compile(train_step)
-    first = step(mg.Tensor(X[:16]), Y[:16])
-    second = step(mg.Tensor(X[16:32]), Y[16:32])
-    eager_step(mg.Tensor(X[:16]), Y[:16])
+    step(mg.Tensor(X[:16]), Y[:16])  # recorded
+    first = step(mg.Tensor(X[:16]), Y[:16])  # recorded again, the same: confirmed
+    second = step(mg.Tensor(X[16:32]), Y[16:32])  # replayed
+    for rows in (slice(0, 16), slice(0, 16)):
+        eager_step(mg.Tensor(X[rows]), Y[rows])
     expected = eager_step(mg.Tensor(X[16:32]), Y[16:32])
     assert second is not first and second.is_leaf and not second.requires_grad
     # Without the replayed zero_grad the second step's gradients would hold the first's too.
@@ -320,6 +322,9 @@ def test_the_replay_source_can_be_read_and_shows_in_tracebacks():
     X, Y = _data(np.float32)
     step(mg.Tensor(X[:16]), Y[:16])
     (replay,) = step.records.values()
+    assert not replay.confirmed
+    step(mg.Tensor(X[:16]), Y[:16])  # the second record is the same step: from now on, replays
+    assert step.records[next(iter(step.records))] is replay and replay.confirmed
     for op in ("linear, written out", "relu, written out", "cross_entropy, written out", "sgd_step() written out"):
         assert op in replay.source
     assert set(replay.namespace) >= {"p0", "p1", "sgd_zero_grad", "sgd_step"}
@@ -357,7 +362,8 @@ def test_a_replay_holds_no_more_memory_than_the_eager_step():
     step = mg.compile(train_step)
 
     def peak(f):
-        f(mg.Tensor(X[:128]), Y[:128])  # warm up (and record)
+        for _ in range(2):
+            f(mg.Tensor(X[:128]), Y[:128])  # warm up (and record, twice)
         x, y = mg.Tensor(X[128:]), Y[128:]
         tracemalloc.start()
         try:
@@ -535,8 +541,8 @@ def test_a_gradient_the_user_kept_is_not_overwritten_by_the_next_replay():
     X, Y = _data(np.float64)
     model, train_step = _setup(np.float64)
     step = mg.compile(train_step)
-    step(mg.Tensor(X[:16]), Y[:16])
-    step(mg.Tensor(X[:16]), Y[:16])
+    for _ in range(3):  # recorded, confirmed, replayed
+        step(mg.Tensor(X[:16]), Y[:16])
     ids = [id(p.grad) for p in model.parameters()]
     step(mg.Tensor(X[:16]), Y[:16])
     assert [id(p.grad) for p in model.parameters()] == ids  # held by nobody else: the same arrays, written again
@@ -623,7 +629,7 @@ def test_records_of_two_batch_shapes_share_the_parameters_gradient_arrays():
     X, Y = _data(np.float32)
     model, train_step = _setup(np.float32)
     step = mg.compile(train_step)
-    for n in (16, 2, 16, 2):  # record both shapes, then replay both
+    for n in (16, 2, 16, 2, 16, 2):  # record both shapes twice, then replay both
         step(mg.Tensor(X[:n]), Y[:n])
         ids = [id(p.grad) for p in model.parameters()]
     step(mg.Tensor(X[:16]), Y[:16])
@@ -737,3 +743,117 @@ def test_an_optimizer_given_other_parameters_after_the_record_updates_them_as_ea
         results.append([p.data.copy() for p in model.parameters()] + [extra.data.copy()])
     for a, b in zip(*results):
         assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# A record is replayed only once a second call has recorded the same step
+# ---------------------------------------------------------------------------
+
+
+def test_a_number_computed_from_the_data_in_python_is_refused_on_the_second_call():
+    """``loss * float(loss.data)`` would replay the first batch's number: the second record differs, and raises."""
+    X, Y = _data(np.float64)
+    model, _ = _setup(np.float64)
+    eager_model, _ = _setup(np.float64)
+
+    def make(m):
+        opt = mg.optim.SGD(m.parameters(), lr=0.1)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(m(x), y)
+            (loss * float(loss.data)).backward()  # d(loss²/2)... computed with a number from Python
+            opt.step()
+            return loss
+
+        return train_step
+
+    step, eager_step = mg.compile(make(model)), make(eager_model)
+    assert np.array_equal(step(mg.Tensor(X[:16]), Y[:16]).data, eager_step(mg.Tensor(X[:16]), Y[:16]).data)
+    with pytest.raises(RuntimeError, match=r"recorded something else on its second call .*input 1 of mul \(op \d+\) "
+                                           r"was the fixed value 1\.\d+, then the fixed value 1\.\d+.*loss\.detach"):
+        step(mg.Tensor(X[16:32]), Y[16:32])
+    eager_step(mg.Tensor(X[16:32]), Y[16:32])
+    for p, q in zip(model.parameters(), eager_model.parameters()):  # the refused call ran eagerly: still right
+        assert np.array_equal(p.data, q.data)
+    assert not step.records
+
+
+def test_a_python_branch_on_the_data_is_refused_on_the_second_call():
+    """Another op on some batches only: the two records have different ops."""
+    W = mg.nn.Parameter(np.eye(3))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        h = mg.ops.linear(x, W)
+        if h.data.sum() > 0:  # a branch in Python on the data
+            h = h.tanh()
+        loss = (h * h).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    step(mg.Tensor(np.ones((2, 3))))
+    message = r"second call .*step 2 \(ops, backward\(\) and calls, in order\) was the op tanh, then the op mul"
+    with pytest.raises(RuntimeError, match=message):  # step 0 is zero_grad(), step 1 linear
+        step(mg.Tensor(-np.ones((2, 3))))
+
+
+def test_the_same_step_with_other_data_is_confirmed_and_replayed():
+    """Constants written in the code are the same in both records: the second call confirms, the third replays."""
+    W = mg.nn.Parameter(np.eye(3))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        loss = (2.0 * mg.ops.linear(x, W).clip(0.0, None) - np.float64(0.5)).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    step(mg.Tensor(np.ones((2, 3))))
+    (replay,) = step.records.values()
+    step(mg.Tensor(np.full((2, 3), 3.0)))
+    assert step.records[next(iter(step.records))] is replay and replay.confirmed
+    step(mg.Tensor(np.full((2, 3), 5.0)))  # a replay: no error, and the record stays
+    assert step.records[next(iter(step.records))] is replay
+
+
+def _gated(params):
+    (W,) = params
+    opt = mg.optim.SGD(params, lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        loss = (_Gate.apply(mg.ops.linear(x, W).tanh()) ** 2).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def test_of_two_records_the_one_a_gradient_reached_further_is_kept():
+    """Recorded with the gate closed, then open: the open record is the one replayed, and it matches eagerly."""
+    x = np.ones((2, 3))
+    step = _assert_replays_match(_gated, [(3, 3)], [(-x,), (x,), (x,), (-x,), (x,)])
+    (replay,) = step.records.values()
+    assert replay.confirmed and "Tanh.backward" in replay.source
+
+
+def test_a_gradient_the_record_never_saw_raises_instead_of_being_dropped():
+    """Both records closed, a replay open: the record has no backward for the nodes below, so the replay raises.
+
+    (It used to skip them: W kept its value, silently.)
+    """
+    (_, _), (params, train_step) = _twins(_gated, [(3, 3)], np.float64)
+    step = mg.compile(train_step)
+    x = np.ones((2, 3))
+    step(mg.Tensor(-x))
+    step(mg.Tensor(-2 * x))
+    with pytest.raises(RuntimeError, match=r"returned a gradient for op \d+, which got none when the step was "
+                                           r"recorded.*run this step without mg.compile"):
+        step(mg.Tensor(x))
