@@ -169,8 +169,13 @@ def count_bytecodes(step: Callable[[], None]) -> dict[str, int]:
 
     A call that ``step`` makes directly starts a phase, named by the function
     it calls (``zero_grad``, ``backward``, ``step``/``update``; anything else is
-    the forward pass); everything below it counts in that phase.
+    the forward pass); everything below it counts in that phase. Counted on
+    CPython 3.11 and earlier only, where ``sys.settrace`` reports every
+    bytecode of every frame; from 3.12 on it misses frames, so the counts are
+    None.
     """
+    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
+        return dict.fromkeys(PHASES, None)  # type: ignore[arg-type]
     counts = dict.fromkeys(PHASES, 0)
     phase = ["forward"]
     top = step.__code__
@@ -245,7 +250,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     bytecodes = {"minigrad": count_bytecodes(mg_step), "numpy": count_bytecodes(numpy_step)}
     for counts in bytecodes.values():
-        counts["total"] = sum(counts.values())
+        counts["total"] = None if None in counts.values() else sum(counts.values())
 
     medians = {
         name: {p: statistics.median(r[p] for r in rounds) for p in PHASES} for name, rounds in per_round.items()
@@ -278,6 +283,10 @@ def _revision(path: Path) -> str:
     return out.stdout.strip() or "unknown"
 
 
+def _count(n: int | None) -> str:
+    return "n/a" if n is None else str(n)
+
+
 def report(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: per phase, µs per step, the ratio to numpy and the bytecodes, for each run."""
     first = results[0]
@@ -298,15 +307,16 @@ def report(results: Sequence[dict[str, Any]]) -> str:
             ratio = r["ratio"].get(p)
             row += f" {sum(us.values()) if p == 'total' else us[p]:.1f}"
             row += f" ({ratio:.2f}x) |" if ratio is not None else " |"
-            row += f" {r['bytecodes']['minigrad'][p]} |"
+            row += f" {_count(r['bytecodes']['minigrad'][p])} |"
         np_us = first["us_per_step"]["numpy"]
         row += " — | — |" if p == "zero_grad" else f" {sum(np_us.values()) if p == 'total' else np_us[p]:.1f} |"
         if p != "zero_grad":
-            row += f" {first['bytecodes']['numpy'][p]} |"
+            row += f" {_count(first['bytecodes']['numpy'][p])} |"
         lines.append(row)
     lines += [
         "",
-        "The timers add about the same to both (four perf_counter calls per step). "
+        "The timers add about the same to both (four perf_counter calls per step). Bytecodes are counted on "
+        "CPython 3.11 and earlier (n/a otherwise). "
         + "Load average (1 min) at the end of each run: "
         + ", ".join(f"{r['load'][0]:.2f}" for r in results)
         + ".",
