@@ -264,7 +264,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ratios["total"] = statistics.median(totals)
     return {
         "minigrad": str(Path(mg.__file__).resolve().parent.parent),
-        "revision": step_time.git_revision() if not args.minigrad else _revision(Path(args.minigrad)),
+        "revision": _revision(Path(args.minigrad) if args.minigrad else ROOT),
         "config": args.config,
         "rounds": args.rounds,
         "us_per_step": medians,
@@ -275,12 +275,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _revision(path: Path) -> str:
-    """Short commit of the checkout at ``path``."""
+    """Short commit of the checkout at ``path``, with a "+" when its minigrad/ has uncommitted changes."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True)
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "diff", "--stat", "HEAD", "--", "minigrad"], cwd=path, capture_output=True,
+                               text=True)
     except OSError:
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    return (rev.stdout.strip() or "unknown") + ("+" if dirty.stdout.strip() else "")
 
 
 def _count(n: int | None) -> str:
@@ -293,7 +295,7 @@ def report(results: Sequence[dict[str, Any]]) -> str:
     lines = [
         f"Eager training step by phase, {first['config']}: median over {first['rounds']} rounds of one epoch "
         "each (minigrad and numpy by hand alternating) of the mean µs per step; the ratio is minigrad / numpy "
-        "in the same run; bytecodes are those one step executes.",
+        "in the same run; bytecodes are those one step executes (a + after a commit: with uncommitted changes).",
         "",
     ]
     head = "| phase |"
