@@ -36,23 +36,36 @@ graphs, at the level of minigrad's ops.
 The rules, since only the record is replayed:
 
 - Array data must reach the ops through the step's arguments (Tensors or
-  numpy arrays), the model's parameters and buffers (each read as ``.data``
+  numpy arrays, alone or inside a tuple or list such as the index
+  ``(rows, y)``), the model's parameters and buffers (each read as ``.data``
   at every replay, frozen ones included) or other ops; an array made from
   the arguments by other code inside the step would be stale on replay, so
   recording refuses it (except 0-d constants: the numbers written in the
   code, as in ``2 * x``). Dropout's mask is such an array, and BatchNorm1d
   in training mode updates its running statistics outside the ops: both are
-  refused while recording. Freezing or unfreezing a parameter, or giving it
-  a new array, makes the next call record again.
+  refused while recording. Freezing or unfreezing a parameter, giving it a
+  new array, or a module's ``train()``/``eval()`` makes the next call record
+  again. An op whose output shape depends on the data (``x[mask]``) raises
+  in a replay that gives it another shape.
 - Other Python in the step (printing, ``loss.item()``) runs only while
   recording (the first two calls). A number it computes from the data and
   passes to an op (``loss * loss.item()``) would be frozen into the replay,
-  as would one path of a Python ``if`` on the data: such a step records
-  something else on its second call, which then raises (after running
-  eagerly, so its own results are right); use tensor ops instead
-  (``loss * loss.detach()``). A backward that returns None for some data is
-  replayed from the record in which gradients reached furthest; a replay in
-  which one reaches a node that got none in either record raises. What minigrad itself does to a step is replayed: the
+  as would one path of a Python ``if`` on the data: when such a value or
+  path differs between the first two calls, the second records something
+  else and raises (after running eagerly, so its own results are right);
+  use tensor ops instead (``loss * loss.detach()``). The second call also
+  checks that the step's own Python changed no parameter's values or
+  ``.grad`` and no optimizer hyperparameter between minigrad's calls
+  (``W.data -= lr * W.grad``, ``W.grad *= 0.5`` or ``opt.lr = ...`` in the
+  step raise), since a replay would skip it. What two calls cannot show is
+  frozen unnoticed: a value or branch that comes out the same on both
+  (a rounded number, ``if math.isfinite(loss.item())`` on two finite
+  losses), a counter (``opt.step()`` on every third call), a global changed
+  later. Keep such logic outside the compiled step (two compiled steps, one
+  with ``opt.step()`` and one without, say). A backward that returns None
+  for some data is replayed from the record in which gradients reached
+  furthest; a replay in which one reaches a node that got none in either
+  record raises. What minigrad itself does to a step is replayed: the
   optimizer's ``zero_grad()`` and ``step()``, the model's ``zero_grad()``,
   a learning-rate scheduler's ``step()``, and ``clip_grad_norm_`` and
   ``clip_grad_value_`` (with the same arguments).
@@ -82,8 +95,10 @@ import numpy as np
 
 from minigrad import _written_out, engine, ops
 from minigrad.engine import Function, Tensor, _accumulate
+from minigrad.nn import module as nn_module
 from minigrad.nn.losses import _class_indices
 from minigrad.nn.module import Buffer, Parameter
+from minigrad.optim.lr_scheduler import LRScheduler
 from minigrad.optim.optimizer import Optimizer
 
 __all__ = ["compile", "CompiledStep"]
@@ -92,12 +107,29 @@ __all__ = ["compile", "CompiledStep"]
 # .data at each replay), or a value fixed in the code (a number, an axis, a shape).
 ARG, OUT, PARAM, FIXED = "arg", "out", "param", "fixed"
 FROZEN = "frozen"  # a parameter that needs no gradient, or a module's buffer: read as .data at each replay
+PACK = "pack"  # a tuple or list holding arrays (an index such as (rows, y)): rebuilt at each replay
 
 
 class _Recorder:
-    """Collects the events of one eager run of the step (engine._tape while it runs)."""
+    """Collects the events of one eager run of the step (engine._tape while it runs).
 
-    def __init__(self, args: tuple[Any, ...]) -> None:
+    Given ``watch`` (the parameters and optimizers of a first record of the
+    step), it also checks, at every event, that the step's own Python has
+    changed none of them since the previous event, except what that event
+    may change: a backward or ``zero_grad()`` the gradients, ``opt.step()``
+    the parameters' values, a scheduler the hyperparameters. A replay runs
+    only the events, so such a change (``W.data -= lr * W.grad``,
+    ``W.grad *= 0.5``, ``opt.lr = ...`` in the step) would be silently
+    missing from it. The first change found is kept in :attr:`violation`.
+    """
+
+    def __init__(self, args: tuple[Any, ...], watch: tuple[list[Tensor], list[Optimizer]] | None = None) -> None:
+        self.watch = watch
+        self.violation: str | None = None
+        if watch is not None:
+            self._after = "the start of the step"  # the last event, and what it may change
+            self._may_change: frozenset[str] = frozenset()
+            self._state = self._snapshot()
         self.events: list[tuple[Any, ...]] = []
         self.arg_arrays: dict[int, int] = {}  # id(array) -> position of the step argument holding it
         self.arg_tensors: dict[int, int] = {}  # id(Tensor) -> position, for gradients of Tensor arguments
@@ -110,7 +142,7 @@ class _Recorder:
         self.outputs: dict[int, int] = {}  # id(array an op made) -> its forward event's index
         self.nodes: dict[Tensor, int] = {}  # Tensor an op made -> its forward event's index
 
-    def source(self, value: Any, op: str, i: int) -> tuple[str, Any]:
+    def source(self, value: Any, op: str, i: int | str) -> tuple[str, Any]:
         """Where argument ``i`` of ``op`` comes from: a step argument, an op's output, or a fixed value."""
         if isinstance(value, Tensor):
             array = value.data
@@ -138,11 +170,65 @@ class _Recorder:
                 f"compile: argument {i} of {op} (an array of shape {value.shape}) was made inside the step; "
                 "pass it to the step as an argument (or run the step without mg.compile)"
             )
+        if isinstance(value, (tuple, list, dict)) and _holds_array(value):
+            # An index such as x[rows, y]: each array in it comes from where an array passed alone may come
+            # from (a step argument, read at each replay, or an op's output), and the container is rebuilt.
+            if isinstance(value, dict) or _holds_array(value, Tensor):
+                raise RuntimeError(
+                    f"compile: argument {i} of {op} is a {type(value).__name__} holding "
+                    f"{'a Tensor' if _holds_array(value, Tensor) else 'an array'}; pass each array or Tensor to "
+                    "the op as an argument of its own (or run the step without mg.compile)"
+                )
+            where = f"{i} (item {{}} of its {type(value).__name__})"
+            return PACK, (type(value), tuple(self.source(v, op, where.format(j)) for j, v in enumerate(value)))
         return FIXED, value  # axes, shapes, flags, dtypes: part of the code
+
+    # -- what the step's own Python changed between events -------------------
+
+    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
+        """Copies of the watched parameters' arrays and gradients, and the optimizers' hyperparameters."""
+        assert self.watch is not None
+        params, optimizers = self.watch
+        tensors = [(p.data, p.data.copy(), p.grad, None if p.grad is None else p.grad.copy()) for p in params]
+        return tensors, [opt.hyperparameters for opt in optimizers]
+
+    def check(self, event: str, may_change: frozenset[str] = frozenset()) -> None:
+        """Before ``event``: compare with the snapshot taken after the last event; then take a new one."""
+        if self.watch is None:
+            return
+        if self.violation is None:
+            params, optimizers = self.watch
+            tensors, hypers = self._state
+            allowed = self._may_change
+            for p, (data, values, grad, grad_values) in zip(params, tensors):
+                what = None
+                data_changed = p.data is not data or not _same(p.data, values)
+                grad_changed = p.grad is not grad or (grad is not None and not _same(grad, grad_values))
+                if data_changed and "data" not in allowed:
+                    what = f"the values of a parameter of shape {values.shape}"
+                elif grad_changed and "grad" not in allowed:
+                    what = f"the .grad of a parameter of shape {values.shape}"
+                if what is not None:
+                    self.violation = f"between {self._after} and {event}, the step's code changed {what}"
+                    break
+            if self.violation is None and "hyper" not in allowed:
+                for opt, before in zip(optimizers, hypers):
+                    now = opt.hyperparameters
+                    changed = [k for k in now if not _same(now[k], before[k])]
+                    if changed:
+                        self.violation = (
+                            f"between {self._after} and {event}, the step's code set {type(opt).__name__}'s "
+                            f"{changed[0]} (from {before[changed[0]]!r} to {now[changed[0]]!r})"
+                        )
+                        break
+        self._after, self._may_change = event, may_change
+        if self.violation is None:
+            self._state = self._snapshot()
 
     # -- the engine's calls --------------------------------------------------
 
     def on_forward(self, cls: type[Function], ctx: Any, args: tuple[Any, ...], out: Tensor, needs: list[bool]) -> None:
+        self.check(f"the op {cls.name}")
         sources = tuple(self.source(a, cls.name, i) for i, a in enumerate(args))
         index = len(self.events)
         info = tuple(
@@ -155,6 +241,7 @@ class _Recorder:
         self.nodes[out] = index
 
     def on_backward(self, roots: Any, root_grads: Any, retain_graph: bool, create_graph: bool, inputs: Any) -> None:
+        self.check("backward()", frozenset({"grad"}))
         if retain_graph or create_graph or inputs is not None:
             raise RuntimeError(
                 "compile: retain_graph, create_graph and mg.autograd.grad are not recorded; "
@@ -191,8 +278,24 @@ class _Recorder:
                 dests.append((i, FIXED, t, t.data.dtype))
         self.events.append(("backward", self.nodes[node], tuple(dests)))
 
+    def on_backward_end(self) -> None:
+        self.check("the end of backward()")
+
     def on_call(self, method: Callable[[], None]) -> None:
+        owner = getattr(method, "__self__", None)
+        name = getattr(getattr(method, "func", method), "__qualname__", repr(method))
+        if isinstance(owner, Optimizer) and method.__name__ == "step":
+            may_change = frozenset({"data"})
+        elif isinstance(owner, LRScheduler):
+            may_change = frozenset({"hyper"})
+        else:  # zero_grad() of an optimizer or a module, gradient clipping
+            may_change = frozenset({"grad"})
+        self.check(f"{name}()", may_change)
+        self._call = name
         self.events.append(("call", method))
+
+    def on_call_end(self) -> None:
+        self.check(f"the end of {self._call}()")
 
 
 class _Replay:
@@ -247,6 +350,9 @@ class _Replay:
             "class_indices": _class_indices,
             "STALE": _written_out.STALE,
             "missing_backward": _missing_backward,
+            "other_shape": _other_shape,
+            "nn_module": nn_module,
+            "modes": nn_module.mode_changes,  # train()/eval() changes when recorded (updated when confirmed)
         }
         self._names: dict[int, str] = {}  # id(object in the namespace) -> its name there
         self._events = events
@@ -288,9 +394,10 @@ class _Replay:
         # A hook registered since the record would be skipped by the replay: record again (which refuses it).
         changed += [f"{p}._hooks" for p in sorted(self._trained)]
         changed += [f"t{k}._hooks" for k, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        if changed:
-            lines.append(f"    if {' or '.join(changed)}:")
-            lines.append("        return STALE  # a parameter: a new array, frozen or unfrozen, or hooks: record again")
+        # A module's train()/eval() since the record: its ops may be others (Dropout): record again.
+        changed.append("nn_module.mode_changes != modes")
+        lines.append(f"    if {' or '.join(changed)}:")
+        lines.append("        return STALE  # a new array, (un)freezing, hooks, train()/eval(): record again")
         lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
         lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
         lines.append("    try:")
@@ -353,6 +460,7 @@ class _Replay:
             *([inputs_line] if inputs_line else []),
             f"o{i} = {name}.forward({', '.join(inputs)})",
             f"if type(o{i}) is not ndarray: o{i} = asarray(o{i})  # a numpy scalar, as Function.apply turns it",
+            f"if o{i}.shape != {tuple(shape)!r}: other_shape({i}, {cls.name!r}, {tuple(shape)!r}, o{i}.shape)",
         ]
         frees = [f"o{m}" for m in self._frees_after.get(k, [])]
         if i not in self._backwarded:  # no backward will read this context
@@ -459,6 +567,10 @@ class _Replay:
             name = self._bind(where, "f")
             self._frozen.add(name)
             return f"{name}.data"
+        if src == PACK:  # a tuple (or list) holding arrays, rebuilt from where each comes from
+            kind, parts = where
+            items = "".join(self.input(part) + ", " for part in parts)
+            return f"({items})" if kind is tuple else f"[{items}]"
         return repr(where) if _is_literal(where) else self._bind(where, "k")
 
     def _input_tensor(self, source: tuple[str, Any]) -> str:
@@ -691,6 +803,15 @@ def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """What a record depends on: each argument's kind, shape and dtype (and requires_grad), and grad mode."""
     key: list[Any] = [engine._state.grad_enabled]
+    # Which arguments share one array (step(mg.Tensor(a), a)): a record reads such an array as one argument.
+    first: dict[int, int] = {}  # id(array) -> the first argument holding it
+    aliases = []
+    for k, a in enumerate(args):
+        array = a.data if isinstance(a, Tensor) else a
+        if isinstance(array, np.ndarray):
+            aliases.append(first.setdefault(id(array), k))
+    if len(first) < len(aliases):
+        key.append(("aliases", tuple(aliases)))
     for a in args:
         if isinstance(a, Tensor):
             key.append(("tensor", a.data.shape, a.data.dtype, a.requires_grad))
@@ -712,6 +833,43 @@ def _missing_backward(i: int, m: int, name: str) -> None:
         "be missing. A backward that returns None depending on the data cannot be replayed from such a record: "
         "run this step without mg.compile. (This call stopped in its backward pass: some .grad may hold part "
         "of its gradients, and its optimizer step did not run.)"
+    )
+
+
+def _watched(events: list[tuple[Any, ...]]) -> tuple[list[Tensor], list[Optimizer]]:
+    """The parameters the ops of a record read and the optimizers its calls use (with their parameters)."""
+    params: dict[int, Tensor] = {}
+    optimizers: dict[int, Optimizer] = {}
+    for event in events:
+        if event[0] == "forward":
+            for src, where in event[2]:
+                if src in (PARAM, FROZEN):
+                    params.setdefault(id(where), where)
+        elif event[0] == "call":
+            owner = getattr(event[1], "__self__", None)
+            if isinstance(owner, LRScheduler):
+                owner = owner.optimizer
+            if isinstance(owner, Optimizer):
+                optimizers.setdefault(id(owner), owner)
+                for p in owner.params:
+                    params.setdefault(id(p), p)
+    return list(params.values()), list(optimizers.values())
+
+
+def _holds_array(value: Any, kind: type | tuple[type, ...] = (np.ndarray, Tensor)) -> bool:
+    """Whether ``value`` (a tuple, list or dict, at any depth) holds an array or a Tensor (or ``kind``)."""
+    if isinstance(value, dict):
+        value = tuple(value.values())
+    return any(isinstance(v, kind) or (isinstance(v, (tuple, list, dict)) and _holds_array(v, kind)) for v in value)
+
+
+def _other_shape(i: int, name: str, recorded: tuple[int, ...], got: tuple[int, ...]) -> None:
+    """Raise: op ``i`` made an output of another shape than when recorded (a shape that depends on the data)."""
+    raise RuntimeError(
+        f"compile: in this replay op {i} ({name}) made an output of shape {got}, but {recorded} when the step was "
+        "recorded, with arguments of the same shapes: its shape depends on the data (a boolean mask, say), and "
+        "the arrays the replay keeps have the recorded shapes. Run this step without mg.compile. (This call "
+        "stopped in its forward pass; its optimizer step did not run.)"
     )
 
 
@@ -757,8 +915,10 @@ def _same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, float):
         return a == b or (a != a and b != b)
-    if isinstance(a, (int, str, bool, type(None), np.dtype, np.generic, slice, type)):
+    if isinstance(a, (int, str, bool, type(None), np.dtype, np.generic, slice, type, complex, range, frozenset)):
         return bool(a == b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, functools.partial):
         return a.func == b.func and _same(a.args, b.args) and _same(tuple(sorted(a.keywords.items())),
                                                                     tuple(sorted(b.keywords.items())))
@@ -788,6 +948,8 @@ def _source_text(source: tuple[str, Any]) -> str:
         return f"the fixed value {shown!r}"
     if kind == ARG:
         return f"argument {value}"
+    if kind == PACK:
+        return f"a {value[0].__name__} of " + ", ".join(_source_text(part) for part in value[1])
     if kind == OUT:
         return f"the output of op {value}"
     return f"the {'parameter' if kind == PARAM else 'frozen tensor'} of shape {value.shape}"
@@ -811,12 +973,18 @@ class CompiledStep:
         step: same ops in the same order, on the same kinds of inputs, with
         the same fixed values. A number the step computes from the data in
         Python (``float(loss.data)``, ``t.item()``) would be frozen into the
-        replay, and a Python branch on the data would freeze one path; the
-        two records then differ, and the second call raises, instead of
-        replays that silently reuse the first batch's values.
+        replay, and a Python branch on the data would freeze one path; when
+        the two records differ, the second call raises, instead of replays
+        that silently reuse the first batch's values. The second call also
+        raises if the step's own Python changed a parameter, a gradient or a
+        hyperparameter between minigrad's calls, which a replay would skip.
+        (A value that is the same on both calls cannot be told from a
+        constant; see the module's rules.)
         """
         key = _signature(args)
         replay = self.records.get(key)
+        if replay is not None and not replay.confirmed and replay.namespace["modes"] != nn_module.mode_changes:
+            replay = None  # train() or eval() since the first record: this call is a first record again
         if replay is not None and replay.confirmed:
             result = replay.run(*args)
             if result is not _written_out.STALE:
@@ -825,17 +993,26 @@ class CompiledStep:
             replay = None
         if engine._tape is not None:
             raise RuntimeError("compile: a compiled step cannot be called while another one is recording")
-        recorder = _Recorder(args)
+        # The second record (replay is its first) also watches what the step's own Python changes.
+        recorder = _Recorder(args, None if replay is None else _watched(replay._events))
         engine._tape = recorder
         try:
             result = self.step(*args)
         finally:
             engine._tape = None
+        recorder.check("the end of the step")
         if replay is None:
             self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
             return result
         # The second record of these shapes: the same step, or no replay at all.
         del self.records[key]
+        if recorder.violation is not None:
+            raise RuntimeError(
+                f"compile: {recorder.violation}. A replay runs only minigrad's ops and calls, so it would "
+                "silently skip that change. Make it with minigrad's calls (opt.step(), opt.zero_grad(), a "
+                "learning-rate scheduler, clip_grad_norm_), or between calls of the step, or run this step "
+                "without mg.compile. (This call ran eagerly, so its results are right.)"
+            )
         difference = _difference(replay._events, recorder.events)
         if difference is not None:
             raise RuntimeError(
@@ -851,6 +1028,7 @@ class CompiledStep:
         if _backwards(recorder.events) > _backwards(replay._events):
             replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
         replay.confirmed = True
+        replay.namespace["modes"] = nn_module.mode_changes  # (the step may itself call train() or eval())
         self.records[key] = replay
         return result
 

@@ -1214,6 +1214,8 @@ def run_backward(
                     capture[leaf] = g
             else:
                 _accumulate(leaf, g.data if isinstance(g, Tensor) else g)
+        if tape is not None:
+            tape.on_backward_end()
     finally:
         _state.grad_enabled = recording
     return None if capture is None else list(capture.values())

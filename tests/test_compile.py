@@ -857,3 +857,217 @@ def test_a_gradient_the_record_never_saw_raises_instead_of_being_dropped():
     with pytest.raises(RuntimeError, match=r"returned a gradient for op \d+, which got none when the step was "
                                            r"recorded.*run this step without mg.compile"):
         step(mg.Tensor(x))
+
+
+def _index_step(params):
+    """A hand-written negative log-likelihood: log_softmax(x W)[rows, y], with rows and y arguments of the step."""
+    (W,) = params
+    opt = mg.optim.SGD(params, lr=0.1)
+
+    def train_step(x, rows, y):
+        opt.zero_grad()
+        loss = -mg.ops.linear(x, W).log_softmax(axis=1)[rows, y].mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def test_arrays_inside_an_index_tuple_are_read_at_every_replay():
+    """The labels in ``logp[rows, y]`` are an argument: each replay reads the new ones (they were frozen)."""
+    rng = np.random.default_rng(3)
+    rows = np.arange(6)
+    calls = [(rng.standard_normal((6, 4)), rows, rng.integers(0, 3, 6)) for _ in range(6)]
+    calls[1] = (calls[1][0], rows, calls[0][2].copy())  # the same labels on the first two calls
+    step = _assert_replays_match(_index_step, [(4, 3)], calls)
+    (replay,) = step.records.values()
+    assert replay.confirmed and "(x1, x2, )" in replay.source
+
+
+def test_an_array_made_in_the_step_inside_an_index_tuple_is_refused():
+    W = mg.nn.Parameter(np.ones((4, 3)))
+
+    def train_step(x, y):
+        return -mg.ops.linear(x, W).log_softmax(axis=1)[np.arange(len(y)), y].mean()
+
+    with pytest.raises(RuntimeError, match=r"argument 1 \(item 0 of its tuple\) of getitem \(an array of shape "
+                                           r"\(2,\)\) was made inside the step; pass it to the step as an argument"):
+        mg.compile(train_step)(mg.Tensor(np.ones((2, 4))), np.array([0, 1]))
+
+
+def test_arguments_that_share_an_array_are_recorded_apart_from_arguments_that_do_not():
+    """An autoencoder's step(Tensor(a), a): a record read both as one argument, then replayed with two."""
+
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x, target):
+            opt.zero_grad()
+            loss = ((mg.ops.linear(x, W) - target) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    rng = np.random.default_rng(4)
+    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)])
+    step = mg.compile(train_step)
+    for k in range(6):
+        a = rng.standard_normal((5, 3))
+        target = a if k < 3 else rng.standard_normal((5, 3))  # shared on the first three calls only
+        assert np.array_equal(step(mg.Tensor(a), target).data, eager_step(mg.Tensor(a), target).data)
+        assert np.array_equal(params[0].data, eager[0].data)
+    assert len(step.records) == 2
+
+
+def test_an_output_shape_that_depends_on_the_data_raises_in_a_replay():
+    """x[mask] with another count of True: the replay's arrays have the recorded shape, so it raises (it broadcast)."""
+    W = mg.nn.Parameter(np.ones((3, 2)))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x, mask):
+        opt.zero_grad()
+        loss = mg.ops.linear(x, W)[mask].relu().sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    x = np.ones((4, 3))
+    step(mg.Tensor(x), np.array([True, True, False, False]))
+    step(mg.Tensor(x), np.array([False, True, True, False]))
+    step(mg.Tensor(x), np.array([True, False, False, True]))  # two rows again: replayed
+    with pytest.raises(RuntimeError, match=r"op 1 \(getitem\) made an output of shape \(1, 2\), but \(2, 2\) when "
+                                           r"the step was recorded.*depends on the data"):
+        step(mg.Tensor(x), np.array([True, False, False, False]))
+
+
+def test_train_and_eval_make_the_step_record_again():
+    """Recorded in eval mode (Dropout does nothing), then train(): the next call records, and refuses Dropout."""
+    mg.manual_seed(0)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 8, dtype=np.float64), mg.nn.ReLU(), mg.nn.Dropout(0.5),
+                             mg.nn.Linear(8, 2, dtype=np.float64))
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    x, y = np.ones((3, 4)), np.array([0, 1, 0])
+    model.eval()
+    for _ in range(3):
+        step(mg.Tensor(x), y)
+    (replay,) = step.records.values()
+    assert replay.confirmed
+    model.eval()  # no change of mode: the record stays
+    step(mg.Tensor(x), y)
+    assert list(step.records.values()) == [replay]
+    model.train()
+    with pytest.raises(RuntimeError, match="made inside the step"):  # Dropout's mask, refused while recording
+        step(mg.Tensor(x), y)
+    with pytest.raises(TypeError, match="train: mode must be True or False"):
+        model.train("no")
+
+
+@pytest.mark.parametrize("change, message", [
+    ("grad", r"between the end of backward\(\) and Optimizer.step\(\), the step's code changed the .grad of a "
+             r"parameter of shape \(3, 3\)"),
+    ("data", r"between the end of Optimizer.step\(\) and the end of the step, the step.s code changed the values "
+             r"of a parameter of shape \(3, 3\)"),
+    ("lr", r"between the start of the step and Optimizer.zero_grad\(\), the step's code set SGD's lr "
+           r"\(from 0.1 to 0.2\)"),
+])
+def test_what_the_steps_own_python_changes_between_calls_of_minigrad_raises_on_the_second_call(change, message):
+    """A replay runs only minigrad's ops and calls: W.grad *= 0.5, a hand-made update, opt.lr = ... would be lost."""
+    calls = [0]
+
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            calls[0] += 1
+            if change == "lr":
+                opt.lr = 0.1 * calls[0]  # a warm-up by hand
+            opt.zero_grad()
+            loss = (mg.ops.linear(x, W) ** 2).sum()
+            loss.backward()
+            if change == "grad":
+                W.grad *= 0.5
+            opt.step()
+            if change == "data":
+                W.data *= 0.99  # weight decay by hand, after the step
+            return loss
+
+        return train_step
+
+    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)])
+    step = mg.compile(train_step)
+    x = np.ones((2, 3))
+    step(mg.Tensor(x))
+    with pytest.raises(RuntimeError, match=message + r".*would silently skip.*ran eagerly"):
+        step(mg.Tensor(x))
+    calls[0] = 0
+    eager_step(mg.Tensor(x))
+    eager_step(mg.Tensor(x))
+    assert np.array_equal(params[0].data, eager[0].data)  # the refused call ran eagerly: right
+    assert not step.records
+
+
+def test_a_schedule_and_clipping_are_not_taken_for_the_steps_own_changes():
+    """They change the rate and the gradients as calls that replays make too: confirmed, and replayed exactly."""
+
+    def make(params):
+        opt = mg.optim.SGD(params, lr=0.1, momentum=0.9)
+        schedule = mg.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=20)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = (mg.ops.linear(x, params[0]).tanh() ** 2).sum()
+            loss.backward()
+            mg.nn.utils.clip_grad_norm_(params, 0.5)
+            opt.step()
+            schedule.step()
+            return loss
+
+        return train_step
+
+    rng = np.random.default_rng(5)
+    step = _assert_replays_match(make, [(3, 3)], [(rng.standard_normal((2, 3)),) for _ in range(8)])
+    (replay,) = step.records.values()
+    assert replay.confirmed
+
+
+def test_a_user_function_given_a_dict_is_confirmed_when_the_dict_is_the_same():
+    class Scale(mg.Function):
+        @staticmethod
+        def forward(ctx, x, options):
+            ctx.k = options["k"]
+            return x * ctx.k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.k, None
+
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = (Scale.apply(mg.ops.linear(x, W), {"k": 2.0}) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    step = _assert_replays_match(make, [(3, 3)], [(np.full((2, 3), float(k)),) for k in range(4)])
+    assert next(iter(step.records.values())).confirmed

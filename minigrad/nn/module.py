@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import engine
-from minigrad.engine import ArrayLike, Tensor
+from minigrad.engine import ArrayLike, Tensor, check_flag
 
 __all__ = ["Parameter", "Buffer", "Module"]
 
@@ -52,6 +52,11 @@ class Buffer(Tensor):
 
     def __repr__(self) -> str:
         return "Buffer" + super().__repr__()[len("Tensor"):]
+
+# How many times train() or eval() has changed some module's mode. A step recorded by mg.compile in one mode
+# would replay that mode's ops in the other (Dropout skipped, BatchNorm's batch statistics not used), so a
+# replay compares this count with its value when it was recorded, and records again if it moved.
+mode_changes = 0
 
 
 class Module:
@@ -130,10 +135,16 @@ class Module:
             engine._tape.on_call(self.zero_grad)
         for p in self.parameters():
             p.grad = None
+        if engine._tape is not None:
+            engine._tape.on_call_end()
 
     def train(self, mode: bool = True) -> Module:
-        """Put this module and its sub-modules in training mode; returns self."""
+        """Put this module and its sub-modules in training mode (evaluation mode if ``mode`` is False); returns self."""
+        global mode_changes
+        mode = check_flag("train", "mode", mode)
         for m in self.modules():
+            if m.training is not mode:
+                mode_changes += 1
             m.training = mode
         return self
 

@@ -54,10 +54,9 @@ def clip_grad_norm_(
     if engine._tape is not None:  # mg.compile is recording a step: replay this call too
         engine._tape.on_call(functools.partial(clip_grad_norm_, parameters, max_norm, norm_type, error_if_nonfinite))
     pairs = _with_grads(parameters, "clip_grad_norm_")
-    if not pairs:
-        return 0.0
     norms = [np.linalg.norm(np.ravel(g).astype(np.float64), ord=norm_type) for _, g in pairs]
-    total = float(np.linalg.norm(np.array(norms), ord=norm_type))  # the norm of the norms: the joint norm, in float64
+    # The norm of the norms: the joint norm, in float64 (0 when no parameter has a gradient).
+    total = float(np.linalg.norm(np.array(norms), ord=norm_type)) if pairs else 0.0
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(
             f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}, so it cannot be "
@@ -67,6 +66,8 @@ def clip_grad_norm_(
     if coef < 1 or math.isnan(coef):
         for p, g in pairs:
             p.grad = g * np.asarray(coef, dtype=g.dtype)  # a new array: .grad may be shared
+    if engine._tape is not None:
+        engine._tape.on_call_end()
     return total
 
 
@@ -79,3 +80,5 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
         engine._tape.on_call(functools.partial(clip_grad_value_, parameters, clip_value))
     for p, g in _with_grads(parameters, "clip_grad_value_"):
         p.grad = np.clip(g, -clip_value, clip_value)
+    if engine._tape is not None:
+        engine._tape.on_call_end()

@@ -99,6 +99,8 @@ class LRScheduler:
             engine._tape.on_call(self.step)
         self.last_epoch += 1
         self._apply(self.last_epoch)
+        if engine._tape is not None:
+            engine._tape.on_call_end()
 
     def get_last_lr(self) -> list[float]:
         """The rate the schedule last set, as a one-element list (PyTorch's, with one parameter group)."""

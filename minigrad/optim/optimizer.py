@@ -232,6 +232,8 @@ class Optimizer:
                 state["step"] = state.get("step", 0) + 1
                 update(p.data, g, state)
                 p._version = version
+        if engine._tape is not None:  # (mg.compile: what follows is the step's own code again)
+            engine._tape.on_call_end()
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
@@ -239,6 +241,8 @@ class Optimizer:
             engine._tape.on_call(self.zero_grad)
         for p in self.params:
             p.grad = None
+        if engine._tape is not None:
+            engine._tape.on_call_end()
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
