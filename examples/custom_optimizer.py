@@ -138,6 +138,9 @@ def main(quick: bool = False, out_dir: str | Path = FIGURES) -> dict[str, list[f
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three epochs instead of twenty")
-    parser.add_argument("--out", default=str(FIGURES), help="folder for the PNG (default: examples/figures)")
+    parser.add_argument(
+        "--out", help="folder for the PNG (default: examples/figures; with --quick, examples/figures/quick, "
+        "which git ignores, so the committed figures stay)"
+    )
     args = parser.parse_args()
-    main(quick=args.quick, out_dir=args.out)
+    main(quick=args.quick, out_dir=args.out or (FIGURES / "quick" if args.quick else FIGURES))

@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--lr-grid", type=_grid, default=lab.LR_GRID, metavar="LOW:HIGH:N",
                    help=f"the tuning grid, N log-spaced rates from LOW to HIGH inclusive "
                    f"(default: {lab.DEFAULT_GRID_TEXT})")
-    c.add_argument("--epochs", type=_int(0), default=d["epochs"], help="passes over the data (default: %(default)s)")
+    c.add_argument("--epochs", type=_int(1), default=d["epochs"], help="passes over the data (default: %(default)s)")
     c.add_argument("--batch-size", type=_int(1), default=d["batch_size"], help="(default: %(default)s)")
     c.add_argument("--seeds", type=_int(1), default=d["seeds"],
                    help="how many reported seeds, 0..N-1 (default: %(default)s)")
@@ -268,7 +268,7 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if result.errors:
         first = result.errors[0]
         _say(f"minigrad: {len(result.errors)} run(s) failed with status error (the others are saved); first: "
-             f"{first['optimizer']} on {first['dataset']}, seed {first['seed']}, lr {first['lr']:.3g}: "
+             f"{first['optimizer']} on {first['dataset']}, seed {first['seed']}, lr {first['lr']:g}: "
              f"{first['message']}")
         return 1
     return 0

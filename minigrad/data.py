@@ -30,6 +30,7 @@ start-up.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import os
 import zipfile
@@ -174,9 +175,20 @@ def load_raw(
     return X, y
 
 
+def _sklearn(module: str) -> Any:
+    """Import ``sklearn.<module>``, the lab's optional dependency, or raise an ImportError that says what to install."""
+    try:
+        return importlib.import_module(f"sklearn.{module}")
+    except ImportError as e:
+        raise ImportError(
+            f"minigrad.data needs scikit-learn for its datasets ({e}); install the lab's extras: "
+            "pip install 'minigrad[lab]'"
+        ) from e
+
+
 def _load_raw(name: str, n_samples: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's data set ``name`` as float64 features and int64 labels (float64 (n, 1) targets)."""
-    from sklearn import datasets  # the lab's optional dependency
+    datasets = _sklearn("datasets")
 
     if name == "moons":
         X, y = datasets.make_moons(n_samples=n_samples, noise=noise, random_state=seed)
@@ -211,7 +223,7 @@ def split(
     seed = _check_seed(seed, "split")
 
     def compute() -> tuple[np.ndarray, ...]:
-        from sklearn.model_selection import train_test_split
+        train_test_split = _sklearn("model_selection").train_test_split
 
         return tuple(train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y if stratify else None))
 

@@ -26,8 +26,10 @@ performance profiles), scaled to minutes on a laptop:
   the validation loss on the other 20%, averaged over the evaluation points
   (the area under the validation curve) and then over the tuning seeds. The
   lowest score wins, ties to the smaller rate; a diverged or failed run
-  scores inf, so it loses. A rate at either end of the grid is marked and
-  warned about. The test split is never used.
+  scores inf, so it loses. The reported runs use the winner to three
+  significant digits (10^-0.5 runs as 0.316), the rate the tables print and
+  the precision of :data:`DEFAULT_LRS`. A rate at either end of the grid is
+  marked and warned about. The test split is never used.
 - **Disjoint seeds.** The reported runs use seeds 0..N-1 (``--seeds N``);
   tuning uses seeds :data:`TUNE_SEED_BASE` + 0..T-1 (``--tune-seeds T``).
   A seed fixes the initial weights (``mg.manual_seed(seed)`` before the MLP is
@@ -74,6 +76,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
+import difflib
 import functools
 import gc
 import hashlib
@@ -186,6 +189,18 @@ def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
     if n == 1:
         return (float(low),)
     return tuple(float(x) for x in np.logspace(math.log10(low), math.log10(high), int(n)))
+
+
+def _did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """" (did you mean 'adam'?)" for the known name closest to ``name`` (case aside), or ""."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.75)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def _to_3_digits(lr: float) -> float:
+    """``lr`` rounded to three significant digits: how tables print a rate, and the rate tuned runs report."""
+    return float(f"{lr:.3g}")
 
 
 def parse_grid(text: str) -> tuple[float, ...]:
@@ -376,6 +391,13 @@ def fit(
         raise ValueError(f"fit: X_train has {len(X_train)} samples and y_train {len(y_train)}; need the same, >= 1")
     if X_test is not None and y_test is not None and len(X_test) != len(y_test):
         raise ValueError(f"fit: X_test has {len(X_test)} samples but y_test has {len(y_test)}")
+    owned = {id(p) for p in model.parameters()}
+    if not any(id(p) in owned for p in optimizer.params):
+        raise ValueError(
+            f"fit: the optimizer ({type(optimizer).__name__} of {len(optimizer.params)} parameters) updates none of "
+            f"the model's {len(owned)} parameters, so training would change nothing; build it on "
+            "model.parameters()"
+        )
     shuffler = None if seed is None else np.random.default_rng(seed)
 
     def record(epoch: int, seconds: float) -> dict[str, float]:
@@ -546,8 +568,9 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
         name, source, builtin = _call_text(class_name, kwargs), _call_text(head, kwargs), False
     else:
         raise LabError(
-            f"unknown optimizer {head!r}; known: {', '.join(BUILTIN_OPTIMIZERS)}, "
-            "or path/to/file.py:ClassName or package.module:ClassName, each optionally with (key=value, ...)"
+            f"unknown optimizer {head!r}{_did_you_mean(head, BUILTIN_OPTIMIZERS)}; known: "
+            f"{', '.join(BUILTIN_OPTIMIZERS)}, or path/to/file.py:ClassName or package.module:ClassName, each "
+            "optionally with (key=value, ...)"
         )
     try:  # build it once, so a constructor that cannot take these arguments fails now
         factory([nn.Parameter(np.zeros(2, dtype=np.float32))], lr=1e-3, **kwargs)
@@ -1071,7 +1094,8 @@ def _check_settings(
         raise LabError("no datasets given")
     for name in datasets:
         if name not in mgdata.DATASETS:
-            raise LabError(f"unknown dataset {name!r}; known datasets: {', '.join(mgdata.DATASETS)}")
+            raise LabError(f"unknown dataset {name!r}{_did_you_mean(name, mgdata.DATASETS)}; known datasets: "
+                           f"{', '.join(mgdata.DATASETS)}")
     if len(set(datasets)) != len(datasets):
         raise LabError(f"a dataset is listed twice: {', '.join(datasets)}")
     specs = [o if isinstance(o, OptimizerSpec) else resolve_optimizer(o) for o in optimizers]
@@ -1080,7 +1104,7 @@ def _check_settings(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
-    for what, value, low in (("epochs", epochs, 0), ("batch size", batch_size, 1), ("seeds", seeds, 1),
+    for what, value, low in (("epochs", epochs, 1), ("batch size", batch_size, 1), ("seeds", seeds, 1),
                              ("tune seeds", tune_seeds, 1), ("eval points", eval_points, 1)):
         _check_int(what, value, low)
     if seeds > TUNE_SEED_BASE:
@@ -1158,7 +1182,8 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
         run_path = os.path.join(out_dir, RUN_FILE)
         if resume:
             if not os.path.exists(run_path):
-                raise LabError(f"--resume: {out_dir!r} holds no run to resume (no {RUN_FILE})")
+                raise LabError(f"--resume: {out_dir!r} holds no run to resume (no {RUN_FILE}); run without --resume "
+                               "to start one there")
             try:
                 with open(run_path) as f:
                     stored = json.load(f)
@@ -1168,15 +1193,21 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
             if differ:
                 shown = "; ".join(f"{k}: stored {stored.get(k)!r}, now {run_info[k]!r}" for k in differ)
                 raise LabError(f"--resume: the settings differ from the stored run in {out_dir!r} ({shown}); "
-                               "repeat the original command with --resume, or use --overwrite")
+                               "repeat the original command with --resume, write this run elsewhere with "
+                               "--out DIR, or replace the stored one with --overwrite")
             for name in present:  # temporary files of a killed run: never moved into place, so never needed
                 if name.startswith(".") and name.endswith(".tmp"):
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(out_dir, name))
         elif present and not overwrite:
-            what = "a run" if RUN_FILE in present else f"{len(present)} other file(s)"
-            raise LabError(f"output directory {out_dir!r} already holds {what}: add --resume to continue it "
-                           "or --overwrite to start again")
+            if RUN_FILE in present:
+                raise LabError(f"output directory {out_dir!r} already holds a run: write this one elsewhere with "
+                               "--out DIR, add --resume to continue that run (same settings), or --overwrite to "
+                               "replace it")
+            shown = ", ".join(sorted(present)[:3]) + (", ..." if len(present) > 3 else "")
+            raise LabError(f"output directory {out_dir!r} already holds {len(present)} other file(s) ({shown}) and "
+                           "no run: choose an empty or new folder with --out DIR, or add --overwrite to write the "
+                           "run beside them (only the lab's own files are ever replaced)")
         elif overwrite:
             for name in _lab_files(present):
                 try:
@@ -1505,7 +1536,7 @@ def _sweep(
             left[group] -= 1
             if record["status"] == "error":
                 say(f"error: {record['optimizer']} on {record['dataset']}, seed {record['seed']}, "
-                    f"lr {record['lr']:.3g}: {record['message']}")
+                    f"lr {record['lr']:g}: {record['message']}")
             if left[group] == 0:
                 say(f"[{result.done_runs}/{result.total_runs}] {describe(*group)}")
             finished(record)
@@ -1535,7 +1566,9 @@ def _sweep(
                 result.rates[d, s.name] = DEFAULT_LRS[d][s.name]
             else:
                 best, _ = _best_rate(records, d, s.name, grid, tune_seeds)
-                result.rates[d, s.name] = math.nan if best is None else best
+                # The reported runs use the winner to three significant digits, as the tables print it and as
+                # DEFAULT_LRS stores the defaults: a tuned run that picks a documented rate gets its very rows.
+                result.rates[d, s.name] = math.nan if best is None else _to_3_digits(best)
                 if best is not None and len(grid) > 1 and best in (grid[0], grid[-1]):
                     result.warnings.append(_edge_warning(s.name, d, best, grid))
     report = [t for t in _tasks("report", datasets, specs, report_seeds, lambda d, s: [result.rates[d, s.name]], st)
@@ -1664,7 +1697,8 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
                 "runs": len(runs),
                 "metric": "accuracy" if mgdata.DATASETS[d] == "classification" else "r2",
                 "lr_source": result.procedure,
-                "lr_at_grid_edge": result.procedure == "tuned" and len(grid) > 1 and lr in (grid[0], grid[-1]),
+                "lr_at_grid_edge": result.procedure == "tuned" and len(grid) > 1
+                and lr in (_to_3_digits(grid[0]), _to_3_digits(grid[-1])),
                 "seconds_mean": float(np.mean([r["seconds"][-1] for r in runs])) if runs else math.nan,
             })
     result.verdict = verdicts(problems) if len(specs) > 1 else []
@@ -1750,7 +1784,7 @@ def _plot_dataset(dataset: str, runs: Sequence[Mapping[str, Any]], settings: Map
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, low, high = np.nanmean(loss, 0), np.nanmin(loss, 0), np.nanmax(loss, 0)
         lr = rates.get(name, math.nan)
-        ax.plot(steps, mean, color=colour_for(name), label=f"{name} (lr {lr:.3g})", **_style(i))
+        ax.plot(steps, mean, color=colour_for(name), label=f"{name} (lr {lr:g})", **_style(i))
         ax.fill_between(steps, low, high, color=colour_for(name), alpha=0.15, linewidth=0)
     ax.axhline(settings["targets"][dataset], color="gray", linestyle=":", linewidth=1, label="target")
     ax.set_yscale("log")
@@ -1960,7 +1994,7 @@ def choose_defaults(
     st = DEFAULT_SETTINGS
     result = compare(datasets, specs, "tune", epochs=st["epochs"], batch_size=st["batch_size"], hidden=st["hidden"],
                      seeds=1, target=1.0, out_dir=None, jobs=jobs, progress=progress, plots=False)
-    rates = {d: {s.name: float(f"{result.rates[d, s.name]:.3g}") for s in specs} for d in datasets}
+    rates = {d: {s.name: _to_3_digits(result.rates[d, s.name]) for s in specs} for d in datasets}
     # The halfway losses: the default run's optimizers at the rounded rates, on the tuning split, as
     # trainings of their own, so they run in parallel with jobs > 1 like the tuning.
     settings = {**st, "eval_points": DEFAULTS["eval_points"], "schedule": "none", "clip_grad_norm": None}
@@ -2054,7 +2088,7 @@ def format_table(result: Comparison) -> str:
             failed = "no rate worked in tuning (all diverged or failed)"
             table.append([s["dataset"], f"{s['target']:g}", s["optimizer"], "-", failed, "-", "-"])
             continue
-        lr = f"{s['lr']:.3g}" + ("!" if s["lr_at_grid_edge"] else "")
+        lr = f"{s['lr']:g}" + ("!" if s["lr_at_grid_edge"] else "")
         reach = f"{_steps(s['steps_to_target_median'])} [{_steps(s['steps_to_target_ci_low'])}-" \
                 f"{_steps(s['steps_to_target_ci_high'])}]"
         if bad == runs:

@@ -124,7 +124,7 @@ def test_split_list_keeps_arguments_together():
         (["--lr", "sgd=0.1"], "give a rate for every optimizer"),
         (["--lr-grid", "10:1:3"], "argument --lr-grid"),
         (["--lr-grid", "1e-5:10"], "argument --lr-grid: expected LOW:HIGH:N"),
-        (["--epochs", "-1"], "argument --epochs: must be >= 0, got -1"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
         (["--epochs", "ten"], "argument --epochs: expected an integer"),
         (["--batch-size", "0"], "argument --batch-size: must be >= 1"),
         (["--seeds", "0"], "argument --seeds: must be >= 1"),

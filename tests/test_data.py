@@ -239,3 +239,12 @@ def test_the_dataset_cache_is_keyed_by_the_code_that_computed_it(tmp_path, monke
     again = data.load_raw("iris")
     assert len(list(tmp_path.glob("*.npz"))) == 2  # not the old file: computed and stored anew
     assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again))
+
+
+def test_without_scikit_learn_the_datasets_say_what_to_install(monkeypatch):
+    import sys
+
+    for name in ("sklearn", "sklearn.datasets"):  # as if it were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError, match=r"needs scikit-learn .*pip install 'minigrad\[lab\]'"):
+        data._load_raw("iris", 0, 0.0, 0)

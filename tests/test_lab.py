@@ -93,6 +93,30 @@ def test_fit_rejects_bad_arguments(iris, kwargs, message):
         lab.fit(model, nn.cross_entropy, optim.SGD(model.parameters(), lr=0.1), X_train, y_train, **kwargs)
 
 
+def test_fit_refuses_an_optimizer_of_another_models_parameters(iris):
+    """Training would change nothing, silently: the model's weights stay as they are."""
+    X_train, _, y_train, _ = iris
+    model, other = nn.MLP([4, 3]), nn.MLP([4, 3])
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"fit: the optimizer \(SGD of 2 parameters\) updates none of the model's 2 "
+                                         r"parameters.*model.parameters\(\)"):
+        lab.fit(model, nn.cross_entropy, optim.SGD(other.parameters(), lr=0.1), X_train, y_train, epochs=1)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+    last = nn.MLP([4, 8, 3])  # an optimizer of some of them (the last layer only) is fine
+    history = lab.fit(last, nn.cross_entropy, optim.SGD(last.layers[-1].parameters(), lr=0.1), X_train, y_train,
+                      epochs=2)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_a_misspelt_name_gets_the_closest_known_one():
+    with pytest.raises(lab.LabError, match=r"unknown optimizer 'Adam' \(did you mean 'adam'\?\)"):
+        lab.compare(["iris"], ["Adam"], "tune", out_dir=None, **TINY)
+    with pytest.raises(lab.LabError, match=r"unknown dataset 'Digits' \(did you mean 'digits'\?\)"):
+        lab.compare(["Digits"], ["adam"], "tune", out_dir=None, **TINY)
+    with pytest.raises(lab.LabError, match=r"unknown optimizer 'xyz'; known"):  # nothing close: no guess
+        lab.compare(["iris"], ["xyz"], "tune", out_dir=None, **TINY)
+
+
 def test_metrics_by_hand():
     logits = np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0], [0.0, 1.0]])
     assert lab.accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
@@ -277,7 +301,22 @@ def test_tuning_and_reporting_seeds_never_overlap(tmp_path):
     scores = {}
     for r in read_csv(tmp_path / "tuning.csv"):
         scores.setdefault(float(r["lr"]), []).append(float(r["score"]))
-    assert result.rates["iris", "sgd"] == min(scores, key=lambda lr: np.mean(scores[lr]))
+    best = min(scores, key=lambda lr: np.mean(scores[lr]))
+    assert result.rates["iris", "sgd"] == best
+
+
+def test_the_reported_runs_use_the_tuned_rate_as_the_table_prints_it(tmp_path):
+    """Grid points such as 10^-0.5 are reported and run as 0.316, the value DEFAULT_LRS would hold."""
+    grid = lab.log_grid(0.01, 1.0, 5)
+    assert grid[1] == pytest.approx(10**-1.5) and grid[1] != 0.0316
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=grid, out_dir=tmp_path, **TINY)
+    scores = {}
+    for r in read_csv(tmp_path / "tuning.csv"):
+        scores.setdefault(float(r["lr"]), []).append(float(r["score"]))
+    best = min(scores, key=lambda lr: np.mean(scores[lr]))
+    assert result.rates["iris", "sgd"] == float(f"{best:.3g}")
+    assert {float(r["lr"]) for r in read_csv(tmp_path / "results.csv")} == {float(f"{best:.3g}")}
+    assert f"{float(f'{best:.3g}'):g}" in lab.format_table(result)
 
 
 def test_a_rate_at_the_grids_edge_is_flagged():
@@ -498,7 +537,7 @@ def test_train_run_records_the_true_losses_and_a_failing_optimizer(iris):
         ({"lrs": {"adam": 0.1}}, "not among the optimizers"),
         ({"lrs": {"sgd": -0.1}}, "must be a positive number"),
         ({"lrs": "auto"}, "lrs must be 'tune'"),
-        ({"epochs": -1}, "epochs must be an integer >= 0"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"seeds": 0}, "seeds must be an integer >= 1"),
         ({"tune_seeds": 0}, "tune seeds must be an integer >= 1"),
         ({"hidden": (8, 0)}, "hidden sizes must be positive"),

@@ -133,12 +133,14 @@ def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path, capsys
     (out / "notes.txt").write_text("mine")
     assert cli.main([*SMALL, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "already holds 1 other file(s)" in err and "--resume" in err and "--overwrite" in err
+    assert "already holds 1 other file(s) (notes.txt) and no run: choose an empty or new folder with --out DIR" in err
+    assert "--overwrite" in err
     assert sorted(os.listdir(out)) == [".lock", "notes.txt"]
     assert cli.main([*SMALL, "--datasets", "wine", "--out", str(out), "--overwrite"]) == 0
     assert (out / "wine.png").exists()
     assert cli.main([*SMALL, "--out", str(out)]) == 2
-    assert "already holds a run: add --resume to continue it or --overwrite to start again" in capsys.readouterr().err
+    assert ("already holds a run: write this one elsewhere with --out DIR, add --resume to continue that run "
+            "(same settings), or --overwrite to replace it") in capsys.readouterr().err
     assert cli.main([*SMALL, "--out", str(out), "--overwrite"]) == 0
     assert (out / "iris.png").exists() and not (out / "wine.png").exists()  # the old run's plot is gone
     assert (out / "notes.txt").read_text() == "mine"  # files that are not the lab's stay

@@ -590,8 +590,11 @@ def test_cross_entropy_refuses_a_target_length_that_does_not_match_the_batch() -
         nn.cross_entropy(mg.Tensor(np.zeros((4, 5))), np.array([0, 1, 2]))
     message = str(info.value)
     assert "(3,)" in message and re.search(r"\(4\b", message), message
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"targets must have shape \(4,\) to match the batch, got \(4, 1\); "
+                                         r"flatten them with y.ravel\(\)"):  # a column of labels
         nn.cross_entropy(mg.Tensor(np.zeros((4, 5))), np.zeros((4, 1), dtype=int))
+    with pytest.raises(ValueError, match=r"got \(3,\)$"):  # no hint where flattening would not help
+        nn.cross_entropy(mg.Tensor(np.zeros((4, 5))), np.array([0, 1, 2]))
 
 
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 4), ()])

@@ -30,7 +30,8 @@ def _class_indices(targets: ArrayLike, n: int, n_classes: int, op: str) -> np.nd
     """Check that targets are n integer class indices in [0, n_classes)."""
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if t.ndim != 1 or t.shape[0] != n:
-        raise ValueError(f"{op}: targets must have shape ({n},) to match the batch, got {t.shape}")
+        hint = "; flatten them with y.ravel()" if t.size == n and t.ndim > 1 else ""  # a column (n, 1), say
+        raise ValueError(f"{op}: targets must have shape ({n},) to match the batch, got {t.shape}{hint}")
     if t.dtype.kind == "f":
         bad = t[~np.isfinite(t) | (t != np.round(t)) | (t < 0) | (t >= n_classes)]
         if bad.size:
