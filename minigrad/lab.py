@@ -49,7 +49,7 @@ performance profiles), scaled to minutes on a laptop:
 - **Uncertainty.** Per dataset and optimizer: the median steps to target
   over seeds with a percentile bootstrap 95% interval
   (:func:`bootstrap_median_ci`), the final train loss and the test metric as
-  mean ± std over the runs that did not diverge.
+  mean ± std (the population's, ddof 0) over the runs that did not diverge.
 - **Verdict.** One line per optimizer against plain SGD (:func:`verdicts`):
   the median over (dataset, seed) problems of its steps over SGD's, with a
   bootstrap 95% interval over problems, and on how many datasets its median
@@ -575,8 +575,9 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
     try:  # build it once, so a constructor that cannot take these arguments fails now
         factory([nn.Parameter(np.zeros(2, dtype=np.float32))], lr=1e-3, **kwargs)
     except (Exception, SystemExit) as e:  # the user's class or arguments
-        raise LabError(f"optimizer {spec.strip()!r}: {_call_text(name.split('(')[0], {'lr': 0.001, **kwargs})} "
-                       f"failed: {type(e).__name__}: {e}") from None
+        trial = _call_text(name.split("(")[0], {"lr": 0.001, **kwargs})
+        raise LabError(f"optimizer {spec.strip()!r}: building it as {trial} (a trial rate; the lab sets the rate "
+                       f"itself) failed: {type(e).__name__}: {e}") from None
 
     def make(params: list[nn.Parameter], lr: float) -> optim.Optimizer:
         return factory(params, lr=lr, **kwargs)
@@ -1784,7 +1785,9 @@ def _plot_dataset(dataset: str, runs: Sequence[Mapping[str, Any]], settings: Map
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, low, high = np.nanmean(loss, 0), np.nanmin(loss, 0), np.nanmax(loss, 0)
         lr = rates.get(name, math.nan)
-        ax.plot(steps, mean, color=colour_for(name), label=f"{name} (lr {lr:g})", **_style(i))
+        # A long name (a plug-in with arguments) takes two lines, so the legend stays inside the figure.
+        label = f"{name}\n(lr {lr:g})" if len(name) > 14 else f"{name} (lr {lr:g})"
+        ax.plot(steps, mean, color=colour_for(name), label=label, **_style(i))
         ax.fill_between(steps, low, high, color=colour_for(name), alpha=0.15, linewidth=0)
     ax.axhline(settings["targets"][dataset], color="gray", linestyle=":", linewidth=1, label="target")
     ax.set_yscale("log")
@@ -2117,7 +2120,7 @@ def format_table(result: Comparison) -> str:
         "",
         "steps to target: median over seeds of the first evaluated step with train loss <= the target "
         "(never: missed), bootstrap 95% interval;",
-        "final train loss and test metric: mean ± std over the seeds that did not diverge.",
+        "final train loss and test metric: mean ± std (population, ddof 0) over the seeds that did not diverge.",
     ]
     if any(s["lr_at_grid_edge"] for s in result.summary):
         notes.append("! the rate is at an end of the grid.")

@@ -228,7 +228,8 @@ def test_plugin_by_path_and_by_module(tmp_path, plugin_source, monkeypatch):
         ("{file}:np", "is not a subclass of minigrad.optim.Optimizer"),
         ("{broken}:X", "importing .* failed: ZeroDivisionError"),
         ("no_such_module_xyz:X", "cannot import module 'no_such_module_xyz'"),
-        ("{nolr}:NoLR", r"NoLR\(lr=0.001\) failed: TypeError"),
+        ("{nolr}:NoLR", r"building it as NoLR\(lr=0.001\) \(a trial rate; the lab sets the rate itself\) "
+                        r"failed: TypeError"),
     ],
 )
 def test_bad_plugins(tmp_path, plugin_source, spec, message):
