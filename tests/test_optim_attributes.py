@@ -368,3 +368,25 @@ def test_each_state_dict_round_trips_through_a_file(cls: type[Optimizer], tmp_pa
         assert set(mine) == set(theirs)
         for key in mine:
             assert np.array_equal(mine[key], theirs[key]) and type(theirs[key]) is type(mine[key])
+
+
+def test_a_constructor_check_that_fails_names_the_class():
+    """check_number names the argument; the class's name is added once, for built-ins and subclasses alike."""
+    p = [mg.nn.Parameter(np.zeros(2))]
+    with pytest.raises(ValueError, match=r"^SGD: invalid lr: expected a number >= 0, got -1$"):
+        mg.optim.SGD(p, lr=-1)
+    with pytest.raises(TypeError, match=r"^Adam: invalid betas: expected a pair"):
+        mg.optim.Adam(p, betas=0.9)
+    with pytest.raises(ValueError, match=r"^StepLR: invalid step_size"):
+        mg.optim.lr_scheduler.StepLR(mg.optim.SGD(p, lr=0.1), step_size=0)
+
+    class Mine(mg.optim.SGD):
+        pass
+
+    with pytest.raises(ValueError, match=r"^Mine: invalid momentum"):
+        Mine(p, lr=0.1, momentum=-1)
+    opt = mg.optim.SGD(p, lr=0.1)
+    with pytest.raises(ValueError, match=r"^SGD.lr = -1: invalid lr"):  # an assignment names it once, its own way
+        opt.lr = -1
+    with pytest.raises(ValueError, match=r"^SGD: got an empty parameter list$"):  # already named: unchanged
+        mg.optim.SGD([], lr=0.1)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import engine
-from minigrad.optim.optimizer import Optimizer, check_flag, check_number
+from minigrad.optim.optimizer import Optimizer, _NamedChecks, check_flag, check_number
 
 __all__ = [
     "LRScheduler",
@@ -63,7 +63,7 @@ def _check_count(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
-class LRScheduler:
+class LRScheduler(metaclass=_NamedChecks):
     """Base class: a closed-form rate ``lr_at(t)`` of the step count ``t``, applied to ``optimizer.lr``.
 
     A subclass stores and checks its settings, then calls

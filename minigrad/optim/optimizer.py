@@ -95,7 +95,24 @@ class _Checking:
 _CHECKING = _Checking()
 
 
-class Optimizer:
+class _NamedChecks(type):
+    """The metaclass of Optimizer and LRScheduler: a failed constructor check names the class (``SGD: invalid lr``).
+
+    ``check_number`` and ``check_flag`` name only the argument, since the same
+    checks serve every optimizer; the class is added here, once, for the
+    built-ins and for every subclass a user writes.
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            if str(e).startswith("invalid "):
+                raise type(e)(f"{cls.__name__}: {e}") from None
+            raise
+
+
+class Optimizer(metaclass=_NamedChecks):
     """Base class: holds the parameters, their state, the step count and the hyperparameters.
 
     A subclass calls ``super().__init__(params, **hyperparameters)`` after
@@ -184,13 +201,14 @@ class Optimizer:
         construction and then only when a value is refused.)
         """
         cls = type(self)
-        probe = cls.__new__(cls)
+        probe: Optimizer | None = cls.__new__(cls)
         try:
-            probe.__init__(_CHECKING, **hyperparameters)  # type: ignore[misc]
+            probe.__init__(_CHECKING, **hyperparameters)  # type: ignore[misc, union-attr]
         except Exception:
-            return cls(self.params, **hyperparameters).hyperparameters
-        if "_hyperparameter_names" not in probe.__dict__:  # a constructor that never reached Optimizer.__init__
-            return cls(self.params, **hyperparameters).hyperparameters
+            probe = None
+        if probe is None or "_hyperparameter_names" not in probe.__dict__:  # refused, or never reached __init__
+            probe = cls.__new__(cls)  # (not cls(...): the assignment's message names the class itself)
+            probe.__init__(self.params, **hyperparameters)  # type: ignore[misc]
         return probe.hyperparameters
 
     def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
