@@ -825,14 +825,19 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(key)
 
 
+class _Unreplayable(RuntimeError):
+    """A replay met what its record cannot do (a gradient or a shape it never saw); the record is dropped."""
+
+
 def _missing_backward(i: int, m: int, name: str) -> None:
     """Raise: op ``i`` gave op ``m`` a gradient in a replay, but none when the step was recorded."""
-    raise RuntimeError(
+    raise _Unreplayable(
         f"compile: in this replay the backward of op {i} ({name}) returned a gradient for op {m}, which got none "
         f"when the step was recorded, so the record has no backward for op {m} and the gradients below it would "
         "be missing. A backward that returns None depending on the data cannot be replayed from such a record: "
         "run this step without mg.compile. (This call stopped in its backward pass: some .grad may hold part "
-        "of its gradients, and its optimizer step did not run.)"
+        "of its gradients, and its optimizer step did not run. The record is dropped: the next call records "
+        "the step again.)"
     )
 
 
@@ -865,11 +870,12 @@ def _holds_array(value: Any, kind: type | tuple[type, ...] = (np.ndarray, Tensor
 
 def _other_shape(i: int, name: str, recorded: tuple[int, ...], got: tuple[int, ...]) -> None:
     """Raise: op ``i`` made an output of another shape than when recorded (a shape that depends on the data)."""
-    raise RuntimeError(
+    raise _Unreplayable(
         f"compile: in this replay op {i} ({name}) made an output of shape {got}, but {recorded} when the step was "
         "recorded, with arguments of the same shapes: its shape depends on the data (a boolean mask, say), and "
         "the arrays the replay keeps have the recorded shapes. Run this step without mg.compile. (This call "
-        "stopped in its forward pass; its optimizer step did not run.)"
+        "stopped in its forward pass; its optimizer step did not run. The record is dropped: the next call "
+        "records the step again.)"
     )
 
 
@@ -986,7 +992,11 @@ class CompiledStep:
         if replay is not None and not replay.confirmed and replay.namespace["modes"] != nn_module.mode_changes:
             replay = None  # train() or eval() since the first record: this call is a first record again
         if replay is not None and replay.confirmed:
-            result = replay.run(*args)
+            try:
+                result = replay.run(*args)
+            except _Unreplayable:
+                del self.records[key]  # so the step can go on (eagerly, then recorded anew) if the caller goes on
+                raise
             if result is not _written_out.STALE:
                 return result
             del self.records[key]  # a parameter was given a new array since the record: record again

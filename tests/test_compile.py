@@ -855,8 +855,11 @@ def test_a_gradient_the_record_never_saw_raises_instead_of_being_dropped():
     step(mg.Tensor(-x))
     step(mg.Tensor(-2 * x))
     with pytest.raises(RuntimeError, match=r"returned a gradient for op \d+, which got none when the step was "
-                                           r"recorded.*run this step without mg.compile"):
+                                           r"recorded.*run this step without mg.compile.*The record is dropped"):
         step(mg.Tensor(x))
+    assert not step.records  # the next call records the step again (with the gate open), so a loop can go on
+    step(mg.Tensor(x))
+    assert len(step.records) == 1 and not next(iter(step.records.values())).confirmed
 
 
 def _index_step(params):
@@ -943,6 +946,7 @@ def test_an_output_shape_that_depends_on_the_data_raises_in_a_replay():
     with pytest.raises(RuntimeError, match=r"op 1 \(getitem\) made an output of shape \(1, 2\), but \(2, 2\) when "
                                            r"the step was recorded.*depends on the data"):
         step(mg.Tensor(x), np.array([True, False, False, False]))
+    assert not step.records  # dropped: the next call records again
 
 
 def test_train_and_eval_make_the_step_record_again():
