@@ -44,9 +44,10 @@ The rules, since only the record is replayed:
   code, as in ``2 * x``). Dropout's mask is such an array, and BatchNorm1d
   in training mode updates its running statistics outside the ops: both are
   refused while recording. Freezing or unfreezing a parameter, giving it a
-  new array, or a module's ``train()``/``eval()`` makes the next call record
-  again. An op whose output shape depends on the data (``x[mask]``) raises
-  in a replay that gives it another shape.
+  new array, or a module whose mode the step read (Dropout, BatchNorm1d)
+  being in another mode makes the next call record again. An op whose
+  output shape depends on the data (``x[mask]``) raises in a replay that
+  gives it another shape.
 - Other Python in the step (printing, ``loss.item()``) runs only while
   recording (the first two calls). A number it computes from the data and
   passes to an op (``loss * loss.item()``) would be frozen into the replay,
@@ -55,9 +56,11 @@ The rules, since only the record is replayed:
   else and raises (after running eagerly, so its own results are right);
   use tensor ops instead (``loss * loss.detach()``). The second call also
   checks that the step's own Python changed no parameter's values or
-  ``.grad`` and no optimizer hyperparameter between minigrad's calls
-  (``W.data -= lr * W.grad``, ``W.grad *= 0.5`` or ``opt.lr = ...`` in the
-  step raise), since a replay would skip it. What two calls cannot show is
+  ``.grad``, no optimizer hyperparameter and no argument between minigrad's
+  calls (``W.data -= lr * W.grad``, ``W.grad *= 0.5``, ``opt.lr = ...`` or
+  ``x.data /= 4`` in the step raise), and no other parameter or buffer at
+  all (an average of the weights kept in the step raises), since a replay
+  would skip it. What two calls cannot show is
   frozen unnoticed: a value or branch that comes out the same on both
   (a rounded number, ``if math.isfinite(loss.item())`` on two finite
   losses), a counter (``opt.step()`` on every third call), a global changed
@@ -66,7 +69,9 @@ The rules, since only the record is replayed:
   for some data is replayed from the record in which gradients reached
   furthest; a replay in which one reaches a node that got none in either
   record raises. What minigrad itself does to a step is replayed: the
-  optimizer's ``zero_grad()`` and ``step()``, the model's ``zero_grad()``,
+  optimizer's ``zero_grad()`` and ``step()`` (``Optimizer.step`` itself, so
+  a subclass's ``step()`` around ``super().step()`` is seen as it runs;
+  what such a step changes itself raises), the model's ``zero_grad()``,
   a learning-rate scheduler's ``step()``, and ``clip_grad_norm_`` and
   ``clip_grad_value_`` (with the same arguments).
 - Hooks, ``retain_graph``, ``create_graph`` and ``mg.autograd.grad`` are
@@ -82,20 +87,20 @@ from __future__ import annotations
 
 import builtins
 import functools
+import gc
 import inspect
 import keyword
 import linecache
 import math
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from minigrad import _written_out, engine, ops
 from minigrad.engine import Function, Tensor, _accumulate
-from minigrad.nn import module as nn_module
 from minigrad.nn.losses import _class_indices
 from minigrad.nn.module import Buffer, Parameter
 from minigrad.optim.lr_scheduler import LRScheduler
@@ -126,10 +131,21 @@ class _Recorder:
     def __init__(self, args: tuple[Any, ...], watch: tuple[list[Tensor], list[Optimizer]] | None = None) -> None:
         self.watch = watch
         self.violation: str | None = None
+        # The arguments' arrays, by position: a replay reads them as they were passed, so the step may not change them.
+        self._arg_arrays = [(k, a.data if isinstance(a, Tensor) else a) for k, a in enumerate(args)
+                            if isinstance(a, (Tensor, np.ndarray))]
         if watch is not None:
             self._after = "the start of the step"  # the last event, and what it may change
             self._may_change: frozenset[str] = frozenset()
             self._state = self._snapshot()
+            # Every other parameter and buffer that exists (a model's average, a target network): no event of
+            # the step may change them, so they are compared once, at its end. (gc finds the deep copies too.)
+            watched = {id(p) for p in watch[0]}
+            self._others = [(t, t.data, t.data.copy()) for t in gc.get_objects()
+                            if isinstance(t, (Parameter, Buffer)) and id(t) not in watched]
+        self._depth = 0  # how many minigrad calls (opt.step(), clipping, ...) are running: only the outermost counts
+        #: The modules whose mode the step read (Dropout, BatchNorm1d), with the mode it read first.
+        self.modes: dict[int, tuple[Any, bool]] = {}
         self.events: list[tuple[Any, ...]] = []
         self.arg_arrays: dict[int, int] = {}  # id(array) -> position of the step argument holding it
         self.arg_tensors: dict[int, int] = {}  # id(Tensor) -> position, for gradients of Tensor arguments
@@ -166,9 +182,13 @@ class _Recorder:
                 return ARG, self.arg_arrays[id(value)]
             if id(value) in self.outputs:
                 return OUT, self.outputs[id(value)]
+            hint = ""
+            if op == "getitem":  # an index: np.arange(n) in logp[np.arange(n), y], or a Tensor index, cast
+                hint = ("; an index such as np.arange(n) can also be written range(n), and a Tensor index is cast "
+                        "to a new integer array, so pass an integer numpy array instead")
             raise RuntimeError(
                 f"compile: argument {i} of {op} (an array of shape {value.shape}) was made inside the step; "
-                "pass it to the step as an argument (or run the step without mg.compile)"
+                f"pass it to the step as an argument (or run the step without mg.compile){hint}"
             )
         if isinstance(value, (tuple, list, dict)) and _holds_array(value):
             # An index such as x[rows, y]: each array in it comes from where an array passed alone may come
@@ -185,12 +205,12 @@ class _Recorder:
 
     # -- what the step's own Python changed between events -------------------
 
-    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
-        """Copies of the watched parameters' arrays and gradients, and the optimizers' hyperparameters."""
+    def _snapshot(self) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], list[Any]]:
+        """Copies of the watched parameters' arrays and gradients, the optimizers' hyperparameters and the arguments."""
         assert self.watch is not None
         params, optimizers = self.watch
         tensors = [(p.data, p.data.copy(), p.grad, None if p.grad is None else p.grad.copy()) for p in params]
-        return tensors, [opt.hyperparameters for opt in optimizers]
+        return tensors, [opt.hyperparameters for opt in optimizers], [a.copy() for _, a in self._arg_arrays]
 
     def check(self, event: str, may_change: frozenset[str] = frozenset()) -> None:
         """Before ``event``: compare with the snapshot taken after the last event; then take a new one."""
@@ -198,9 +218,18 @@ class _Recorder:
             return
         if self.violation is None:
             params, optimizers = self.watch
-            tensors, hypers = self._state
+            tensors, hypers, arg_values = self._state
             allowed = self._may_change
+            for (k, a), before in zip(self._arg_arrays, arg_values):
+                if not _same(a, before):
+                    self.violation = (
+                        f"between {self._after} and {event}, the step's code changed argument {k} in place "
+                        "(a replay reads the array as it was passed)"
+                    )
+                    break
             for p, (data, values, grad, grad_values) in zip(params, tensors):
+                if self.violation is not None:
+                    break
                 what = None
                 data_changed = p.data is not data or not _same(p.data, values)
                 grad_changed = p.grad is not grad or (grad is not None and not _same(grad, grad_values))
@@ -227,8 +256,29 @@ class _Recorder:
 
     # -- the engine's calls --------------------------------------------------
 
+    def finish(self) -> None:
+        """At the end of the step: the last check, and the parameters and buffers no event may change."""
+        self.check("the end of the step")
+        if self.watch is None or self.violation is not None:
+            return
+        for t, data, values in self._others:
+            if t.data is not data or not _same(t.data, values):
+                kind = "parameter" if isinstance(t, Parameter) else "buffer"
+                self.violation = (
+                    f"during the step, its code changed the values of a {kind} of shape {values.shape} that none "
+                    "of its ops reads and none of its optimizers updates (an average of the weights, say)"
+                )
+                return
+
+    def on_mode(self, module: Any) -> None:
+        self.modes.setdefault(id(module), (module, module._training))
+
+    def before_forward(self, cls: type[Function]) -> None:
+        # What the op's forward changes in place (a buffer) is redone by the replay, which calls it too.
+        self.check(f"the op {cls.name}", frozenset({"data"}))
+
     def on_forward(self, cls: type[Function], ctx: Any, args: tuple[Any, ...], out: Tensor, needs: list[bool]) -> None:
-        self.check(f"the op {cls.name}")
+        self.check(f"the end of the op {cls.name}")
         sources = tuple(self.source(a, cls.name, i) for i, a in enumerate(args))
         index = len(self.events)
         info = tuple(
@@ -282,6 +332,9 @@ class _Recorder:
         self.check("the end of backward()")
 
     def on_call(self, method: Callable[[], None]) -> None:
+        self._depth += 1
+        if self._depth > 1:  # inside another call (an optimizer wrapping another): the outer one is replayed
+            return
         owner = getattr(method, "__self__", None)
         name = getattr(getattr(method, "func", method), "__qualname__", repr(method))
         if isinstance(owner, Optimizer) and method.__name__ == "step":
@@ -295,7 +348,9 @@ class _Recorder:
         self.events.append(("call", method))
 
     def on_call_end(self) -> None:
-        self.check(f"the end of {self._call}()")
+        self._depth -= 1
+        if self._depth == 0:
+            self.check(f"the end of {self._call}()")
 
 
 class _Replay:
@@ -333,6 +388,7 @@ class _Replay:
         args: tuple[Any, ...],
         grad_mode: bool,
         shared: tuple[list[np.ndarray], dict[Any, int]] | None = None,
+        modes: Iterable[tuple[Any, bool]] = (),
     ) -> None:
         #: The globals of the generated function: helpers, then what the record refers to.
         self.namespace: dict[str, Any] = {
@@ -351,11 +407,10 @@ class _Replay:
             "STALE": _written_out.STALE,
             "missing_backward": _missing_backward,
             "other_shape": _other_shape,
-            "nn_module": nn_module,
-            "modes": nn_module.mode_changes,  # train()/eval() changes when recorded (updated when confirmed)
         }
         self._names: dict[int, str] = {}  # id(object in the namespace) -> its name there
         self._events = events
+        self._modes = list(modes)  # (module, the mode its forward read when recorded)
         #: Whether a second call recorded the same step: only then is this record replayed.
         self.confirmed = False
         forwards = [k for k, e in enumerate(events) if e[0] == "forward"]
@@ -394,10 +449,11 @@ class _Replay:
         # A hook registered since the record would be skipped by the replay: record again (which refuses it).
         changed += [f"{p}._hooks" for p in sorted(self._trained)]
         changed += [f"t{k}._hooks" for k, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
-        # A module's train()/eval() since the record: its ops may be others (Dropout): record again.
-        changed.append("nn_module.mode_changes != modes")
-        lines.append(f"    if {' or '.join(changed)}:")
-        lines.append("        return STALE  # a new array, (un)freezing, hooks, train()/eval(): record again")
+        # A module in another mode than when recorded (Dropout, BatchNorm1d): its ops may be others: record again.
+        changed += [f"{self._bind(m, 'm')}._training is not {mode}" for m, mode in self._modes]
+        if changed:
+            lines.append(f"    if {' or '.join(changed)}:")
+            lines.append("        return STALE  # a new array, (un)freezing, hooks, another mode: record again")
         lines += [f"    x{k} = t{k}.data" for k in sorted(self._used_args) if isinstance(args[k], Tensor)]
         lines.append("    engine._state.grad_enabled = False  # ops run with recording off, as in the eager walk")
         lines.append("    try:")
@@ -427,9 +483,8 @@ class _Replay:
         for k, event in enumerate(self._events):
             if event[0] == "forward":
                 last.setdefault(self._op[k], k)
-                for src, where in event[2]:
-                    if src == OUT:
-                        last[self._op[where]] = k
+                for m in _out_reads(event[2]):
+                    last[self._op[m]] = k
         frees: dict[int, list[int]] = {}
         for i, k in last.items():
             if i not in kept:
@@ -861,6 +916,17 @@ def _watched(events: list[tuple[Any, ...]]) -> tuple[list[Tensor], list[Optimize
     return list(params.values()), list(optimizers.values())
 
 
+def _out_reads(sources: Any) -> list[int]:
+    """The forward events whose outputs ``sources`` read, inside tuples and lists (PACK) too."""
+    found: list[int] = []
+    for src, where in sources:
+        if src == OUT:
+            found.append(where)
+        elif src == PACK:
+            found += _out_reads(where[1])
+    return found
+
+
 def _holds_array(value: Any, kind: type | tuple[type, ...] = (np.ndarray, Tensor)) -> bool:
     """Whether ``value`` (a tuple, list or dict, at any depth) holds an array or a Tensor (or ``kind``)."""
     if isinstance(value, dict):
@@ -989,8 +1055,6 @@ class CompiledStep:
         """
         key = _signature(args)
         replay = self.records.get(key)
-        if replay is not None and not replay.confirmed and replay.namespace["modes"] != nn_module.mode_changes:
-            replay = None  # train() or eval() since the first record: this call is a first record again
         if replay is not None and replay.confirmed:
             try:
                 result = replay.run(*args)
@@ -1010,9 +1074,10 @@ class CompiledStep:
             result = self.step(*args)
         finally:
             engine._tape = None
-        recorder.check("the end of the step")
+        recorder.finish()
         if replay is None:
-            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
+            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
+                                        recorder.modes.values())
             return result
         # The second record of these shapes: the same step, or no replay at all.
         del self.records[key]
@@ -1036,9 +1101,9 @@ class CompiledStep:
         # The two may differ in which nodes a gradient reached (a backward that returned None): keep the one
         # in which more did, since a replay can skip a backward its record has but cannot run one it lacks.
         if _backwards(recorder.events) > _backwards(replay._events):
-            replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared)
+            replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
+                             recorder.modes.values())
         replay.confirmed = True
-        replay.namespace["modes"] = nn_module.mode_changes  # (the step may itself call train() or eval())
         self.records[key] = replay
         return result
 

@@ -320,6 +320,8 @@ class Function:
             else:
                 arrays.append(a)
                 needs.append(False)
+        if _tape is not None:  # mg.compile: what the step's code changed before this op is checked first
+            _tape.before_forward(cls)
         data = cls.forward(ctx, *arrays)
         if type(data) is not np.ndarray:  # a numpy scalar (ufuncs return them for 0-d inputs)
             scalar, data = data, np.asarray(data)

@@ -1075,3 +1075,162 @@ def test_a_user_function_given_a_dict_is_confirmed_when_the_dict_is_the_same():
 
     step = _assert_replays_match(make, [(3, 3)], [(np.full((2, 3), float(k)),) for k in range(4)])
     assert next(iter(step.records.values())).confirmed
+
+
+def test_a_round_trip_of_modes_keeps_the_record_and_a_direct_assignment_is_seen():
+    """The replay compares the modes its record read (Dropout's), not a count of train()/eval() calls."""
+    mg.manual_seed(0)
+    dropout = mg.nn.Dropout(0.5)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 8, dtype=np.float64), dropout, mg.nn.Linear(8, 2, dtype=np.float64))
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    x, y = np.ones((3, 4)), np.array([0, 1, 0])
+    model.eval()
+    for _ in range(3):
+        step(mg.Tensor(x), y)
+    (replay,) = step.records.values()
+    model.train()
+    model.eval()  # back as it was: the record stays and replays
+    step(mg.Tensor(x), y)
+    assert list(step.records.values()) == [replay] and "_training is not False" in replay.source
+    dropout.training = True  # set directly, not through train()
+    with pytest.raises(RuntimeError, match="made inside the step"):  # recorded again: Dropout's mask is refused
+        step(mg.Tensor(x), y)
+    with pytest.raises(TypeError, match="training: mode must be True or False"):
+        dropout.training = 1
+
+
+def test_an_optimizer_whose_step_calls_super_step_twice_is_replayed_as_it_runs():
+    """Optimizer.step itself is recorded, not the override: each replay makes two updates, as eager does."""
+
+    class TwoSteps(mg.optim.SGD):
+        def step(self):
+            super().step()
+            super().step()
+
+    def make(params):
+        (W,) = params
+        opt = TwoSteps(params, lr=0.05, momentum=0.9)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = (mg.ops.linear(x, W).tanh() ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    rng = np.random.default_rng(6)
+    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)])
+    step = mg.compile(train_step)
+    for _ in range(6):
+        x = rng.standard_normal((2, 3))
+        assert np.array_equal(step(mg.Tensor(x)).data, eager_step(mg.Tensor(x)).data)
+        assert np.array_equal(params[0].data, eager[0].data)
+    assert next(iter(step.records.values())).confirmed
+
+
+def test_an_arguments_change_in_place_and_a_weight_average_in_the_step_raise():
+    """A replay reads the arguments as passed and updates only what the ops and optimizers touch."""
+    mg.manual_seed(0)
+    model, average = mg.nn.MLP([3, 4, 2], dtype=np.float64), mg.nn.MLP([3, 4, 2], dtype=np.float64)
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+    def scaled_step(x, y):
+        x.data /= 4  # changes the argument: a replay would read it unscaled
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def averaging_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        for q, p in zip(average.parameters(), model.parameters()):  # an exponential average of the weights
+            q.data *= 0.9
+            q.data += 0.1 * p.data
+        return loss
+
+    x, y = np.ones((5, 3)), np.array([0, 1, 0, 1, 1])
+    for train_step, message in [(scaled_step, r"changed argument 0 in place"),
+                                (averaging_step, r"changed the values of a parameter of shape \(3, 4\) that none of "
+                                                 r"its ops reads and none of its optimizers updates")]:
+        step = mg.compile(train_step)
+        step(mg.Tensor(x.copy()), y)
+        with pytest.raises(RuntimeError, match=message):
+            step(mg.Tensor(x.copy()), y)
+
+
+def test_an_op_output_used_only_inside_a_tuple_argument_is_kept_until_then():
+    """Its array is freed after its last read, which here is inside a tuple (it was freed before: NameError)."""
+
+    class ScaleBy(mg.Function):
+        @staticmethod
+        def forward(ctx, a, aux):  # aux: a tuple holding a constant weight
+            ctx.s = aux[0]
+            return a * aux[0]
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.s, None
+
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x, t):
+            opt.zero_grad()
+            h = mg.ops.linear(x, W)
+            gate = h.sigmoid()  # an op's output ...
+            loss = ((ScaleBy.apply(h, (gate.data,)) - t) ** 2).mean()  # ... read inside a tuple
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    rng = np.random.default_rng(8)
+    calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 3))) for _ in range(5)]
+    _assert_replays_match(make, [(3, 3)], calls)
+
+
+def test_a_user_op_that_updates_its_own_buffer_in_forward_is_not_taken_for_the_steps_code():
+    class Running(mg.Function):
+        @staticmethod
+        def forward(ctx, x, buffer):
+            buffer *= 0.9
+            buffer += 0.1 * x.mean(axis=0)  # running statistics, updated by the op (so replays do it too)
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, None
+
+    mg.manual_seed(0)
+    W = mg.nn.Parameter(np.ones((3, 3)))
+    stats = mg.nn.Buffer(np.zeros(3))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        loss = (Running.apply(mg.ops.linear(x, W), stats) ** 2).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    for k in range(4):
+        step(mg.Tensor(np.full((2, 3), float(k))))
+    assert next(iter(step.records.values())).confirmed

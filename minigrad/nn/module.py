@@ -53,11 +53,6 @@ class Buffer(Tensor):
     def __repr__(self) -> str:
         return "Buffer" + super().__repr__()[len("Tensor"):]
 
-# How many times train() or eval() has changed some module's mode. A step recorded by mg.compile in one mode
-# would replay that mode's ops in the other (Dropout skipped, BatchNorm's batch statistics not used), so a
-# replay compares this count with its value when it was recorded, and records again if it moved.
-mode_changes = 0
-
 
 class Module:
     """Base class of layers: write ``__init__`` and ``forward``; call the module.
@@ -67,7 +62,18 @@ class Module:
     key the state dict.
     """
 
-    training: bool = True
+    _training: bool = True  # the class's default; train(), eval() or an assignment set an instance's own
+
+    @property
+    def training(self) -> bool:
+        """Whether the module is in training mode (Dropout drops, BatchNorm1d uses the batch's statistics)."""
+        if engine._tape is not None:  # mg.compile is recording: a replay must run in the mode it recorded
+            engine._tape.on_mode(self)
+        return self._training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._training = check_flag("training", "mode", mode)
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
         """The computation; subclasses define it."""
@@ -140,11 +146,8 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Put this module and its sub-modules in training mode (evaluation mode if ``mode`` is False); returns self."""
-        global mode_changes
         mode = check_flag("train", "mode", mode)
         for m in self.modules():
-            if m.training is not mode:
-                mode_changes += 1
             m.training = mode
         return self
 

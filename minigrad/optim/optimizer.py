@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -234,7 +235,9 @@ class Optimizer(metaclass=_NamedChecks):
     def step(self) -> None:
         """Update every parameter that has a gradient; ``.grad`` is left as it is."""
         if engine._tape is not None:  # mg.compile is recording a step: replay this call too
-            engine._tape.on_call(self.step)
+            # Optimizer.step itself, not self.step: a subclass's step() that calls super().step() around its
+            # own code would be replayed whole at each super() call (twice per call, or a clip done again).
+            engine._tape.on_call(types.MethodType(Optimizer.step, self))
         params = self.params
         ndarray = np.ndarray
         for p in params:  # a .grad set by hand that is not an array of its parameter's shape is refused first
