@@ -122,10 +122,13 @@ class _Recorder:
     step), it also checks, at every event, that the step's own Python has
     changed none of them since the previous event, except what that event
     may change: a backward or ``zero_grad()`` the gradients, ``opt.step()``
-    the parameters' values, a scheduler the hyperparameters. A replay runs
-    only the events, so such a change (``W.data -= lr * W.grad``,
-    ``W.grad *= 0.5``, ``opt.lr = ...`` in the step) would be silently
-    missing from it. The first change found is kept in :attr:`violation`.
+    the parameters' values, a scheduler the hyperparameters. The step's
+    arguments may not change at all, an optimizer's state only in its
+    ``step()``, and any other parameter or buffer (found with ``gc``) not
+    during the step. A replay runs only the events, so such a change
+    (``W.data -= lr * W.grad``, ``W.grad *= 0.5``, ``opt.lr = ...``,
+    ``x.data /= 4``, an average of the weights) would be silently missing
+    from it. The first change found is kept in :attr:`violation`.
     """
 
     def __init__(self, args: tuple[Any, ...], watch: tuple[list[Tensor], list[Optimizer]] | None = None) -> None:
@@ -138,11 +141,13 @@ class _Recorder:
             self._after = "the start of the step"  # the last event, and what it may change
             self._may_change: frozenset[str] = frozenset()
             self._state = self._snapshot()
+            self._state_copies = self._states()
             # Every other parameter and buffer that exists (a model's average, a target network): no event of
             # the step may change them, so they are compared once, at its end. (gc finds the deep copies too.)
             watched = {id(p) for p in watch[0]}
             self._others = [(t, t.data, t.data.copy()) for t in gc.get_objects()
                             if isinstance(t, (Parameter, Buffer)) and id(t) not in watched]
+        self._stepping = False  # whether the running call is an optimizer's step()
         self._depth = 0  # how many minigrad calls (opt.step(), clipping, ...) are running: only the outermost counts
         #: The modules whose mode the step read (Dropout, BatchNorm1d), with the mode it read first.
         self.modes: dict[int, tuple[Any, bool]] = {}
@@ -212,6 +217,25 @@ class _Recorder:
         tensors = [(p.data, p.data.copy(), p.grad, None if p.grad is None else p.grad.copy()) for p in params]
         return tensors, [opt.hyperparameters for opt in optimizers], [a.copy() for _, a in self._arg_arrays]
 
+    def _states(self) -> list[list[Any]]:
+        """Copies of the watched optimizers' states: step count and buffers (only their step() changes them)."""
+        assert self.watch is not None
+        optimizers = self.watch[1]
+        return [[opt.step_count] + [{k: np.copy(v) for k, v in st.items()} for st in opt.state] for opt in optimizers]
+
+    def _check_states(self, event: str) -> None:
+        """Before an optimizer's step() and at the end: the states as the last step() left them?"""
+        if self.watch is None:
+            return
+        if self.violation is None:
+            for opt, now, before in zip(self.watch[1], self._states(), self._state_copies):
+                if not _same(now, before):
+                    self.violation = (
+                        f"before {event}, the step's code changed {type(opt).__name__}'s state (a buffer such as "
+                        "the velocity, or a step count) since its last step() or the start of the step"
+                    )
+                    break
+
     def check(self, event: str, may_change: frozenset[str] = frozenset()) -> None:
         """Before ``event``: compare with the snapshot taken after the last event; then take a new one."""
         if self.watch is None:
@@ -259,6 +283,7 @@ class _Recorder:
     def finish(self) -> None:
         """At the end of the step: the last check, and the parameters and buffers no event may change."""
         self.check("the end of the step")
+        self._check_states("the end of the step")
         if self.watch is None or self.violation is not None:
             return
         for t, data, values in self._others:
@@ -339,6 +364,8 @@ class _Recorder:
         name = getattr(getattr(method, "func", method), "__qualname__", repr(method))
         if isinstance(owner, Optimizer) and method.__name__ == "step":
             may_change = frozenset({"data"})
+            self._check_states(f"{name}()")
+            self._stepping = True
         elif isinstance(owner, LRScheduler):
             may_change = frozenset({"hyper"})
         else:  # zero_grad() of an optimizer or a module, gradient clipping
@@ -351,6 +378,9 @@ class _Recorder:
         self._depth -= 1
         if self._depth == 0:
             self.check(f"the end of {self._call}()")
+            if self._stepping and self.watch is not None:  # the states as this step() leaves them
+                self._state_copies = self._states()
+            self._stepping = False
 
 
 class _Replay:

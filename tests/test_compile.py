@@ -1139,7 +1139,7 @@ def test_an_optimizer_whose_step_calls_super_step_twice_is_replayed_as_it_runs()
     assert next(iter(step.records.values())).confirmed
 
 
-def test_an_arguments_change_in_place_and_a_weight_average_in_the_step_raise():
+def test_an_arguments_change_in_place_an_optimizer_state_reset_and_a_weight_average_in_the_step_raise():
     """A replay reads the arguments as passed and updates only what the ops and optimizers touch."""
     mg.manual_seed(0)
     model, average = mg.nn.MLP([3, 4, 2], dtype=np.float64), mg.nn.MLP([3, 4, 2], dtype=np.float64)
@@ -1163,8 +1163,18 @@ def test_an_arguments_change_in_place_and_a_weight_average_in_the_step_raise():
             q.data += 0.1 * p.data
         return loss
 
+    def resetting_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.state[0].clear()  # forgets the first parameter's state: a replay would not
+        return loss
+
     x, y = np.ones((5, 3)), np.array([0, 1, 0, 1, 1])
+    opt.momentum = 0.9
     for train_step, message in [(scaled_step, r"changed argument 0 in place"),
+                                (resetting_step, r"changed SGD's state \(a buffer such as the velocity"),
                                 (averaging_step, r"changed the values of a parameter of shape \(3, 4\) that none of "
                                                  r"its ops reads and none of its optimizers updates")]:
         step = mg.compile(train_step)
