@@ -916,13 +916,9 @@ def test_arguments_that_share_an_array_are_recorded_apart_from_arguments_that_do
         return train_step
 
     rng = np.random.default_rng(4)
-    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)])
-    step = mg.compile(train_step)
-    for k in range(6):
-        a = rng.standard_normal((5, 3))
-        target = a if k < 3 else rng.standard_normal((5, 3))  # shared on the first three calls only
-        assert np.array_equal(step(mg.Tensor(a), target).data, eager_step(mg.Tensor(a), target).data)
-        assert np.array_equal(params[0].data, eager[0].data)
+    shared = [rng.standard_normal((5, 3)) for _ in range(3)]
+    calls = [(a, a) for a in shared] + [(rng.standard_normal((5, 3)), rng.standard_normal((5, 3))) for _ in range(3)]
+    step = _assert_replays_match(make, [(3, 3)], calls)  # the Tensor argument wraps the same array as the other
     assert len(step.records) == 2
 
 
@@ -949,10 +945,12 @@ def test_an_output_shape_that_depends_on_the_data_raises_in_a_replay():
     assert not step.records  # dropped: the next call records again
 
 
-def test_train_and_eval_make_the_step_record_again():
-    """Recorded in eval mode (Dropout does nothing), then train(): the next call records, and refuses Dropout."""
+def test_a_module_in_another_mode_than_recorded_makes_the_step_record_again():
+    """The replay compares the modes its record read (Dropout's): train() or a direct assignment is seen; a
+    round trip, or a mode set again, keeps the record."""
     mg.manual_seed(0)
-    model = mg.nn.Sequential(mg.nn.Linear(4, 8, dtype=np.float64), mg.nn.ReLU(), mg.nn.Dropout(0.5),
+    dropout = mg.nn.Dropout(0.5)
+    model = mg.nn.Sequential(mg.nn.Linear(4, 8, dtype=np.float64), mg.nn.ReLU(), dropout,
                              mg.nn.Linear(8, 2, dtype=np.float64))
     opt = mg.optim.SGD(model.parameters(), lr=0.1)
 
@@ -963,21 +961,29 @@ def test_train_and_eval_make_the_step_record_again():
         opt.step()
         return loss
 
-    step = mg.compile(train_step)
     x, y = np.ones((3, 4)), np.array([0, 1, 0])
-    model.eval()
-    for _ in range(3):
+    for change in ("train", "assignment"):
+        step = mg.compile(train_step)
+        model.eval()
+        for _ in range(3):
+            step(mg.Tensor(x), y)
+        (replay,) = step.records.values()
+        assert replay.confirmed and "_training is not False" in replay.source
+        model.eval()  # the same mode again, then a round trip: the record stays and replays
+        model.train()
+        model.eval()
         step(mg.Tensor(x), y)
-    (replay,) = step.records.values()
-    assert replay.confirmed
-    model.eval()  # no change of mode: the record stays
-    step(mg.Tensor(x), y)
-    assert list(step.records.values()) == [replay]
-    model.train()
-    with pytest.raises(RuntimeError, match="made inside the step"):  # Dropout's mask, refused while recording
-        step(mg.Tensor(x), y)
+        assert list(step.records.values()) == [replay]
+        if change == "train":
+            model.train()
+        else:
+            dropout.training = True  # set directly, not through train()
+        with pytest.raises(RuntimeError, match="made inside the step"):  # recorded again: Dropout's mask, refused
+            step(mg.Tensor(x), y)
     with pytest.raises(TypeError, match="train: mode must be True or False"):
         model.train("no")
+    with pytest.raises(TypeError, match="training: mode must be True or False"):
+        dropout.training = 1
 
 
 @pytest.mark.parametrize("change, message", [
@@ -1077,37 +1083,6 @@ def test_a_user_function_given_a_dict_is_confirmed_when_the_dict_is_the_same():
     assert next(iter(step.records.values())).confirmed
 
 
-def test_a_round_trip_of_modes_keeps_the_record_and_a_direct_assignment_is_seen():
-    """The replay compares the modes its record read (Dropout's), not a count of train()/eval() calls."""
-    mg.manual_seed(0)
-    dropout = mg.nn.Dropout(0.5)
-    model = mg.nn.Sequential(mg.nn.Linear(4, 8, dtype=np.float64), dropout, mg.nn.Linear(8, 2, dtype=np.float64))
-    opt = mg.optim.SGD(model.parameters(), lr=0.1)
-
-    def train_step(x, y):
-        opt.zero_grad()
-        loss = mg.nn.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    step = mg.compile(train_step)
-    x, y = np.ones((3, 4)), np.array([0, 1, 0])
-    model.eval()
-    for _ in range(3):
-        step(mg.Tensor(x), y)
-    (replay,) = step.records.values()
-    model.train()
-    model.eval()  # back as it was: the record stays and replays
-    step(mg.Tensor(x), y)
-    assert list(step.records.values()) == [replay] and "_training is not False" in replay.source
-    dropout.training = True  # set directly, not through train()
-    with pytest.raises(RuntimeError, match="made inside the step"):  # recorded again: Dropout's mask is refused
-        step(mg.Tensor(x), y)
-    with pytest.raises(TypeError, match="training: mode must be True or False"):
-        dropout.training = 1
-
-
 def test_an_optimizer_whose_step_calls_super_step_twice_is_replayed_as_it_runs():
     """Optimizer.step itself is recorded, not the override: each replay makes two updates, as eager does."""
 
@@ -1130,12 +1105,7 @@ def test_an_optimizer_whose_step_calls_super_step_twice_is_replayed_as_it_runs()
         return train_step
 
     rng = np.random.default_rng(6)
-    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)])
-    step = mg.compile(train_step)
-    for _ in range(6):
-        x = rng.standard_normal((2, 3))
-        assert np.array_equal(step(mg.Tensor(x)).data, eager_step(mg.Tensor(x)).data)
-        assert np.array_equal(params[0].data, eager[0].data)
+    step = _assert_replays_match(make, [(3, 3)], [(rng.standard_normal((2, 3)),) for _ in range(6)])
     assert next(iter(step.records.values())).confirmed
 
 
