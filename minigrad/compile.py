@@ -49,7 +49,8 @@ The rules, since only the record is replayed:
   output shape depends on the data (``x[mask]``) raises in a replay that
   gives it another shape.
 - Other Python in the step (printing, ``loss.item()``) runs only while
-  recording (the first two calls). A number it computes from the data and
+  recording (the first two calls); a step that reads a tensor's value with
+  ``item()`` or ``bool()`` is told so once, with a warning naming the line. A number it computes from the data and
   passes to an op (``loss * loss.item()``) would be frozen into the replay,
   as would one path of a Python ``if`` on the data: when such a value or
   path differs between the first two calls, the second records something
@@ -94,6 +95,7 @@ import linecache
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -151,6 +153,8 @@ class _Recorder:
         self._depth = 0  # how many minigrad calls (opt.step(), clipping, ...) are running: only the outermost counts
         #: The modules whose mode the step read (Dropout, BatchNorm1d), with the mode it read first.
         self.modes: dict[int, tuple[Any, bool]] = {}
+        #: Where the step first read a tensor's value into Python (t.item() at file:line), if it did.
+        self.read: str | None = None
         self.events: list[tuple[Any, ...]] = []
         self.arg_arrays: dict[int, int] = {}  # id(array) -> position of the step argument holding it
         self.arg_tensors: dict[int, int] = {}  # id(Tensor) -> position, for gradients of Tensor arguments
@@ -294,6 +298,10 @@ class _Recorder:
                     "of its ops reads and none of its optimizers updates (an average of the weights, say)"
                 )
                 return
+
+    def on_read(self, how: str) -> None:
+        if self.read is None:
+            self.read = f"{how} at {engine._user_frame()}"
 
     def on_mode(self, module: Any) -> None:
         self.modes.setdefault(id(module), (module, module._training))
@@ -1064,6 +1072,7 @@ class CompiledStep:
         if not callable(step):
             raise TypeError(f"compile: expected a function, got a {type(step).__name__}")
         self.step = step
+        self._warned = False  # about a value read into Python while recording (once per compiled step)
         self.records: dict[tuple[Any, ...], _Replay] = {}
         # Arrays of the same shape in every record (gradients of parameters, scratch), shared by the records.
         self._shared: tuple[list[np.ndarray], dict[Any, int]] = ([], {})
@@ -1105,6 +1114,15 @@ class CompiledStep:
         finally:
             engine._tape = None
         recorder.finish()
+        if recorder.read is not None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"compile: the step reads a tensor's value in Python ({recorder.read}). Replays run only "
+                "minigrad's ops and calls, not that code: what it prints is printed on the first two calls only, "
+                "and what it decides or computes from the value (an if on loss.item(), a guard against NaN) "
+                "stays as the recording calls found it. Keep such code outside the compiled step.",
+                stacklevel=2,
+            )
         if replay is None:
             self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
                                         recorder.modes.values())

@@ -582,6 +582,8 @@ class Tensor:
                 f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
                 "use (t != 0).any() or .all() style reductions on .data, or t.item() for one element"
             )
+        if _tape is not None:  # mg.compile is recording: a replay will not run the Python that reads this
+            _tape.on_read("bool(tensor)")
         return bool(self.data.reshape(()))
 
     def __repr__(self) -> str:
@@ -611,6 +613,8 @@ class Tensor:
         """Return the value of a one-element tensor as a Python float."""
         if self.data.size != 1:
             raise ValueError(f"item: only a one-element tensor has an item, got shape {self.shape}")
+        if _tape is not None:  # mg.compile is recording: a replay will not run the Python that reads this
+            _tape.on_read("item()")
         return self.data.item()
 
     def detach(self) -> Tensor:

@@ -2,6 +2,7 @@
 
 import traceback
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -1214,3 +1215,26 @@ def test_a_user_op_that_updates_its_own_buffer_in_forward_is_not_taken_for_the_s
     for k in range(4):
         step(mg.Tensor(np.full((2, 3), float(k))))
     assert next(iter(step.records.values())).confirmed
+
+
+def test_reading_a_value_into_python_while_recording_warns_once():
+    """A NaN guard on loss.item() is frozen as the recording calls found it: the user is told, once."""
+    W = mg.nn.Parameter(np.eye(3))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        loss = (mg.ops.linear(x, W) ** 2).sum()
+        loss.backward()
+        if np.isfinite(loss.item()):  # a guard that a replay does not run
+            opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    with pytest.warns(UserWarning, match=r"reads a tensor's value in Python \(item\(\) at .*test_compile.py:\d+: "
+                                         r"if np.isfinite\(loss.item\(\)\).*Keep such code outside"):
+        step(mg.Tensor(np.ones((2, 3))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not again
+        step(mg.Tensor(np.ones((2, 3))))
+        step(mg.Tensor(np.ones((2, 3))))
