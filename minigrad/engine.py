@@ -617,6 +617,14 @@ class Tensor:
             _tape.on_read("item()")
         return self.data.item()
 
+    def __float__(self) -> float:
+        """``float(t)`` of a one-element tensor, as numpy and PyTorch allow (the same as ``t.item()``)."""
+        return float(self.item())
+
+    def __int__(self) -> int:
+        """``int(t)`` of a one-element tensor: its value truncated toward zero, as ``int(np.float64(x))``."""
+        return int(self.item())
+
     def detach(self) -> Tensor:
         """Return a tensor sharing ``.data`` that is cut off from the graph."""
         return Tensor(self.data)

@@ -1093,6 +1093,18 @@ def test_item_numpy_and_attributes() -> None:
     assert s.shape == () and s.ndim == 0 and s.dtype == np.float32
 
 
+def test_float_and_int_of_a_one_element_tensor() -> None:
+    """float(t) and int(t) as in numpy and PyTorch: the value, truncated toward zero for int."""
+    assert float(mg.Tensor([[2.5]], dtype=np.float64)) == 2.5 and type(float(mg.Tensor(2.5))) is float
+    assert int(mg.Tensor(-2.7)) == -2 and int(mg.Tensor(2.7)) == 2 and type(int(mg.Tensor(3.0))) is int
+    x = mg.Tensor(np.array(3.0), requires_grad=True)
+    assert float(x * 2) == 6.0  # a graph's value, read without the graph
+    with pytest.raises(ValueError, match=r"item: only a one-element tensor has an item, got shape \(2,\)"):
+        float(mg.Tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="item: only a one-element tensor"):
+        int(mg.Tensor([1.0, 2.0]))
+
+
 def test_detach_shares_data_and_cuts_the_graph() -> None:
     """detach() shares .data, needs no grad, and gradients do not flow through it."""
     xs = np.array([1.0, 2.0, 3.0])
