@@ -889,7 +889,7 @@ def verdicts(
     ratio per problem is steps / baseline's steps (problems both missed are
     left out); the line gives the median ratio, a bootstrap 95% interval
     over problems, and on how many datasets the optimizer's median steps are
-    below the baseline's.
+    below the baseline's (and, if any, on how many they are equal).
     """
     if baseline not in problems:
         return [f"(no verdict: {baseline} is not in this run)"]
@@ -902,11 +902,12 @@ def verdicts(
         ratios = np.array([_ratio(mine[k], base[k]) for k in keys])
         ratios = ratios[~np.isnan(ratios)]
         datasets = sorted({d for d, _ in keys})
-        faster = 0
+        faster = tied = 0
         for d in datasets:
             m = np.median([mine[k] for k in keys if k[0] == d])
             b = np.median([base[k] for k in keys if k[0] == d])
             faster += bool(m < b)
+            tied += bool(m == b)
         if len(ratios) == 0:
             lines.append(f"{name}: neither it nor {baseline} reaches the target on any problem")
             continue
@@ -916,7 +917,8 @@ def verdicts(
         lines.append(
             f"{name} reaches the target in {_times(median)} {baseline}'s steps (median over {len(ratios)} problems, "
             f"95% CI {_times(low, x=False)}-{_times(high, x=False)}), faster on {faster} of {len(datasets)} "
-            f"datasets; misses {missed} of {len(keys)} problems ({baseline}: {base_missed})"
+            f"datasets{f' (tied on {tied})' if tied else ''}; misses {missed} of {len(keys)} problems "
+            f"({baseline}: {base_missed})"
         )
     return lines
 

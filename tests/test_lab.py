@@ -447,6 +447,9 @@ def test_verdict_against_sgd_by_hand():
     assert lines[1].startswith("mixed reaches the target in 2.00x sgd's steps")
     assert "faster on 0 of 2 datasets; misses 1 of 4 problems (sgd: 0)" in lines[1]
     assert lab.verdicts({"adam": half}) == ["(no verdict: sgd is not in this run)"]
+    same_on_a = {("a", 0): 100.0, ("a", 1): 120.0, ("b", 0): 25.0, ("b", 1): 30.0}  # a's median ties sgd's
+    (line,) = lab.verdicts({"sgd": sgd, "tie": same_on_a})
+    assert "faster on 1 of 2 datasets (tied on 1); misses 0 of 4 problems" in line
 
 
 # ---------------------------------------------------------------------------
