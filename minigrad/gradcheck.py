@@ -55,16 +55,18 @@ def _compare(
 
 def _numeric(f: Callable[[], float], x: Tensor, eps: float) -> np.ndarray:
     """Central differences of ``f`` in every element of ``x``, moving ``x.data`` in place."""
-    numeric = np.zeros_like(x.data)
-    flat = x.data.reshape(-1)  # a view: writing it moves the input
-    for j in range(flat.size):
+    numeric = np.zeros(x.data.shape)
+    # .flat writes into the array itself whatever its layout (reshape(-1) of a column-major or transposed
+    # array is a copy, and moving a copy moves nothing: every difference came out 0).
+    flat = x.data.flat
+    for j in range(x.data.size):
         saved = flat[j]
         flat[j] = saved + eps
         plus = f()
         flat[j] = saved - eps
         minus = f()
         flat[j] = saved
-        numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        numeric.flat[j] = (plus - minus) / (2 * eps)
     return numeric
 
 
@@ -129,7 +131,10 @@ def gradgradcheck(
     first derivative ``d = Σ_i v_i · ∂(Σ w·out)/∂x_i`` (a scalar, built with
     ``create_graph=True``) is differentiated by the engine and compared with
     central differences of the first derivative computed afresh, in float64.
-    Every pair of inputs is covered, so mixed partials are checked too.
+    Every pair of inputs is covered, so mixed partials are checked too, and
+    so is the derivative with respect to ``w`` (the output's gradient, which a
+    backward must not treat as a constant); a failure there is reported as
+    input ``len(inputs)``.
     """
     from minigrad.autograd import grad
 
@@ -142,11 +147,14 @@ def gradgradcheck(
         weights = rng.uniform(0.5, 1.5, size=out0.shape)
     vs = [rng.uniform(0.5, 1.5, size=xs[i].shape) for i in checked]
     ins = [xs[i] for i in checked]
+    # The output's gradient is an input of the first derivative too: a backward must stay differentiable in
+    # it (one that took value(g) would give a wrong Hessian once composed), so it is checked as PyTorch does.
+    cotangent = Tensor(weights, requires_grad=True)
 
     def first(create_graph: bool) -> Tensor:
         with enable_grad():
             out = fn(*xs)
-            gs = grad(out, ins, grad_outputs=Tensor(weights), create_graph=create_graph, allow_unused=True)
+            gs = grad(out, ins, grad_outputs=cotangent, create_graph=create_graph, allow_unused=True)
             total: Tensor = Tensor(np.zeros((), dtype=np.float64))
             for g, v in zip(gs, vs):
                 if g is not None:
@@ -154,15 +162,18 @@ def gradgradcheck(
             return total
 
     d = first(create_graph=True)
+    wrt = [*ins, cotangent]
     if not d.requires_grad:  # the first derivative is constant: every second derivative is 0
-        second: list[Any] = [None] * len(ins)
+        second: list[Any] = [None] * len(wrt)
     else:
-        second = list(grad(d, ins, allow_unused=True))
+        second = list(grad(d, wrt, allow_unused=True))
 
     def f() -> float:
         return float(first(create_graph=False).data)
 
-    for x, s, i in zip(ins, second, checked):
-        analytic = np.zeros_like(x.data) if s is None else s.data
-        _compare("gradgradcheck", "second derivative", i, x, analytic, _numeric(f, x, eps), atol, rtol)
+    for x, s, i in zip(wrt, second, [*checked, None]):
+        analytic = np.zeros(x.data.shape) if s is None else s.data
+        what = "second derivative" if i is not None else "derivative with respect to the output's gradient"
+        _compare("gradgradcheck", what, len(inputs) if i is None else i, x, analytic, _numeric(f, x, eps),
+                 atol, rtol)
     return True

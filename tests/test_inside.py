@@ -502,6 +502,49 @@ def test_gradcheck_catches_a_wrong_custom_backward() -> None:
         mg.gradcheck(WrongSin.apply, mg.Tensor([0.1, 0.2, 0.3], requires_grad=True))
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "transposed"])
+def test_gradcheck_moves_inputs_of_any_memory_layout(layout: str) -> None:
+    """A column-major or transposed input is perturbed in place too (every difference used to come out 0)."""
+    values = np.arange(1.0, 7.0).reshape(2, 3) / 7
+    data = {"C": values, "F": np.asfortranarray(values), "transposed": values.T.copy().T}[layout]
+    assert mg.gradcheck(lambda t: (t * t * t).sum(), mg.Tensor(data, requires_grad=True))
+
+    class Zero(mg.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            return g * 0
+
+    with pytest.raises(mg.GradcheckError, match="backward gives 0.0, central difference gives"):
+        mg.gradcheck(Zero.apply, mg.Tensor(data, requires_grad=True))
+
+
+def test_gradgradcheck_catches_a_backward_that_treats_the_output_gradient_as_a_constant() -> None:
+    """value(g) in a backward gives a wrong Hessian once composed (sin(x²) here); PyTorch's check finds it."""
+
+    class Square(mg.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return mg.ops.value(g) * 2 * x  # g cut off from the graph: its own derivative is lost
+
+    x = mg.Tensor([0.3, 0.5, 0.7], requires_grad=True)
+    assert mg.gradcheck(Square.apply, x)  # the first derivative is right
+    with pytest.raises(mg.GradcheckError, match=r"input 1 \(shape \(3,\)\).*derivative with respect to the "
+                                                r"output's gradient"):
+        mg.gradgradcheck(Square.apply, x)
+    (h,) = mg.func.hessian(lambda t: Square.apply(t).sin().sum())(mg.Tensor([0.5])).data.ravel()
+    assert h != pytest.approx(2 * np.cos(0.25) - 4 * 0.25 * np.sin(0.25))  # what such a backward costs
+
+
 def _op(backward_result):  # type: ignore[no-untyped-def]
     """A custom op y = a * b whose backward returns ``backward_result(g, a, b)``."""
 
