@@ -299,10 +299,18 @@ class Function:
             if value is node.data:
                 out.append(node)
                 continue
-            for t in self.inputs:
-                if isinstance(t, Tensor) and value is t.data:
-                    out.append(t)
-                    break
+            owners = [t for t in self.inputs if isinstance(t, Tensor) and value is t.data]
+            if owners and any(t is not owners[0] for t in owners):
+                # Two different tensors over one array (x and Tensor(x.data)): which one was saved, the one
+                # that needs the gradient or the constant, cannot be told, and a guess could be silently wrong.
+                i, j = (k for k, t in enumerate(self.inputs) if t is owners[0] or t is owners[1])
+                raise RuntimeError(
+                    f"backward of {self.name}: inputs {i} and {j} are different tensors over one array (as "
+                    "Tensor(x.data) is of x), so its gradient cannot be differentiated again; make the constant "
+                    "with x.detach() (a view) or a copy"
+                )
+            if owners:
+                out.append(owners[0])
             else:
                 out.append(Tensor(value) if isinstance(value, np.ndarray) and value.dtype.kind == "f" else value)
         return tuple(out)
@@ -626,8 +634,13 @@ class Tensor:
         return int(self.item())
 
     def detach(self) -> Tensor:
-        """Return a tensor sharing ``.data`` that is cut off from the graph."""
-        return Tensor(self.data)
+        """Return a tensor sharing ``.data``'s memory that is cut off from the graph.
+
+        Its array is a view of this tensor's (the same numbers, another array
+        object), so that a backward differentiated again (``create_graph``)
+        can tell ``x.detach()``, a constant, from ``x`` in ``x * x.detach()``.
+        """
+        return Tensor(self.data.view())
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``.grad = None``)."""

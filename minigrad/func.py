@@ -63,14 +63,16 @@ def _as_input(name: str, x: Any, position: int) -> tuple[Tensor, bool]:
             return x, False  # keep its graph: nested transforms differentiate through it
         if x.dtype.kind != "f":
             raise TypeError(f"{name}: argument {position} has dtype {x.dtype}; only floating inputs have gradients")
-        return Tensor(x.data, requires_grad=True), True
+        # A view, not x.data itself: a constant made in fn from the same array (Tensor(x0)) stays a constant
+        # when a backward is differentiated (Function._graph_saved tells the graph's tensors apart by array).
+        return Tensor(x.data.view(), requires_grad=True), True
     arr = np.asarray(x)
     if arr.dtype.kind != "f":
         raise TypeError(
             f"{name}: argument {position} has dtype {arr.dtype}; only floating inputs have gradients "
             "(pass a float array, e.g. x.astype(np.float64))"
         )
-    return Tensor(arr, requires_grad=True), True
+    return Tensor(arr.view() if arr is x else arr, requires_grad=True), True  # (a view, as above)
 
 
 def _prepare(name: str, args: Sequence[Any], positions: tuple[int, ...]) -> tuple[list[Any], list[Tensor], set[int]]:

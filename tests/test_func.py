@@ -312,3 +312,25 @@ def test_curvature_refuses_bad_arguments() -> None:
         mg.curvature.hessian_operator((w * w).sum(), [mg.Tensor(np.ones(2))])
     with pytest.raises(ValueError, match="method must be 'lanczos' or 'power'"):
         mg.curvature.extreme_eigenvalues((w * w).sum(), [w], method="qr")
+
+
+def test_a_constant_over_the_inputs_memory_stays_a_constant_in_second_derivatives():
+    """x.detach() and a constant made in f from the point's own array are constants: d²/dx² of x·sg(x) is 0."""
+    x = mg.Tensor(np.array([3.0]), requires_grad=True)
+    (g,) = mg.autograd.grad((x * x.detach()).sum(), x, create_graph=True)
+    assert g.data.tolist() == [3.0] and not g.requires_grad  # sg(x), a constant (it used to be x itself)
+    assert mg.func.hessian(lambda t: (t * t.detach()).sum())(np.array([3.0])).data.tolist() == [[0.0]]
+    x0 = np.array([3.0])
+    f = lambda w: (w * mg.Tensor(x0) * w).sum()  # noqa: E731  (x0·w², Hessian 2·x0 = 6)
+    assert mg.func.hessian(f)(x0).data.tolist() == [[6.0]]  # it gave 9: the constant was taken for w
+    assert mg.func.hessian(f)(mg.Tensor(x0)).data.tolist() == [[6.0]]
+
+
+def test_two_tensors_over_one_array_refuse_a_second_derivative_instead_of_guessing():
+    x = mg.Tensor(np.array([3.0]), requires_grad=True)
+    c = mg.Tensor(x.data)  # the same array object, not a view: which is saved cannot be told
+    with pytest.raises(RuntimeError, match=r"backward of mul: inputs 0 and 1 are different tensors over one array"
+                                           r".*x.detach\(\)"):
+        mg.autograd.grad((x * c * x).sum(), x, create_graph=True)
+    (g,) = mg.autograd.grad((x * c * x).sum(), x)  # first order: right, as before
+    assert g.data.tolist() == [18.0]
