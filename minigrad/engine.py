@@ -492,7 +492,7 @@ class Tensor:
     """
 
     __slots__ = (
-        "data", "grad", "requires_grad", "_ctx", "_version", "_hooks", "__weakref__",
+        "data", "grad", "requires_grad", "_ctx", "_version", "_hooks", "_base", "__weakref__",
     )
     # Make numpy defer to Tensor: `np.ones(3) + t` calls Tensor.__radd__.
     __array_ufunc__ = None
@@ -503,6 +503,7 @@ class Tensor:
     _ctx: Function | None
     _version: int  # the value of the global count of in-place changes at this tensor's last one
     _hooks: list[Callable[[Any], Any]] | None
+    _base: Tensor  # set only on a view's output (ops._View, detach): the tensor whose memory it shares
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         if type(data) is np.ndarray and requires_grad is False and dtype is None and data.dtype.kind == "f":
@@ -640,7 +641,9 @@ class Tensor:
         object), so that a backward differentiated again (``create_graph``)
         can tell ``x.detach()``, a constant, from ``x`` in ``x * x.detach()``.
         """
-        return Tensor(self.data.view())
+        out = Tensor(self.data.view())
+        out._base = self  # an in-place change of self is a change of the detached tensor too
+        return out
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``.grad = None``)."""
@@ -1065,14 +1068,26 @@ def _run_hooks(t: Tensor, g: Any) -> Any:
     return g
 
 
+def _memory_version(t: Tensor) -> int:
+    """The last in-place change of ``t``'s memory: its own, or that of the tensor it is a view of (its _base)."""
+    version = t._version
+    base = getattr(t, "_base", None)
+    while base is not None:
+        version = max(version, base._version)
+        base = getattr(base, "_base", None)
+    return version
+
+
 def _check_versions(ctx: Function, node: Tensor) -> None:
     """Raise if an input that ``ctx`` saved for backward was changed in place after the forward pass."""
     for i, t in enumerate(ctx.inputs):
-        if isinstance(t, Tensor) and t._version > ctx._edits and any(v is t.data for v in ctx.saved_tensors):
+        if (isinstance(t, Tensor) and _memory_version(t) > ctx._edits
+                and any(v is t.data for v in ctx.saved_tensors)):
+            view = " (a view of a tensor that was)" if t._version <= ctx._edits else ""
             raise RuntimeError(
                 f"backward of {ctx.name}: input {i} (shape {t.shape}), which it saved for backward, was "
-                f"modified in place after the forward pass (its version is {t._version}, the op saw "
-                f"{ctx._edits} or less), e.g. by "
+                f"modified in place after the forward pass{view} (its version is {_memory_version(t)}, the op "
+                f"saw {ctx._edits} or less), e.g. by "
                 "optimizer.step(); compute the loss again after changing the parameters"
             )
 

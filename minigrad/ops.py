@@ -819,7 +819,24 @@ class LogSoftmax(Function):
 # ---------------------------------------------------------------------------
 
 
-class Reshape(Function):
+class _View(Function):
+    """An op whose output may share its first input's memory (reshape, transpose, basic indexing).
+
+    Such an output remembers that input as its ``_base``, so that an in-place
+    change of the input (``optimizer.step()`` on ``W``) is seen by the version
+    check of a later op that saved the view (``x @ W.T``), as it is for ``W``
+    itself.
+    """
+
+    @classmethod
+    def apply(cls, *args: Any) -> Tensor:
+        out = super().apply(*args)
+        if np.may_share_memory(out.data, args[0].data):
+            out._base = args[0]
+        return out
+
+
+class Reshape(_View):
     """Same values, new shape. Reshaping moves no values: the gradient is reshaped back."""
 
     name = "reshape"
@@ -849,7 +866,7 @@ def permutation(axes: Sequence[int], shape: tuple[int, ...]) -> tuple[int, ...]:
     raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of a tensor of shape {shape}")
 
 
-class Transpose(Function):
+class Transpose(_View):
     """Permute the axes. The adjoint of a permutation is the inverse permutation."""
 
     name = "transpose"
@@ -864,7 +881,7 @@ class Transpose(Function):
         return g.transpose(ctx.inverse), None
 
 
-class BroadcastTo(Function):
+class BroadcastTo(_View):
     """Repeat a along new or length-1 axes. Its adjoint sums the copies back: sum_to."""
 
     name = "broadcast_to"
@@ -959,7 +976,7 @@ def _is_basic(index: Any) -> bool:
     return all(isinstance(i, (int, np.integer, slice)) or i is None or i is Ellipsis for i in items)
 
 
-class GetItem(Function):
+class GetItem(_View):
     """a[index]. Scatter the gradient back; repeated indices add up (np.add.at)."""
 
     name = "getitem"

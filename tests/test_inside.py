@@ -630,6 +630,33 @@ def test_an_optimizer_step_between_forward_and_backward_raises() -> None:
         loss.backward()
 
 
+@pytest.mark.parametrize("view", ["T", "reshape", "row", "detach", "broadcast"])
+def test_a_step_that_changes_what_a_saved_view_shows_raises(view: str) -> None:
+    """W.T, W.reshape, W[0], W.detach() share W's memory: opt.step() on W changes them too (PyTorch raises)."""
+    W = mg.Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    x = mg.Tensor(np.array([[1.0, 1.0]]), requires_grad=True)
+    opt = mg.optim.SGD([W], lr=1.0)
+    seen = {"T": lambda: W.T, "reshape": lambda: W.reshape(2, 2), "row": lambda: W[0],
+            "detach": lambda: W.detach(), "broadcast": lambda: W[0].broadcast_to((3, 2))}[view]()
+    loss = (x * seen).sum() if view in ("row", "broadcast") else (x @ seen).sum()
+    W.grad = np.ones((2, 2))
+    opt.step()  # W changes in place after the forward pass
+    with pytest.raises(RuntimeError, match=r"modified in place after the forward pass \(a view of a tensor that "
+                                           r"was\)"):
+        loss.backward()
+
+
+def test_a_view_of_a_tensor_nobody_changed_backpropagates_as_before() -> None:
+    W = mg.Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
+    x = mg.Tensor(np.array([[1.0, 1.0]]), requires_grad=True)
+    other = mg.Tensor([0.0], requires_grad=True)
+    loss = (x @ W.T).sum()
+    other.bump_version()  # a change elsewhere: the check runs, and finds nothing
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [[4.0, 6.0]])  # ones · W
+    np.testing.assert_array_equal(W.grad, [[1.0, 1.0], [1.0, 1.0]])
+
+
 def test_steps_bump_versions_and_a_fresh_forward_pass_is_fine() -> None:
     model, _ = _mlp_loss()
     opt = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
