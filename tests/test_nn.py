@@ -721,3 +721,24 @@ def test_load_state_dict_refuses_a_bad_state_and_changes_nothing(case: str) -> N
     for text in expected:
         assert text in message, f"{text!r} not in {message!r}"
     assert snapshot(model) == before
+
+
+@pytest.mark.parametrize("layout", ["F", "transposed tensor"])
+def test_cross_entropy_gradient_is_the_same_for_column_major_logits(layout: str) -> None:
+    """A transposed z is column-major: -onehot(target) was subtracted from a copy and lost (rows summed to 1/N)."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, 3))
+    t = np.array([0, 2, 1, 2])
+    expected = (np.exp(z) / np.exp(z).sum(axis=1, keepdims=True) - np.eye(3)[t]) / 4
+    if layout == "F":
+        logits = mg.Tensor(np.asfortranarray(z), requires_grad=True)
+        leaf = logits
+    else:
+        leaf = mg.Tensor(z.T.copy(), requires_grad=True)
+        logits = leaf.T
+    loss = nn.cross_entropy(logits, t)
+    loss.backward()
+    grad = leaf.grad if layout == "F" else leaf.grad.T
+    np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-15)
+    assert float(loss.data) == pytest.approx(float(nn.cross_entropy(mg.Tensor(z), t).data), rel=1e-15)
