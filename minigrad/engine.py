@@ -31,7 +31,7 @@ import linecache
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -584,6 +584,12 @@ class Tensor:
         """The length of the first axis."""
         return len(self.data)
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The tensor's rows along its first axis, as Tensors (in the graph); a 0-d tensor is not iterable."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor: it has no axis to iterate over; use t.item()")
+        return (self[i] for i in range(len(self.data)))
+
     def __bool__(self) -> bool:
         """The truth of a one-element tensor; several elements are ambiguous, as in numpy."""
         if self.data.size != 1:
@@ -1060,6 +1066,8 @@ def _run_hooks(t: Tensor, g: Any) -> Any:
         if replaced is not None:
             if isinstance(g, np.ndarray):
                 replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
+            elif not isinstance(replaced, Tensor):  # under create_graph: a number or an array is a constant
+                replaced = Tensor(np.asarray(replaced, dtype=g.dtype))
             if replaced.shape != g.shape:
                 raise ValueError(
                     f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
@@ -1096,6 +1104,11 @@ def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> An
     """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
     # The argument's position: an op may take the same tensor twice (x * x), so match the gradient too.
     i = next(k for k, (t, p) in enumerate(zip(ctx.inputs, pgs)) if t is parent and p is pg)
+    if isinstance(pg, (list, tuple)):
+        raise RuntimeError(
+            f"backward of {ctx.name}: the gradient for input {i} is a {type(pg).__name__}; a backward returns one "
+            "array per input, several as a tuple (return dx, dy), not a list"
+        )
     if type(pg) is not np.ndarray and not isinstance(pg, Tensor):
         pg = np.asarray(pg)  # a numpy scalar, returned by ufuncs for 0-d inputs
     if pg.shape != parent.data.shape:
@@ -1202,7 +1215,10 @@ def run_backward(
                 pgs = (pgs,)
             needs = ctx.needs_input_grad
             if len(pgs) != len(needs):
-                raise RuntimeError(f"backward of {ctx.name} returned {len(pgs)} gradients for {len(needs)} inputs")
+                kind = " (a list: return a tuple)" if len(pgs) == 1 and isinstance(pgs[0], list) else ""
+                raise RuntimeError(
+                    f"backward of {ctx.name} returned {len(pgs)} gradients{kind} for {len(needs)} inputs"
+                )
             inner = None  # on the chain: the one inner input, if there is just one
             several = False
             distinct = None  # whether no two inputs got the same array (found out when a leaf first needs it)

@@ -1124,3 +1124,40 @@ def test_detach_shares_data_and_cuts_the_graph() -> None:
     assert not (d * 3).requires_grad
     (x.detach() * x).sum().backward()  # d/dx (c·x) with c = x held constant
     np.testing.assert_array_equal(x.grad, xs)
+
+
+def test_iterating_gives_the_rows_and_a_0d_tensor_refuses() -> None:
+    """As numpy and PyTorch: rows along the first axis (in the graph); a 0-d tensor is not iterable."""
+    x = mg.Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    rows = list(x)
+    assert [r.data.tolist() for r in rows] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    sum(r.sum() * k for k, r in enumerate(rows)).backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0], [1, 1], [2, 2]])
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(mg.Tensor(3.0))  # it gave [], so sum(loss) was 0
+
+
+def test_a_backward_returning_a_list_is_told_to_return_a_tuple() -> None:
+    class Pair(mg.Function):
+        @staticmethod
+        def forward(ctx, a, b):  # type: ignore[no-untyped-def]
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            return [g, g]
+
+    class One(Pair):
+        @staticmethod
+        def forward(ctx, a):  # type: ignore[no-untyped-def]
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            return [g * 2]
+
+    a, b = mg.Tensor([1.0], requires_grad=True), mg.Tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"returned 1 gradients \(a list: return a tuple\) for 2 inputs"):
+        Pair.apply(a, b).sum().backward()
+    with pytest.raises(RuntimeError, match="the gradient for input 0 is a list.*as a tuple"):
+        One.apply(a).sum().backward()

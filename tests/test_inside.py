@@ -752,3 +752,15 @@ def test_a_backward_that_returns_one_array_for_two_inputs_gives_each_leaf_its_ow
     (a * 5.0).sum().backward()
     np.testing.assert_array_equal(a.grad, [6.0, 6.0, 6.0])
     np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
+
+
+def test_a_hook_may_return_a_number_under_create_graph() -> None:
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3
+    y.register_hook(lambda g: 2.0)  # a constant gradient: broadcast to y's shape by the shape check
+    with pytest.raises(ValueError, match=r"register_hook: a hook returned shape \(\) for a gradient of shape \(2,\)"):
+        mg.autograd.grad(y.sum(), x, create_graph=True)
+    z = x * 3
+    z.register_hook(lambda g: np.full(2, 2.0))
+    (g,) = mg.autograd.grad(z.sum(), x, create_graph=True)
+    np.testing.assert_array_equal(g.data, [6.0, 6.0])

@@ -1100,3 +1100,15 @@ def test_example_adabelief_trains_an_mlp() -> None:
 if __name__ == "__main__":
     for key, (steps, lr) in ravine_measurement().items():
         print(f"{key:9s} best lr {lr:.6g}: f < 1e-8 after {steps} steps")
+
+
+def test_sgd_velocity_takes_the_parameters_dtype() -> None:
+    """A float64 .grad set by hand on a float32 parameter: v is float32, like every other optimizer's buffers."""
+    w = mg.nn.Parameter(np.ones(3, dtype=np.float32))
+    opt = SGD([w], lr=0.1, momentum=0.9)
+    w.grad = np.full(3, 0.5)  # float64
+    opt.step()
+    assert opt.state[0]["v"].dtype == np.float32 and w.data.dtype == np.float32
+    np.testing.assert_allclose(w.data, 1 - 0.1 * 0.5)
+    restored = SGD([w], lr=0.1, momentum=0.9)
+    restored.load_state_dict(opt.state_dict())  # it refused its own state when v was float64

@@ -72,7 +72,7 @@ class SGD(Optimizer):
         if self.momentum:
             v = state.get("v")
             if v is None:
-                v = state["v"] = np.array(g, copy=True)  # v starts as the first g
+                v = state["v"] = np.array(g, dtype=w.dtype, copy=True)  # v starts as the first g
             else:
                 v *= self.momentum
                 v += g  # v = β·v + g
