@@ -31,7 +31,7 @@ import linecache
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
@@ -1147,6 +1147,9 @@ def run_backward(
     first node with several once it gets there.
     """
     capture: dict[Tensor, Any] | None = None if inputs is None else {t: None for t in inputs}
+    # mg.autograd.grad walks only the nodes above an input, as PyTorch does: below the others, no hook runs
+    # and the graph is not released.
+    leads = None if capture is None else _leading_to(roots, capture)
     pending_leaves: dict[Tensor, Any] = {}  # leaves whose whole gradient is needed before it is used
     grads: dict[Tensor, Any] = {}  # dL/dnode for inner nodes, summed over uses
     for r, g in zip(roots, root_grads):
@@ -1180,12 +1183,18 @@ def run_backward(
                 node = None
                 continue
             if general or node._hooks:
+                if leads is not None and capture is not None and node not in leads and node not in capture:
+                    node = None  # mg.autograd.grad: no input lies below this node, so its gradient goes nowhere
+                    continue
                 if tape is not None:
                     tape.on_node(node)
                 if node._hooks:
                     g = _run_hooks(node, g)
                 if capture is not None and node in capture:
                     capture[node] = g
+                if leads is not None and node not in leads:  # an input with no other input below it: done here
+                    node = None
+                    continue
             ctx = node._ctx
             assert ctx is not None
             if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
@@ -1265,6 +1274,8 @@ def run_backward(
                     node = inner
             parent = data = pgs = pg = ctx = inner = None  # (memory, as above: the names no longer hold the inputs)
         for leaf, g in pending_leaves.items():
+            if capture is not None and leaf not in capture:  # a leaf mg.autograd.grad was not asked about
+                continue
             if leaf._hooks:
                 g = _run_hooks(leaf, g)
             if capture is not None:
@@ -1277,6 +1288,28 @@ def run_backward(
     finally:
         _state.grad_enabled = recording
     return None if capture is None else list(capture.values())
+
+
+def _leading_to(roots: Sequence[Tensor], targets: Mapping[Tensor, Any]) -> set[Tensor]:
+    """The non-leaf nodes reachable from ``roots`` that have one of ``targets`` among the nodes below them."""
+    leads: set[Tensor] = set()
+    done: set[Tensor] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r._ctx is not None]
+    while stack:  # post-order, iteratively: a node is settled after every input below it
+        node, parents_done = stack.pop()
+        ctx = node._ctx
+        assert ctx is not None
+        below = [t for t, need in zip(ctx.inputs, ctx.needs_input_grad) if need]
+        if parents_done:
+            if any(t in targets or t in leads for t in below):
+                leads.add(node)
+            continue
+        if node in done:
+            continue
+        done.add(node)
+        stack.append((node, True))
+        stack.extend((t, False) for t in below if t._ctx is not None and t not in done)
+    return leads
 
 
 def _distinct(pgs: tuple[Any, ...]) -> bool:

@@ -334,3 +334,25 @@ def test_two_tensors_over_one_array_refuse_a_second_derivative_instead_of_guessi
         mg.autograd.grad((x * c * x).sum(), x, create_graph=True)
     (g,) = mg.autograd.grad((x * c * x).sum(), x)  # first order: right, as before
     assert g.data.tolist() == [18.0]
+
+
+def test_autograd_grad_of_an_intermediate_walks_only_above_it():
+    """As PyTorch: below h no hook runs, no retained grad is set and the graph is not released."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    m = x * 3
+    m.retain_grad()
+    calls = []
+    m.register_hook(lambda g: calls.append(g))
+    h = m.exp()
+    out = (h * h).sum()
+    (dh,) = mg.autograd.grad(out, h)
+    np.testing.assert_allclose(dh.data, 2 * np.exp([3.0, 6.0]))
+    assert m.grad is None and calls == []
+    h.sum().backward()  # the graph below h is still there
+    np.testing.assert_allclose(x.grad, 3 * np.exp([3.0, 6.0]))
+    assert len(calls) == 1
+    y = x * 2
+    z = y.exp()
+    z.sum().backward()  # releases the graph below z
+    (dz,) = mg.autograd.grad((z * z).sum(), z)  # needs nothing below z: fine (it raised "released")
+    np.testing.assert_allclose(dz.data, 2 * np.exp([2.0, 4.0]))
