@@ -392,14 +392,35 @@ def test_scheduler_state_dict_is_rejected_when_malformed() -> None:
         ({"last_epoch": 2.5, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
         ({"last_epoch": 2, "base_lr": float("nan")}, "base_lr must be a finite number"),
         ({"last_epoch": 2, "base_lr": "0.5"}, "base_lr must be a finite number"),
-        ({"last_epoch": 2}, "expected a mapping with 'last_epoch' and 'base_lr'"),
+        ({"last_epoch": 2}, "expected a mapping with 'last_epoch', 'base_lr' and 'settings'"),
         ([2, 0.5], "expected a mapping"),
         ({"last_epoch": [[1], [1, 2]], "base_lr": 0.5}, "must be single numbers"),
         ({"last_epoch": None, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
     ]:
         with pytest.raises(ValueError, match=message):
             scheduler.load_state_dict(bad)  # type: ignore[arg-type]
-        assert scheduler.state_dict() == {"last_epoch": 1, "base_lr": 0.5}
+        assert scheduler.state_dict() == {"last_epoch": 1, "base_lr": 0.5, "settings": {"step_size": 2, "gamma": 0.1}}
+
+
+def test_a_state_from_a_schedule_built_otherwise_is_refused_and_an_old_one_without_settings_loads() -> None:
+    """PyTorch restores a schedule's settings from its state; here they are checked, so a mismatch is an error."""
+    source = OneCycleLR(sgd(), max_lr=1.0, total_steps=20)
+    for _ in range(5):
+        source.step()
+    state = source.state_dict()
+    other = OneCycleLR(sgd(), max_lr=2.0, total_steps=20)
+    with pytest.raises(ValueError, match=r"OneCycleLR.load_state_dict: the state was saved by a schedule with "
+                                         r"max_lr=1.0, this one has max_lr=2.0"):
+        other.load_state_dict(state)
+    assert other.last_epoch == 0
+    with pytest.raises(ValueError, match=r"saved by another kind of schedule \(settings \['gamma', 'step_size'\]"):
+        CosineAnnealingLR(sgd(), T_max=10).load_state_dict(StepLR(sgd(), step_size=2).state_dict())
+    same = OneCycleLR(sgd(), max_lr=1.0, total_steps=20)
+    same.load_state_dict(state)
+    assert same.last_epoch == 5 and same.optimizer.lr == source.optimizer.lr
+    old = StepLR(sgd(), step_size=2)
+    old.load_state_dict({"last_epoch": 3, "base_lr": 0.5})  # saved before states held settings
+    assert old.last_epoch == 3
 
 
 # ---------------------------------------------------------------------------

@@ -107,15 +107,38 @@ class LRScheduler(metaclass=_NamedChecks):
         return [self._last_lr]
 
     def state_dict(self) -> dict[str, Any]:
-        """The step count and the base rate: all a closed-form schedule needs to resume."""
-        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
+        """The step count and the base rate, all a closed-form schedule needs to resume, and its settings.
+
+        The settings (``step_size``, ``gamma``, ``max_lr``, ``total_steps``, ...: the
+        schedule's numbers, as its constructor stored them) are not restored
+        by :meth:`load_state_dict` but checked: a state saved by a schedule
+        built otherwise is refused, instead of resuming on another schedule.
+        """
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr, "settings": self._settings()}
+
+    def _settings(self) -> dict[str, Any]:
+        """The schedule's own numeric settings: its attributes that are numbers or flat lists of numbers."""
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if key.startswith("_") or key in ("optimizer", "base_lr", "last_epoch"):
+                continue
+            if isinstance(value, (bool, int, float, np.number)):
+                out[key] = value
+            elif isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
+            ):
+                out[key] = list(value)
+        return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (checked first) and set the optimizer's rate for the restored step."""
         name = f"{type(self).__name__}.load_state_dict"
-        if not isinstance(state, Mapping) or set(state) != {"last_epoch", "base_lr"}:
+        keys = set(state) if isinstance(state, Mapping) else set()
+        if not isinstance(state, Mapping) or keys - {"settings"} != {"last_epoch", "base_lr"}:
             got = sorted(state, key=str) if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"{name}: expected a mapping with 'last_epoch' and 'base_lr', got {got}")
+            raise ValueError(f"{name}: expected a mapping with 'last_epoch', 'base_lr' and 'settings', got {got}")
+        if "settings" in keys:  # (a state saved before settings were saved has none: it is taken as it is)
+            self._check_settings(state["settings"], name)
         try:
             epoch, base_lr = np.asarray(state["last_epoch"]), np.asarray(state["base_lr"])
         except ValueError:  # a ragged list
@@ -132,6 +155,26 @@ class LRScheduler(metaclass=_NamedChecks):
         except (TypeError, ValueError) as e:
             self.last_epoch, self.base_lr = old
             raise ValueError(f"{name}: {e}") from None
+
+    def _check_settings(self, saved: Any, name: str) -> None:
+        """Refuse a state saved by a schedule with other settings (another kind, or other numbers)."""
+        mine = self._settings()
+        if not isinstance(saved, Mapping) or set(saved) != set(mine):
+            got = sorted(saved, key=str) if isinstance(saved, Mapping) else type(saved).__name__
+            raise ValueError(
+                f"{name}: the state was saved by another kind of schedule (settings {got}; "
+                f"{type(self).__name__} has {sorted(mine)}); load it into the schedule that saved it"
+            )
+        for key, value in mine.items():
+            try:
+                same = np.array_equal(np.asarray(saved[key], dtype=float), np.asarray(value, dtype=float))
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                raise ValueError(
+                    f"{name}: the state was saved by a schedule with {key}={saved[key]!r}, this one has "
+                    f"{key}={value!r}; build the schedule with the settings it was saved with, then load"
+                )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, base_lr={self.base_lr!r}, lr={self._last_lr!r})"
