@@ -457,6 +457,14 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
             return arr  # a boolean mask stays boolean, as in numpy and PyTorch
         keep = isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f"
         dtype = arr.dtype if keep else np.dtype(np.float32)
+        if arr.dtype.kind in "iu" and arr.size and int(np.abs(arr).max()) > 2**24:  # (below, every one is exact)
+            rounded = arr.astype(np.float32).astype(arr.dtype) != arr
+            if rounded.any():
+                raise ValueError(
+                    f"Tensor: integer data such as {arr[rounded].flat[0]} cannot be held exactly in float32 (whole "
+                    "numbers above 2**24 round); pass dtype=np.float64, or, to index a tensor, use the integer "
+                    "array itself instead of a Tensor of it"
+                )
     return arr.astype(dtype, copy=False)
 
 
@@ -860,7 +868,7 @@ class Tensor:
 
     def std(self, axis: Axis = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         """Standard deviation over ``axis``: the square root of :meth:`var`."""
-        return ops.variance(self, axis, keepdims, correction, "std").sqrt()
+        return ops.Std.apply(ops.variance(self, axis, keepdims, correction, "std"))
 
     # -- elementwise functions -------------------------------------------------
 

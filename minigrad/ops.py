@@ -533,6 +533,29 @@ class Sqrt(Function):
         return g / (2 * out)
 
 
+class Std(Function):
+    """√v of a variance v, for std. d/dv √v = 1/(2√v), and 0 where v = 0, as PyTorch takes it.
+
+    Where every value of a slice is the same, v = 0 and dv/dx = 0 too, so the
+    chain rule gives ∞·0; the slice's gradient is 0 (the std cannot fall below
+    0, and moving one value raises it equally either way), not NaN.
+    """
+
+    name = "std"
+
+    @staticmethod
+    def forward(ctx: Any, v: np.ndarray) -> np.ndarray:
+        out = np.sqrt(v)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (out,) = ctx.saved_tensors
+        positive = value(out) > 0
+        return where(positive, g / (2 * where(positive, out, 1.0)), 0.0)  # (no division by 0 where v = 0)
+
+
 class Abs(Function):
     """|a|. d/da |a| = sign(a) (0 at a = 0, as PyTorch)."""
 

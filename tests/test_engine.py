@@ -1161,3 +1161,23 @@ def test_a_backward_returning_a_list_is_told_to_return_a_tuple() -> None:
         Pair.apply(a, b).sum().backward()
     with pytest.raises(RuntimeError, match="the gradient for input 0 is a list.*as a tuple"):
         One.apply(a).sum().backward()
+
+
+def test_std_of_a_constant_slice_has_a_zero_gradient_as_in_pytorch() -> None:
+    x = mg.Tensor(np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]]), requires_grad=True)
+    x.std(axis=1).sum().backward()
+    assert x.grad[0].tolist() == [0.0, 0.0, 0.0]  # it was NaN: ∞·0 through the square root
+    row = np.array([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(x.grad[1], (row - row.mean()) / (2 * row.std(ddof=1)), rtol=1e-12)
+    (g,) = mg.autograd.grad(x.std(axis=1).sum(), x, create_graph=True)
+    (h,) = mg.autograd.grad(g[1, 0], x)
+    assert np.all(np.isfinite(h.data)) and h.data[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_integer_data_that_float32_would_round_is_refused() -> None:
+    """Tensor(int array) is float32 by default: 2**24 + 1 would become 2**24 (an index Tensor picked another row)."""
+    with pytest.raises(ValueError, match=r"integer data such as 16777217 cannot be held exactly in float32.*float64"):
+        mg.Tensor(np.array([1, 16777217]))
+    assert mg.Tensor(2**30).data == 2.0**30  # large, but exact in float32: fine
+    assert mg.Tensor(np.array([-16777216])).data.tolist() == [-16777216.0]
+    assert mg.Tensor(np.array([16777217]), dtype=np.float64).data.tolist() == [16777217.0]
