@@ -162,6 +162,11 @@ def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[st
     try:
         with f, zipfile.ZipFile(f) as zf:
             return _read_checkpoint(zf, int(max_bytes))
+    except zipfile.BadZipFile as e:  # no zip directory at its end: cut short, or another kind of file
+        raise ValueError(
+            f"load: cannot read checkpoint {path!r}: it is not a complete checkpoint ({e}); it may have been "
+            "cut short (copied while being written?) or be another kind of file"
+        ) from None
     except Exception as e:  # whatever a damaged file makes numpy, zipfile or json raise
         raise ValueError(f"load: cannot read checkpoint {path!r}: {e}") from None
 

@@ -1069,7 +1069,10 @@ def _depth_first_order(roots: Sequence[Tensor]) -> list[Tensor]:
 
 
 def _run_hooks(t: Tensor, g: Any) -> Any:
-    for hook in list(t._hooks or ()):
+    hooks = list(t._hooks or ())
+    # retain_grad() keeps the gradient after every other hook, wherever it was registered (PyTorch's order).
+    hooks.sort(key=lambda h: isinstance(h, _RetainGrad))
+    for hook in hooks:
         replaced = hook(g)
         if replaced is not None:
             if isinstance(g, np.ndarray):

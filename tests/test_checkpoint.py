@@ -734,3 +734,14 @@ def test_a_member_declaring_a_negative_shape_is_refused(tmp_path: Path) -> None:
     write_declared(path, {"w": npy_header((-4, 2))})
     with pytest.raises(ValueError, match="impossible shape"):
         mg.load(path)
+
+
+def test_a_truncated_checkpoint_says_it_is_incomplete(tmp_path):
+    path = tmp_path / "model.npz"
+    mg.save({"W": np.ones((3, 3))}, path)
+    data = path.read_bytes()
+    for cut in (0, 10, len(data) // 2):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"load: cannot read checkpoint .*model.npz.*not a complete checkpoint"
+                                             r".*cut short"):
+            mg.load(path)

@@ -764,3 +764,14 @@ def test_a_hook_may_return_a_number_under_create_graph() -> None:
     z.register_hook(lambda g: np.full(2, 2.0))
     (g,) = mg.autograd.grad(z.sum(), x, create_graph=True)
     np.testing.assert_array_equal(g.data, [6.0, 6.0])
+
+
+def test_retain_grad_keeps_the_gradient_after_every_hook_wherever_it_was_registered() -> None:
+    """As in PyTorch: .grad of a retained tensor is the gradient the hooks made, even a hook registered later."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    m = x * 1
+    m.retain_grad()
+    m.register_hook(lambda g: g * 10)
+    m.sum().backward()
+    np.testing.assert_array_equal(m.grad, [10.0, 10.0])
+    np.testing.assert_array_equal(x.grad, [10.0, 10.0])
