@@ -590,6 +590,8 @@ class Tensor:
 
     def __len__(self) -> int:
         """The length of the first axis."""
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor: it has no axis; t.shape is ()")
         return len(self.data)
 
     def __iter__(self) -> Iterator[Tensor]:

@@ -1135,6 +1135,8 @@ def test_iterating_gives_the_rows_and_a_0d_tensor_refuses() -> None:
     np.testing.assert_array_equal(x.grad, [[0, 0], [1, 1], [2, 2]])
     with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
         list(mg.Tensor(3.0))  # it gave [], so sum(loss) was 0
+    with pytest.raises(TypeError, match=r"len\(\) of a 0-d tensor"):
+        len(mg.Tensor(3.0))
 
 
 def test_a_backward_returning_a_list_is_told_to_return_a_tuple() -> None:
