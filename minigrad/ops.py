@@ -854,8 +854,9 @@ class _View(Function):
     @classmethod
     def apply(cls, *args: Any) -> Tensor:
         out = super().apply(*args)
-        if np.may_share_memory(out.data, args[0].data):
-            out._base = args[0]
+        base = args[0]
+        if isinstance(base, Tensor) and np.may_share_memory(out.data, base.data):
+            out._base = base
         return out
 
 
