@@ -303,7 +303,9 @@ class Function:
             if owners and any(t is not owners[0] for t in owners):
                 # Two different tensors over one array (x and Tensor(x.data)): which one was saved, the one
                 # that needs the gradient or the constant, cannot be told, and a guess could be silently wrong.
-                i, j = (k for k, t in enumerate(self.inputs) if t is owners[0] or t is owners[1])
+                other = next(t for t in owners if t is not owners[0])
+                i = next(k for k, t in enumerate(self.inputs) if t is owners[0])
+                j = next(k for k, t in enumerate(self.inputs) if t is other)
                 raise RuntimeError(
                     f"backward of {self.name}: inputs {i} and {j} are different tensors over one array (as "
                     "Tensor(x.data) is of x), so its gradient cannot be differentiated again; make the constant "
@@ -343,6 +345,8 @@ class Function:
         if _anomaly:
             _check_finite(cls, data, args, "forward")
         if True in needs and _state.grad_enabled:
+            if data is arrays[0]:  # a forward that returned its input (an identity): its own array object, so
+                out.data = data = data.view()  # that create_graph can tell the output from the input
             ctx.inputs = args  # Tensors and plain values; needs_input_grad marks the Tensors that matter
             ctx.needs_input_grad = tuple(needs)
             if _edits:
@@ -486,7 +490,8 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, dtype=None)``: ``data`` is a number,
     nested lists or a numpy array. Python numbers, lists and integer arrays
-    become float32; a floating numpy array keeps its dtype (float64 stays
+    become float32 (integers that float32 would round, some above 2**24, are
+    refused: pass ``dtype=np.float64``); a floating numpy array keeps its dtype (float64 stays
     float64), unless ``dtype`` says otherwise; booleans stay boolean (masks).
     A numpy array that already has the target dtype is used without a copy,
     as ``np.asarray`` would.
@@ -525,7 +530,7 @@ class Tensor:
             self._hooks = None
             return
         if isinstance(data, Tensor):
-            data = data.data
+            data = data.data.view()  # a constant over t's memory, told apart from t when differentiating twice
         if dtype is None and type(data) is np.ndarray and data.dtype.kind == "f":
             self.data = data  # the common case, a float array: used as it is
         else:
@@ -658,7 +663,9 @@ class Tensor:
         can tell ``x.detach()``, a constant, from ``x`` in ``x * x.detach()``.
         """
         out = Tensor(self.data.view())
-        out._base = self  # an in-place change of self is a change of the detached tensor too
+        owner = _memory_owner(self)  # an in-place change of that leaf is a change of the detached tensor too
+        if owner is not None:
+            out._base = owner
         return out
 
     def zero_grad(self) -> None:
@@ -1087,6 +1094,15 @@ def _run_hooks(t: Tensor, g: Any) -> Any:
                 )
             g = replaced
     return g
+
+
+def _memory_owner(t: Tensor) -> Tensor | None:
+    """The leaf whose memory a view of ``t`` shares: ``t`` if it is a leaf, else the leaf ``t`` is a view of.
+
+    A view keeps only that leaf (``_base``): only leaves change in place, and a leaf holds no graph, so a
+    chain of ``h = h.detach()`` does not keep every step's graph alive.
+    """
+    return t if t._ctx is None else getattr(t, "_base", None)
 
 
 def _memory_version(t: Tensor) -> int:

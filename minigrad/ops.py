@@ -25,6 +25,7 @@ from minigrad.engine import (
     Function,
     Tensor,
     _is_int,
+    _memory_owner,
     check_flag,
     normalize_axes,
     stable_sigmoid,
@@ -845,10 +846,11 @@ class LogSoftmax(Function):
 class _View(Function):
     """An op whose output may share its first input's memory (reshape, transpose, basic indexing).
 
-    Such an output remembers that input as its ``_base``, so that an in-place
-    change of the input (``optimizer.step()`` on ``W``) is seen by the version
-    check of a later op that saved the view (``x @ W.T``), as it is for ``W``
-    itself.
+    Such an output remembers the leaf whose memory it shares as its ``_base``,
+    so that an in-place change of that leaf (``optimizer.step()`` on ``W``) is
+    seen by the version check of a later op that saved the view
+    (``x @ W.T``), as it is for ``W`` itself. Only leaves change in place, and
+    a leaf holds no graph, so the reference keeps nothing else alive.
     """
 
     @classmethod
@@ -856,7 +858,9 @@ class _View(Function):
         out = super().apply(*args)
         base = args[0]
         if isinstance(base, Tensor) and np.may_share_memory(out.data, base.data):
-            out._base = base
+            owner = _memory_owner(base)
+            if owner is not None:
+                out._base = owner
         return out
 
 

@@ -1183,3 +1183,23 @@ def test_integer_data_that_float32_would_round_is_refused() -> None:
     assert mg.Tensor(2**30).data == 2.0**30  # large, but exact in float32: fine
     assert mg.Tensor(np.array([-16777216])).data.tolist() == [-16777216.0]
     assert mg.Tensor(np.array([16777217]), dtype=np.float64).data.tolist() == [16777217.0]
+
+
+def test_a_chain_of_detached_tensors_keeps_no_graph_alive() -> None:
+    """h = f(h).detach() for many steps: each view keeps only a leaf, never the graph behind it (it leaked)."""
+    import gc
+    import weakref
+
+    W = mg.Tensor(np.full((4, 4), 0.1), requires_grad=True)
+    h = mg.Tensor(np.ones((1, 4)))
+    first = None
+    for step in range(50):
+        out = (h @ W).tanh()
+        if step == 0:
+            first = weakref.ref(out)
+        h = out.detach()
+    del out
+    gc.collect()
+    assert first() is None  # the first step's output and its graph are gone
+    assert getattr(h, "_base", None) is None  # a view of an inner node needs no base: only leaves change in place
+    assert W.detach()._base is W

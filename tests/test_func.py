@@ -356,3 +356,44 @@ def test_autograd_grad_of_an_intermediate_walks_only_above_it():
     z.sum().backward()  # releases the graph below z
     (dz,) = mg.autograd.grad((z * z).sum(), z)  # needs nothing below z: fine (it raised "released")
     np.testing.assert_allclose(dz.data, 2 * np.exp([2.0, 4.0]))
+
+
+def test_an_identity_forward_and_a_tensor_of_a_tensor_differentiate_twice():
+    """A forward that returns its input (gradient scaling) and mg.Tensor(x) inside f: PyTorch's values."""
+
+    class ScaleGrad(mg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 0.5
+
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    (g,) = mg.autograd.grad((x * ScaleGrad.apply(x)).sum(), x, create_graph=True)
+    np.testing.assert_allclose(g.data, [1.5, 3.0])
+    (h,) = mg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.data, [1.0, 1.0])  # torch: [1, 1] (it raised, and before that gave [1.5, 1.5])
+    f = lambda w: (w * mg.Tensor(w) * w).sum()  # noqa: E731  (a constant c = w's values: c·w², Hessian 2c)
+    np.testing.assert_allclose(mg.func.hessian(f)(np.array([3.0])).data, [[6.0]])
+
+
+def test_the_refusal_names_two_different_tensors_however_many_share_the_array():
+    class Three(mg.Function):
+        @staticmethod
+        def forward(ctx, a, b, c):
+            ctx.save_for_backward(a, b, c)
+            return a * b * c
+
+        @staticmethod
+        def backward(ctx, g):
+            a, b, c = ctx.saved_tensors
+            return g * b * c, g * a * c, g * a * b
+
+    x = mg.Tensor([2.0], requires_grad=True)
+    c = mg.Tensor(np.zeros(1))
+    c.data = x.data  # the very same array object
+    for args, named in [((x, c, x), "inputs 0 and 1"), ((x, x, c), "inputs 0 and 2")]:
+        with pytest.raises(RuntimeError, match=named + " are different tensors over one array"):
+            mg.autograd.grad(Three.apply(*args).sum(), x, create_graph=True)

@@ -494,3 +494,26 @@ def test_schedule_from_spec_none_and_errors() -> None:
     with pytest.raises(ValueError, match="invalid total_steps"):
         schedule_from_spec("cosine", optimizer, total_steps=0)
     assert optimizer.lr == 0.5
+
+
+def test_a_schedule_whose_own_numbers_change_loads_its_state() -> None:
+    """The settings checked are those its constructor stored, not values it keeps changing (a best loss)."""
+
+    class Plateau(LRScheduler):
+        def __init__(self, optimizer, factor=0.5):  # type: ignore[no-untyped-def]
+            self.factor, self.best, self.scale = factor, float("inf"), 1.0
+            super().__init__(optimizer)
+
+        def lr_at(self, epoch: int) -> float:
+            return self.base_lr * self.scale
+
+    s = Plateau(sgd())
+    s.best, s.scale = 0.9, 0.5
+    s.step()
+    state = s.state_dict()
+    assert state["settings"] == {"factor": 0.5, "best": float("inf"), "scale": 1.0}
+    other = Plateau(sgd())
+    other.load_state_dict(state)  # it raised: best=0.9 against inf
+    assert other.last_epoch == 1
+    with pytest.raises(ValueError, match="factor=0.5, this one has factor=0.25"):
+        Plateau(sgd(), factor=0.25).load_state_dict(state)

@@ -81,6 +81,9 @@ class LRScheduler(metaclass=_NamedChecks):
         self.base_lr: float = optimizer.hyperparameters["lr"]
         self.last_epoch: int = 0
         self._last_lr: float = self.base_lr
+        # The settings as the constructor stored them, before any step: what a loaded state is checked against
+        # (a value a schedule keeps changing, such as a plateau schedule's best loss, is only its start here).
+        self._built_with = self._settings()
         self._apply(0)
 
     def lr_at(self, epoch: int) -> float:
@@ -114,10 +117,10 @@ class LRScheduler(metaclass=_NamedChecks):
         by :meth:`load_state_dict` but checked: a state saved by a schedule
         built otherwise is refused, instead of resuming on another schedule.
         """
-        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr, "settings": self._settings()}
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr, "settings": dict(self._built_with)}
 
     def _settings(self) -> dict[str, Any]:
-        """The schedule's own numeric settings: its attributes that are numbers or flat lists of numbers."""
+        """The schedule's own numeric settings: its public attributes that are numbers or flat lists of numbers."""
         out: dict[str, Any] = {}
         for key, value in vars(self).items():
             if key.startswith("_") or key in ("optimizer", "base_lr", "last_epoch"):
@@ -158,7 +161,7 @@ class LRScheduler(metaclass=_NamedChecks):
 
     def _check_settings(self, saved: Any, name: str) -> None:
         """Refuse a state saved by a schedule with other settings (another kind, or other numbers)."""
-        mine = self._settings()
+        mine = self._built_with
         if not isinstance(saved, Mapping) or set(saved) != set(mine):
             got = sorted(saved, key=str) if isinstance(saved, Mapping) else type(saved).__name__
             raise ValueError(
