@@ -116,10 +116,13 @@ def _relu_forward(replay: _Replay, k: int, i: int) -> list[str]:
 
 def _only_reader(replay: _Replay, m: int, k: int) -> bool:
     """True if op ``m`` is a linear written out, not returned, whose output forward event ``k`` alone reads."""
+    from minigrad.compile import _out_reads  # (here: compile imports this module)
+
     if replay._written.get(m) != "linear" or m in replay._returned:
         return False
-    readers = [j for j, e in enumerate(replay._events) if e[0] == "forward" for src, w in e[2] if src == "out"
-               and replay._op[w] == m]
+    # Every read counts, one inside a tuple argument too (an op given (h.data,) would see h overwritten).
+    readers = [j for j, e in enumerate(replay._events) if e[0] == "forward" for w in _out_reads(e[2])
+               if replay._op[w] == m]
     return readers == [k]
 
 

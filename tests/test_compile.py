@@ -1186,6 +1186,23 @@ def test_an_op_output_used_only_inside_a_tuple_argument_is_kept_until_then():
     calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 3))) for _ in range(5)]
     _assert_replays_match(make, [(3, 3)], calls)
 
+    def make_relu(params):  # a linear's output read by a relu and, inside a tuple, by another op
+        W, b = params
+        opt = mg.optim.SGD(params, lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            h = mg.ops.linear(x, W, b)
+            loss = (ScaleBy.apply(h.relu() + 1.0, (h.data,)) ** 2).mean()  # the relu may not overwrite h
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    step = _assert_replays_match(make_relu, [(3, 4), (4,)], [(rng.standard_normal((8, 3)),) for _ in range(5)])
+    assert "over its input" not in next(iter(step.records.values())).source
+
 
 def test_a_user_op_that_updates_its_own_buffer_in_forward_is_not_taken_for_the_steps_code():
     class Running(mg.Function):
