@@ -1322,22 +1322,11 @@ def run_backward(
 def _leading_to(roots: Sequence[Tensor], targets: Mapping[Tensor, Any]) -> set[Tensor]:
     """The non-leaf nodes reachable from ``roots`` that have one of ``targets`` among the nodes below them."""
     leads: set[Tensor] = set()
-    done: set[Tensor] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r._ctx is not None]
-    while stack:  # post-order, iteratively: a node is settled after every input below it
-        node, parents_done = stack.pop()
+    for node in reversed(_depth_first_order(roots)):  # each node after every node below it
         ctx = node._ctx
         assert ctx is not None
-        below = [t for t, need in zip(ctx.inputs, ctx.needs_input_grad) if need]
-        if parents_done:
-            if any(t in targets or t in leads for t in below):
-                leads.add(node)
-            continue
-        if node in done:
-            continue
-        done.add(node)
-        stack.append((node, True))
-        stack.extend((t, False) for t in below if t._ctx is not None and t not in done)
+        if any(need and (t in targets or t in leads) for t, need in zip(ctx.inputs, ctx.needs_input_grad)):
+            leads.add(node)
     return leads
 
 
