@@ -341,11 +341,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--rounds and --repeats must be at least 1")
     if args.against:
         results = []
-        base = [sys.executable, __file__, "--raw", "--config", args.config, "--rounds", str(args.rounds)]
+        base = [sys.executable, __file__, "--raw", "--config", args.config, "--rounds", str(args.rounds),
+                "--seed", str(args.seed)]
         for _ in range(args.repeats):
             for path in (None, args.against):
                 cmd = base + (["--minigrad", path] if path else [])
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:  # the run's own message (a checkout without minigrad/, say), not a traceback
+                    sys.stderr.write(out.stderr)
+                    return out.returncode
                 results.append(json.loads(out.stdout))
     else:
         results = [measure(args)]
