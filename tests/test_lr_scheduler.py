@@ -306,6 +306,40 @@ def test_sequential_checks_its_arguments() -> None:
         SequentialLR(optimizer, [a, b, ExponentialLR(optimizer, 0.1)], milestones=[3, 3])
 
 
+def test_one_schedule_drives_one_optimizer() -> None:
+    """A schedule built on an optimizer replaces the one built before: the earlier one refuses to step.
+
+    (Stepping both would leave the rate to whichever stepped last, a schedule neither describes.)
+    """
+    optimizer = sgd(1.0)
+    first, second = StepLR(optimizer, 2, gamma=0.5), ExponentialLR(optimizer, 0.5)
+    second.step()
+    assert optimizer.lr == 0.5
+    with pytest.raises(RuntimeError, match=r"StepLR.step: the optimizer is driven by the ExponentialLR .*SequentialLR"):
+        first.step()
+    with pytest.raises(RuntimeError, match="StepLR.load_state_dict: the optimizer is driven by the ExponentialLR"):
+        first.load_state_dict(first.state_dict())
+    assert optimizer.lr == 0.5 and first.last_epoch == 0  # refused before anything changed
+    second.step()
+    assert optimizer.lr == 0.25
+    # A schedule built again (a notebook cell run twice) drives the optimizer; the old one is refused.
+    third = ExponentialLR(optimizer, 0.5)
+    with pytest.raises(RuntimeError, match="driven by the ExponentialLR"):
+        second.step()
+    third.step()
+    assert optimizer.lr == 0.125  # third took the optimizer's rate then (0.25) as its base
+
+
+def test_a_part_of_a_sequence_is_stepped_through_it() -> None:
+    """The schedules inside a SequentialLR run at their turn; stepping one directly is refused, naming the whole."""
+    optimizer = sgd(1.0)
+    warmup, decay = LinearLR(optimizer, 0.5, total_iters=2), ExponentialLR(optimizer, 0.5)
+    chain = SequentialLR(optimizer, [warmup, decay], milestones=[2])
+    with pytest.raises(RuntimeError, match="one part of a SequentialLR.*call the SequentialLR's step instead"):
+        warmup.step()
+    assert rates(chain, 4) == [0.5, 0.75, 1.0, 0.5, 0.25]
+
+
 # ---------------------------------------------------------------------------
 # Resume: bit-identical with saved optimizer and scheduler state
 # ---------------------------------------------------------------------------

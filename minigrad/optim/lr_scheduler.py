@@ -15,8 +15,10 @@ Each schedule is a closed form of its step count t (``last_epoch``):
 ``lr_at(t)`` gives it, and ``step()`` does ``t += 1`` and sets
 ``optimizer.lr = lr_at(t)``. A schedule changes the optimizer's ``lr`` (and,
 for :class:`OneCycleLR` with ``cycle_momentum``, its momentum) and nothing
-else. One schedule drives one optimizer; to run one schedule after another,
-use :class:`SequentialLR`.
+else. One schedule drives one optimizer: the last one built on it. A schedule
+built earlier on the same optimizer refuses to ``step()`` (its rate would be
+overwritten by the other's at every step, or overwrite it); to run one
+schedule after another, use :class:`SequentialLR`.
 
 To resume, save ``scheduler.state_dict()`` next to the optimizer's and load
 both into freshly built objects: ``load_state_dict`` restores the step count
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +55,10 @@ __all__ = [
     "OneCycleLR",
     "schedule_from_spec",
 ]
+
+
+#: Each optimizer's schedule: the last one built on it (a weak reference, so that neither keeps the other alive).
+_DRIVER: weakref.WeakKeyDictionary[Optimizer, weakref.ref[LRScheduler]] = weakref.WeakKeyDictionary()
 
 
 def _check_count(name: str, value: Any, low: int = 1) -> int:
@@ -84,6 +91,7 @@ class LRScheduler(metaclass=_NamedChecks):
         # The settings as the constructor stored them, before any step: what a loaded state is checked against
         # (a value a schedule keeps changing, such as a plateau schedule's best loss, is only its start here).
         self._built_with = self._settings()
+        _DRIVER[optimizer] = weakref.ref(self)  # this schedule drives the optimizer from now on
         self._apply(0)
 
     def lr_at(self, epoch: int) -> float:
@@ -96,8 +104,25 @@ class LRScheduler(metaclass=_NamedChecks):
         setattr(self.optimizer, "lr", lr)  # noqa: B010  (lr is a subclass's attribute; the base class has none)
         self._last_lr = lr
 
+    def _check_drives(self, call: str) -> None:
+        """Refuse ``call`` on a schedule that another one, built later on the same optimizer, has replaced."""
+        driver = _DRIVER.get(self.optimizer)
+        other = driver() if driver is not None else None
+        if other is not None and other is not self:
+            if self in getattr(other, "schedulers", ()):
+                raise RuntimeError(
+                    f"{type(self).__name__}.{call}: this schedule is one part of a {type(other).__name__}, which "
+                    f"runs it at its turn; call the {type(other).__name__}'s {call} instead"
+                )
+            raise RuntimeError(
+                f"{type(self).__name__}.{call}: the optimizer is driven by the {type(other).__name__} built on it "
+                "after this schedule (one schedule drives one optimizer: the last one built on it); to run "
+                "schedules one after another combine them in a SequentialLR and step that, or build this one last"
+            )
+
     def step(self) -> None:
         """Advance one step: ``last_epoch += 1``, then ``optimizer.lr = lr_at(last_epoch)``."""
+        self._check_drives("step")
         if engine._tape is not None:  # mg.compile is recording a step: replay this call too
             engine._tape.on_call(self.step)
         self.last_epoch += 1
@@ -136,6 +161,7 @@ class LRScheduler(metaclass=_NamedChecks):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict` (checked first) and set the optimizer's rate for the restored step."""
         name = f"{type(self).__name__}.load_state_dict"
+        self._check_drives("load_state_dict")
         keys = set(state) if isinstance(state, Mapping) else set()
         if not isinstance(state, Mapping) or keys - {"settings"} != {"last_epoch", "base_lr"}:
             got = sorted(state, key=str) if isinstance(state, Mapping) else type(state).__name__
