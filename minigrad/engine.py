@@ -502,6 +502,11 @@ class Tensor:
     tracked by the version counter (as in PyTorch), so a backward that needs
     the old values cannot notice; in-place changes made through minigrad
     (``optimizer.step()``, ``nn.init``, ``load_state_dict``) are tracked.
+
+    Arithmetic operators (``+ - * / ** @``, unary ``-``) record ops and
+    broadcast as numpy does. Comparisons (``< <= > >= == !=``) give boolean
+    masks, which carry no gradient and combine with ``& | ^ ~``:
+    ``mg.where((x > 0) & (x < 1), x, 0.0)``.
     """
 
     __slots__ = (
@@ -844,6 +849,36 @@ class Tensor:
         return ops.compare("ne", self, other)
 
     __hash__ = object.__hash__
+
+    # -- logic on boolean masks: &, |, ^, ~ (no gradient) ----------------------
+
+    def __and__(self, other: ArrayLike) -> Tensor:
+        """a & b on boolean masks, elementwise: ``(x > 0) & (x < 1)``."""
+        return ops.logical("and", self, other)
+
+    def __rand__(self, other: ArrayLike) -> Tensor:
+        """b & a, for a mask array on the left."""
+        return ops.logical("and", other, self)
+
+    def __or__(self, other: ArrayLike) -> Tensor:
+        """a | b on boolean masks, elementwise."""
+        return ops.logical("or", self, other)
+
+    def __ror__(self, other: ArrayLike) -> Tensor:
+        """b | a, for a mask array on the left."""
+        return ops.logical("or", other, self)
+
+    def __xor__(self, other: ArrayLike) -> Tensor:
+        """a ^ b on boolean masks, elementwise: True where exactly one holds."""
+        return ops.logical("xor", self, other)
+
+    def __rxor__(self, other: ArrayLike) -> Tensor:
+        """b ^ a, for a mask array on the left."""
+        return ops.logical("xor", other, self)
+
+    def __invert__(self) -> Tensor:
+        """~a on a boolean mask: True where it is False."""
+        return ops.logical_not(self)
 
     # -- reductions ----------------------------------------------------------
 

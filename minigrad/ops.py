@@ -800,6 +800,35 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
         raise ValueError(f"{op}: shapes {a.shape} and {np.shape(b)} cannot be broadcast together") from None
 
 
+_LOGICAL = {"and": (np.logical_and, "&"), "or": (np.logical_or, "|"), "xor": (np.logical_xor, "^")}
+
+
+def _mask(x: Any, op: str, sign: str) -> np.ndarray:
+    """``x`` as a boolean array, for the logical operators; anything else is refused, naming the operator."""
+    m = np.asarray(value(x))
+    if m.dtype != bool:
+        raise TypeError(
+            f"{op}: {sign} works on boolean masks (comparisons such as x > 0), got dtype {m.dtype}; "
+            "compare first, or for numbers use multiplication and addition"
+        )
+    return m
+
+
+def logical(op: str, a: Any, b: Any) -> Tensor:
+    """a & b, a | b or a ^ b on boolean masks, elementwise and broadcasting: a boolean Tensor (no gradient)."""
+    fn, sign = _LOGICAL[op]
+    x, y = _mask(a, op, sign), _mask(b, op, sign)
+    try:
+        return Tensor(fn(x, y))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {x.shape} and {y.shape} cannot be broadcast together") from None
+
+
+def logical_not(a: Any) -> Tensor:
+    """~a on a boolean mask: True where ``a`` is False (no gradient)."""
+    return Tensor(np.logical_not(_mask(a, "not", "~")))
+
+
 class Softmax(Function):
     """s = exp(a) / Σ exp(a) along an axis, shifted by the max. ds/da = diag(s) - s sᵀ: da = s·(g - Σ g·s)."""
 

@@ -671,6 +671,33 @@ def test_comparisons_give_boolean_masks_without_gradient() -> None:
         np.testing.assert_array_equal(out.data, expected)
 
 
+def test_masks_combine_with_and_or_xor_not() -> None:
+    """& | ^ ~ on boolean masks are numpy's logical ops, broadcasting, with arrays and bools on either side."""
+    x = mg.Tensor(np.array([[-1.0, 0.5, 2.0]]), requires_grad=True)
+    low, high = x > 0, x < 1
+    col = np.array([[True], [False]])
+    for out, expected in [
+        (low & high, [[False, True, False]]),
+        (low | high, [[True, True, True]]),
+        (low ^ high, [[True, False, True]]),
+        (~low, [[True, False, False]]),
+        (low & col, [[False, True, True], [False, False, False]]),
+        (col | low, [[True, True, True], [False, True, True]]),
+        (True ^ low, [[True, False, False]]),
+    ]:
+        assert out.dtype == np.bool_ and not out.requires_grad
+        np.testing.assert_array_equal(out.data, expected)
+    # A mask made so selects as any other: the gradient of the selected entries only.
+    (x * ((x > 0) & (x < 1))).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 1.0, 0.0]])
+    with pytest.raises(TypeError, match=r"and: & works on boolean masks .* got dtype float64; compare first"):
+        low & x
+    with pytest.raises(TypeError, match=r"not: ~ works on boolean masks .* got dtype float64"):
+        _ = ~x
+    with pytest.raises(ValueError, match=r"xor: shapes \(1, 3\) and \(2,\) cannot be broadcast together"):
+        low ^ np.array([True, False])
+
+
 A23, B4 = mg.Tensor(np.ones((2, 3))), mg.Tensor(np.ones(4))
 
 
