@@ -809,7 +809,7 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
             if sgd
             else []
         ),
-        "    engine._edits = edits = engine._edits + 1  # (engine.bump_versions)",
+        f"    edits = engine.bump_versions({opt}._shared)",
     ]
     for i, (p, q, r) in enumerate(zip(owner.params, qs, rs)):
         lines += [

@@ -535,6 +535,9 @@ class Tensor:
             self._hooks = None
             return
         if isinstance(data, Tensor):
+            owner = _memory_owner(data)
+            if owner is not None:  # a view of that memory: its version checks see the owner's changes
+                self._base = owner
             data = data.data.view()  # a constant over t's memory, told apart from t when differentiating twice
         if dtype is None and type(data) is np.ndarray and data.dtype.kind == "f":
             self.data = data  # the common case, a float array: used as it is
@@ -593,10 +596,12 @@ class Tensor:
         return self._version
 
     def bump_version(self) -> None:
-        """Record an in-place change of ``.data`` (optimizers, ``nn.init`` and ``load_state_dict`` call it)."""
-        global _edits
-        _edits += 1
-        self._version = _edits
+        """Record an in-place change of ``.data`` (optimizers, ``nn.init`` and ``load_state_dict`` call it).
+
+        On a view (``W[0]``, ``W.T``, ``W.detach()``, ``Tensor(W)``) the change is
+        also recorded on the tensor whose memory it shares, as it changed too.
+        """
+        bump_versions((self,))
 
     def __len__(self) -> int:
         """The length of the first axis."""
@@ -1032,6 +1037,10 @@ def bump_versions(tensors: Iterable[Tensor]) -> int:
     _edits += 1
     for t in tensors:
         t._version = _edits
+        base = getattr(t, "_base", None)
+        while base is not None:  # a view: the memory it shares changed too
+            base._version = _edits
+            base = getattr(base, "_base", None)
     return _edits
 
 

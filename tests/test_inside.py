@@ -646,6 +646,48 @@ def test_a_step_that_changes_what_a_saved_view_shows_raises(view: str) -> None:
         loss.backward()
 
 
+@pytest.mark.parametrize("view", ["T", "row", "detach", "Tensor"])
+def test_a_change_made_through_a_view_is_a_change_of_what_it_views(view: str) -> None:
+    """nn.init or bump_version() on W.T, W[0], W.detach() or Tensor(W) writes W's memory: W's graph refuses.
+
+    (It backpropagated silently with the new values: x.grad [0, 0] instead of the forward's [3, 7].)
+    """
+    W = mg.nn.Parameter(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    loss = (x @ W).sum()
+    seen = {"T": lambda: W.T, "row": lambda: W[0], "detach": lambda: W.detach(), "Tensor": lambda: mg.Tensor(W)}
+    with mg.no_grad():
+        mg.nn.init.zeros_(seen[view]())
+    assert W.data.sum() < 10  # the change did reach W's memory
+    with pytest.raises(RuntimeError, match=r"backward of matmul: input 1 \(shape \(2, 2\)\).*modified in place"):
+        loss.backward()
+
+
+def test_a_step_between_the_forward_and_backward_of_a_tensor_of_a_parameter_raises() -> None:
+    """Tensor(W) shares W's memory, so opt.step() on W changes it (it used the new W silently)."""
+    W = mg.nn.Parameter(np.array([1.0, 2.0, 3.0]))
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    loss = (x * mg.Tensor(W)).sum()
+    W.grad = np.ones(3)
+    mg.optim.SGD([W], lr=0.1).step()
+    with pytest.raises(RuntimeError, match=r"backward of mul: input 1 .*modified in place.*\(a view of a tensor"):
+        loss.backward()
+
+
+def test_an_optimized_view_changes_the_version_of_what_it_views() -> None:
+    """A parameter made as a view of W (W.detach() set to require grad) changes W's memory at every step."""
+    W = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    V = W.detach()
+    V.requires_grad = True
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    loss = (x * W).sum()
+    V.grad = np.ones(2)
+    mg.optim.SGD([V], lr=0.5).step()
+    np.testing.assert_array_equal(W.data, [0.5, 1.5])
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
 def test_a_view_of_a_tensor_nobody_changed_backpropagates_as_before() -> None:
     W = mg.Tensor(np.array([[1.0, 2.0], [3.0, 4.0]]), requires_grad=True)
     x = mg.Tensor(np.array([[1.0, 1.0]]), requires_grad=True)

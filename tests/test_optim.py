@@ -712,6 +712,14 @@ def test_optimizer_rejects_a_tensor_without_grad_naming_it() -> None:
         Momentum([p, frozen], lr=0.1)
 
 
+def test_optimizer_rejects_the_output_of_an_op() -> None:
+    """A non-leaf never gets a .grad from backward(): it was accepted and then never changed (PyTorch refuses it)."""
+    p = mg.Tensor(np.zeros(2), requires_grad=True)
+    scaled = mg.Tensor(np.ones(3), requires_grad=True) * 0.01
+    with pytest.raises(ValueError, match=r"SGD: parameter 1 \(shape \(3,\)\) is the output of an op \(mul\), not a"):
+        SGD([p, scaled], lr=0.1)
+
+
 def test_optimizer_rejects_a_single_tensor() -> None:
     """A Tensor instead of a list of Tensors is a TypeError that says so."""
     p = mg.Tensor(np.zeros(2), requires_grad=True)

@@ -83,6 +83,14 @@ def _buffer(state: dict[str, Any], name: str, w: np.ndarray, start: float = 0.0)
     return buffer
 
 
+def _bases(t: Tensor) -> Iterator[Tensor]:
+    """The tensors whose memory the view ``t`` shares (none if ``t`` owns its memory)."""
+    base = getattr(t, "_base", None)
+    while base is not None:
+        yield base
+        base = getattr(base, "_base", None)
+
+
 class _Checking:
     """The stand-in parameter list of :meth:`Optimizer._checked`: iterable, and empty."""
 
@@ -164,12 +172,21 @@ class Optimizer(metaclass=_NamedChecks):
                 raise TypeError(f"{name}: parameter {i} is a {type(p).__name__}, not a Tensor{hint}")
             if not p.requires_grad:
                 raise ValueError(f"{name}: parameter {i} (shape {p.shape}) does not require grad")
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{name}: parameter {i} (shape {p.shape}) is the output of an op ({p.op}), not a leaf: "
+                    "backward() never sets its .grad, so it would never change; optimize the tensor it is "
+                    "computed from, or make a leaf of its value, mg.Tensor(t.data, requires_grad=True)"
+                )
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name}: a parameter appears more than once")
         reserved = [k for k in hyperparameters if hasattr(Optimizer, k) or k in ("params", "state", "step_count")]
         if reserved:
             raise ValueError(f"{name}: hyperparameter names {reserved} clash with Optimizer's own attributes")
         self.params: list[Tensor] = params
+        # The tensors whose memory a parameter shares, if it is a view (W.detach() made to require grad):
+        # step() changes them too, so their version counters record it (usually none).
+        self._shared: list[Tensor] = [b for p in params for b in _bases(p)]
         self.state: list[dict[str, Any]] = [{} for _ in params]
         self.step_count: int = 0
         for key, value in hyperparameters.items():  # each hyperparameter becomes an attribute: self.lr, ...
@@ -246,7 +263,7 @@ class Optimizer(metaclass=_NamedChecks):
                 self._refuse_grads()
         self.__dict__["step_count"] += 1  # a plain counter: no need for __setattr__'s hyperparameter checks
         update = self.update
-        version = engine.bump_versions(())  # every w changes in place: a graph that saved the old values is stale
+        version = engine.bump_versions(self._shared)  # every w changes in place: saved old values are stale
         for p, state in zip(params, self.state):
             g = p.grad
             if g is not None:
