@@ -791,13 +791,20 @@ _COMPARISONS = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.g
 
 
 def compare(op: str, a: Tensor, other: Any) -> Tensor:
-    """a <op> b elementwise as a boolean Tensor (no gradient: a mask for where and indexing)."""
+    """a <op> b elementwise as a boolean Tensor (no gradient: a mask for where and indexing).
+
+    A number or array is compared in the tensor's dtype, as arithmetic takes it
+    (a float32 ``x == 0.1`` finds the entries equal to float32 0.1, as numpy
+    and PyTorch do).
+    """
     fn = _COMPARISONS[op]
-    b = value(other)
+    if other is None and op in ("eq", "ne"):  # (numpy's answer: nothing equals None)
+        return Tensor(np.full(a.shape, op == "ne"))
+    b = a._other(other).data
     try:
-        return Tensor(fn(a.data, np.asarray(b)))
+        return Tensor(fn(a.data, b))
     except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {np.shape(b)} cannot be broadcast together") from None
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
 
 
 _LOGICAL = {"and": (np.logical_and, "&"), "or": (np.logical_or, "|"), "xor": (np.logical_xor, "^")}

@@ -671,6 +671,21 @@ def test_comparisons_give_boolean_masks_without_gradient() -> None:
         np.testing.assert_array_equal(out.data, expected)
 
 
+def test_a_number_is_compared_in_the_tensors_dtype() -> None:
+    """float32 x == 0.1 compares with float32 0.1, as numpy's weak scalars and PyTorch do (it used float64)."""
+    a = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    x = mg.Tensor(a, requires_grad=True)
+    np.testing.assert_array_equal((x == 0.1).data, [True, False, False])
+    np.testing.assert_array_equal((x > 0.1).data, [False, True, True])
+    np.testing.assert_array_equal((x <= 0.3).data, [True, True, True])
+    np.testing.assert_array_equal((0.2 <= x).data, [False, True, True])
+    np.testing.assert_array_equal((x.clip(min=0.2) == 0.2).data, [True, True, False])  # the clipped entries
+    mg.where(x > 0.1, x * 10.0, x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 10.0, 10.0])
+    np.testing.assert_array_equal((x == None).data, [False, False, False])  # noqa: E711  (numpy's answer)
+    np.testing.assert_array_equal((x != None).data, [True, True, True])  # noqa: E711
+
+
 def test_masks_combine_with_and_or_xor_not() -> None:
     """& | ^ ~ on boolean masks are numpy's logical ops, broadcasting, with arrays and bools on either side."""
     x = mg.Tensor(np.array([[-1.0, 0.5, 2.0]]), requires_grad=True)
