@@ -182,8 +182,15 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^-x) on an array, as (1 + tanh(x/2)) / 2, which never overflows."""
-    return 0.5 * (1 + np.tanh(0.5 * x))
+    """σ(x) = 1 / (1 + e^-x) on an array, from z = e^-|x| so that it never overflows.
+
+    σ(|x|) = 1 / (1 + z), and σ(-|x|) = z·σ(|x|), which keeps full relative
+    precision far into the negative tail: σ(-20) in float32 is 2.06e-9, where
+    the form (1 + tanh(x/2)) / 2 rounds it to 0 (and log σ to -inf).
+    """
+    z = np.exp(-np.abs(x))
+    s = 1 / (1 + z)
+    return np.where(x >= 0, s, z * s)
 
 
 def _is_int(value: Any) -> bool:

@@ -623,7 +623,7 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """σ(a) = 1/(1 + e^-a), as (1 + tanh(a/2))/2 so it never overflows. dσ/da = σ·(1 - σ)."""
+    """σ(a) = 1/(1 + e^-a), from e^-|a| so it never overflows (engine.stable_sigmoid). dσ/da = σ·(1 - σ)."""
 
     name = "sigmoid"
 

@@ -1085,9 +1085,24 @@ def test_first_derivative_is_the_same_with_and_without_create_graph() -> None:
         np.testing.assert_array_equal(plain, graphed)
 
 
+# σ's formula changed after the rewrite, on purpose: from (1 + tanh(x/2)) / 2 to one built on e^-|x|, which keeps
+# its relative precision in the negative tail (σ(-20) in float32 was 0). The script gives both engines this one,
+# so that what it compares is the engine; test_the_sigmoid_formula_given_to_both_engines_is_mains checks it.
+SIGMOID = """
+def _sigmoid(x):
+    z = np.exp(-np.abs(x))
+    s = 1 / (1 + z)
+    return np.where(x >= 0, s, z * s)
+"""
+
 TRAINING = """
+import sys
 import numpy as np
 import minigrad as mg
+""" + SIGMOID + """
+for _module in ("minigrad.engine", "minigrad.ops", "minigrad.nn.losses"):
+    if hasattr(sys.modules.get(_module), "stable_sigmoid"):
+        sys.modules[_module].stable_sigmoid = _sigmoid
 
 print("Function" in dir(mg))  # False before the rewrite: tells which engine this run imported
 
@@ -1175,6 +1190,30 @@ def test_first_order_training_is_bit_identical_to_the_engine_before_the_rewrite(
     assert (old_engine, new_engine) == ("False", "True")
     assert len(now) == 2 * 28 + 18  # 28 ops in two dtypes; 3 models × 3 layers × (W, b)
     assert now == before
+
+
+def test_the_sigmoid_formula_given_to_both_engines_is_mains() -> None:
+    """The σ the bit-identity script gives both engines is, bit for bit, the one minigrad uses now."""
+    scope: dict[str, Any] = {"np": np}
+    exec(SIGMOID, scope)  # noqa: S102  (this module's own text)
+    x = np.linspace(-60, 60, 1001)
+    for dtype in (np.float32, np.float64):
+        v = x.astype(dtype)
+        assert scope["_sigmoid"](v).tobytes() == mg.engine.stable_sigmoid(v).tobytes()
+        assert mg.Tensor(v).sigmoid().data.tobytes() == mg.engine.stable_sigmoid(v).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_precision_in_the_negative_tail(dtype: type) -> None:
+    """σ(x) ≈ e^x far below 0: relative error of a few ulp, and log σ(x) ≈ x with gradient 1 (it gave -inf, nan)."""
+    x0 = np.array([-5.0, -15.0, -20.0, -30.0, -80.0])
+    exact = np.array([1 / (1 + math.exp(-v)) for v in x0])
+    x = mg.Tensor(x0.astype(dtype), requires_grad=True)
+    s = x.sigmoid()
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(s.data, exact, rtol=8 * eps, atol=0)
+    s.log().sum().backward()
+    np.testing.assert_allclose(x.grad, 1 - exact, rtol=8 * eps)  # d log σ / dx = 1 - σ
 
 
 def test_bce_gives_a_target_that_requires_grad_its_gradient() -> None:
