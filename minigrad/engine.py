@@ -969,7 +969,7 @@ class Tensor:
         return ops.Tanh.apply(self)
 
     def sigmoid(self) -> Tensor:
-        """σ(a) = 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows."""
+        """σ(a) = 1 / (1 + e^-a), computed from e^-|a| so it never overflows (stable_sigmoid)."""
         return ops.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
