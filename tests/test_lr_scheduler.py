@@ -9,6 +9,7 @@ is checked bit for bit against an unbroken one.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -322,12 +323,31 @@ def test_one_schedule_drives_one_optimizer() -> None:
     assert optimizer.lr == 0.5 and first.last_epoch == 0  # refused before anything changed
     second.step()
     assert optimizer.lr == 0.25
-    # A schedule built again (a notebook cell run twice) drives the optimizer; the old one is refused.
+    # A schedule built again (a notebook cell run twice) drives the optimizer, and is the same schedule: its
+    # base is the rate before any schedule (1.0), not the rate the earlier one had reached (0.25).
     third = ExponentialLR(optimizer, 0.5)
+    assert third.base_lr == 1.0 and optimizer.lr == 1.0
     with pytest.raises(RuntimeError, match="driven by the ExponentialLR"):
         second.step()
     third.step()
-    assert optimizer.lr == 0.125  # third took the optimizer's rate then (0.25) as its base
+    assert optimizer.lr == 0.5
+    # A rate set by hand is a new base.
+    optimizer.lr = 0.3
+    assert StepLR(optimizer, 2).base_lr == 0.3
+
+
+def test_the_schedules_of_a_sequence_share_the_rate_before_any_schedule_in_any_order() -> None:
+    """Built warm-up first but listed second, the warm-up's step 0 (0.1·0.1) was taken as the decay's base.
+
+    PyTorch's rates: 0.1, 0.09, 0.081, then the warm-up from 0.01 (each schedule's initial_lr is the optimizer's
+    rate before the first one).
+    """
+    optimizer = sgd(0.1)
+    warmup = LinearLR(optimizer, start_factor=0.1, total_iters=4)
+    decay = ExponentialLR(optimizer, 0.9)
+    got = rates(SequentialLR(optimizer, [decay, warmup], milestones=[3]), 6)
+    want = [0.1, 0.1 * 0.9, 0.1 * 0.81] + [0.1 * (0.1 + 0.9 * k / 4) for k in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
 
 
 def test_a_part_of_a_sequence_is_stepped_through_it() -> None:
@@ -455,6 +475,48 @@ def test_a_state_from_a_schedule_built_otherwise_is_refused_and_an_old_one_witho
     old = StepLR(sgd(), step_size=2)
     old.load_state_dict({"last_epoch": 3, "base_lr": 0.5})  # saved before states held settings
     assert old.last_epoch == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pct_start": 0.1}, "pct_start=0.3, this one has pct_start=0.1"),
+        ({"div_factor": 5.0}, "div_factor=25.0, this one has div_factor=5.0"),
+        ({"final_div_factor": 10.0}, "final_div_factor=10000.0, this one has final_div_factor=10.0"),
+        ({"anneal_strategy": "linear"}, "linear_anneal=False, this one has linear_anneal=True"),
+        ({"base_momentum": 0.5}, "base_momentum=0.85, this one has base_momentum=0.5"),
+        ({"max_momentum": 0.9}, "max_momentum=0.95, this one has max_momentum=0.9"),
+        ({"three_phase": True}, "three_phase=False, this one has three_phase=True"),
+    ],
+)
+def test_every_setting_of_a_one_cycle_is_checked(change: dict[str, Any], message: str) -> None:
+    """Each of these loaded silently before (only total_steps, max_lr and cycle_momentum were kept): lr 0.30 vs 1.00."""
+    state = OneCycleLR(sgd(momentum=0.9), max_lr=1.0, total_steps=100).state_dict()
+    other = OneCycleLR(sgd(momentum=0.9), max_lr=1.0, total_steps=100, **change)
+    with pytest.raises(ValueError, match=f"saved by a schedule with {re.escape(message)}"):
+        other.load_state_dict(state)
+
+
+def test_a_sequence_checks_the_settings_of_its_schedules_and_survives_a_checkpoint(tmp_path: Path) -> None:
+    """A SequentialLR kept only its milestones: a [LinearLR, Cosine] state loaded into [Exponential, StepLR]."""
+    def build(kinds: str) -> SequentialLR:
+        o = sgd(0.1)
+        parts = ([LinearLR(o, 0.1, total_iters=5), CosineAnnealingLR(o, T_max=95)] if kinds == "warm-cos"
+                 else [LinearLR(o, 0.1, total_iters=5), CosineAnnealingLR(o, T_max=50)] if kinds == "warm-cos50"
+                 else [ExponentialLR(o, 0.9), StepLR(o, 10)])
+        return SequentialLR(o, parts, milestones=[5])
+    source = build("warm-cos")
+    for _ in range(7):
+        source.step()
+    mg.save({"schedule": source.state_dict()}, tmp_path / "s.npz")
+    state = mg.load(tmp_path / "s.npz")["schedule"]
+    with pytest.raises(ValueError, match="saved by another kind of schedule"):
+        build("exp-step").load_state_dict(state)
+    with pytest.raises(ValueError, match=r"T_max of schedulers\[1\]=95, this one has T_max of schedulers\[1\]=50"):
+        build("warm-cos50").load_state_dict(state)
+    resumed = build("warm-cos")
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == 7 and resumed.optimizer.lr == source.optimizer.lr
 
 
 # ---------------------------------------------------------------------------

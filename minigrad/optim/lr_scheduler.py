@@ -1,8 +1,10 @@
 """Learning-rate schedules, with PyTorch's names and stepping convention.
 
 A schedule is built on an optimizer, takes the optimizer's ``lr`` as its base
-rate, and sets ``optimizer.lr`` (the attribute, checked as any assignment)
-at once to its value for step 0. Call ``scheduler.step()`` after each
+rate (or, if that rate is the one an earlier schedule on the optimizer set,
+that schedule's base rate: the rate before any schedule), and sets
+``optimizer.lr`` (the attribute, checked as any assignment) at once to its
+value for step 0. Call ``scheduler.step()`` after each
 ``optimizer.step()``, once per epoch or once per batch, as you mean to count::
 
     optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -70,6 +72,11 @@ def _check_count(name: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
+def _shown(value: Any) -> Any:
+    """A saved setting as a number or list (a checkpoint gives it back as an array)."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
 class LRScheduler(metaclass=_NamedChecks):
     """Base class: a closed-form rate ``lr_at(t)`` of the step count ``t``, applied to ``optimizer.lr``.
 
@@ -85,7 +92,15 @@ class LRScheduler(metaclass=_NamedChecks):
         if "lr" not in optimizer.hyperparameters:
             raise ValueError(f"{name}: {type(optimizer).__name__} has no hyperparameter 'lr' to schedule")
         self.optimizer = optimizer
-        self.base_lr: float = optimizer.hyperparameters["lr"]
+        lr = optimizer.hyperparameters["lr"]
+        driver = _DRIVER.get(optimizer)
+        previous = driver() if driver is not None else None
+        if previous is not None and lr == previous._last_lr:
+            # The rate is the one an earlier schedule set: this one starts from that one's base, the rate
+            # before any schedule (PyTorch's initial_lr), so the schedules of a SequentialLR share it whatever
+            # their order, and a schedule built again is the same schedule. A rate set by hand since is a new base.
+            lr = previous.base_lr
+        self.base_lr: float = lr
         self.last_epoch: int = 0
         self._last_lr: float = self.base_lr
         # The settings as the constructor stored them, before any step: what a loaded state is checked against
@@ -145,17 +160,21 @@ class LRScheduler(metaclass=_NamedChecks):
         return {"last_epoch": self.last_epoch, "base_lr": self.base_lr, "settings": dict(self._built_with)}
 
     def _settings(self) -> dict[str, Any]:
-        """The schedule's own numeric settings: its public attributes that are numbers or flat lists of numbers."""
+        """The schedule's own numeric settings: its public attributes that are numbers or lists of numbers.
+
+        A list of lists (OneCycleLR's phases) is flattened; a setting that is not a number (a function, a
+        string) is left to a subclass, which can add it as numbers.
+        """
         out: dict[str, Any] = {}
         for key, value in vars(self).items():
             if key.startswith("_") or key in ("optimizer", "base_lr", "last_epoch"):
                 continue
             if isinstance(value, (bool, int, float, np.number)):
                 out[key] = value
-            elif isinstance(value, (list, tuple)) and value and all(
-                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
-            ):
-                out[key] = list(value)
+            elif isinstance(value, (list, tuple)) and value:
+                flat = [v for item in value for v in (item if isinstance(item, (list, tuple)) else [item])]
+                if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in flat):
+                    out[key] = flat
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -201,7 +220,7 @@ class LRScheduler(metaclass=_NamedChecks):
                 same = False
             if not same:
                 raise ValueError(
-                    f"{name}: the state was saved by a schedule with {key}={saved[key]!r}, this one has "
+                    f"{name}: the state was saved by a schedule with {key}={_shown(saved[key])!r}, this one has "
                     f"{key}={value!r}; build the schedule with the settings it was saved with, then load"
                 )
 
@@ -333,6 +352,13 @@ class SequentialLR(LRScheduler):
         setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
         super().__init__(optimizer)  # base_lr = the first's, shared by all (see the property below)
 
+    def _settings(self) -> dict[str, Any]:
+        """The milestones and each schedule's settings, as ``T_max of schedulers[1]`` (names a checkpoint keeps)."""
+        out = super()._settings()
+        for i, s in enumerate(self.schedulers):
+            out.update({f"{k} of schedulers[{i}]": v for k, v in s._settings().items()})
+        return out
+
     def _current(self, epoch: int) -> tuple[LRScheduler, int]:
         """The schedule that runs at step ``epoch`` and its own step count there."""
         i = bisect.bisect_right(self.milestones, epoch)
@@ -405,16 +431,19 @@ class OneCycleLR(LRScheduler):
             total_steps = _check_count("epochs", epochs) * _check_count("steps_per_epoch", steps_per_epoch)
         self.total_steps = T = _check_count("total_steps", total_steps)
         self.max_lr = check_number("max_lr", max_lr, open_low=True)
-        p = check_number("pct_start", pct_start)
+        self.pct_start = p = check_number("pct_start", pct_start)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"invalid anneal_strategy: expected 'cos' or 'linear', got {anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
         self.cycle_momentum = check_flag("cycle_momentum", cycle_momentum)
-        base_m = check_number("base_momentum", base_momentum, 0.0, 1.0)
-        max_m = check_number("max_momentum", max_momentum, 0.0, 1.0)
-        initial = self.max_lr / check_number("div_factor", div_factor, open_low=True)
-        low = initial / check_number("final_div_factor", final_div_factor, open_low=True)
-        if check_flag("three_phase", three_phase):
+        self.base_momentum = base_m = check_number("base_momentum", base_momentum, 0.0, 1.0)
+        self.max_momentum = max_m = check_number("max_momentum", max_momentum, 0.0, 1.0)
+        self.div_factor = check_number("div_factor", div_factor, open_low=True)
+        self.final_div_factor = check_number("final_div_factor", final_div_factor, open_low=True)
+        initial = self.max_lr / self.div_factor
+        low = initial / self.final_div_factor
+        self.three_phase = check_flag("three_phase", three_phase)
+        if self.three_phase:
             # (end step, lr from, lr to, momentum from, momentum to)
             self.phases = [
                 (p * T - 1, initial, self.max_lr, max_m, base_m),
@@ -438,6 +467,13 @@ class OneCycleLR(LRScheduler):
                 )
             self.momentum_name = names[0]
         super().__init__(optimizer)
+
+    def _settings(self) -> dict[str, Any]:
+        """The constructor's numbers and flags, and the strategy as a flag (a checkpoint stores numbers)."""
+        out = super()._settings()
+        del out["phases"]  # (made from the settings)
+        out["linear_anneal"] = self.anneal_strategy == "linear"
+        return out
 
     def _phase(self, epoch: int) -> tuple[float, tuple[float, float, float, float, float]]:
         """The fraction of its phase reached at step ``epoch``, and that phase."""
