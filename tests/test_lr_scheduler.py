@@ -519,6 +519,36 @@ def test_a_sequence_checks_the_settings_of_its_schedules_and_survives_a_checkpoi
     assert resumed.last_epoch == 7 and resumed.optimizer.lr == source.optimizer.lr
 
 
+def test_a_refused_step_changes_nothing() -> None:
+    """A value the optimizer refuses mid-run left the rate changed and the count advanced (then saved as such)."""
+    optimizer = sgd(0.1)
+    schedule = LambdaLR(optimizer, lambda t: 1.0 if t < 2 else -1.0)
+    schedule.step()
+    with pytest.raises(ValueError, match=r"LambdaLR.step: invalid lr_lambda\(2\): expected a number >= 0"):
+        schedule.step()
+    assert (schedule.last_epoch, optimizer.lr, schedule.get_last_lr()) == (1, 0.1, [0.1])
+    cycle = OneCycleLR(sgd(0.1, momentum=0.9), max_lr=1.0, total_steps=4)
+    for _ in range(4):
+        cycle.step()
+    lr, momentum = cycle.optimizer.lr, cycle.optimizer.momentum
+    with pytest.raises(ValueError, match="OneCycleLR: tried to step 5 times; total_steps is 4"):
+        cycle.step()
+    assert (cycle.last_epoch, cycle.optimizer.lr, cycle.optimizer.momentum) == (4, lr, momentum)
+    OneCycleLR(sgd(0.1, momentum=0.9), max_lr=1.0, total_steps=4).load_state_dict(cycle.state_dict())
+
+
+def test_a_one_cycle_whose_momentum_the_optimizer_refuses_is_refused_when_built() -> None:
+    """Nesterov SGD needs momentum > 0: base_momentum=0 was accepted, then the run failed at step 2."""
+    optimizer = sgd(0.1, momentum=0.9, nesterov=True)
+    with pytest.raises(ValueError, match=r"OneCycleLR: cycle_momentum would set SGD's momentum to 0.0, which it "
+                                         r"refuses \(invalid nesterov"):
+        OneCycleLR(optimizer, max_lr=1.0, total_steps=10, base_momentum=0.0)
+    assert (optimizer.lr, optimizer.momentum) == (0.1, 0.9)  # untouched
+    adam = Adam([mg.Tensor(np.zeros(3), requires_grad=True)], lr=0.1, betas=(0.9, 0.99))
+    OneCycleLR(adam, max_lr=1.0, total_steps=10)  # betas[0] from 0.95 to 0.85: accepted
+    assert adam.betas == (0.95, 0.99)
+
+
 # ---------------------------------------------------------------------------
 # Checks of the settings, and the lab's spec strings
 # ---------------------------------------------------------------------------

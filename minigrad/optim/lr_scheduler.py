@@ -106,8 +106,8 @@ class LRScheduler(metaclass=_NamedChecks):
         # The settings as the constructor stored them, before any step: what a loaded state is checked against
         # (a value a schedule keeps changing, such as a plateau schedule's best loss, is only its start here).
         self._built_with = self._settings()
+        self._apply_whole(0)
         _DRIVER[optimizer] = weakref.ref(self)  # this schedule drives the optimizer from now on
-        self._apply(0)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate at step ``epoch`` (0 is the rate before the first ``step()``)."""
@@ -118,6 +118,17 @@ class LRScheduler(metaclass=_NamedChecks):
         lr = self.lr_at(epoch)
         setattr(self.optimizer, "lr", lr)  # noqa: B010  (lr is a subclass's attribute; the base class has none)
         self._last_lr = lr
+
+    def _apply_whole(self, epoch: int) -> None:
+        """``_apply(epoch)``, or nothing: if the optimizer refuses a value, every value set before it is undone."""
+        before, last = self.optimizer.hyperparameters, self._last_lr
+        try:
+            self._apply(epoch)
+        except BaseException:
+            for key, value in before.items():  # the values it had, which it accepted then
+                object.__setattr__(self.optimizer, key, value)
+            self._last_lr = last
+            raise
 
     def _check_drives(self, call: str) -> None:
         """Refuse ``call`` on a schedule that another one, built later on the same optimizer, has replaced."""
@@ -140,8 +151,13 @@ class LRScheduler(metaclass=_NamedChecks):
         self._check_drives("step")
         if engine._tape is not None:  # mg.compile is recording a step: replay this call too
             engine._tape.on_call(self.step)
+        try:
+            self._apply_whole(self.last_epoch + 1)  # (a refused step changes nothing, not even the count)
+        except (TypeError, ValueError) as e:
+            if str(e).startswith("invalid "):
+                raise type(e)(f"{type(self).__name__}.step: {e}") from None
+            raise
         self.last_epoch += 1
-        self._apply(self.last_epoch)
         if engine._tape is not None:
             engine._tape.on_call_end()
 
@@ -199,7 +215,7 @@ class LRScheduler(metaclass=_NamedChecks):
         old = (self.last_epoch, self.base_lr)
         self.last_epoch, self.base_lr = int(epoch), base_lr.item()
         try:
-            self._apply(self.last_epoch)
+            self._apply_whole(self.last_epoch)
         except (TypeError, ValueError) as e:
             self.last_epoch, self.base_lr = old
             raise ValueError(f"{name}: {e}") from None
@@ -466,7 +482,22 @@ class OneCycleLR(LRScheduler):
                     f"{type(optimizer).__name__} has none (pass cycle_momentum=False)"
                 )
             self.momentum_name = names[0]
+            for m in (base_m, max_m):  # the momentum runs between these two: the optimizer must take both
+                try:
+                    optimizer._checked({**optimizer.hyperparameters, **self._momentum(optimizer, m)})
+                except (TypeError, ValueError) as e:
+                    raise ValueError(
+                        f"OneCycleLR: cycle_momentum would set {type(optimizer).__name__}'s {self.momentum_name} "
+                        f"to {m!r}, which it refuses ({e}); choose base_momentum and max_momentum it takes, or "
+                        "pass cycle_momentum=False"
+                    ) from None
         super().__init__(optimizer)
+
+    def _momentum(self, optimizer: Optimizer, m: float) -> dict[str, Any]:
+        """The hyperparameter a momentum of ``m`` sets: ``betas=(m, β2)``, ``momentum=m`` or ``beta=m``."""
+        if self.momentum_name == "betas":
+            return {"betas": (m, optimizer.hyperparameters["betas"][1])}
+        return {self.momentum_name: m}
 
     def _settings(self) -> dict[str, Any]:
         """The constructor's numbers and flags, and the strategy as a flag (a checkpoint stores numbers)."""
@@ -506,11 +537,8 @@ class OneCycleLR(LRScheduler):
         """Set the rate, and with ``cycle_momentum`` the momentum, for step ``epoch``."""
         super()._apply(epoch)
         if self.cycle_momentum:
-            m = self.momentum_at(epoch)
-            if self.momentum_name == "betas":
-                setattr(self.optimizer, "betas", (m, self.optimizer.hyperparameters["betas"][1]))  # noqa: B010
-            else:
-                setattr(self.optimizer, self.momentum_name, m)
+            for key, value in self._momentum(self.optimizer, self.momentum_at(epoch)).items():
+                setattr(self.optimizer, key, value)
 
 
 def schedule_from_spec(spec: str, optimizer: Optimizer, total_steps: int) -> LRScheduler | None:
