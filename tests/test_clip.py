@@ -119,14 +119,62 @@ def test_clip_grad_value_clamps_each_entry() -> None:
     np.testing.assert_array_equal(old, [-3.0, 0.5, 2.0])
 
 
+def test_an_infinite_limit_reads_the_norm_and_changes_nothing() -> None:
+    """clip_grad_norm_(ps, inf) is PyTorch's way to read the joint norm; both limits accept inf."""
+    params = with_grads([3.0, 4.0])
+    old = params[0].grad
+    assert clip_grad_norm_(params, float("inf")) == 5.0
+    clip_grad_value_(params, float("inf"))
+    np.testing.assert_array_equal(params[0].grad, [3.0, 4.0])
+    assert clip_grad_norm_(params, np.float32(10), norm_type=np.float32(2)) == 5.0  # numpy numbers are numbers
+    assert params[0].grad is old or np.array_equal(params[0].grad, old)
+
+
+def test_an_integer_gradient_set_by_hand_is_scaled_in_its_parameters_dtype() -> None:
+    """An integer .grad was scaled in its own dtype: 0.2 became 0, and the gradient [3, 4] became [0, 0]."""
+    p = mg.Tensor(np.zeros(2), requires_grad=True)
+    p.grad = np.array([3, 4])
+    assert clip_grad_norm_([p], 1.0) == 5.0
+    assert p.grad.dtype == np.float64
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
+    p.grad = np.array([3, -4])
+    clip_grad_value_([p], 0.5)
+    np.testing.assert_array_equal(p.grad, [0.5, -0.5])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda m: clip_grad_norm_(m.parameters, 1.0), TypeError,
+         r"clip_grad_norm_: got the method parameters itself; call it: model.parameters\(\)"),
+        (lambda m: clip_grad_value_(m, 1.0), TypeError,
+         r"clip_grad_value_: expected a Tensor or an iterable of Tensors, got a Linear; pass model.parameters\(\)"),
+        (lambda m: clip_grad_norm_(m.named_parameters(), 1.0), TypeError,
+         r"parameter 0 is a tuple, not a Tensor \(a \(name, parameter\) pair: pass model.parameters\(\)\)"),
+    ],
+    ids=["method", "module", "named"],
+)
+def test_clip_tells_what_to_pass(call: Callable[[mg.nn.Module], object], error: type, message: str) -> None:
+    """The optimizers' hints for the same mistakes (they raised "'method' object is not iterable")."""
+    with pytest.raises(error, match=message):
+        call(mg.nn.Linear(3, 2))
+
+
+def test_clip_refuses_a_gradient_that_is_not_an_array() -> None:
+    p = mg.Tensor(np.zeros(2), requires_grad=True)
+    p.grad = [1.0, 2.0]  # type: ignore[assignment]
+    with pytest.raises(TypeError, match=r"clip_grad_norm_: parameter 0's .grad is a list, not a numpy array"):
+        clip_grad_norm_([p], 1.0)
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda ps: clip_grad_norm_(ps, max_norm=-1.0), "invalid max_norm: expected a number >= 0"),
-        (lambda ps: clip_grad_norm_(ps, max_norm="1"), "invalid max_norm: expected a number"),
+        (lambda ps: clip_grad_norm_(ps, max_norm=-1.0), r"clip_grad_norm_: max_norm must be a number >= 0 \(float"),
+        (lambda ps: clip_grad_norm_(ps, max_norm="1"), "clip_grad_norm_: max_norm must be a number >= 0"),
         (lambda ps: clip_grad_norm_(ps, max_norm=1.0, norm_type=0), "norm_type must be a number > 0"),
         (lambda ps: clip_grad_norm_(ps, max_norm=1.0, norm_type="fro"), "norm_type must be a number > 0"),
-        (lambda ps: clip_grad_value_(ps, clip_value=float("nan")), "invalid clip_value: expected a number"),
+        (lambda ps: clip_grad_value_(ps, clip_value=float("nan")), "clip_grad_value_: clip_value must be a number"),
         (lambda ps: clip_grad_norm_([ps[0], np.ones(2)], max_norm=1.0), "parameter 1 is a ndarray, not a Tensor"),
     ],
     ids=["max_norm<0", "max_norm str", "norm_type 0", "norm_type str", "clip_value nan", "not a Tensor"],
