@@ -393,8 +393,11 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool, which: str) -> np.ndarray:
-        if a.size == 0:
-            raise ValueError(f"{which}: cannot reduce an empty tensor of shape {a.shape}")
+        if any(a.shape[i] == 0 for i in axes):
+            raise ValueError(
+                f"{which}: cannot take the {which} over an axis of length 0 (shape {a.shape}, axes {axes}): "
+                "there is no element to pick"
+            )
         top = a.max(axis=axes, keepdims=True) if which == "max" else a.min(axis=axes, keepdims=True)
         ctx.save_for_backward(a)
         ctx.top, ctx.axes, ctx.keepdims = top, axes, keepdims
@@ -415,11 +418,12 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
-        if a.size == 0:
-            raise ValueError(f"logsumexp: cannot reduce an empty tensor of shape {a.shape}")
-        m = a.max(axis=axes, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)  # rows of -inf stay -inf, not NaN
-        out = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+        if any(a.shape[i] == 0 for i in axes):  # log of an empty sum, log 0 (PyTorch's -inf)
+            out = np.full([1 if i in axes else n for i, n in enumerate(a.shape)], -np.inf, dtype=a.dtype)
+        else:
+            m = a.max(axis=axes, keepdims=True)
+            m = np.where(np.isfinite(m), m, 0)  # rows of -inf stay -inf, not NaN
+            out = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
         if not keepdims:
             out = np.squeeze(out, axis=axes)
         ctx.save_for_backward(a, out)
@@ -688,6 +692,8 @@ def clip(a: Tensor, low: float | None = None, high: float | None = None) -> Tens
         raise ValueError("clip: give min, max or both")
     if low is not None and high is not None and low > high:
         raise ValueError(f"clip: min {low} is larger than max {high}")
+    if a.data.dtype.kind == "f":  # the bounds take the tensor's dtype, as every number an op is given does
+        low, high = (None if v is None else a.data.dtype.type(v) for v in (low, high))
     return Clip.apply(a, low, high)
 
 
@@ -1123,9 +1129,19 @@ class Concatenate(Function):
         return (None, *(g[lead + (slice(s, e),)] for s, e in zip(starts, ctx.ends)))
 
 
-def concatenate(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis, like ``np.concatenate``."""
-    return Concatenate.apply(axis, *_as_tensors(tensors, "concatenate"))
+def concatenate(tensors: Sequence[ArrayLike], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis, like ``np.concatenate`` (``axis=None``: each flattened first)."""
+    parts = _as_tensors(tensors, "concatenate")
+    if axis is None:
+        return Concatenate.apply(0, *(t.reshape(-1) for t in parts))
+    _check_axis_argument(axis, "concatenate")
+    return Concatenate.apply(axis, *parts)
+
+
+def _check_axis_argument(axis: Any, op: str) -> None:
+    """Refuse an axis that is not an integer, naming the op (numpy's own error comes from deep inside)."""
+    if not _is_int(axis):
+        raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
 
 
 class Stack(Function):
@@ -1151,6 +1167,7 @@ class Stack(Function):
 
 def stack(tensors: Sequence[ArrayLike], axis: int = 0) -> Tensor:
     """Join tensors of one shape along a new axis, like ``np.stack``."""
+    _check_axis_argument(axis, "stack")
     return Stack.apply(axis, *_as_tensors(tensors, "stack"))
 
 
@@ -1180,7 +1197,10 @@ class Linear(Function):
                     f"linear: bias of shape {b.shape} does not broadcast to the output's shape {out.shape}; "
                     f"use a bias of shape ({W.shape[1]},)"
                 )
-            out += b
+            if b.dtype is out.dtype:
+                out += b  # in place: no second array
+            else:  # (mixed precision: numpy's promotion, as x @ W + b gives; += would round b into out's dtype)
+                out = out + b
         ctx.save_for_backward(x, W)
         ctx.bias_shape = None if b is None else b.shape
         return out
