@@ -269,7 +269,7 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         first = result.errors[0]
         _say(f"minigrad: {len(result.errors)} run(s) failed with status error (the others are saved); first: "
              f"{first['optimizer']} on {first['dataset']}, seed {first['seed']}, lr {first['lr']:g}: "
-             f"{first['message']}")
+             f"{first['message']}; once fixed, {_resume_command(argv)} trains the failed ones again")
         return 1
     return 0
 

@@ -502,6 +502,9 @@ def parse_optimizer(text: str) -> tuple[str, dict[str, Any]]:
     return head, kwargs
 
 
+_IMPORTED: dict[str, str] = {}  # a plug-in module's name: the digest of its file when this process imported it
+
+
 def _load_plugin_class(spec: str) -> type:
     """Import ``path/to/file.py:ClassName`` or ``package.module:ClassName``."""
     where, _, class_name = spec.rpartition(":")
@@ -510,7 +513,8 @@ def _load_plugin_class(spec: str) -> type:
     if where.endswith(".py") or os.sep in where or "/" in where:
         if not os.path.isfile(where):
             raise LabError(f"optimizer {spec!r}: no such file {where!r}")
-        digest = hashlib.sha1(os.path.abspath(where).encode()).hexdigest()[:12]
+        with open(where, "rb") as f:  # named by path and content: a file edited since is imported again
+            digest = hashlib.sha1(os.path.abspath(where).encode() + b"\0" + f.read()).hexdigest()[:12]
         module_name = f"minigrad_plugin_{digest}"
         module = sys.modules.get(module_name)
         if module is None:
@@ -527,6 +531,10 @@ def _load_plugin_class(spec: str) -> type:
     else:
         try:
             module = importlib.import_module(where)
+            digest = _code_digest(spec)
+            if _IMPORTED.setdefault(where, digest) != digest:  # its file was edited since: import it again
+                module = importlib.reload(module)
+                _IMPORTED[where] = digest
         except (Exception, SystemExit) as e:  # the user's module
             raise LabError(f"optimizer {spec!r}: cannot import module {where!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
@@ -585,9 +593,37 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
     return OptimizerSpec(name, make, source, builtin, tuple(kwargs.items()))
 
 
-@functools.lru_cache(maxsize=64)
+def _code_digest(source: str) -> str:
+    """The SHA-256 of the file a plug-in spec's class comes from ("" for a built-in, whose code is minigrad's)."""
+    head = source.split("(")[0]
+    if ":" not in head:
+        return ""
+    where = head.rpartition(":")[0]
+    path: str | None = where
+    if not (where.endswith(".py") or "/" in where or os.sep in where):
+        try:
+            found = importlib.util.find_spec(where)
+        except (ImportError, ValueError):
+            found = None
+        path = found.origin if found is not None else None
+    if not path or not os.path.isfile(path):
+        return ""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:
+    """Each plug-in's :func:`_code_digest`, by name: a resumed run trains an edited plug-in's runs again."""
+    return {s.name: digest for s in specs if (digest := _code_digest(s.source))}
+
+
 def _resolve_cached(source: str) -> OptimizerSpec:
-    """A worker resolves each optimizer once (importing a plug-in file once per process)."""
+    """A worker resolves each optimizer once per version of its code (a plug-in file edited since is read again)."""
+    return _resolve_code(source, _code_digest(source))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_code(source: str, digest: str) -> OptimizerSpec:
     return resolve_optimizer(source)
 
 
@@ -1439,6 +1475,7 @@ def compare(
         "targets": targets, "eval_points": eval_points, "version": __version__,
         "schedule": schedule, "clip_grad_norm": clip_grad_norm,
     }
+    code = _plugin_code(specs)
     _check_optional(plots and out_dir is not None)
     result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
     say = progress or (lambda line: None)
@@ -1456,11 +1493,24 @@ def compare(
     try:
         journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
         records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
+        failed = [k for k, r in records.items() if r["status"] == "error"]
+        if failed:  # a resumed run trains again what failed before (its cause may be fixed): it is not finished
+            say(f"training again {_count(len(failed), 'run')} that failed before")
+            for k in failed:
+                del records[k]
+        # A plug-in edited since some of its runs: those are another optimizer's, so they are trained again.
+        stale = [k for k, r in records.items() if r["optimizer"] in code and r.get("code") != code[r["optimizer"]]]
+        if stale:
+            names = sorted({records[k]["optimizer"] for k in stale})
+            say(f"the code of {', '.join(names)} changed since {_count(len(stale), 'run')} of it finished: "
+                "training those again with the code as it is now")
+            for k in stale:
+                del records[k]
         if plots and out_dir is not None:
             drawing = _Plots(background=jobs > 1 or backend == "dask")  # see _Plots: where the drawing happens
         with _Signals() as signals:
             _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say,
-                   drawing)
+                   drawing, code)
         result.interrupted = signals.received
         result.records = [r for r in records.values() if r["kind"] == "report"]
         tune_records = [r for r in records.values() if r["kind"] == "tune"]
@@ -1506,8 +1556,11 @@ def _sweep(
     result: Comparison, specs: Sequence[OptimizerSpec], datasets: Sequence[str], grid: tuple[float, ...],
     given: Mapping[str, float], records: dict[tuple, dict[str, Any]], journal: _Journal | None, jobs: int,
     backend: str, scheduler: str | None, signals: _Signals, say: Callable[[str], Any], drawing: _Plots | None,
+    code: Mapping[str, str],
 ) -> None:
     """Tune (if the procedure says so), then run the reported seeds; every finished training is journalled.
+
+    A plug-in's record holds the SHA-256 of its source file (``code``), which a resume checks.
 
     ``drawing`` gets each plot as soon as its data is final: the learning-rate sensitivity after the
     tuning, a dataset's curves when its last reported run is done.
@@ -1531,6 +1584,8 @@ def _sweep(
             left[t.dataset, t.optimizer] = left.get((t.dataset, t.optimizer), 0) + 1
 
         def done(record: dict[str, Any]) -> None:
+            if record["optimizer"] in code:
+                record["code"] = code[record["optimizer"]]
             if journal is not None:
                 journal.append(record)
             records[_record_key(record)] = record
