@@ -917,44 +917,66 @@ def _ratio(a: float, b: float) -> float:
 
 
 def verdicts(
-    problems: Mapping[str, Mapping[tuple[str, int], float]], baseline: str = "sgd", *, seed: int = 0
+    problems: Mapping[str, Mapping[tuple[str, int], float]], baseline: str = "sgd", *, seed: int = 0,
+    failed: Mapping[str, Iterable[tuple[str, int]]] | None = None,
 ) -> list[str]:
     """One line per optimizer comparing its steps to target with ``baseline``'s, over all problems.
 
     ``problems[optimizer][(dataset, seed)]`` is a run's steps to target. The
     ratio per problem is steps / baseline's steps (problems both missed are
-    left out); the line gives the median ratio, a bootstrap 95% interval
-    over problems, and on how many datasets the optimizer's median steps are
-    below the baseline's (and, if any, on how many they are equal).
+    left out; one only the optimizer reached counts as 0, one only the
+    baseline reached as inf); the line gives the median ratio, a bootstrap
+    95% interval over problems, and on how many datasets the optimizer's
+    median steps are below the baseline's (and, if any, on how many they are
+    equal, and on how many both miss). ``failed[optimizer]`` lists the
+    problems whose run failed (status error): those are left out of the
+    comparison and counted apart, not as misses.
     """
     if baseline not in problems:
         return [f"(no verdict: {baseline} is not in this run)"]
+    failed_sets = {n: set(v) for n, v in (failed or {}).items()}
     base = problems[baseline]
+    base_failed = failed_sets.get(baseline, set())
     lines = []
     for name, mine in problems.items():
         if name == baseline:
             continue
-        keys = sorted(set(mine) & set(base))
+        mine_failed = failed_sets.get(name, set())
+        keys = sorted((set(mine) & set(base)) - mine_failed - base_failed)
+        fails = len(mine_failed & set(base))
+        failure = f"; its run failed (status error) on {fails} problems, left out" if fails else ""
+        if not keys:
+            why = f"its run failed (status error) on all {fails}" if fails == len(mine) else "every run failed on them"
+            lines.append(f"{name}: no problem to compare with {baseline} on ({why})")
+            continue
         ratios = np.array([_ratio(mine[k], base[k]) for k in keys])
         ratios = ratios[~np.isnan(ratios)]
         datasets = sorted({d for d, _ in keys})
-        faster = tied = 0
+        faster = tied = both_miss = 0
         for d in datasets:
             m = np.median([mine[k] for k in keys if k[0] == d])
             b = np.median([base[k] for k in keys if k[0] == d])
             faster += bool(m < b)
-            tied += bool(m == b)
+            both_miss += bool(math.isinf(m) and math.isinf(b))
+            tied += bool(m == b and not math.isinf(m))
         if len(ratios) == 0:
-            lines.append(f"{name}: neither it nor {baseline} reaches the target on any problem")
+            lines.append(f"{name}: neither it nor {baseline} reaches the target on any problem{failure}")
             continue
         median, low, high = bootstrap_median_ci(ratios, seed=seed)
         missed = sum(math.isinf(mine[k]) for k in keys)
         base_missed = sum(math.isinf(base[k]) for k in keys)
+        only = []
+        if any(ratios == 0):
+            only.append(f"a problem only {name} reached counts as 0")
+        if any(np.isinf(ratios)):
+            only.append(f"one only {baseline} reached as inf")
+        notes = [f"tied on {tied}" if tied else "", f"both miss on {both_miss}" if both_miss else ""]
+        shown = ", ".join(n for n in notes if n)
         lines.append(
             f"{name} reaches the target in {_times(median)} {baseline}'s steps (median over {len(ratios)} problems, "
-            f"95% CI {_times(low, x=False)}-{_times(high, x=False)}), faster on {faster} of {len(datasets)} "
-            f"datasets{f' (tied on {tied})' if tied else ''}; misses {missed} of {len(keys)} problems "
-            f"({baseline}: {base_missed})"
+            f"95% CI {_times(low, x=False)}-{_times(high, x=False)}{'; ' + ', '.join(only) if only else ''}), "
+            f"faster on {faster} of {len(datasets)} datasets{f' ({shown})' if shown else ''}; misses {missed} of "
+            f"{len(keys)} problems ({baseline}: {base_missed}){failure}"
         )
     return lines
 
@@ -1141,6 +1163,10 @@ def _check_settings(
     if not specs:
         raise LabError("no optimizers given")
     names = [s.name for s in specs]
+    for s in specs:
+        if ":" in s.source.split("(")[0] and s.name.split("(")[0] in BUILTIN_OPTIMIZERS:
+            raise LabError(f"the plug-in {s.source.split('(')[0]} is named {s.name.split('(')[0]!r}, as a built-in "
+                           "is (tables name plug-ins by class, and sgd is the verdict's baseline): rename the class")
     if len(set(names)) != len(names):
         raise LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
     for what, value, low in (("epochs", epochs, 1), ("batch size", batch_size, 1), ("seeds", seeds, 1),
@@ -1478,6 +1504,11 @@ def compare(
     code = _plugin_code(specs)
     _check_optional(plots and out_dir is not None)
     result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
+    if target is None and epochs < DEFAULT_SETTINGS["epochs"]:
+        result.warnings.append(
+            f"note: the targets are TARGETS, chosen for {DEFAULT_SETTINGS['epochs']} epochs; in {epochs} a target "
+            "may be out of every optimizer's reach (then all miss it): set one with --target"
+        )
     say = progress or (lambda line: None)
 
     lock = journal = drawing = None
@@ -1759,7 +1790,9 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
                 and lr in (_to_3_digits(grid[0]), _to_3_digits(grid[-1])),
                 "seconds_mean": float(np.mean([r["seconds"][-1] for r in runs])) if runs else math.nan,
             })
-    result.verdict = verdicts(problems) if len(specs) > 1 else []
+    failed = {s.name: [(r["dataset"], r["seed"]) for r in result.records
+                       if r["optimizer"] == s.name and r["status"] == "error"] for s in specs}
+    result.verdict = verdicts(problems, failed=failed) if len(specs) > 1 else []
     result.settings["problems"] = problems
 
 

@@ -452,6 +452,40 @@ def test_verdict_against_sgd_by_hand():
     assert "faster on 1 of 2 datasets (tied on 1); misses 0 of 4 problems" in line
 
 
+def test_verdict_says_how_misses_and_failures_count():
+    """x/inf printed as "95% CI 0.00-0.81" unexplained; two misses were "tied"; failed runs counted as misses."""
+    sgd = {("a", 0): math.inf, ("a", 1): 100.0, ("b", 0): math.inf, ("b", 1): math.inf}
+    other = {("a", 0): 50.0, ("a", 1): 80.0, ("b", 0): math.inf, ("b", 1): math.inf}
+    (line,) = lab.verdicts({"sgd": sgd, "other": other})
+    assert "a problem only other reached counts as 0" in line  # (a, 0): 50 / inf
+    assert "faster on 1 of 2 datasets (both miss on 1); misses 2 of 4 problems (sgd: 3)" in line
+    assert "tied" not in line
+    broken = {k: math.inf for k in sgd}
+    (line,) = lab.verdicts({"sgd": other, "broken": broken}, failed={"broken": list(broken)})
+    assert line == "broken: no problem to compare with sgd on (its run failed (status error) on all 4)"
+    half_failed = {("a", 0): 40.0, ("a", 1): math.inf, ("b", 0): math.inf, ("b", 1): math.inf}
+    (line,) = lab.verdicts({"sgd": other, "flaky": half_failed}, failed={"flaky": [("a", 1)]})
+    assert line.endswith("its run failed (status error) on 1 problems, left out")
+    assert "misses 2 of 3 problems" in line  # (a, 1) is neither compared nor a miss
+
+
+def test_a_plugin_with_a_builtins_name_is_refused(tmp_path, plugin_source):
+    """A plug-in class named sgd took the table's "sgd" and became the verdict's baseline."""
+    path = tmp_path / "named.py"
+    path.write_text(plugin_source.replace("class SignSGD", "class sgd"))
+    with pytest.raises(lab.LabError, match=r"named.py:sgd is named 'sgd', as a built-in is .* rename the class"):
+        lab.compare(["iris"], ["momentum", f"{path}:sgd"], {"momentum": 0.1, "sgd": 0.1}, out_dir=None, **TINY)
+
+
+def test_a_short_run_is_told_that_the_targets_are_for_30_epochs():
+    result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1, "adam": 0.01}, out_dir=None, **TINY)
+    assert result.warnings == ["note: the targets are TARGETS, chosen for 30 epochs; in 2 a target may be out of "
+                               "every optimizer's reach (then all miss it): set one with --target"]
+    assert result.warnings[0] in lab.format_table(result)
+    given = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1, "adam": 0.01}, target=0.5, out_dir=None, **TINY)
+    assert given.warnings == []
+
+
 # ---------------------------------------------------------------------------
 # Plots and colours
 # ---------------------------------------------------------------------------
