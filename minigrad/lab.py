@@ -1666,7 +1666,7 @@ def _sweep(
     result.done_runs = sum(1 for t in tune + report if t.key in records)
 
     def report_line(dataset: str, optimizer: str) -> str:
-        return f"{optimizer} on {dataset}: {len(report_seeds)} seeds done"
+        return f"{optimizer} on {dataset}: {_count(len(report_seeds), 'seed')} done"
 
     if drawing is None:
         runner(report, report_line)

@@ -32,9 +32,11 @@ The protocol, the lab's (:mod:`minigrad.lab`) scaled down to two coordinates:
   uses :data:`TUNE_SEEDS` seeds from :data:`minigrad.lab.TUNE_SEED_BASE`,
   disjoint from them. Without noise a path does not depend on its seed, so
   there is one run per optimizer (and one tuning run per rate).
-- **Steps to target** is the first step whose f is below the target
-  (f* + ``tol``; for the saddle, which has no minimum, f < -1: it has
-  escaped). On the saddle a path stops when it leaves the window.
+- **Steps to target** is the first step from which f stays below the
+  target (f* + ``tol``; for the saddle, which has no minimum, f < -1: it
+  has escaped) to the end of the run, so that a noisy path's lucky dip or
+  a momentum path that crosses the target and swings out again does not
+  count as there. On the saddle a path stops when it leaves the window.
 """
 
 from __future__ import annotations
@@ -294,9 +296,16 @@ def descend(
 
 
 def steps_to(f: Sequence[float] | np.ndarray, target: float) -> float:
-    """The first step t with f[t] < ``target``; inf if there is none (a miss)."""
-    below = np.flatnonzero(np.asarray(f) < target)
-    return float(below[0]) if below.size else math.inf
+    """The first step t from which f stays below ``target`` to the end of the run; inf if there is none (a miss).
+
+    (Not the first step below it: a noisy path can dip below the target once and wander back, and a
+    momentum path can cross it and swing out again; neither has got there.)
+    """
+    not_below = np.flatnonzero(~(np.asarray(f) < target))
+    if not_below.size == 0:
+        return 0.0
+    t = int(not_below[-1]) + 1
+    return float(t) if t < len(f) else math.inf
 
 
 def _score(paths: Sequence[Path], target: float) -> tuple[float, float]:
@@ -551,6 +560,11 @@ def _write_outputs(result: PathsResult, out_dir: str, gif: bool) -> list[str]:
                           (stem + ".png", lambda: plot_png(result)),
                           (stem + ".gif", lambda: animate_gif(result))):
         if path.endswith(".gif") and not gif:
+            if os.path.exists(path):  # an earlier run's animation would sit beside this run's picture and CSV
+                try:
+                    os.unlink(path)
+                except OSError as e:
+                    raise lab.LabWriteError(f"cannot remove the earlier run's {path}: {e.strerror or e}") from None
             continue
         lab._atomic_write(path, payload())
         written.append(path)
@@ -720,7 +734,7 @@ def format_table(result: PathsResult) -> str:
     if result.procedure == "tuned":
         seeds = f"{TUNE_SEEDS} tuning seeds, disjoint from the reported ones" if st["noise"] > 0 else "one run each"
         lines.append(f"Learning rates: tuned on the function for every optimizer (grid {grid[0]:g} to {grid[-1]:g}, "
-                     f"{len(grid)} rates, {seeds}): fewest steps to {goal}, ties broken by the lower final f; "
+                     f"{len(grid)} rates, {seeds}): fewest steps to {goal} for good, ties broken by the lower final f; "
                      "a rate that diverges loses.")
     else:
         lines.append("Learning rates: given on the command line.")
@@ -749,6 +763,7 @@ def format_table(result: PathsResult) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
+    lines.append(f"steps to {goal}: the first step from which it holds to the end of the run (never: it does not)")
     lines.append("final x, y, f: the run with the median final f" if st["seeds"] > 1
                  else "final x, y, f: after the last step")
     if any(row["at_grid_edge"] for row in result.summary):

@@ -332,3 +332,24 @@ def test_help_lists_paths_and_its_options(capsys):
     for option in ("--function", "--optimizers", "--lr", "--steps", "--start", "--noise", "--seeds", "--out",
                    "--gif"):
         assert option in printed
+
+
+def test_steps_to_target_counts_only_a_target_that_holds_to_the_end():
+    """A noisy path that dipped below the target once was counted as there (sgd "206 steps" on a noise floor)."""
+    assert paths.steps_to([5.0, 0.5, 2.0, 0.5, 0.1], 1.0) == 3  # the dip at step 1 swung out again
+    assert paths.steps_to([5.0, 0.5, 0.4], 1.0) == 1
+    assert paths.steps_to([0.5, 0.4], 1.0) == 0
+    assert paths.steps_to([5.0, 0.5, 2.0], 1.0) == math.inf  # back above at the end: not there
+    assert paths.steps_to([5.0, float("nan")], 1.0) == math.inf
+
+
+def test_a_run_without_gif_removes_an_earlier_runs_gif(tmp_path):
+    """A GIF of an earlier run (other noise, other steps) stayed beside the new PNG and CSV."""
+    kwargs = {"steps": 20, "out_dir": str(tmp_path)}
+    paths.run("ravine", ["sgd"], {"sgd": 0.01}, gif=True, **kwargs)
+    gif = tmp_path / "paths_ravine.gif"
+    assert gif.exists()
+    result = paths.run("ravine", ["sgd"], {"sgd": 0.02}, gif=False, **kwargs)
+    assert not gif.exists()
+    assert sorted(os.path.basename(f) for f in result.files) == ["paths_ravine.csv", "paths_ravine.png"]
+
