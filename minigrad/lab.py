@@ -16,8 +16,9 @@ performance profiles), scaled to minutes on a laptop:
   ``python -m minigrad defaults``), *tuned in this run* (``--lr tune``), or
   *given* (``--lr name=rate`` for every optimizer). Defaults are used only
   when every optimizer is a built-in without keyword arguments, every dataset
-  has a default and the epochs, batch size and hidden sizes are the default
-  ones; otherwise every optimizer is tuned in the run. So a plug-in that is a
+  has a default, the epochs, batch size and hidden sizes are the default
+  ones and the tuning grid and tuning seeds too (the defaults are what they
+  pick); otherwise every optimizer is tuned in the run. So a plug-in that is a
   built-in under another name gets exactly the built-in's rows.
 - **Tuning.** For each dataset and optimizer, every rate of the grid
   (``--lr-grid LOW:HIGH:N``, log-spaced and inclusive, default
@@ -1200,9 +1201,15 @@ def _check_settings(
 
 
 def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
-               hidden: tuple[int, ...], schedule: str = "none", clip: float | None = None) -> tuple[str, str]:
+               hidden: tuple[int, ...], schedule: str = "none", clip: float | None = None,
+               grid: tuple[float, ...] = LR_GRID, tune_seeds: int = DEFAULTS["tune_seeds"]) -> tuple[str, str]:
     """"given", "tuned" or "default", and why it is not "default" when the caller did not ask."""
+    own = [what for what, mine, default in (("a tuning grid", grid, LR_GRID),
+                                             ("tuning seeds", tune_seeds, DEFAULTS["tune_seeds"])) if mine != default]
     if isinstance(lrs, Mapping):
+        if own:  # (they would be ignored: nothing is tuned)
+            raise LabError(f"this run gives every optimizer its rate and also {' and '.join(own)}, which only "
+                           "tuning uses: drop --lr-grid/--tune-seeds, or tune with --lr tune")
         return "given", ""
     if lrs == "tune":
         return "tuned", ""
@@ -1222,6 +1229,8 @@ def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any
         missing = [s.name for s in specs if s.name not in DEFAULT_LRS.get(d, {})]
         if missing:
             return "tuned", f"{', '.join(missing)} has no documented default rate on {d}"
+    if own:  # (the defaults are the rates this tuning picks with the default grid and seeds)
+        return "tuned", f"this run gives {' and '.join(own)} of its own"
     return "default", ""
 
 
@@ -1490,7 +1499,8 @@ def compare(
                 or not 0 < clip_grad_norm < math.inf:
             raise LabError(f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}")
         clip_grad_norm = float(clip_grad_norm)
-    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden, schedule, clip_grad_norm)
+    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden, schedule, clip_grad_norm, grid,
+                                   tune_seeds)
     targets = {d: float(target) if target is not None else TARGETS[d] for d in datasets}
     from minigrad import __version__
 

@@ -286,6 +286,19 @@ def test_the_defaults_apply_only_to_builtins_at_the_default_settings(tmp_path, p
     assert "tuned in this run for every optimizer" in lab.format_table(with_args)
 
 
+def test_a_tuning_grid_or_tuning_seeds_of_its_own_make_a_run_tune():
+    """--lr-grid and --tune-seeds were ignored, silently, where the documented defaults applied."""
+    st = lab.DEFAULT_SETTINGS
+    at_defaults = {"seeds": 1, "epochs": st["epochs"], "batch_size": st["batch_size"], "hidden": st["hidden"],
+                   "out_dir": None, "lr_grid": (0.01, 0.1)}
+    result = lab.compare(["moons"], ["sgd"], **at_defaults)
+    assert result.procedure == "tuned" and result.procedure_reason == "this run gives a tuning grid of its own"
+    assert result.rates[("moons", "sgd")] in (0.01, 0.1)
+    with pytest.raises(lab.LabError, match="gives every optimizer its rate and also a tuning grid and tuning seeds"):
+        lab.compare(["iris"], ["sgd"], {"sgd": 0.1}, lr_grid=(0.1, 1.0), **TINY | {"tune_seeds": 1},
+                    out_dir=None)
+
+
 def test_given_rates_must_cover_every_optimizer():
     with pytest.raises(lab.LabError, match="give a rate for every optimizer"):
         lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1}, out_dir=None, **TINY)
