@@ -300,8 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         print(parser.format_help() + "\n" + parser.compare_parser.format_help())  # type: ignore[attr-defined]
         return 0
+    parsed = None
     try:
-        args = build_parser().parse_args(argv)
+        args = parsed = build_parser().parse_args(argv)
         if args.command == "defaults":
             return _defaults(args)
         if args.command == "paths":
@@ -327,7 +328,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
-        print("minigrad: interrupted", file=sys.stderr)
+        hint = ""
+        out = getattr(parsed, "out", None)
+        if argv[0] == "compare" and out and os.path.exists(os.path.join(out, lab.RUN_FILE)):
+            hint = f"; every finished training is saved: resume with {_resume_command(argv[1:])}"
+        print(f"minigrad: interrupted{hint}", file=sys.stderr)
         return 130
 
 

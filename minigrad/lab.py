@@ -1297,13 +1297,18 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
 
 
 class _Signals:
-    """SIGINT, SIGTERM, SIGHUP: remember the first, so the loop stops after the current run."""
+    """SIGINT, SIGTERM, SIGHUP: remember the first, so the loop stops after the current run; a second stops now.
+
+    The first is said at once (``say``), so that a long training in progress does not look like a hang; a
+    second raises KeyboardInterrupt there and then (the finished trainings are in the journal already).
+    """
 
     NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 
-    def __init__(self) -> None:
+    def __init__(self, say: Callable[[str], Any] = lambda line: None) -> None:
         self.received = 0
         self.previous: dict[int, Any] = {}
+        self.say = say
 
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
@@ -1314,7 +1319,11 @@ class _Signals:
         return self
 
     def _handle(self, number: int, frame: Any) -> None:
-        self.received = self.received or number
+        if self.received:
+            raise KeyboardInterrupt  # the second: stop now, losing only the trainings in progress
+        self.received = number
+        self.say(f"{signal.Signals(number).name}: stopping after the trainings in progress (send it again to stop "
+                 "now; every finished training is kept either way)")
 
     def __exit__(self, *exc: object) -> None:
         for number, handler in self.previous.items():
@@ -1549,7 +1558,7 @@ def compare(
                 del records[k]
         if plots and out_dir is not None:
             drawing = _Plots(background=jobs > 1 or backend == "dask")  # see _Plots: where the drawing happens
-        with _Signals() as signals:
+        with _Signals(say) as signals:
             _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say,
                    drawing, code)
         result.interrupted = signals.received

@@ -109,6 +109,31 @@ def test_a_signal_stops_after_the_current_run_and_resume_equals_an_uninterrupted
     assert_same_as(reference, out)
 
 
+def test_a_second_signal_stops_at_once(tmp_path):
+    """The first signal is said at once; a second stops the training in progress (20 more were ignored)."""
+    plugin = tmp_path / "slow.py"
+    plugin.write_text("import time\nfrom minigrad.optim import SGD\n\n\nclass Slow(SGD):\n"
+                      "    def update(self, w, g, state):\n        time.sleep(0.5)\n        super().update(w, g, state)\n")
+    out = tmp_path / "out"
+    process = start(*GIVEN, "--optimizers", f"sgd,{plugin}:Slow", "--lr", "sgd=0.1,Slow=0.1", "--no-plots",
+                    "--out", str(out))
+    deadline = time.monotonic() + 20
+    while len(journal_lines(out)) < 2 and time.monotonic() < deadline:  # sgd's two runs: Slow's first is running
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    _, err = process.communicate(timeout=30)
+    assert time.monotonic() - began < 3  # Slow's first training alone takes 8 steps x 4 parameters x 0.5 s
+    assert process.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert "SIGINT: stopping after the trainings in progress (send it again to stop now" in err
+    assert lines[-1].startswith("minigrad: interrupted; every finished training is saved: resume with python -m ")
+    assert lines[-1].endswith(" --resume") and "Traceback" not in err
+    assert len(journal_lines(out)) == 2 and all(line.endswith(b"\n") for line in journal_lines(out))
+
+
 def test_a_second_run_on_the_same_out_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
