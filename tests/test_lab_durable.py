@@ -113,7 +113,8 @@ def test_a_second_signal_stops_at_once(tmp_path):
     """The first signal is said at once; a second stops the training in progress (20 more were ignored)."""
     plugin = tmp_path / "slow.py"
     plugin.write_text("import time\nfrom minigrad.optim import SGD\n\n\nclass Slow(SGD):\n"
-                      "    def update(self, w, g, state):\n        time.sleep(0.5)\n        super().update(w, g, state)\n")
+                      "    def update(self, w, g, state):\n        time.sleep(0.5)\n"
+                      "        super().update(w, g, state)\n")
     out = tmp_path / "out"
     process = start(*GIVEN, "--optimizers", f"sgd,{plugin}:Slow", "--lr", "sgd=0.1,Slow=0.1", "--no-plots",
                     "--out", str(out))
