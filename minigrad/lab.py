@@ -1354,9 +1354,7 @@ def _execute(
     _workers_ready()
     client = None
     if backend == "dask":
-        from distributed import Client
-
-        client = Client(scheduler, set_as_default=False)
+        client = _connect(scheduler)
     try:
         config = parallel_config(backend="dask", client=client) if client else parallel_config(backend="loky")
         with config:
@@ -1383,6 +1381,18 @@ def _execute(
     finally:
         if client is not None:
             client.close()
+
+
+def _connect(scheduler: str | None, timeout: float = 10.0) -> Any:
+    """A dask.distributed Client of ``scheduler``; an address that does not answer is one LabRunError."""
+    from distributed import Client
+
+    try:
+        return Client(scheduler, set_as_default=False, timeout=timeout)
+    except (OSError, ValueError, TypeError) as e:  # (a timeout is an OSError; a malformed address a ValueError)
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        raise LabRunError(f"cannot reach the dask scheduler at {scheduler!r} ({type(e).__name__}: {first_line}); "
+                          "check the address (tcp://host:8786) and that the scheduler is running") from None
 
 
 _WARMING: list[Any] = []  # the warm-up calls of _start_workers not yet waited for
@@ -1498,6 +1508,8 @@ def compare(
     _check_int("jobs", jobs, 1)
     if backend not in ("loky", "dask"):
         raise LabError(f"backend must be 'loky' or 'dask', got {backend!r}")
+    if scheduler and backend != "dask":
+        raise LabError(f"a scheduler address ({scheduler}) is for the dask backend: add --backend dask, or drop it")
     if backend == "dask" and not scheduler:
         raise LabError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
     if backend == "dask" and importlib.util.find_spec("distributed") is None:
@@ -1531,6 +1543,8 @@ def compare(
     say = progress or (lambda line: None)
 
     lock = journal = drawing = None
+    if backend == "dask":  # reached before anything is written, so that a wrong address leaves no run behind
+        _connect(scheduler).close()
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         if not out_dir:

@@ -354,6 +354,23 @@ def test_a_dask_localcluster_gives_the_local_results():
     assert remote.rates == local.rates
 
 
+def test_an_unreachable_scheduler_is_one_line_and_leaves_no_run(tmp_path, monkeypatch, capsys):
+    """A wrong address waited 30 s, printed a 62-line traceback and left run.json, refusing the next try."""
+    pytest.importorskip("distributed")
+    import functools
+
+    monkeypatch.setattr(lab, "_connect", functools.partial(lab._connect, timeout=0.5))
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--backend", "dask", "--scheduler", "tcp://127.0.0.1:1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minigrad: error: cannot reach the dask scheduler at 'tcp://127.0.0.1:1' (OSError: ")
+    assert err.endswith("check the address (tcp://host:8786) and that the scheduler is running")
+    assert "\n" not in err and not out.exists()
+    assert cli.main([*SMALL, "--scheduler", "tcp://127.0.0.1:1", "--out", str(out)]) == 2  # (it was ignored)
+    assert "a scheduler address (tcp://127.0.0.1:1) is for the dask backend: add --backend dask" in \
+        capsys.readouterr().err
+
+
 def test_a_worker_that_dies_is_one_line_and_status_1(tmp_path, capsys):
     plugin = tmp_path / "dies.py"
     plugin.write_text("import os\nfrom minigrad.optim import SGD\n\n\nclass Dies(SGD):\n"
