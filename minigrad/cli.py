@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from minigrad import data as mgdata
 from minigrad import lab
@@ -276,15 +277,30 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _defaults(args: argparse.Namespace) -> int:
     rates, targets = lab.choose_defaults(split_list(args.datasets, "datasets"), jobs=args.jobs, progress=_say)
-    print("DEFAULT_LRS: dict[str, dict[str, float]] = {")
-    for d, by_name in rates.items():
-        print(f"    {d!r}: {{{', '.join(f'{n!r}: {lr!r}' for n, lr in by_name.items())}}},")
-    print("}")
-    print("TARGETS: dict[str, float] = {")
-    for d, t in targets.items():
-        print(f"    {d!r}: {t!r},")
-    print("}")
+    print(format_defaults(rates, targets))
     return 0
+
+
+def format_defaults(rates: Mapping[str, Mapping[str, float]], targets: Mapping[str, float]) -> str:
+    """``DEFAULT_LRS`` and ``TARGETS`` as Python to paste into ``minigrad/lab.py``, laid out as that file is.
+
+    Each dataset's rates take lines of five (fewer where a line would pass 120 characters, the lint's limit).
+    """
+    lines = ["DEFAULT_LRS: dict[str, dict[str, float]] = {"]
+    for d, by_name in rates.items():
+        lines.append(f"    {json.dumps(d)}: {{")
+        row, count = "       ", 0
+        for n, lr in by_name.items():
+            item = f" {json.dumps(n)}: {lr!r},"
+            if count == 5 or len(row) + len(item) > 120:
+                lines.append(row)
+                row, count = "       ", 0
+            row, count = row + item, count + 1
+        lines += [row, "    },"]
+    lines += ["}", "", "TARGETS: dict[str, float] = {"]
+    lines += [f"    {json.dumps(d)}: {t!r}," for d, t in targets.items()]
+    lines.append("}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -166,3 +166,14 @@ def test_defaults_prints_the_tables_to_paste(monkeypatch, capsys):
     assert set(rates["iris"].values()) <= grid
     # Two epochs of four batches: every built-in is still near the untrained loss ln 3 = 1.1 half way.
     assert list(targets) == ["iris"] and 0.3 < targets["iris"] < 1.5
+
+
+def test_the_printed_defaults_are_laid_out_as_lab_py_and_pass_its_lint():
+    """Pasted as printed, lines of 157-180 characters failed the project's own ruff check (E501)."""
+    text = cli.format_defaults(lab.DEFAULT_LRS, lab.TARGETS)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    namespace: dict = {}
+    exec(text, namespace)  # noqa: S102  (the command's own output)
+    assert namespace["DEFAULT_LRS"] == lab.DEFAULT_LRS and namespace["TARGETS"] == lab.TARGETS
+    source = open(lab.__file__).read()
+    assert text.split("\n\nTARGETS")[0] in source  # the same text as the file's own table
