@@ -69,6 +69,8 @@ class _ThreadState(threading.local):
     """Per-thread switch: a thread inside ``no_grad`` never affects another."""
 
     grad_enabled: bool = True
+    #: Anomaly mode under create_graph: the node whose backward rule is running (its ops are recorded).
+    backward_of: Any = None
 
 
 _state = _ThreadState()
@@ -423,6 +425,14 @@ def _check_finite(
     if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
         shapes = ", ".join(str(a.shape) for a in inputs if isinstance(a, (Tensor, np.ndarray)))
         kind = "a NaN" if np.isnan(array).any() else "an infinity"
+        node = _state.backward_of
+        if node is not None and phase == "forward":  # an op of a backward rule that runs on Tensors
+            where = node._created_at
+            made = f"; {node.name} was created at {where}" if where else ""
+            raise FloatingPointError(
+                f"detect_anomaly: {node.name} produced {kind} in its backward pass (in the {fn.name} op its "
+                f"gradient is built from, input shapes {shapes}, under create_graph){made}"
+            )
         if not where and phase == "forward":
             where = _user_frame()
         if where:
@@ -432,6 +442,16 @@ def _check_finite(
         raise FloatingPointError(
             f"detect_anomaly: {fn.name} produced {kind} in its {phase} pass "
             f"(input shapes {shapes}){made}"
+        )
+
+
+def _check_seed(t: Tensor, g: Any, what: str) -> None:
+    """Anomaly mode: raise if a gradient that no op made (a seed, a hook's return) holds a NaN or an infinity."""
+    array = g.data if isinstance(g, Tensor) else g
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        kind = "a NaN" if np.isnan(array).any() else "an infinity"
+        raise FloatingPointError(
+            f"detect_anomaly: {what} holds {kind} (shape {array.shape}): no op's backward made it"
         )
 
 
@@ -1239,6 +1259,9 @@ def run_backward(
     if tape is not None:
         tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
+    if anomaly:
+        for r, g in zip(roots, root_grads):
+            _check_seed(r, g, "the gradient backward() starts from (its grad argument)")
     edits = _edits
     # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
     general = tape is not None or anomaly or create_graph or capture is not None
@@ -1270,6 +1293,8 @@ def run_backward(
                     tape.on_node(node)
                 if node._hooks:
                     g = _run_hooks(node, g)
+                    if anomaly:
+                        _check_seed(node, g, f"the gradient a hook on {node.op}'s output returned")
                 if capture is not None and node in capture:
                     capture[node] = g
                 if leads is not None and node not in leads:  # an input with no other input below it: done here
@@ -1294,10 +1319,14 @@ def run_backward(
             if create_graph:
                 arrays = ctx.saved_tensors
                 ctx.saved_tensors = graph_saved
+                outer = _state.backward_of
+                if anomaly:  # the rule's own ops check their values: they name this node
+                    _state.backward_of = ctx
                 try:
                     pgs = ctx.backward(ctx, g)
                 finally:
                     ctx.saved_tensors = arrays
+                    _state.backward_of = outer
             else:
                 pgs = ctx.backward(ctx, g)
             if type(pgs) is not tuple:
@@ -1358,6 +1387,8 @@ def run_backward(
                 continue
             if leaf._hooks:
                 g = _run_hooks(leaf, g)
+                if anomaly:
+                    _check_seed(leaf, g, f"the gradient a hook on a leaf of shape {leaf.shape} returned")
             if capture is not None:
                 if leaf in capture:
                     capture[leaf] = g

@@ -405,6 +405,33 @@ def test_anomaly_mode_names_the_op_whose_backward_made_an_infinity() -> None:
     assert "root = x.sqrt()  # marker" in message
 
 
+def test_under_create_graph_anomaly_mode_names_the_op_whose_backward_made_it() -> None:
+    """It named div, an op of sqrt's rule, as if its forward pass had made the infinity, at the grad() line."""
+    x = mg.Tensor([0.0, 4.0], requires_grad=True)
+    with mg.detect_anomaly(), np.errstate(divide="ignore"):
+        root = x.sqrt()  # marker: d√x/dx = 1/(2√x) is infinite at 0
+        with pytest.raises(FloatingPointError) as info:
+            mg.autograd.grad(root.sum(), [x], create_graph=True)
+    message = str(info.value)
+    assert message.startswith("detect_anomaly: sqrt produced an infinity in its backward pass (in the div op its "
+                              "gradient is built from, input shapes (2,), (2,), under create_graph)")
+    assert "root = x.sqrt()  # marker" in message
+
+
+def test_anomaly_mode_names_a_nan_that_no_op_made() -> None:
+    """A NaN in backward()'s grad or a hook's return was blamed on the op below it."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    with mg.detect_anomaly():
+        y = x * 3.0
+        with pytest.raises(FloatingPointError, match=r"the gradient backward\(\) starts from \(its grad argument\) "
+                                                     r"holds a NaN \(shape \(2,\)\): no op's backward made it"):
+            y.backward(np.array([np.nan, 1.0]), retain_graph=True)
+        y.register_hook(lambda g: g * np.inf)
+        with pytest.raises(FloatingPointError, match=r"the gradient a hook on mul's output returned holds an "
+                                                     r"infinity"):
+            y.sum().backward()
+
+
 def test_a_backward_anomaly_of_an_op_recorded_outside_the_mode_says_how_to_find_its_line() -> None:
     x = mg.Tensor([0.0, 4.0], requires_grad=True)
     loss = x.sqrt().sum()  # recorded outside the mode: its line was not kept
