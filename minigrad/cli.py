@@ -42,7 +42,18 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises instead of printing its usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments:") and self.prog.split()[-1] != "paths":
+            paths_only = [a for a in message.split(":", 1)[1].split() if a.split("=")[0] in _PATHS_OPTIONS]
+            if paths_only:
+                message += f" ({paths_only[0].split('=')[0]} is an option of the paths command: python -m minigrad " \
+                           "paths ...)"
+        elif message.startswith("argument --start: expected one argument"):
+            message += " (a negative X needs the = form: --start=-1,2)"
         raise UsageError(message)
+
+
+#: The options that only ``python -m minigrad paths`` has, for the hint when they are given to compare.
+_PATHS_OPTIONS = ("--function", "--steps", "--start", "--noise", "--tol", "--gif")
 
 
 def split_list(text: str, what: str) -> list[str]:

@@ -480,7 +480,7 @@ def run(
                              for s in run_seeds]
     _summarise(result)
     if out_dir is not None:
-        result.files = _write_outputs(result, out_dir, gif)
+        result.files = _write_outputs(result, out_dir, gif, say)
     return result
 
 
@@ -519,9 +519,10 @@ def _summarise(result: PathsResult) -> None:
     for name in result.settings["optimizers"]:
         lr = result.rates[name]
         mine = [p for p in result.paths if p.optimizer == name]
-        row: dict[str, Any] = {"optimizer": name, "lr": lr, "runs": len(mine),
-                               "at_grid_edge": result.procedure == "tuned" and len(grid) > 1
-                               and lr in (grid[0], grid[-1]),
+        edge = result.procedure == "tuned" and len(grid) > 1 and lr in (grid[0], grid[-1])
+        if edge:
+            result.warnings.append(lab._edge_warning(name, result.surface.name, lr, grid))
+        row: dict[str, Any] = {"optimizer": name, "lr": lr, "runs": len(mine), "at_grid_edge": edge,
                                "diverged": sum(p.status == "diverged" for p in mine),
                                "errors": sum(p.status == "error" for p in mine)}
         ok = [p for p in mine if p.status == "ok"]
@@ -549,7 +550,8 @@ def _csv_rows(result: PathsResult) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_outputs(result: PathsResult, out_dir: str, gif: bool) -> list[str]:
+def _write_outputs(result: PathsResult, out_dir: str, gif: bool,
+                   say: Callable[[str], Any] = lambda line: None) -> list[str]:
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
@@ -566,6 +568,8 @@ def _write_outputs(result: PathsResult, out_dir: str, gif: bool) -> list[str]:
                 except OSError as e:
                     raise lab.LabWriteError(f"cannot remove the earlier run's {path}: {e.strerror or e}") from None
             continue
+        if path.endswith(".gif"):
+            say(f"drawing {os.path.basename(path)} (at most {GIF_FRAMES} frames; this takes a while)")
         lab._atomic_write(path, payload())
         written.append(path)
     return written

@@ -139,6 +139,9 @@ def test_split_list_keeps_arguments_together():
         (["--resume", "--overwrite"], "contradict each other"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),
         (["train"], "unrecognized arguments: train"),
+        (["--function", "rosenbrock"], "unrecognized arguments: --function rosenbrock (--function is an option of "
+                                       "the paths command: python -m minigrad paths ...)"),
+        (["--backend", "dask", "--scheduler", "tcp://x:1", "--steps=9"], "(--steps is an option of the paths"),
     ],
 )
 def test_bad_input_prints_one_line_and_exits_2(tmp_path, plugin_source, capsys, argv, message):

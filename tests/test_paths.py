@@ -288,6 +288,7 @@ def test_tuned_run_by_the_command_line_names_the_procedure(tmp_path, capsys):
         (["--function", "sphere"], "unknown function 'sphere'"),
         (["--start=5,5"], "is outside rosenbrock's window"),
         (["--start", "1"], "argument --start: expected two numbers"),
+        (["--start", "-1,2"], "argument --start: expected one argument (a negative X needs the = form: --start=-1,2)"),
         (["--steps", "-3"], "argument --steps: must be >= 1, got -3"),
         (["--steps", "0"], "argument --steps: must be >= 1"),
         (["--noise", "-1"], "argument --noise: must be a number >= 0"),
@@ -352,4 +353,15 @@ def test_a_run_without_gif_removes_an_earlier_runs_gif(tmp_path):
     result = paths.run("ravine", ["sgd"], {"sgd": 0.02}, gif=False, **kwargs)
     assert not gif.exists()
     assert sorted(os.path.basename(f) for f in result.files) == ["paths_ravine.csv", "paths_ravine.png"]
+
+
+def test_a_rate_at_the_grids_end_is_told_how_to_widen_it_and_the_gif_says_it_is_drawn(tmp_path):
+    """paths marked an edge rate with "!" but, unlike compare, gave no wider grid; the GIF took 17 s silently."""
+    lines: list[str] = []
+    result = paths.run("saddle", ["adam"], "tune", steps=30, lr_grid=(0.1, 1.0, 10.0), out_dir=str(tmp_path),
+                       gif=True, progress=lines.append)
+    assert result.rates["adam"] == 10.0  # on the saddle a larger rate escapes sooner
+    assert result.warnings == ["warning: adam's best rate on saddle, 10, is the highest rate of the grid; the best "
+                               "may lie above it: widen the grid, e.g. --lr-grid 0.1:1000:5"]
+    assert "drawing paths_saddle.gif (at most 120 frames; this takes a while)" in lines
 
