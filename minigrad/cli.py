@@ -277,6 +277,10 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 128 + result.interrupted
     print(lab.format_table(result))
     print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
+    if result.write_errors:
+        more = f" (and {len(result.write_errors) - 1} more)" if len(result.write_errors) > 1 else ""
+        _say(f"minigrad: error: {result.write_errors[0]}{more}")
+        return 1
     if result.errors:
         first = result.errors[0]
         _say(f"minigrad: {len(result.errors)} run(s) failed with status error (the others are saved); first: "

@@ -1137,6 +1137,8 @@ class Comparison:
     verdict: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: Pictures that could not be written (each a LabWriteError's message); the CSVs were, and the table stands.
+    write_errors: list[str] = field(default_factory=list)
     interrupted: int = 0
     done_runs: int = 0
     total_runs: int = 0
@@ -2092,7 +2094,10 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
         png = plots.finish()
         for name in [f"{d}.png" for d in result.settings["datasets"]] + ["profile.png", "lr_sensitivity.png"]:
             if name in png:
-                put(name, png[name])
+                try:
+                    put(name, png[name])
+                except LabWriteError as e:  # a picture lost is said, but keeps neither the others nor the table
+                    result.write_errors.append(str(e))
     return written
 
 

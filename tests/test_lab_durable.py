@@ -242,6 +242,20 @@ def test_a_full_disk_leaves_the_old_files_intact(tmp_path, monkeypatch, capsys):
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before  # no temporary file either
 
 
+def test_a_picture_that_cannot_be_written_keeps_the_table_and_the_other_files(tmp_path, capsys):
+    """A profile.png turned into a folder made the run end without its printed table."""
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--out", str(out)]) == 0
+    (out / "profile.png").unlink()
+    (out / "profile.png").mkdir()  # os.replace cannot put a file over a folder
+    capsys.readouterr()
+    assert cli.main([*SMALL, "--out", str(out), "--resume"]) == 1
+    captured = capsys.readouterr()
+    assert "Verdict against sgd" in captured.out  # the table is printed
+    assert captured.err.strip().splitlines()[-1].startswith(f"minigrad: error: cannot write {out / 'profile.png'}: ")
+    assert {"results.csv", "summary.csv", "tuning.csv", "iris.png", "lr_sensitivity.png"} <= set(os.listdir(out))
+
+
 def test_a_missing_matplotlib_is_found_before_any_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     out = tmp_path / "out"
