@@ -24,7 +24,7 @@ of its own. The ops that dominate an MLP's step (``linear``, ``relu``,
 calls of their code with ``out=`` arrays the replay keeps from one call to
 the next, so a replayed step allocates almost nothing
 (:mod:`minigrad._written_out` says when, and how a ``.grad`` you keep is
-never overwritten). The code can be read::
+never overwritten). The code can be read:
 
     for replay in step.records.values():  # one per argument shapes
         print(replay.source)
@@ -1174,7 +1174,7 @@ def compile(step: Callable[..., Any]) -> CompiledStep:
     to calling ``step`` itself, with less Python around them. The rules are
     in this module's docstring: data reaches the ops through the step's
     arguments, the parameters or other ops; only ops, backward and the
-    optimizer's (and the model's) ``zero_grad``/``step`` are replayed. ::
+    optimizer's (and the model's) ``zero_grad``/``step`` are replayed. For example:
 
         def train_step(x, y):
             opt.zero_grad()

@@ -244,7 +244,7 @@ class Function:
     none), each of its input's shape; the engine checks that. ``ctx`` is an
     instance of the Function, so ``forward`` may also set plain attributes on
     it (``ctx.axis = axis``). ``ctx.needs_input_grad`` says which arguments
-    need a gradient. Use it as ``MyOp.apply(t, ...)``::
+    need a gradient. Use it as ``MyOp.apply(t, ...)``:
 
         class Sin(mg.Function):
             @staticmethod

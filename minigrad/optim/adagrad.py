@@ -16,7 +16,7 @@ __all__ = ["Adagrad"]
 class Adagrad(Optimizer):
     r"""Adagrad as PyTorch computes it, with optional learning-rate decay.
 
-    With lr = α, lr_decay = δ, weight_decay = λ, step t = 1, 2, ...::
+    With lr = α, lr_decay = δ, weight_decay = λ, step t = 1, 2, ...:
 
         g = grad + λ·w
         α_t = α / (1 + (t-1)·δ)

@@ -23,7 +23,7 @@ __all__ = ["Adam", "AdamW", "NAdam"]
 class Adam(Optimizer):
     r"""Adam (Kingma & Ba 2015), as PyTorch computes it, weight decay added to the gradient.
 
-    With lr = α, betas = (β1, β2), weight_decay = λ, step t = 1, 2, ...::
+    With lr = α, betas = (β1, β2), weight_decay = λ, step t = 1, 2, ...:
 
         g = grad + λ·w
         m = β1·m + (1-β1)·g          (m, s start at 0)
@@ -76,7 +76,7 @@ class Adam(Optimizer):
 class AdamW(Optimizer):
     r"""AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, as PyTorch computes it.
 
-    With lr = α, betas = (β1, β2), weight_decay = λ, step t = 1, 2, ...::
+    With lr = α, betas = (β1, β2), weight_decay = λ, step t = 1, 2, ...:
 
         w = w - α·λ·w                (the decay, before the Adam step; it does not enter m or s)
         m = β1·m + (1-β1)·grad       (m, s start at 0)
@@ -131,7 +131,7 @@ class NAdam(Optimizer):
     r"""NAdam (Dozat 2016): Adam with Nesterov momentum and a warming momentum schedule, as PyTorch computes it.
 
     With lr = α, betas = (β1, β2), weight_decay = λ, momentum_decay = ψ,
-    step t = 1, 2, ...::
+    step t = 1, 2, ...:
 
         g = grad + λ·w
         μ_t = β1·(1 - ½·0.96^(t·ψ))             (the momentum weight of step t; μ_{t+1} likewise)

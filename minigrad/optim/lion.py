@@ -16,7 +16,7 @@ __all__ = ["Lion"]
 class Lion(Optimizer):
     r"""Lion (EvoLved Sign Momentum), the update of Chen et al. 2023 (Program 1); not in PyTorch.
 
-    With lr = α, betas = (β1, β2), weight_decay = λ::
+    With lr = α, betas = (β1, β2), weight_decay = λ:
 
         c = β1·m + (1-β1)·g          (the interpolation the step uses)
         w = w - α·(sign(c) + λ·w)    (decoupled decay, as in AdamW)

@@ -5,7 +5,7 @@ rate (or, if that rate is the one an earlier schedule on the optimizer set,
 that schedule's base rate: the rate before any schedule), and sets
 ``optimizer.lr`` (the attribute, checked as any assignment) at once to its
 value for step 0. Call ``scheduler.step()`` after each
-``optimizer.step()``, once per epoch or once per batch, as you mean to count::
+``optimizer.step()``, once per epoch or once per batch, as you mean to count:
 
     optimizer = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scheduler = mg.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100)
@@ -407,7 +407,7 @@ class OneCycleLR(LRScheduler):
 
     With T = total_steps (or epochs·steps_per_epoch), p = pct_start,
     initial = max_lr / div_factor and min = initial / final_div_factor, the
-    rate follows phases that end at step p·T - 1 and T - 1::
+    rate follows phases that end at step p·T - 1 and T - 1:
 
         phase 1 (t <= p·T - 1):  initial -> max_lr,    momentum max_momentum -> base_momentum
         phase 2 (up to T - 1):   max_lr -> min,        momentum base_momentum -> max_momentum

@@ -16,7 +16,7 @@ __all__ = ["RMSprop"]
 class RMSprop(Optimizer):
     r"""RMSprop as PyTorch computes it, with optional centring and momentum.
 
-    With lr = α, alpha = ρ, weight_decay = λ, momentum = β::
+    With lr = α, alpha = ρ, weight_decay = λ, momentum = β:
 
         g = grad + λ·w
         s = ρ·s + (1-ρ)·g²                (s starts at 0: an EWA, optax's ema)

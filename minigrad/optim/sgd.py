@@ -29,7 +29,7 @@ __all__ = ["SGD", "Momentum"]
 class SGD(Optimizer):
     r"""Stochastic gradient descent, with optional (Nesterov) momentum: PyTorch's rule.
 
-    With lr = α, momentum = β, weight_decay = λ::
+    With lr = α, momentum = β, weight_decay = λ:
 
         g = grad + λ·w
         v = β·v + g            (v starts as the first g; the "classic" form, optax's trace)
@@ -83,7 +83,7 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     r"""Gradient descent with momentum as an exponentially weighted average (EWA) of gradients.
 
-    With lr = α, beta = β, weight_decay = λ, step t = 1, 2, ...::
+    With lr = α, beta = β, weight_decay = λ, step t = 1, 2, ...:
 
         g = grad + λ·w
         v = β·v + (1-β)·g            (v starts at 0; optax's ema)
