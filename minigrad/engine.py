@@ -8,9 +8,10 @@ Built-in ops (:mod:`minigrad.ops`) and the ops users write are the same kind of
 class, applied the same way (``Exp.apply(t)``). When some input requires
 gradients, the output remembers the Function instance that made it (its
 ``ctx``, holding the inputs and whatever ``forward`` saved). ``loss.backward()``
-sorts the recorded graph once (iteratively, so chains of any length work) and
-calls each ``backward`` from the loss back to the leaves, adding every
-contribution into the leaves' ``.grad``. All of that walk is one function,
+walks the recorded graph from the loss back to the leaves, visiting each node
+after every node that uses it (iteratively, so chains of any length work),
+calls each ``backward``, and adds every contribution into the leaves'
+``.grad``. All of that walk is one function,
 :func:`run_backward`; every gradient an op returns is checked there against its
 input's shape, in one place.
 
