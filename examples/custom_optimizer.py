@@ -56,8 +56,9 @@ class AdaBelief(mg.optim.Optimizer):
     def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
         """One AdaBelief step on ``w`` in place."""
         beta1, beta2, t = *self.betas, state["step"]
-        m = state.setdefault("m", np.zeros_like(w))
-        s = state.setdefault("s", np.zeros_like(w))
+        if "m" not in state:  # both start at 0
+            state["m"], state["s"] = np.zeros_like(w), np.zeros_like(w)
+        m, s = state["m"], state["s"]
         m[...] = beta1 * m + (1 - beta1) * g  # m = β1·m + (1-β1)·g
         s[...] = beta2 * s + (1 - beta2) * (g - m) ** 2 + self.eps  # s = β2·s + (1-β2)·(g - m)² + eps
         w -= self.lr / (1 - beta1**t) * m / (np.sqrt(s / (1 - beta2**t)) + self.eps)  # w = w - lr·m̂/(sqrt(ŝ) + eps)

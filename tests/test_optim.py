@@ -1027,7 +1027,8 @@ def test_load_state_dict_validates_before_changing_anything(
 X_FIXED = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
 Y_FIXED = (X_FIXED[:, 0] * X_FIXED[:, 1] > 0).astype(np.int64) + (X_FIXED[:, 2] > 0.5)
 
-RESUMABLE = {
+RESUMABLE = {  # every optimizer of the registry (so that a new one is checked too), and options on top
+    **OPTIMIZERS,
     "SGD momentum": lambda ps: SGD(ps, lr=0.05, momentum=0.9),
     "SGD nesterov weight_decay": lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
     "Momentum bias_correction": lambda ps: Momentum(ps, lr=0.1, beta=0.9, bias_correction=True),
@@ -1074,7 +1075,7 @@ def test_resume_from_checkpoint_is_bit_identical(name: str, tmp_path: Path) -> N
 
     for (key, p), q in zip(straight.named_parameters(), resumed.parameters()):
         assert p.dtype == q.dtype == np.float32
-        assert np.array_equal(p.data, q.data), key
+        assert np.all(np.isfinite(p.data)) and np.array_equal(p.data, q.data), key  # (NaNs would match too)
     assert not np.array_equal(straight.parameters()[0].data, first.parameters()[0].data)  # it trained on
 
 

@@ -366,7 +366,7 @@ class Optimizer(metaclass=_NamedChecks):
                 out[bname] = arr.copy()
             else:
                 known = ("step", *self.buffer_names, *self.scalar_names)
-                hint = "" if self.buffer_names else " (declare buffer_names on the class)"
+                hint = " (declare the arrays update() keeps in buffer_names and the numbers in scalar_names)"
                 raise ValueError(f"{name}: unknown buffer {key}.{bname!r}; {type(self).__name__} keeps {known}{hint}")
         return out
 
