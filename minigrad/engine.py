@@ -281,6 +281,12 @@ class Function:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__:
             cls.name = cls.__name__.lower()
+        for method in ("forward", "backward"):
+            if method in cls.__dict__ and not isinstance(cls.__dict__[method], staticmethod):
+                raise TypeError(
+                    f"Function {cls.__name__}: {method} must be a @staticmethod (the engine calls "
+                    f"{method}(ctx, ...) with the op's own context as ctx); put @staticmethod above it"
+                )
 
     @staticmethod
     def forward(ctx: Any, *args: Any) -> np.ndarray:
@@ -416,6 +422,25 @@ def _user_frame() -> str:
             return f"{name}:{frame.f_lineno}: {linecache.getline(name, frame.f_lineno).strip()}"
         frame = frame.f_back
     return "(unknown)"
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called right here that points at the user's line.
+
+    It counts the frames of minigrad's own files above the caller (a layer called through Sequential and
+    Module.__call__ has several), as ``_user_frame`` finds the first outside them.
+    """
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        ours = _OURS.get(name)
+        if ours is None:
+            ours = _OURS[name] = os.path.abspath(name).startswith(_PACKAGE_DIR)
+        if not ours:
+            return level
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 def _check_finite(
@@ -1325,6 +1350,14 @@ def run_backward(
                     _state.backward_of = ctx
                 try:
                     pgs = ctx.backward(ctx, g)
+                except TypeError as e:
+                    if "__array_ufunc__" not in str(e) and "ufunc" not in str(e):
+                        raise
+                    raise TypeError(
+                        f"backward of {ctx.name}: it applies a numpy function to the Tensors it is given to "
+                        f"build a second derivative ({e}); write it with operators and the functions of "
+                        "minigrad.ops (exp, where, sum_to, ...), or set once_differentiable = True on the class"
+                    ) from e
                 finally:
                     ctx.saved_tensors = arrays
                     _state.backward_of = outer

@@ -49,7 +49,10 @@ def _compare(
         worst = np.unravel_index(int(np.argmax(error)), x.shape)
         raise GradcheckError(
             f"{op}: input {i} (shape {x.shape}), element {tuple(int(k) for k in worst)}: "
-            f"backward gives {float(analytic[worst])}, central difference gives {float(numeric[worst])} for the {what}"
+            f"backward gives {float(analytic[worst])}, central difference gives {float(numeric[worst])} for the "
+            f"{what} (of the output summed with fixed random weights in [0.5, 1.5], so these are not the op's "
+            "own derivative values); if the input sits at a kink of the function (relu at 0), the two may "
+            "rightly differ there: check it away from the kink"
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import ops
-from minigrad.engine import Function, Tensor, get_generator
+from minigrad.engine import Function, Tensor, _user_stacklevel, get_generator
 from minigrad.nn._checks import check_int, check_real
 from minigrad.nn.module import Module, Parameter
 from minigrad.nn.normalization import BatchNorm1d, LayerNorm
@@ -83,7 +83,7 @@ class Linear(Module):
                 "(mg.Tensor(X, dtype=np.float32), or the numpy array itself, which the layer casts), or build "
                 "the model with dtype=np.float64. (Shown once per layer.)",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),  # the user's line, however many layers call this one
             )
         return ops.Linear.apply(x, self.W, self.b)  # checks the input's width, naming both shapes
 
