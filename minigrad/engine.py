@@ -430,7 +430,8 @@ def _user_stacklevel() -> int:
     It counts the frames of minigrad's own files above the caller (a layer called through Sequential and
     Module.__call__ has several), as ``_user_frame`` finds the first outside them.
     """
-    level, frame = 1, sys._getframe(1)
+    level = 1
+    frame: Any = sys._getframe(1)
     while frame is not None:
         name = frame.f_code.co_filename
         ours = _OURS.get(name)
