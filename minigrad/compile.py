@@ -115,6 +115,8 @@ __all__ = ["compile", "CompiledStep"]
 ARG, OUT, PARAM, FIXED = "arg", "out", "param", "fixed"
 FROZEN = "frozen"  # a parameter that needs no gradient, or a module's buffer: read as .data at each replay
 PACK = "pack"  # a tuple or list holding arrays (an index such as (rows, y)): rebuilt at each replay
+CAST = "cast"  # an array minigrad cast to another dtype (a float64 argument into float32 ops): cast at each replay
+CALL = "call"  # a mask minigrad computed from tensors (x > 0, m & n, ~m): computed again at each replay
 
 
 class _Recorder:
@@ -165,7 +167,36 @@ class _Recorder:
             elif isinstance(a, np.ndarray):
                 self.arg_arrays[id(a)] = k
         self.outputs: dict[int, int] = {}  # id(array an op made) -> its forward event's index
+        #: id(array minigrad made by casting another) -> (the array it cast, the new one, kept so ids stay unique).
+        self.casts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: id(mask minigrad computed) -> (the numpy function, its inputs, the mask, kept so ids stay unique).
+        self.masks: dict[int, tuple[Callable[..., Any], tuple[Any, ...], np.ndarray]] = {}
         self.nodes: dict[Tensor, int] = {}  # Tensor an op made -> its forward event's index
+
+    def on_derived(self, result: np.ndarray, fn: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
+        """minigrad computed the mask ``result = fn(*inputs)`` (a comparison, & | ^ ~): no op, but replayable."""
+        self.masks[id(result)] = (fn, inputs, result)
+
+    def on_cast(self, original: np.ndarray, cast: np.ndarray) -> None:
+        """minigrad made ``cast`` from ``original`` (``Tensor(x, dtype=...)``, a constant taking a tensor's dtype)."""
+        self.casts[id(cast)] = (original, cast)
+
+    def _derived(self, array: np.ndarray, op: str, i: int | str) -> tuple[str, Any] | None:
+        """The source of an array minigrad derived from another: a cast of it, or a whole view (detach())."""
+        if id(array) in self.casts:
+            original = self.casts[id(array)][0]
+            return CAST, (self.source(original, op, i), array.dtype)
+        if id(array) in self.masks:
+            fn, inputs, _ = self.masks[id(array)]
+            return CALL, (fn, tuple(self.source(v, op, i) for v in inputs))
+        base = array.base
+        if isinstance(base, np.ndarray) and (base.shape, base.dtype, base.strides) == (
+                array.shape, array.dtype, array.strides):  # x.detach(), Tensor(x): the same values, read anew
+            if id(base) in self.arg_arrays:
+                return ARG, self.arg_arrays[id(base)]
+            if id(base) in self.outputs:
+                return OUT, self.outputs[id(base)]
+        return None
 
     def source(self, value: Any, op: str, i: int | str) -> tuple[str, Any]:
         """Where argument ``i`` of ``op`` comes from: a step argument, an op's output, or a fixed value."""
@@ -179,6 +210,12 @@ class _Recorder:
                 return PARAM, value
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
                 return FROZEN, value
+            owner = getattr(value, "_base", None)
+            if owner is not None and array.shape == owner.data.shape and array.dtype == owner.data.dtype:
+                return self.source(owner, op, i)  # W.detach(), Tensor(W): W's values, read at each replay
+            derived = self._derived(array, op, i)
+            if derived is not None:
+                return derived
             if array.ndim == 0:  # a number written in the step's code, as in 2 * x
                 return FIXED, array
             raise RuntimeError(
@@ -191,6 +228,9 @@ class _Recorder:
                 return ARG, self.arg_arrays[id(value)]
             if id(value) in self.outputs:
                 return OUT, self.outputs[id(value)]
+            derived = self._derived(value, op, i)
+            if derived is not None:
+                return derived
             hint = ""
             if op == "getitem":  # an index: np.arange(n) in logp[np.arange(n), y], or a Tensor index, cast
                 hint = ("; an index such as np.arange(n) can also be written range(n), and a Tensor index is cast "
@@ -336,6 +376,8 @@ class _Recorder:
                 raise RuntimeError("compile: backward() from a tensor no op of this step made is not recorded")
             if isinstance(g, np.ndarray) and id(g) in self.arg_arrays:
                 seeds.append((self.nodes[r], (ARG, self.arg_arrays[id(g)])))
+            elif isinstance(g, np.ndarray) and id(g) in self.casts:  # backward(grad) cast to the output's dtype
+                seeds.append((self.nodes[r], self.source(g, "backward", "grad")))
             elif isinstance(g, np.ndarray) and np.all(g == 1):  # dL/dL = 1 (backward() with no grad)
                 seeds.append((self.nodes[r], (FIXED, g.copy())))
             else:
@@ -433,7 +475,7 @@ class _Replay:
             "engine": engine,
             "ndarray": np.ndarray,
             "new": object.__new__,  # a fresh context, as Function.apply makes
-            "Tensor": Tensor,
+            "Tensor": _wrap,  # (an op's output as a Tensor of its own dtype, as Function.apply makes it)
             "accumulate": _accumulate,
             "asarray": np.asarray,
             "as_grad": _as_grad,
@@ -465,6 +507,9 @@ class _Replay:
         self._guards: dict[str, str] = {}  # parameter's name -> the name of the array the record fixed
         self._trained: set[str] = set()  # parameters the ops read (they required grad when recorded)
         self._frozen: set[str] = set()  # frozen parameters the ops read (they did not)
+        #: Each parameter's dtype and shape when recorded: a new array of another makes the step record again
+        #: (the record casts gradients to the dtype it saw, and its buffers have the shapes it saw).
+        self._kinds: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
         self._owned: dict[int, list[bool]] = {}  # op -> per gradient it receives: an array the replay keeps?
         self._shared, self._shared_keys = shared if shared is not None else ([], {})
         self.namespace["shared"] = self._shared
@@ -482,6 +527,8 @@ class _Replay:
         params = [f"t{k}" if isinstance(a, Tensor) else f"x{k}" for k, a in enumerate(args)]
         lines = [f"def replay({', '.join(params)}):"]
         changed = [f"{p}.data is not {a}" for p, a in self._guards.items()]
+        changed += [f"{p}.data.dtype is not {self._bind(dtype, 'dt')} or {p}.data.shape != {shape!r}"
+                    for p, (dtype, shape) in sorted(self._kinds.items()) if p not in self._guards]
         changed += [f"not {p}.requires_grad" for p in sorted(self._trained)]
         changed += [f"{p}.requires_grad" for p in sorted(self._frozen)]
         # A hook registered since the record would be skipped by the replay: record again (which refuses it).
@@ -578,12 +625,8 @@ class _Replay:
             lines.append(f"{' = '.join(rest)} = None")
         self._first = set()
         self._owned = {}
-        for j, (src, where) in seeds:
-            if src == ARG:
-                self._used_args.add(where)
-                value = f"x{where}"
-            else:
-                value = self._bind(where, "k")
+        for j, source in seeds:
+            value = self.input(source)  # a step argument (cast, if backward() cast it), or dL/dL = 1
             i = self._op[j]
             lines.append(f"g{i} = g{i} + {value}" if i in self._first else f"g{i} = {value}")
             self._first.add(i)
@@ -655,15 +698,23 @@ class _Replay:
         if src == PARAM:
             name = self._bind(where, "p")
             self._trained.add(name)
+            self._kinds[name] = (where.data.dtype, where.data.shape)
             return f"{name}.data"
         if src == FROZEN:
             name = self._bind(where, "f")
             self._frozen.add(name)
+            self._kinds[name] = (where.data.dtype, where.data.shape)
             return f"{name}.data"
         if src == PACK:  # a tuple (or list) holding arrays, rebuilt from where each comes from
             kind, parts = where
             items = "".join(self.input(part) + ", " for part in parts)
             return f"({items})" if kind is tuple else f"[{items}]"
+        if src == CAST:  # cast as minigrad cast it (np.asarray(x, dtype)), from where it comes from
+            original, dtype = where
+            return f"{self._bind(np.asarray, 'asarray')}({self.input(original)}, {self._bind(dtype, 'dt')})"
+        if src == CALL:  # a mask, computed as minigrad computed it
+            fn, parts = where
+            return f"{self._bind(fn, fn.__name__)}({', '.join(self.input(part) for part in parts)})"
         return repr(where) if _is_literal(where) else self._bind(where, "k")
 
     def _input_tensor(self, source: tuple[str, Any]) -> str:
@@ -886,6 +937,13 @@ def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int],
     )
 
 
+def _wrap(array: np.ndarray) -> Tensor:
+    """A new Tensor of ``array`` without a graph, of its own dtype (Tensor() would make an integer count float32)."""
+    t = Tensor.__new__(Tensor)
+    t.data, t.grad, t.requires_grad, t._ctx, t._version, t._hooks = array, None, False, None, 0, None
+    return t
+
+
 def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:
     """A gradient as ``run_backward`` passes it on: an array (not a numpy scalar) of its input's dtype."""
     if type(pg) is not np.ndarray:
@@ -961,6 +1019,10 @@ def _out_reads(sources: Any) -> list[int]:
         if src == OUT:
             found.append(where)
         elif src == PACK:
+            found += _out_reads(where[1])
+        elif src == CAST:
+            found += _out_reads([where[0]])
+        elif src == CALL:
             found += _out_reads(where[1])
     return found
 
@@ -1060,6 +1122,10 @@ def _source_text(source: tuple[str, Any]) -> str:
         return f"argument {value}"
     if kind == PACK:
         return f"a {value[0].__name__} of " + ", ".join(_source_text(part) for part in value[1])
+    if kind == CAST:
+        return f"{_source_text(value[0])} cast to {value[1]}"
+    if kind == CALL:
+        return f"{value[0].__name__} of " + ", ".join(_source_text(part) for part in value[1])
     if kind == OUT:
         return f"the output of op {value}"
     return f"the {'parameter' if kind == PARAM else 'frozen tensor'} of shape {value.shape}"

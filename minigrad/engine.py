@@ -523,7 +523,10 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
                     "numbers above 2**24 round); pass dtype=np.float64, or, to index a tensor, use the integer "
                     "array itself instead of a Tensor of it"
                 )
-    return arr.astype(dtype, copy=False)
+    out = arr.astype(dtype, copy=False)
+    if _tape is not None and isinstance(data, np.ndarray) and out is not data:
+        _tape.on_cast(data, out)  # mg.compile: a step argument cast here is read, and cast, at every replay
+    return out
 
 
 class RemovableHandle:
@@ -807,7 +810,10 @@ class Tensor:
             if self.data.ndim:
                 g = g.reshape(self.data.shape)
         else:
-            g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            given = grad.data if isinstance(grad, Tensor) else grad
+            g = np.asarray(given, dtype=self.dtype)
+            if _tape is not None and isinstance(given, np.ndarray) and g is not given:
+                _tape.on_cast(given, g)  # (mg.compile: as in _to_array)
             if g.shape != self.shape:
                 raise ValueError(
                     f"backward: grad has shape {g.shape} but the output has shape {self.shape}"

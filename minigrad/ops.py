@@ -14,11 +14,12 @@ differentiable again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from minigrad import engine as _engine
 from minigrad.engine import (
     ArrayLike,
     Axis,
@@ -806,11 +807,19 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
     fn = _COMPARISONS[op]
     if other is None and op in ("eq", "ne"):  # (numpy's answer: nothing equals None)
         return Tensor(np.full(a.shape, op == "ne"))
-    b = a._other(other).data
+    b = a._other(other)
     try:
-        return Tensor(fn(a.data, b))
+        mask = fn(a.data, b.data)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return _mask_of(mask, fn, a, b)
+
+
+def _mask_of(mask: np.ndarray, fn: Callable[..., np.ndarray], *inputs: Any) -> Tensor:
+    """The mask ``fn(*inputs)`` as a Tensor; mg.compile, when recording, is told how to compute it again."""
+    if _engine._tape is not None:
+        _engine._tape.on_derived(mask, fn, inputs)
+    return Tensor(mask)
 
 
 _LOGICAL = {"and": (np.logical_and, "&"), "or": (np.logical_or, "|"), "xor": (np.logical_xor, "^")}
@@ -832,14 +841,15 @@ def logical(op: str, a: Any, b: Any) -> Tensor:
     fn, sign = _LOGICAL[op]
     x, y = _mask(a, op, sign), _mask(b, op, sign)
     try:
-        return Tensor(fn(x, y))
+        mask = fn(x, y)
     except ValueError:
         raise ValueError(f"{op}: shapes {x.shape} and {y.shape} cannot be broadcast together") from None
+    return _mask_of(mask, fn, a, b)
 
 
 def logical_not(a: Any) -> Tensor:
     """~a on a boolean mask: True where ``a`` is False (no gradient)."""
-    return Tensor(np.logical_not(_mask(a, "not", "~")))
+    return _mask_of(np.logical_not(_mask(a, "not", "~")), np.logical_not, a)
 
 
 class Softmax(Function):

@@ -1255,3 +1255,154 @@ def test_reading_a_value_into_python_while_recording_warns_once():
         warnings.simplefilter("error")  # not again
         step(mg.Tensor(np.ones((2, 3))))
         step(mg.Tensor(np.ones((2, 3))))
+
+
+# ---------------------------------------------------------------------------
+# Review 28: what minigrad derives from an argument is read from it at every replay
+# ---------------------------------------------------------------------------
+
+
+def _weighted(params):
+    (W,) = params
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x, w):
+        opt.zero_grad()
+        loss = (mg.ops.linear(x, W) ** 2).sum() * w  # w: float64, cast to the loss's float32
+        loss.backward()
+        opt.step()
+        return loss
+
+    return train_step
+
+
+def test_a_0d_argument_cast_to_the_tensors_dtype_is_read_at_every_replay():
+    """It was frozen as a constant of the code: a weight 1, 1, 1 then 0 and 5 kept giving the loss for 1."""
+    x = np.ones((2, 3), np.float32)
+    calls = [(x, np.array(w)) for w in (1.0, 1.0, 1.0, 0.0, 5.0)]
+    step = _assert_replays_match(_weighted, [(3, 3)], calls, dtype=np.float32)
+    assert next(iter(step.records.values())).confirmed
+
+
+def test_backward_from_a_gradient_argument_of_another_dtype_is_read_at_every_replay():
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD([W], lr=0.1)
+
+        def train_step(x, g):
+            opt.zero_grad()
+            loss = (mg.ops.linear(x, W) ** 2).sum()
+            loss.backward(g)  # float64 g, cast to float32: an all-ones seed was taken for dL/dL = 1
+            opt.step()
+            return loss
+
+        return train_step
+
+    x = np.ones((2, 3), np.float32)
+    _assert_replays_match(make, [(3, 3)], [(x, np.array(g)) for g in (1.0, 1.0, 1.0, 0.0, 5.0)], np.float32)
+
+
+@pytest.mark.parametrize("form", ["loss * loss.detach()", "h * h.detach()", "w.detach()", "Tensor(w)"])
+def test_a_detached_value_is_read_at_every_replay(form):
+    """README's loss * loss.detach() was refused; w.detach() of an argument was frozen as a constant."""
+    def make(params):
+        (W,) = params
+        opt = mg.optim.SGD([W], lr=0.05)
+
+        def train_step(x, w):
+            opt.zero_grad()
+            h = mg.ops.linear(x, W)
+            if form == "h * h.detach()":
+                loss = (h * h.detach()).sum()
+            else:
+                loss = (h**2).sum()
+                loss = loss * {"loss * loss.detach()": lambda: loss.detach(), "w.detach()": lambda: w.detach(),
+                               "Tensor(w)": lambda: mg.Tensor(w)}[form]()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    calls = [(x * k, np.array(w)) for k, w in ((1, 1.0), (1, 1.0), (2, 1.0), (1, 0.0), (3, 5.0))]
+    step = _assert_replays_match(make, [(3, 3)], calls, tensors=(0, 1))
+    assert next(iter(step.records.values())).confirmed
+
+
+def test_float64_data_into_a_float32_model_and_float64_targets_compile():
+    """The layer and mse_loss cast them, as documented; the step was refused as 'made inside the step'."""
+    def make(params):
+        W, b = params
+        opt = mg.optim.SGD([W, b], lr=0.1)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.mse_loss(mg.ops.linear(mg.Tensor(x, dtype=np.float32), W, b), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    rng = np.random.default_rng(1)
+    calls = [(rng.standard_normal((4, 3)), rng.standard_normal((4, 2))) for _ in range(4)]  # float64 arrays
+    _assert_replays_match(make, [(3, 2), (2,)], calls, dtype=np.float32, tensors=())
+
+
+def test_a_parameter_given_an_array_of_another_dtype_makes_the_step_record_again():
+    """Only written-out ops guarded the array: others kept casting gradients to the recorded dtype."""
+    def make(params):
+        (W,) = params
+        opt = mg.optim.Adam([W], lr=0.01)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = ((x @ W).tanh() ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train_step
+
+    (eager, eager_step), (params, train_step) = _twins(make, [(3, 3)], np.float32)
+    step = mg.compile(train_step)
+    x = np.linspace(-1, 1, 6).reshape(2, 3).astype(np.float32)
+    for k in range(6):
+        if k == 3:
+            for p in (eager[0], params[0]):
+                p.data = p.data.astype(np.float64)
+        e, c = eager_step(mg.Tensor(x)), step(mg.Tensor(x))
+        assert e.dtype == c.dtype and np.array_equal(e.data, c.data)
+        assert np.array_equal(eager[0].data, params[0].data)
+
+
+@pytest.mark.parametrize("kind", ["leaky_relu", "masks", "bce", "count"])
+def test_masks_computed_in_the_step_and_built_in_losses_that_cast_are_replayed(kind):
+    """Comparisons and & | ~ made masks no op made: LeakyReLU, BCE's targets, a where on masks were refused."""
+    def make(params):
+        W, b = params
+        opt = mg.optim.SGD([W, b], lr=0.1)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            h = mg.ops.linear(x, W, b)
+            if kind == "leaky_relu":
+                loss = (mg.nn.LeakyReLU(0.1)(h) ** 2).sum()
+            elif kind == "masks":
+                loss = (mg.where((h > 0) & ~(h > 1) | (h < -2), h, h * 0.0) ** 2).sum()
+            elif kind == "bce":
+                loss = mg.nn.binary_cross_entropy_with_logits(h, y)
+            else:
+                loss = mg.nn.mse_loss(h, y)
+            loss.backward()
+            opt.step()
+            return (loss, (h == h.max(axis=1, keepdims=True)).sum()) if kind == "count" else loss
+
+        return train_step
+
+    rng = np.random.default_rng(2)
+    calls = [(rng.standard_normal((5, 3)) * 2, (rng.uniform(size=(5, 2)) > 0.5).astype(np.float64))
+             for _ in range(5)]
+    step = _assert_replays_match(make, [(3, 2), (2,)], calls, tensors=(0,))
+    assert all(r.confirmed for r in step.records.values())

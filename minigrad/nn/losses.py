@@ -163,4 +163,4 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
         raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
     if isinstance(targets, Tensor) and targets.requires_grad:  # learned soft targets get their gradient
         return _BCEWithLogits.apply(logits, targets)
-    return _BCEWithLogits.apply(logits, y.astype(logits.dtype))
+    return _BCEWithLogits.apply(logits, Tensor(y, dtype=logits.dtype))  # (the same array if it has that dtype)
