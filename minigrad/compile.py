@@ -211,7 +211,7 @@ class _Recorder:
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
                 return FROZEN, value
             owner = getattr(value, "_base", None)
-            if owner is not None and array.shape == owner.data.shape and array.dtype == owner.data.dtype:
+            if isinstance(owner, Tensor) and array.shape == owner.data.shape and array.dtype == owner.data.dtype:
                 return self.source(owner, op, i)  # W.detach(), Tensor(W): W's values, read at each replay
             derived = self._derived(array, op, i)
             if derived is not None:

@@ -578,7 +578,7 @@ class Tensor:
     _ctx: Function | None
     _version: int  # the value of the global count of in-place changes at this tensor's last one
     _hooks: list[Callable[[Any], Any]] | None
-    _base: Tensor  # set only on a view's output (ops._View, detach): the tensor whose memory it shares
+    _base: Any  # set on a view (ops._View, detach): the owner of the memory it shares (a leaf, or a _Memory)
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         if type(data) is np.ndarray and requires_grad is False and dtype is None and data.dtype.kind == "f":
@@ -591,11 +591,10 @@ class Tensor:
             self._version = 0
             self._hooks = None
             return
+        owner = view = None
         if isinstance(data, Tensor):
-            owner = _memory_owner(data)
-            if owner is not None:  # a view of that memory: its version checks see the owner's changes
-                self._base = owner
-            data = data.data.view()  # a constant over t's memory, told apart from t when differentiating twice
+            owner = _memory_owner(data)  # a view of that memory (unless a dtype makes a copy, below)
+            data = view = data.data.view()  # a constant over t's memory, told apart from t when differentiating twice
         if dtype is None and type(data) is np.ndarray and data.dtype.kind == "f":
             self.data = data  # the common case, a float array: used as it is
         else:
@@ -609,6 +608,8 @@ class Tensor:
         self._ctx = None
         self._version = 0
         self._hooks = None
+        if owner is not None and self.data is view:  # still a view (no dtype copy): one memory
+            self._base = owner
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -730,9 +731,7 @@ class Tensor:
         can tell ``x.detach()``, a constant, from ``x`` in ``x * x.detach()``.
         """
         out = Tensor(self.data.view())
-        owner = _memory_owner(self)  # an in-place change of that leaf is a change of the detached tensor too
-        if owner is not None:
-            out._base = owner
+        out._base = _memory_owner(self)  # an in-place change of either is a change of the other
         return out
 
     def zero_grad(self) -> None:
@@ -1200,13 +1199,33 @@ def _run_hooks(t: Tensor, g: Any) -> Any:
     return g
 
 
-def _memory_owner(t: Tensor) -> Tensor | None:
-    """The leaf whose memory a view of ``t`` shares: ``t`` if it is a leaf, else the leaf ``t`` is a view of.
+class _Memory:
+    """The memory of an op's output that views share (``y.detach()``, ``y.T``): its version, and no graph.
 
-    A view keeps only that leaf (``_base``): only leaves change in place, and a leaf holds no graph, so a
-    chain of ``h = h.detach()`` does not keep every step's graph alive.
+    A change made through such a view (``nn.init.zeros_(y.detach())``) bumps it, and ``y`` sees it in its
+    own version checks; the views keep this token, not ``y``, so that a chain of ``h = h.detach()`` does not
+    keep every step's graph alive.
     """
-    return t if t._ctx is None else getattr(t, "_base", None)
+
+    __slots__ = ("_version", "_base")
+
+    def __init__(self) -> None:
+        self._version = 0
+        self._base = None
+
+
+def _memory_owner(t: Tensor) -> Any:
+    """What a view of ``t`` records as the owner of its memory (its ``_base``): a leaf, or a memory token.
+
+    ``t`` itself if it is a leaf (it holds no graph); the owner ``t`` already records if it is a view; else
+    (an op's output, which owns its memory) a :class:`_Memory` token that ``t`` and its views share.
+    """
+    if t._ctx is None:
+        return t
+    owner = getattr(t, "_base", None)
+    if owner is None:
+        owner = t._base = _Memory()
+    return owner
 
 
 def _memory_version(t: Tensor) -> int:
@@ -1224,7 +1243,7 @@ def _check_versions(ctx: Function, node: Tensor) -> None:
     for i, t in enumerate(ctx.inputs):
         if (isinstance(t, Tensor) and _memory_version(t) > ctx._edits
                 and any(v is t.data for v in ctx.saved_tensors)):
-            view = " (a view of a tensor that was)" if t._version <= ctx._edits else ""
+            view = " (through a tensor that shares its memory)" if t._version <= ctx._edits else ""
             raise RuntimeError(
                 f"backward of {ctx.name}: input {i} (shape {t.shape}), which it saved for backward, was "
                 f"modified in place after the forward pass{view} (its version is {_memory_version(t)}, the op "

@@ -898,11 +898,13 @@ class LogSoftmax(Function):
 class _View(Function):
     """An op whose output may share its first input's memory (reshape, transpose, basic indexing).
 
-    Such an output remembers the leaf whose memory it shares as its ``_base``,
-    so that an in-place change of that leaf (``optimizer.step()`` on ``W``) is
-    seen by the version check of a later op that saved the view
-    (``x @ W.T``), as it is for ``W`` itself. Only leaves change in place, and
-    a leaf holds no graph, so the reference keeps nothing else alive.
+    Such an output remembers the owner of the memory it shares as its
+    ``_base`` (the leaf, or a memory token of an op's output), so that an
+    in-place change of that leaf (``optimizer.step()`` on ``W``) is seen by
+    the version check of a later op that saved the view (``x @ W.T``), as it
+    is for ``W`` itself, and a change made through the view by the owner's.
+    Neither a leaf nor a token holds a graph, so the reference keeps nothing
+    else alive.
     """
 
     @classmethod
@@ -910,9 +912,7 @@ class _View(Function):
         out = super().apply(*args)
         base = args[0]
         if isinstance(base, Tensor) and np.may_share_memory(out.data, base.data):
-            owner = _memory_owner(base)
-            if owner is not None:
-                out._base = owner
+            out._base = _memory_owner(base)
         return out
 
 

@@ -668,8 +668,8 @@ def test_a_step_that_changes_what_a_saved_view_shows_raises(view: str) -> None:
     loss = (x * seen).sum() if view in ("row", "broadcast") else (x @ seen).sum()
     W.grad = np.ones((2, 2))
     opt.step()  # W changes in place after the forward pass
-    with pytest.raises(RuntimeError, match=r"modified in place after the forward pass \(a view of a tensor that "
-                                           r"was\)"):
+    with pytest.raises(RuntimeError, match=r"modified in place after the forward pass \(through a tensor that "
+                                           r"shares its memory\)"):
         loss.backward()
 
 
@@ -690,6 +690,30 @@ def test_a_change_made_through_a_view_is_a_change_of_what_it_views(view: str) ->
         loss.backward()
 
 
+@pytest.mark.parametrize("view", ["detach", "Tensor", "T"])
+def test_a_change_through_a_view_of_an_ops_output_is_seen_by_its_backward(view: str) -> None:
+    """y = x * 2 saved by y * y; zeros_ on y.detach() wrote y's memory: x.grad came out [0, 0], silently."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2.0
+    z = (y * y).sum()
+    with mg.no_grad():
+        mg.nn.init.zeros_({"detach": lambda: y.detach(), "Tensor": lambda: mg.Tensor(y), "T": lambda: y.T}[view]())
+    assert not y.data.any()
+    with pytest.raises(RuntimeError, match=r"backward of mul: input 0 .*modified in place .*shares its memory"):
+        z.backward()
+
+
+def test_a_tensor_of_another_dtype_is_a_copy_not_a_view() -> None:
+    """Tensor(W, dtype=float64) of a float32 W copies: a step on W does not concern it (it was refused)."""
+    W = mg.nn.Parameter(np.array([1.0, 2.0], np.float32))
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    loss = (x * mg.Tensor(W, dtype=np.float64)).sum()
+    W.grad = np.ones(2, np.float32)
+    mg.optim.SGD([W], lr=0.5).step()
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0])
+
+
 def test_a_step_between_the_forward_and_backward_of_a_tensor_of_a_parameter_raises() -> None:
     """Tensor(W) shares W's memory, so opt.step() on W changes it (it used the new W silently)."""
     W = mg.nn.Parameter(np.array([1.0, 2.0, 3.0]))
@@ -697,7 +721,7 @@ def test_a_step_between_the_forward_and_backward_of_a_tensor_of_a_parameter_rais
     loss = (x * mg.Tensor(W)).sum()
     W.grad = np.ones(3)
     mg.optim.SGD([W], lr=0.1).step()
-    with pytest.raises(RuntimeError, match=r"backward of mul: input 1 .*modified in place.*\(a view of a tensor"):
+    with pytest.raises(RuntimeError, match=r"backward of mul: input 1 .*modified in place.*\(through a tensor that"):
         loss.backward()
 
 
