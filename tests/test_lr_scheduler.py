@@ -519,6 +519,33 @@ def test_a_sequence_checks_the_settings_of_its_schedules_and_survives_a_checkpoi
     assert resumed.last_epoch == 7 and resumed.optimizer.lr == source.optimizer.lr
 
 
+def test_states_saved_before_every_setting_was_kept_still_load() -> None:
+    """A OneCycleLR or SequentialLR state of the version that kept fewer settings was refused as another kind."""
+    cycle = OneCycleLR(sgd(0.1, momentum=0.9), max_lr=0.5, total_steps=20)
+    old = {"last_epoch": 3, "base_lr": 0.1, "settings": {"total_steps": 20, "max_lr": 0.5, "cycle_momentum": True}}
+    cycle.load_state_dict(old)
+    assert cycle.last_epoch == 3 and cycle.optimizer.lr == cycle.lr_at(3)
+    with pytest.raises(ValueError, match="saved by a schedule with max_lr=0.9, this one has max_lr=0.5"):
+        OneCycleLR(sgd(0.1, momentum=0.9), max_lr=0.5, total_steps=20).load_state_dict(
+            {**old, "settings": {**old["settings"], "max_lr": 0.9}})
+    o = sgd(0.1)
+    chain = SequentialLR(o, [LinearLR(o, 0.1, total_iters=5), CosineAnnealingLR(o, T_max=10)], milestones=[5])
+    chain.load_state_dict({"last_epoch": 3, "base_lr": 0.1, "settings": {"milestones": [5]}})
+    assert chain.last_epoch == 3
+
+
+def test_the_base_of_a_later_schedule_does_not_depend_on_the_earlier_ones_being_alive() -> None:
+    """After a OneCycleLR, a StepLR started from 0.1 if the OneCycleLR was kept and 0.04 if not (PyTorch: 0.04)."""
+    bases = []
+    for keep in (True, False):
+        optimizer = sgd(0.1, momentum=0.9)
+        cycle = OneCycleLR(optimizer, max_lr=1.0, total_steps=10)  # starts at max_lr / 25 = 0.04
+        if not keep:
+            del cycle
+        bases.append(StepLR(optimizer, 2).base_lr)
+    assert bases == [0.04, 0.04]
+
+
 def test_a_refused_step_changes_nothing() -> None:
     """A value the optimizer refuses mid-run left the rate changed and the count advanced (then saved as such)."""
     optimizer = sgd(0.1)

@@ -61,6 +61,9 @@ __all__ = [
 
 #: Each optimizer's schedule: the last one built on it (a weak reference, so that neither keeps the other alive).
 _DRIVER: weakref.WeakKeyDictionary[Optimizer, weakref.ref[LRScheduler]] = weakref.WeakKeyDictionary()
+#: Each scheduled optimizer's rate before any schedule (PyTorch's initial_lr, the base of every later schedule)
+#: and the rate a schedule last set: kept with the optimizer, so they do not depend on the schedules' lives.
+_RATES: weakref.WeakKeyDictionary[Optimizer, tuple[float, float]] = weakref.WeakKeyDictionary()
 
 
 def _check_count(name: str, value: Any, low: int = 1) -> int:
@@ -93,13 +96,12 @@ class LRScheduler(metaclass=_NamedChecks):
             raise ValueError(f"{name}: {type(optimizer).__name__} has no hyperparameter 'lr' to schedule")
         self.optimizer = optimizer
         lr = optimizer.hyperparameters["lr"]
-        driver = _DRIVER.get(optimizer)
-        previous = driver() if driver is not None else None
-        if previous is not None and lr == previous._last_lr:
-            # The rate is the one an earlier schedule set: this one starts from that one's base, the rate
-            # before any schedule (PyTorch's initial_lr), so the schedules of a SequentialLR share it whatever
-            # their order, and a schedule built again is the same schedule. A rate set by hand since is a new base.
-            lr = previous.base_lr
+        rates = _RATES.get(optimizer)
+        if rates is not None and lr == rates[1]:
+            # The rate is the one a schedule set: this one starts from the rate before any schedule (PyTorch's
+            # initial_lr), so the schedules of a SequentialLR share it whatever their order, and a schedule built
+            # again is the same schedule. A rate set by hand since is a new base.
+            lr = rates[0]
         self.base_lr: float = lr
         self.last_epoch: int = 0
         self._last_lr: float = self.base_lr
@@ -129,6 +131,11 @@ class LRScheduler(metaclass=_NamedChecks):
                 object.__setattr__(self.optimizer, key, value)
             self._last_lr = last
             raise
+        _RATES[self.optimizer] = (self._base_for_next(), self._last_lr)
+
+    def _base_for_next(self) -> float:
+        """The base rate of a schedule built after this one on the same optimizer (PyTorch's initial_lr)."""
+        return self.base_lr
 
     def _check_drives(self, call: str) -> None:
         """Refuse ``call`` on a schedule that another one, built later on the same optimizer, has replaced."""
@@ -223,6 +230,8 @@ class LRScheduler(metaclass=_NamedChecks):
     def _check_settings(self, saved: Any, name: str) -> None:
         """Refuse a state saved by a schedule with other settings (another kind, or other numbers)."""
         mine = self._built_with
+        if isinstance(saved, Mapping) and set(saved) == set(getattr(self, "_legacy_settings", ())) != set(mine):
+            mine = {k: v for k, v in mine.items() if k in saved}  # a state of a version that saved fewer settings
         if not isinstance(saved, Mapping) or set(saved) != set(mine):
             got = sorted(saved, key=str) if isinstance(saved, Mapping) else type(saved).__name__
             raise ValueError(
@@ -368,6 +377,9 @@ class SequentialLR(LRScheduler):
         setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
         super().__init__(optimizer)  # base_lr = the first's, shared by all (see the property below)
 
+    #: The settings a state saved by minigrad before its schedules' settings were checked holds.
+    _legacy_settings = ("milestones",)
+
     def _settings(self) -> dict[str, Any]:
         """The milestones and each schedule's settings, as ``T_max of schedulers[1]`` (names a checkpoint keeps)."""
         out = super()._settings()
@@ -498,6 +510,13 @@ class OneCycleLR(LRScheduler):
         if self.momentum_name == "betas":
             return {"betas": (m, optimizer.hyperparameters["betas"][1])}
         return {self.momentum_name: m}
+
+    #: The settings a state saved by minigrad before pct_start, the momenta and the rest were checked holds.
+    _legacy_settings = ("total_steps", "max_lr", "cycle_momentum")
+
+    def _base_for_next(self) -> float:
+        """max_lr / div_factor, the rate it starts from (PyTorch's OneCycleLR sets initial_lr to it)."""
+        return self.max_lr / self.div_factor
 
     def _settings(self) -> dict[str, Any]:
         """The constructor's numbers and flags, and the strategy as a flag (a checkpoint stores numbers)."""
