@@ -514,6 +514,7 @@ def _load_plugin_class(spec: str) -> type:
     if where.endswith(".py") or os.sep in where or "/" in where:
         if not os.path.isfile(where):
             raise LabError(f"optimizer {spec!r}: no such file {where!r}")
+        _reload_helpers(spec)  # (a helper module beside it, edited since this process imported it)
         with open(where, "rb") as f:  # named by path and content: a file edited since is imported again
             digest = hashlib.sha1(os.path.abspath(where).encode() + b"\0" + f.read()).hexdigest()[:12]
         module_name = f"minigrad_plugin_{digest}"
@@ -594,11 +595,11 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
     return OptimizerSpec(name, make, source, builtin, tuple(kwargs.items()))
 
 
-def _code_digest(source: str) -> str:
-    """The SHA-256 of the file a plug-in spec's class comes from ("" for a built-in, whose code is minigrad's)."""
+def _plugin_file(source: str) -> str | None:
+    """The file a plug-in spec's class comes from (None for a built-in, whose code is minigrad's)."""
     head = source.split("(")[0]
     if ":" not in head:
-        return ""
+        return None
     where = head.rpartition(":")[0]
     path: str | None = where
     if not (where.endswith(".py") or "/" in where or os.sep in where):
@@ -607,10 +608,48 @@ def _code_digest(source: str) -> str:
         except (ImportError, ValueError):
             found = None
         path = found.origin if found is not None else None
-    if not path or not os.path.isfile(path):
+    return path if path and os.path.isfile(path) else None
+
+
+def _code_digest(source: str) -> str:
+    """The SHA-256 of a plug-in's code: its file and the Python files beside it, which it may import.
+
+    (A helper module in the plug-in's folder counts; code elsewhere does not. "" for a built-in.)
+    """
+    path = _plugin_file(source)
+    if path is None:
         return ""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    folder = os.path.dirname(os.path.abspath(path))
+    digest = hashlib.sha256()
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+        try:
+            with open(os.path.join(folder, name), "rb") as f:
+                content = f.read()
+        except OSError:  # (a file that vanished or cannot be read: its name still counts)
+            content = b""
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+def _reload_helpers(source: str) -> None:
+    """Import again the modules of a plug-in's folder that this process imported before they changed."""
+    path = _plugin_file(source)
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    digest = _code_digest(source)
+    if _FOLDERS.setdefault(folder, digest) == digest:
+        return
+    _FOLDERS[folder] = digest
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and os.path.dirname(os.path.abspath(file)) == folder and not module.__name__.startswith(
+                "minigrad_plugin_"):
+            with contextlib.suppress(Exception):  # (a module that cannot be reloaded keeps its old code)
+                importlib.reload(module)
+
+
+_FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it
 
 
 def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:
