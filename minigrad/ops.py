@@ -805,13 +805,20 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
     and PyTorch do).
     """
     fn = _COMPARISONS[op]
-    if other is None and op in ("eq", "ne"):  # (numpy's answer: nothing equals None)
-        return Tensor(np.full(a.shape, op == "ne"))
-    b = a._other(other)
+    if isinstance(other, (int, float, complex)) and not isinstance(other, np.generic):  # (np.float64 is a float)
+        # A Python number: numpy compares it in the tensor's dtype (a float32 x == 0.1 with float32 0.1).
+        b: Any = other
+    elif isinstance(other, (Tensor, np.ndarray, np.generic, list, tuple)):
+        b = a._other(other)  # an array takes the tensor's dtype, as in arithmetic
+    else:  # None, an object: numpy's answer (nothing is equal to it), or its refusal, naming the comparison
+        try:
+            return Tensor(np.asarray(fn(a.data, other)))
+        except TypeError as e:
+            raise TypeError(f"{op}: cannot compare a Tensor with a {type(other).__name__} ({e})") from None
     try:
-        mask = fn(a.data, b.data)
+        mask = fn(a.data, value(b))
     except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        raise ValueError(f"{op}: shapes {a.shape} and {np.shape(value(b))} cannot be broadcast together") from None
     return _mask_of(mask, fn, a, b)
 
 
@@ -859,6 +866,10 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        if a.size == 0:  # (no element: an empty result of the same shape, as numpy's formula and PyTorch give)
+            ctx.save_for_backward(a)
+            ctx.axis = axis
+            return a.copy()
         e = np.exp(a - a.max(axis=axis, keepdims=True))
         s = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(s)
@@ -878,6 +889,10 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        if a.size == 0:  # (no element: an empty result of the same shape)
+            ctx.save_for_backward(a)
+            ctx.axis = axis
+            return a.copy()
         shifted = a - a.max(axis=axis, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.save_for_backward(out)

@@ -728,6 +728,27 @@ def test_concatenate_with_no_axis_flattens_and_a_bad_axis_is_named() -> None:
         mg.concatenate([a, a], axis=0.5)  # type: ignore[arg-type]
 
 
+def test_comparisons_with_any_python_value_give_numpys_answers() -> None:
+    """These worked before comparisons took the tensor's dtype, then raised messages starting 'Tensor:'."""
+    mask = mg.Tensor(np.array([True, False]))
+    np.testing.assert_array_equal((mask == 2**25 + 1).data, [False, False])  # an int float32 would round
+    x = mg.Tensor(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal((x == object()).data, [False, False])
+    np.testing.assert_array_equal((x != 1 + 2j).data, [True, True])
+    x32 = mg.Tensor(np.array([0.1, 0.2], np.float32))
+    np.testing.assert_array_equal((x32 > np.float64(0.1)).data, [False, True])  # a numpy float takes x's dtype
+    with pytest.raises(TypeError, match="lt: cannot compare a Tensor with a str"):
+        x < "a"  # noqa: B015
+
+
+def test_softmax_of_an_empty_tensor_is_empty() -> None:
+    x = mg.Tensor(np.zeros((3, 0)), requires_grad=True)
+    for out in (x.softmax(axis=1), x.log_softmax(axis=1), x.softmax(axis=0)):
+        assert out.shape == (3, 0)
+        out.sum().backward()
+        assert x.grad.shape == (3, 0)
+
+
 def test_masks_combine_with_and_or_xor_not() -> None:
     """& | ^ ~ on boolean masks are numpy's logical ops, broadcasting, with arrays and bools on either side."""
     x = mg.Tensor(np.array([[-1.0, 0.5, 2.0]]), requires_grad=True)
