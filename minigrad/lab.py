@@ -982,12 +982,14 @@ def verdicts(
         if name == baseline:
             continue
         mine_failed = failed_sets.get(name, set())
-        keys = sorted((set(mine) & set(base)) - mine_failed - base_failed)
-        fails = len(mine_failed & set(base))
-        failure = f"; its run failed (status error) on {fails} problems, left out" if fails else ""
+        common = set(mine) & set(base)
+        keys = sorted(common - mine_failed - base_failed)
+        fails, base_fails = len(mine_failed & common), len(base_failed & common)
+        failure = "".join([f"; its run failed (status error) on {fails} problems, left out" if fails else "",
+                           f"; {baseline}'s run failed on {base_fails} problems, left out" if base_fails else ""])
         if not keys:
-            why = f"its run failed (status error) on all {fails}" if fails == len(mine) else "every run failed on them"
-            lines.append(f"{name}: no problem to compare with {baseline} on ({why})")
+            lines.append(f"{name}: no problem to compare with {baseline} on (a run failed, status error, on every "
+                         f"one: {fails} of its, {base_fails} of {baseline}'s)")
             continue
         ratios = np.array([_ratio(mine[k], base[k]) for k in keys])
         ratios = ratios[~np.isnan(ratios)]
@@ -997,7 +999,7 @@ def verdicts(
             m = np.median([mine[k] for k in keys if k[0] == d])
             b = np.median([base[k] for k in keys if k[0] == d])
             faster += bool(m < b)
-            both_miss += bool(math.isinf(m) and math.isinf(b))
+            both_miss += all(math.isinf(mine[k]) and math.isinf(base[k]) for k in keys if k[0] == d)
             tied += bool(m == b and not math.isinf(m))
         if len(ratios) == 0:
             lines.append(f"{name}: neither it nor {baseline} reaches the target on any problem{failure}")
@@ -1006,9 +1008,9 @@ def verdicts(
         missed = sum(math.isinf(mine[k]) for k in keys)
         base_missed = sum(math.isinf(base[k]) for k in keys)
         only = []
-        if any(ratios == 0):
+        if any(math.isinf(base[k]) and not math.isinf(mine[k]) for k in keys):
             only.append(f"a problem only {name} reached counts as 0")
-        if any(np.isinf(ratios)):
+        if any(math.isinf(mine[k]) and not math.isinf(base[k]) for k in keys):
             only.append(f"one only {baseline} reached as inf")
         notes = [f"tied on {tied}" if tied else "", f"both miss on {both_miss}" if both_miss else ""]
         shown = ", ".join(n for n in notes if n)
@@ -1843,7 +1845,9 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
                 steps = [math.inf] * st["seeds"]
                 for seed in range(st["seeds"]):
                     problems[s.name][d, seed] = math.inf
-            median, low, high = bootstrap_median_ci(steps)
+            # A failed run (status error) is no miss: the summary is over the others (nan if none is left).
+            counted = [n for r, n in zip(runs, steps) if r["status"] != "error"] if runs else steps
+            median, low, high = bootstrap_median_ci(counted) if counted else (math.nan, math.nan, math.nan)
             ok = [r for r in runs if r["status"] == "ok"]
             final = np.array([r["train_loss"][-1] for r in ok])
             metric = np.array([r["eval_metric"][-1] for r in ok])
@@ -2208,7 +2212,7 @@ def _number(x: float, decimals: int) -> str:
 
 
 def _steps(x: float) -> str:
-    return "never" if math.isinf(x) else f"{x:g}"
+    return "never" if math.isinf(x) else "-" if math.isnan(x) else f"{x:g}"
 
 
 def _heading(result: Comparison) -> str:
@@ -2260,7 +2264,7 @@ def format_table(result: Comparison) -> str:
             continue
         lr = f"{s['lr']:g}" + ("!" if s["lr_at_grid_edge"] else "")
         reach = f"{_steps(s['steps_to_target_median'])} [{_steps(s['steps_to_target_ci_low'])}-" \
-                f"{_steps(s['steps_to_target_ci_high'])}]"
+                f"{_steps(s['steps_to_target_ci_high'])}]" if not math.isnan(s["steps_to_target_median"]) else "-"
         if bad == runs:
             loss = "error" if s["error_runs"] else "diverged"
             metric = "-"
@@ -2286,7 +2290,7 @@ def format_table(result: Comparison) -> str:
     notes = [
         "",
         "steps to target: median over seeds of the first evaluated step with train loss <= the target "
-        "(never: missed), bootstrap 95% interval;",
+        "(never: missed; failed runs left out), bootstrap 95% interval;",
         "final train loss and test metric: mean ± std (population, ddof 0) over the seeds that did not diverge.",
     ]
     if any(s["lr_at_grid_edge"] for s in result.summary):

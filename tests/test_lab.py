@@ -475,7 +475,17 @@ def test_verdict_says_how_misses_and_failures_count():
     assert "tied" not in line
     broken = {k: math.inf for k in sgd}
     (line,) = lab.verdicts({"sgd": other, "broken": broken}, failed={"broken": list(broken)})
-    assert line == "broken: no problem to compare with sgd on (its run failed (status error) on all 4)"
+    assert line == ("broken: no problem to compare with sgd on (a run failed, status error, on every one: 4 of its, "
+                    "0 of sgd's)")
+    (line,) = lab.verdicts({"sgd": sgd, "other": other}, failed={"sgd": [("a", 0)]})
+    assert line.endswith("; sgd's run failed on 1 problems, left out")  # (they were dropped without a word)
+    assert "counts as 0" not in line  # (a, 0) was the only problem other alone reached
+    zero = {k: 0.0 for k in sgd}
+    (line,) = lab.verdicts({"sgd": {k: 5.0 for k in sgd}, "zero": zero})
+    assert "counts as 0" not in line  # reached at step 0, sgd at step 5: a ratio 0, but not a miss of sgd's
+    some = {("a", 0): math.inf, ("a", 1): math.inf, ("a", 2): 30.0}  # medians inf, but one seed reached
+    (line,) = lab.verdicts({"sgd": {("a", 0): math.inf, ("a", 1): 20.0, ("a", 2): math.inf}, "some": some})
+    assert "both miss" not in line
     half_failed = {("a", 0): 40.0, ("a", 1): math.inf, ("b", 0): math.inf, ("b", 1): math.inf}
     (line,) = lab.verdicts({"sgd": other, "flaky": half_failed}, failed={"flaky": [("a", 1)]})
     assert line.endswith("its run failed (status error) on 1 problems, left out")
