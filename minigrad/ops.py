@@ -809,7 +809,7 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
         # A Python number: numpy compares it in the tensor's dtype (a float32 x == 0.1 with float32 0.1).
         b: Any = other
     elif isinstance(other, (Tensor, np.ndarray, np.generic, list, tuple)):
-        b = a._other(other)  # an array takes the tensor's dtype, as in arithmetic
+        b = a._other(np.asarray(other) if isinstance(other, np.generic) else other)  # (in the tensor's dtype)
     else:  # None, an object: numpy's answer (nothing is equal to it), or its refusal, naming the comparison
         try:
             return Tensor(np.asarray(fn(a.data, other)))
