@@ -1207,10 +1207,7 @@ def _check_settings(
     if not specs:
         raise LabError("no optimizers given")
     names = [s.name for s in specs]
-    for s in specs:
-        if ":" in s.source.split("(")[0] and s.name.split("(")[0] in BUILTIN_OPTIMIZERS:
-            raise LabError(f"the plug-in {s.source.split('(')[0]} is named {s.name.split('(')[0]!r}, as a built-in "
-                           "is (tables name plug-ins by class, and sgd is the verdict's baseline): rename the class")
+    _check_plugin_names(specs)
     if len(set(names)) != len(names):
         raise LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
     for what, value, low in (("epochs", epochs, 1), ("batch size", batch_size, 1), ("seeds", seeds, 1),
@@ -1241,6 +1238,14 @@ def _check_settings(
             raise LabError(f"rates are given for {', '.join(given)} but not for {', '.join(missing)}: one table uses "
                            "one procedure, so give a rate for every optimizer, or use --lr tune")
     return datasets, specs, given
+
+
+def _check_plugin_names(specs: Sequence[OptimizerSpec]) -> None:
+    """Refuse a plug-in named as a built-in is: tables and rates name plug-ins by class (and sgd is the baseline)."""
+    for s in specs:
+        if ":" in s.source.split("(")[0] and s.name.split("(")[0] in BUILTIN_OPTIMIZERS:
+            raise LabError(f"the plug-in {s.source.split('(')[0]} is named {s.name.split('(')[0]!r}, as a built-in "
+                           "is (tables name plug-ins by class, and sgd is the verdict's baseline): rename the class")
 
 
 def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
@@ -1578,10 +1583,12 @@ def compare(
     code = _plugin_code(specs)
     _check_optional(plots and out_dir is not None)
     result = Comparison(dict(settings, out_dir=None if out_dir is None else os.fspath(out_dir)), procedure, reason)
-    if target is None and epochs < DEFAULT_SETTINGS["epochs"]:
+    mine = {"epochs": epochs, "batch_size": batch_size, "hidden": hidden}
+    if target is None and any(mine[k] != DEFAULT_SETTINGS[k] for k in mine):
         result.warnings.append(
-            f"note: the targets are TARGETS, chosen for {DEFAULT_SETTINGS['epochs']} epochs; in {epochs} a target "
-            "may be out of every optimizer's reach (then all miss it): set one with --target"
+            f"note: the targets are TARGETS, chosen for {_settings_text(DEFAULT_SETTINGS)}; with "
+            f"{_settings_text(mine)} a target may be out of every optimizer's reach (then all miss it), or too "
+            "easy: set one with --target"
         )
     say = progress or (lambda line: None)
 

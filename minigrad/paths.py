@@ -450,9 +450,13 @@ def run(
     if not specs:
         raise lab.LabError("no optimizers given")
     names = [s.name for s in specs]
+    lab._check_plugin_names(specs)
     if len(set(names)) != len(names):
         raise lab.LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
     given = _given_rates(specs, lrs)
+    if given and grid != lab.LR_GRID:
+        raise lab.LabError("paths: every optimizer has its rate, and a tuning grid is given too, which only tuning "
+                           "uses: drop --lr-grid, or tune with --lr tune")
     if out_dir is not None:
         out_dir = os.fspath(out_dir)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):

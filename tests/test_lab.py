@@ -502,8 +502,12 @@ def test_a_plugin_with_a_builtins_name_is_refused(tmp_path, plugin_source):
 
 def test_a_short_run_is_told_that_the_targets_are_for_30_epochs():
     result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1, "adam": 0.01}, out_dir=None, **TINY)
-    assert result.warnings == ["note: the targets are TARGETS, chosen for 30 epochs; in 2 a target may be out of "
-                               "every optimizer's reach (then all miss it): set one with --target"]
+    assert result.warnings == ["note: the targets are TARGETS, chosen for 30 epochs, batch 32, hidden 32,32; with 2 "
+                               "epochs, batch 32, hidden 8 a target may be out of every optimizer's reach (then all "
+                               "miss it), or too easy: set one with --target"]
+    batch = lab.compare(["iris"], ["sgd"], {"sgd": 0.1}, out_dir=None, **TINY | {"epochs": 30, "hidden": (32, 32),
+                                                                                  "batch_size": 64, "seeds": 1})
+    assert batch.warnings and "with 30 epochs, batch 64, hidden 32,32" in batch.warnings[0]  # not epochs alone
     assert result.warnings[0] in lab.format_table(result)
     given = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 0.1, "adam": 0.01}, target=0.5, out_dir=None, **TINY)
     assert given.warnings == []

@@ -301,6 +301,7 @@ def test_tuned_run_by_the_command_line_names_the_procedure(tmp_path, capsys):
         (["--optimizers", "sgd,adam", "--lr", "sgd=0.1"], "give a rate for every optimizer"),
         (["--optimizers", "sgd", "--lr", "lion=0.1"], "not among the optimizers"),
         (["--lr-grid", "1:0.1:3"], "argument --lr-grid"),
+        (["--optimizers", "sgd", "--lr", "sgd=0.1", "--lr-grid", "1e-3:1:4"], "a tuning grid is given too"),
         (["--out", "{file}"], "exists and is not a directory"),
     ],
 )
@@ -364,4 +365,12 @@ def test_a_rate_at_the_grids_end_is_told_how_to_widen_it_and_the_gif_says_it_is_
     assert result.warnings == ["warning: adam's best rate on saddle, 10, is the highest rate of the grid; the best "
                                "may lie above it: widen the grid, e.g. --lr-grid 0.1:1000:5"]
     assert "drawing paths_saddle.gif (at most 120 frames; this takes a while)" in lines
+
+
+def test_a_plugin_named_as_a_builtin_is_refused(tmp_path, plugin_source):
+    """paths labelled a plug-in class named sgd as "sgd", like the built-in; compare refused it already."""
+    path = tmp_path / "named.py"
+    path.write_text(plugin_source.replace("class SignSGD", "class sgd"))
+    with pytest.raises(lab.LabError, match="is named 'sgd', as a built-in is"):
+        paths.run("ravine", ["adam", f"{path}:sgd"], {"adam": 0.1, "sgd": 0.1}, steps=5)
 
