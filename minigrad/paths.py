@@ -368,6 +368,8 @@ class PathsResult:
     summary: list[dict[str, Any]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Pictures that could not be written (a LabWriteError's message each); the CSV was, and the table stands.
+    write_errors: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:
@@ -574,7 +576,13 @@ def _write_outputs(result: PathsResult, out_dir: str, gif: bool,
             continue
         if path.endswith(".gif"):
             say(f"drawing {os.path.basename(path)} (at most {GIF_FRAMES} frames; this takes a while)")
-        lab._atomic_write(path, payload())
+        try:
+            lab._atomic_write(path, payload())
+        except lab.LabWriteError as e:
+            if path.endswith(".csv"):  # the data: nothing else is worth writing without it
+                raise
+            result.write_errors.append(str(e))  # a picture: said after the table, the other files written
+            continue
         written.append(path)
     return written
 
@@ -847,5 +855,7 @@ def main(args: argparse.Namespace) -> int:
     )
     print(format_table(result))
     print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
-    return 1 if result.errors else 0
+    if result.write_errors:
+        print(f"minigrad: error: {result.write_errors[0]}", file=sys.stderr)
+    return 1 if result.errors or result.write_errors else 0
 

@@ -374,3 +374,16 @@ def test_a_plugin_named_as_a_builtin_is_refused(tmp_path, plugin_source):
     with pytest.raises(lab.LabError, match="is named 'sgd', as a built-in is"):
         paths.run("ravine", ["adam", f"{path}:sgd"], {"adam": 0.1, "sgd": 0.1}, steps=5)
 
+
+def test_a_picture_that_cannot_be_written_keeps_the_table_and_the_csv(tmp_path, capsys):
+    """paths_ravine.png made a folder: the run printed no table and never tried the GIF."""
+    (tmp_path / "paths_ravine.png").mkdir()
+    argv = ["paths", "--function", "ravine", "--optimizers", "sgd", "--lr", "sgd=0.01", "--steps", "10", "--gif",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 1
+    captured = capsys.readouterr()
+    assert "steps to f - f* <" in captured.out
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith(f"minigrad: error: cannot write {tmp_path / 'paths_ravine.png'}")
+    assert (tmp_path / "paths_ravine.csv").exists() and (tmp_path / "paths_ravine.gif").exists()
+
