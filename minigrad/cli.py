@@ -358,13 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)  # (lab.Interrupted: a second signal; else Ctrl-C)
         hint = ""
         out = getattr(parsed, "out", None)
         if argv[0] == "compare" and out and os.path.exists(os.path.join(out, lab.RUN_FILE)):
             hint = f"; every finished training is saved: resume with {_resume_command(argv[1:])}"
-        print(f"minigrad: interrupted{hint}", file=sys.stderr)
-        return 130
+        print(f"minigrad: interrupted by {signal.Signals(signum).name}{hint}", file=sys.stderr)
+        return 128 + signum
 
 
 def run() -> None:

@@ -109,6 +109,7 @@ __all__ = [
     "LabError",
     "LabWriteError",
     "LabRunError",
+    "Interrupted",
     "TASKS",
     "BUILTIN_OPTIMIZERS",
     "LR_GRID",
@@ -1344,6 +1345,14 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
     return lock
 
 
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT, SIGTERM or SIGHUP stopped a lab run at once; ``signum`` is that signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class _Signals:
     """SIGINT, SIGTERM, SIGHUP: remember the first, so the loop stops after the current run; a second stops now.
 
@@ -1368,7 +1377,7 @@ class _Signals:
 
     def _handle(self, number: int, frame: Any) -> None:
         if self.received:
-            raise KeyboardInterrupt  # the second: stop now, losing only the trainings in progress
+            raise Interrupted(number)  # the second: stop now, losing only the trainings in progress
         self.received = number
         self.say(f"{signal.Signals(number).name}: stopping after the trainings in progress (send it again to stop "
                  "now; every finished training is kept either way)")

@@ -109,7 +109,8 @@ def test_a_signal_stops_after_the_current_run_and_resume_equals_an_uninterrupted
     assert_same_as(reference, out)
 
 
-def test_a_second_signal_stops_at_once(tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_stops_at_once(tmp_path, signum, status):
     """The first signal is said at once; a second stops the training in progress (20 more were ignored)."""
     plugin = tmp_path / "slow.py"
     plugin.write_text("import time\nfrom minigrad.optim import SGD\n\n\nclass Slow(SGD):\n"
@@ -121,16 +122,18 @@ def test_a_second_signal_stops_at_once(tmp_path):
     deadline = time.monotonic() + 20
     while len(journal_lines(out)) < 2 and time.monotonic() < deadline:  # sgd's two runs: Slow's first is running
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     time.sleep(0.3)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     began = time.monotonic()
     _, err = process.communicate(timeout=30)
     assert time.monotonic() - began < 3  # Slow's first training alone takes 8 steps x 4 parameters x 0.5 s
-    assert process.returncode == 130, err
+    assert process.returncode == status, err  # (a second SIGTERM exited 130)
     lines = err.strip().splitlines()
-    assert "SIGINT: stopping after the trainings in progress (send it again to stop now" in err
-    assert lines[-1].startswith("minigrad: interrupted; every finished training is saved: resume with python -m ")
+    name = signal.Signals(signum).name
+    assert f"{name}: stopping after the trainings in progress (send it again to stop now" in err
+    assert lines[-1].startswith(f"minigrad: interrupted by {name}; every finished training is saved: resume with "
+                                "python -m ")
     assert lines[-1].endswith(" --resume") and "Traceback" not in err
     assert len(journal_lines(out)) == 2 and all(line.endswith(b"\n") for line in journal_lines(out))
 
