@@ -54,8 +54,13 @@ def grad(
         raise ValueError("grad: an input appears more than once")
     if grad_outputs is None:
         seeds: list[Any] = [None] * len(outs)
+    elif isinstance(outputs, (list, tuple)):
+        seeds = _as_list(grad_outputs, "grad_outputs")
+    elif isinstance(grad_outputs, (list, tuple)) and len(grad_outputs) == 1 and isinstance(
+            grad_outputs[0], (Tensor, np.ndarray)):
+        seeds = list(grad_outputs)  # one output, its gradient in a list (PyTorch takes both forms)
     else:
-        seeds = _as_list(grad_outputs, "grad_outputs") if isinstance(outputs, (list, tuple)) else [grad_outputs]
+        seeds = [grad_outputs]
     if len(seeds) != len(outs):
         raise ValueError(f"grad: {len(seeds)} grad_outputs for {len(outs)} outputs")
     roots, root_grads = [], []

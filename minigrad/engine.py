@@ -1312,8 +1312,9 @@ def run_backward(
         tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     if anomaly:
-        for r, g in zip(roots, root_grads):
-            _check_seed(r, g, "the gradient backward() starts from (its grad argument)")
+        for k, (r, g) in enumerate(zip(roots, root_grads)):
+            given = "its grad argument" if inputs is None else f"grad_outputs[{k}] of mg.autograd.grad"
+            _check_seed(r, g, f"the gradient the backward pass starts from ({given})")
     edits = _edits
     # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
     general = tape is not None or anomaly or create_graph or capture is not None

@@ -397,3 +397,15 @@ def test_the_refusal_names_two_different_tensors_however_many_share_the_array():
     for args, named in [((x, c, x), "inputs 0 and 1"), ((x, x, c), "inputs 0 and 2")]:
         with pytest.raises(RuntimeError, match=named + " are different tensors over one array"):
             mg.autograd.grad(Three.apply(*args).sum(), x, create_graph=True)
+
+
+def test_grad_of_one_output_takes_its_gradient_in_a_list_too() -> None:
+    """grad(y, [x], grad_outputs=[g]) read the list as an array of shape (1,) and refused it (PyTorch takes it)."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    y = x * x
+    g = np.array([1.0, 10.0])
+    (a,) = mg.autograd.grad(y, [x], grad_outputs=[g], retain_graph=True)
+    (b,) = mg.autograd.grad(y, [x], grad_outputs=g)
+    np.testing.assert_array_equal(a.data, [2.0, 40.0])
+    np.testing.assert_array_equal(a.data, b.data)
+

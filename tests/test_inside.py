@@ -423,9 +423,12 @@ def test_anomaly_mode_names_a_nan_that_no_op_made() -> None:
     x = mg.Tensor([1.0, 2.0], requires_grad=True)
     with mg.detect_anomaly():
         y = x * 3.0
-        with pytest.raises(FloatingPointError, match=r"the gradient backward\(\) starts from \(its grad argument\) "
-                                                     r"holds a NaN \(shape \(2,\)\): no op's backward made it"):
+        with pytest.raises(FloatingPointError, match=r"the gradient the backward pass starts from \(its grad "
+                                                     r"argument\) holds a NaN \(shape \(2,\)\): no op's backward"):
             y.backward(np.array([np.nan, 1.0]), retain_graph=True)
+        with pytest.raises(FloatingPointError, match=r"starts from \(grad_outputs\[0\] of mg.autograd.grad\) holds "
+                                                     r"an infinity"):
+            mg.autograd.grad([y], [x], grad_outputs=[np.array([np.inf, 1.0])], retain_graph=True)
         y.register_hook(lambda g: g * np.inf)
         with pytest.raises(FloatingPointError, match=r"the gradient a hook on mul's output returned holds an "
                                                      r"infinity"):

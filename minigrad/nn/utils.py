@@ -75,7 +75,7 @@ def clip_grad_norm_(
     ``max_norm``, every gradient is multiplied by the same factor
     ``max_norm / (norm + 1e-6)``, PyTorch's, so the direction is kept;
     otherwise the gradients are left as they are (``max_norm=float('inf')``
-    reads the norm and changes nothing). Parameters without a
+    reads the norm and, while it is finite, changes nothing). Parameters without a
     gradient are skipped (none at all: the norm is 0). A NaN or infinite
     norm is a RuntimeError with ``error_if_nonfinite``; without it the
     gradients are scaled by the non-finite factor, as in PyTorch.
