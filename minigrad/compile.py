@@ -38,13 +38,17 @@ The rules, since only the record is replayed:
 - Array data must reach the ops through the step's arguments (Tensors or
   numpy arrays, alone or inside a tuple or list such as the index
   ``(rows, y)``), the model's parameters and buffers (each read as ``.data``
-  at every replay, frozen ones included) or other ops; an array made from
-  the arguments by other code inside the step would be stale on replay, so
-  recording refuses it (except 0-d constants: the numbers written in the
-  code, as in ``2 * x``). Dropout's mask is such an array, and BatchNorm1d
-  in training mode updates its running statistics outside the ops: both are
-  refused while recording. Freezing or unfreezing a parameter, giving it a
-  new array, or a module whose mode the step read (Dropout, BatchNorm1d)
+  at every replay, frozen ones included), other ops, or what minigrad itself
+  derives from these, which a replay derives again: a cast to a tensor's
+  dtype (a float64 argument into float32 ops, ``backward(grad)``), a whole
+  view (``x.detach()``, ``Tensor(x)``) and a mask (``x > 0``, ``m & n``,
+  ``~m``). An array made from the arguments by other code inside the step
+  would be stale on replay, so recording refuses it (except 0-d constants:
+  the numbers written in the code, as in ``2 * x``). Dropout's mask is such
+  an array, and BatchNorm1d in training mode updates its running statistics
+  outside the ops: both are refused while recording. Freezing or unfreezing
+  a parameter, giving it a new array (one of another dtype or shape matters
+  to every op), or a module whose mode the step read (Dropout, BatchNorm1d)
   being in another mode makes the next call record again. An op whose
   output shape depends on the data (``x[mask]``) raises in a replay that
   gives it another shape.
