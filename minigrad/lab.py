@@ -2034,6 +2034,7 @@ def _plot_sensitivity(settings: Mapping[str, Any], tuning: Sequence[Mapping[str,
         ax.set_ylim(best / 1.5, cap * 1.5)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(_null_formatter())  # (over a short log range, minor labels pile up)
         ax.set_title(d, fontsize=9)
         ax.set_xlabel("lr", fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
@@ -2044,8 +2045,14 @@ def _plot_sensitivity(settings: Mapping[str, Any], tuning: Sequence[Mapping[str,
     fig.suptitle("learning-rate sensitivity: tuning score per rate (diverged rates left out; "
                  "scores above 20x the best drawn at 20x)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.6 / (3.6 * cols + 1.6), 0.95))
-    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.legend(handles, labels, loc="center right", fontsize=8)  # (in the right margin, below the title)
     return _figure_png(fig)
+
+
+def _null_formatter() -> Any:
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
 
 
 class _Plots:
