@@ -186,21 +186,44 @@ class _Recorder:
         self.casts[id(cast)] = (original, cast)
 
     def _derived(self, array: np.ndarray, op: str, i: int | str) -> tuple[str, Any] | None:
-        """The source of an array minigrad derived from another: a cast of it, or a whole view (detach())."""
+        """The source of an array minigrad derived from another: a cast of it, a mask, or a whole view (detach()).
+
+        A cast or a mask is computed again where the op reads it, so it must still equal what its inputs give
+        then (else the step changed it in place, or changed its inputs since), and it may not read a parameter,
+        which an optimizer step in between would change in the replay.
+        """
         if id(array) in self.casts:
             original = self.casts[id(array)][0]
-            return CAST, (self.source(original, op, i), array.dtype)
-        if id(array) in self.masks:
+            if original.ndim == 0 and _untraced(self, original):  # a number written in the step's code
+                return FIXED, array
+            derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype))
+            again = np.asarray(original, dtype=array.dtype)
+        elif id(array) in self.masks:
             fn, inputs, _ = self.masks[id(array)]
-            return CALL, (fn, tuple(self.source(v, op, i) for v in inputs))
-        base = array.base
-        if isinstance(base, np.ndarray) and (base.shape, base.dtype, base.strides) == (
-                array.shape, array.dtype, array.strides):  # x.detach(), Tensor(x): the same values, read anew
-            if id(base) in self.arg_arrays:
-                return ARG, self.arg_arrays[id(base)]
-            if id(base) in self.outputs:
-                return OUT, self.outputs[id(base)]
-        return None
+            derived = (CALL, (fn, tuple(self.source(v, op, i) for v in inputs)))
+            again = fn(*(v.data if isinstance(v, Tensor) else v for v in inputs))
+        else:
+            base = array.base
+            if isinstance(base, np.ndarray) and _whole_view(array, base):  # x.detach(), Tensor(x): read anew
+                if id(base) in self.arg_arrays:
+                    return ARG, self.arg_arrays[id(base)]
+                if id(base) in self.outputs:
+                    return OUT, self.outputs[id(base)]
+            return None
+        what = "a cast" if derived[0] == CAST else "a mask"
+        if _reads_parameter(derived):
+            raise RuntimeError(
+                f"compile: input {i} of {op} is {what} of a parameter; a replay would compute it where {op} "
+                "reads it, after anything that changed the parameter since (an optimizer step). Compute it from "
+                "an op's output instead (W * 1.0 > 0), which the replay keeps as it was, or run this step without "
+                "mg.compile"
+            )
+        if not np.array_equal(again, array, equal_nan=array.dtype.kind == "f"):
+            raise RuntimeError(
+                f"compile: input {i} of {op} is {what} that the step changed in place, or whose inputs it changed "
+                "since; a replay would compute it anew. Make it with ops, or run this step without mg.compile"
+            )
+        return derived
 
     def source(self, value: Any, op: str, i: int | str) -> tuple[str, Any]:
         """Where argument ``i`` of ``op`` comes from: a step argument, an op's output, or a fixed value."""
@@ -215,7 +238,7 @@ class _Recorder:
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
                 return FROZEN, value
             owner = getattr(value, "_base", None)
-            if isinstance(owner, Tensor) and array.shape == owner.data.shape and array.dtype == owner.data.dtype:
+            if isinstance(owner, Tensor) and _whole_view(array, owner.data):
                 return self.source(owner, op, i)  # W.detach(), Tensor(W): W's values, read at each replay
             derived = self._derived(array, op, i)
             if derived is not None:
@@ -427,6 +450,16 @@ class _Recorder:
         self.check(f"{name}()", may_change)
         self._call = name
         self.events.append(("call", method))
+
+    def on_bump(self, tensors: list[Tensor]) -> None:
+        """An in-place change through minigrad: refused unless a replayed call (an optimizer's step) makes it."""
+        if self._depth == 0 and any(t in self.nodes or isinstance(getattr(t, "_base", None), engine._Memory)
+                                    for t in tensors):  # (a parameter's change is the watcher's to find)
+            raise RuntimeError(
+                "compile: the step changes an op's output in place (nn.init, bump_version on it or on a view of "
+                "it), which a replay would not repeat; compute the values with ops instead, or run this step "
+                "without mg.compile"
+            )
 
     def on_call_end(self) -> None:
         self._depth -= 1
@@ -1014,6 +1047,32 @@ def _watched(events: list[tuple[Any, ...]]) -> tuple[list[Tensor], list[Optimize
                 for p in owner.params:
                     params.setdefault(id(p), p)
     return list(params.values()), list(optimizers.values())
+
+
+def _whole_view(array: np.ndarray, base: np.ndarray) -> bool:
+    """Whether ``array`` shows all of ``base`` as it is: same start, shape, strides and dtype (not W.T, W[::-1])."""
+    return (array.shape, array.strides, array.dtype) == (base.shape, base.strides, base.dtype) and (
+        array.__array_interface__["data"][0] == base.__array_interface__["data"][0])
+
+
+def _reads_parameter(source: tuple[str, Any]) -> bool:
+    """Whether a source reads a parameter or a buffer, directly or inside a cast, a mask or a tuple."""
+    kind, where = source
+    if kind in (PARAM, FROZEN):
+        return True
+    if kind == CAST:
+        return _reads_parameter(where[0])
+    if kind == CALL:
+        return any(_reads_parameter(part) for part in where[1])
+    if kind == PACK:
+        return any(_reads_parameter(part) for part in where[1])
+    return False
+
+
+def _untraced(recorder: _Recorder, array: np.ndarray) -> bool:
+    """Whether ``array`` is neither a step argument, an op's output nor derived from them (a constant of the code)."""
+    return id(array) not in recorder.arg_arrays and id(array) not in recorder.outputs and (
+        id(array) not in recorder.casts and id(array) not in recorder.masks)
 
 
 def _out_reads(sources: Any) -> list[int]:

@@ -1093,6 +1093,9 @@ def bump_versions(tensors: Iterable[Tensor]) -> int:
     Returns the new version, for a caller that marks its tensors itself as it changes them.
     """
     global _edits
+    if _tape is not None:  # mg.compile: a change made by the step's own code is not replayed
+        tensors = list(tensors)
+        _tape.on_bump(tensors)
     _edits += 1
     for t in tensors:
         t._version = _edits
@@ -1239,7 +1242,13 @@ def _memory_version(t: Tensor) -> int:
 
 
 def _check_versions(ctx: Function, node: Tensor) -> None:
-    """Raise if an input that ``ctx`` saved for backward was changed in place after the forward pass."""
+    """Raise if an input or the output that ``ctx`` saved for backward was changed in place after the forward pass."""
+    if _memory_version(node) > ctx._edits and any(v is node.data for v in ctx.saved_tensors):
+        raise RuntimeError(
+            f"backward of {ctx.name}: its output (shape {node.shape}), which it saved for backward, was modified "
+            f"in place after the forward pass (its version is {_memory_version(node)}, the op saw {ctx._edits} or "
+            "less); compute it again instead of changing it, or change a copy"
+        )
     for i, t in enumerate(ctx.inputs):
         if (isinstance(t, Tensor) and _memory_version(t) > ctx._edits
                 and any(v is t.data for v in ctx.saved_tensors)):

@@ -1406,3 +1406,70 @@ def test_masks_computed_in_the_step_and_built_in_losses_that_cast_are_replayed(k
              for _ in range(5)]
     step = _assert_replays_match(make, [(3, 2), (2,)], calls, tensors=(0,))
     assert all(r.confirmed for r in step.records.values())
+
+
+# ---------------------------------------------------------------------------
+# Review 30: derived values a replay could not derive again as the step did are refused
+# ---------------------------------------------------------------------------
+
+
+def _refused(train_step, args, message):
+    with pytest.raises(RuntimeError, match=message):
+        mg.compile(train_step)(*args)
+
+
+def test_a_mask_of_a_parameter_and_a_mask_or_cast_changed_in_place_are_refused():
+    """A mask of W made before opt.step() was computed after it by the replay: another mask, silently."""
+    W = mg.nn.Parameter(np.array([[1.0, -1.0], [0.5, -0.5]]))
+    opt = mg.optim.SGD([W], lr=0.5)
+    x = mg.Tensor(np.ones((3, 2)))
+
+    def before_step(x):
+        opt.zero_grad()
+        m = W > 0
+        loss = ((x @ W) ** 2).sum()
+        loss.backward()
+        opt.step()
+        return mg.where(m, W * 1.0, 0.0).sum()
+
+    _refused(before_step, (x,), r"input 0 of where is a mask of a parameter; .* \(W \* 1.0 > 0\)")
+
+    def changed_mask(x):
+        h = x @ W
+        m = h > 0
+        m.data[0] = ~m.data[0]  # plain numpy on the mask: a replay computes it anew
+        return mg.where(m, h, 0.0).sum()
+
+    _refused(changed_mask, (x,), r"input 0 of where is a mask that the step changed in place")
+
+    def changed_output(x):
+        h = x @ W
+        mg.nn.init.zeros_(h.detach())
+        return (h + 1.0).sum()
+
+    _refused(changed_output, (x,), r"the step changes an op's output in place \(nn.init")
+
+
+def test_a_transposed_view_of_a_square_parameter_is_not_taken_for_the_parameter():
+    """W.T.detach() has W's shape and dtype: it was replayed as W itself."""
+    W = mg.nn.Parameter(np.array([[1.0, 2.0], [3.0, 4.0]]))
+
+    def step(x):
+        return ((x @ W) * W.T.detach()).sum()
+
+    _refused(step, (mg.Tensor(np.ones((2, 2))),), "is an array made inside the step")
+
+
+def test_zero_d_constants_made_in_the_step_stay_constants_of_the_code():
+    """np.array(2.0) cast to float32 was refused as made inside the step (numbers in the code are allowed)."""
+    def make(params):
+        (W,) = params
+
+        def step(x):
+            h = x @ W
+            return (mg.where(h > np.array(0.5), h * np.array(2.0), h) * np.float64(3.0)).sum()
+
+        return step
+
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    _assert_replays_match(make, [(3, 3)], [(x * k,) for k in (1, 2, 3, 1)], dtype=np.float32)

@@ -706,6 +706,18 @@ def test_a_change_through_a_view_of_an_ops_output_is_seen_by_its_backward(view: 
         z.backward()
 
 
+@pytest.mark.parametrize("through", ["itself", "detach"])
+def test_an_op_whose_saved_output_is_changed_in_place_refuses_to_backpropagate(through: str) -> None:
+    """exp saves its output: zeros_ on it (or on its detach()) gave x.grad [0, 0] silently (PyTorch raises)."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    e = x.exp()
+    with mg.no_grad():
+        mg.nn.init.zeros_(e if through == "itself" else e.detach())
+    with pytest.raises(RuntimeError, match=r"backward of exp: its output \(shape \(2,\)\), which it saved for "
+                                           r"backward, was modified in place"):
+        e.sum().backward()
+
+
 def test_a_tensor_of_another_dtype_is_a_copy_not_a_view() -> None:
     """Tensor(W, dtype=float64) of a float32 W copies: a step on W does not concern it (it was refused)."""
     W = mg.nn.Parameter(np.array([1.0, 2.0], np.float32))
