@@ -406,21 +406,28 @@ _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")  # m
 _OURS: dict[str, bool] = {}  # file name -> whether it is one of minigrad's own files
 
 
-def _user_frame() -> str:
-    """The innermost stack frame outside minigrad's own files, as 'file:line: code'.
+def _user_frames() -> Iterator[tuple[Any, bool]]:
+    """The stack frames above the caller's, each with whether it runs code of minigrad's own files.
 
     It walks the frames directly (``sys._getframe``), which costs far less
     than formatting the whole stack, since anomaly mode does it for every op.
     """
-    frame: Any = sys._getframe(1)
+    frame: Any = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
         ours = _OURS.get(name)
         if ours is None:
             ours = _OURS[name] = os.path.abspath(name).startswith(_PACKAGE_DIR)
-        if not ours:
-            return f"{name}:{frame.f_lineno}: {linecache.getline(name, frame.f_lineno).strip()}"
+        yield frame, ours
         frame = frame.f_back
+
+
+def _user_frame() -> str:
+    """The innermost stack frame outside minigrad's own files, as 'file:line: code'."""
+    for frame, ours in _user_frames():
+        if not ours:
+            name = frame.f_code.co_filename
+            return f"{name}:{frame.f_lineno}: {linecache.getline(name, frame.f_lineno).strip()}"
     return "(unknown)"
 
 
@@ -431,27 +438,28 @@ def _user_stacklevel() -> int:
     Module.__call__ has several), as ``_user_frame`` finds the first outside them.
     """
     level = 1
-    frame: Any = sys._getframe(1)
-    while frame is not None:
-        name = frame.f_code.co_filename
-        ours = _OURS.get(name)
-        if ours is None:
-            ours = _OURS[name] = os.path.abspath(name).startswith(_PACKAGE_DIR)
+    for _, ours in _user_frames():
         if not ours:
             return level
         level += 1
-        frame = frame.f_back
     return level
+
+
+def _nonfinite(value: Any) -> str | None:
+    """"a NaN" or "an infinity" if the floating array in ``value`` (a Tensor's, or an array) holds one, else None."""
+    array = value.data if isinstance(value, Tensor) else value
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        return "a NaN" if np.isnan(array).any() else "an infinity"
+    return None
 
 
 def _check_finite(
     fn: type[Function] | Function, value: Any, inputs: Sequence[Any], phase: str, where: str = ""
 ) -> None:
     """Anomaly mode: raise FloatingPointError if ``value`` holds a NaN or an infinity."""
-    array = value.data if isinstance(value, Tensor) else value
-    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+    kind = _nonfinite(value)
+    if kind is not None:
         shapes = ", ".join(str(a.shape) for a in inputs if isinstance(a, (Tensor, np.ndarray)))
-        kind = "a NaN" if np.isnan(array).any() else "an infinity"
         node = _state.backward_of
         if node is not None and phase == "forward":  # an op of a backward rule that runs on Tensors
             where = node._created_at
@@ -472,14 +480,12 @@ def _check_finite(
         )
 
 
-def _check_seed(t: Tensor, g: Any, what: str) -> None:
+def _check_seed(g: Any, what: str) -> None:
     """Anomaly mode: raise if a gradient that no op made (a seed, a hook's return) holds a NaN or an infinity."""
-    array = g.data if isinstance(g, Tensor) else g
-    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        kind = "a NaN" if np.isnan(array).any() else "an infinity"
-        raise FloatingPointError(
-            f"detect_anomaly: {what} holds {kind} (shape {array.shape}): no op's backward made it"
-        )
+    kind = _nonfinite(g)
+    if kind is not None:
+        shape = g.shape if isinstance(g, Tensor) else np.shape(g)
+        raise FloatingPointError(f"detect_anomaly: {what} holds {kind} (shape {shape}): no op's backward made it")
 
 
 # ---------------------------------------------------------------------------
@@ -1099,11 +1105,17 @@ def bump_versions(tensors: Iterable[Tensor]) -> int:
     _edits += 1
     for t in tensors:
         t._version = _edits
-        base = getattr(t, "_base", None)
-        while base is not None:  # a view: the memory it shares changed too
+        for base in _bases(t):  # a view: the memory it shares changed too
             base._version = _edits
-            base = getattr(base, "_base", None)
     return _edits
+
+
+def _bases(t: Any) -> Iterator[Any]:
+    """What the view ``t`` shares memory with: its ``_base``, that one's, ... (nothing if ``t`` owns its memory)."""
+    base = getattr(t, "_base", None)
+    while base is not None:
+        yield base
+        base = getattr(base, "_base", None)
 
 
 class _RetainGrad:
@@ -1233,12 +1245,7 @@ def _memory_owner(t: Tensor) -> Any:
 
 def _memory_version(t: Tensor) -> int:
     """The last in-place change of ``t``'s memory: its own, or that of the tensor it is a view of (its _base)."""
-    version = t._version
-    base = getattr(t, "_base", None)
-    while base is not None:
-        version = max(version, base._version)
-        base = getattr(base, "_base", None)
-    return version
+    return max([t._version, *(base._version for base in _bases(t))])
 
 
 def _check_versions(ctx: Function, node: Tensor) -> None:
@@ -1321,9 +1328,9 @@ def run_backward(
         tape.on_backward(roots, root_grads, retain_graph, create_graph, inputs)
     anomaly = _anomaly
     if anomaly:
-        for k, (r, g) in enumerate(zip(roots, root_grads)):
+        for k, g in enumerate(root_grads):
             given = "its grad argument" if inputs is None else f"grad_outputs[{k}] of mg.autograd.grad"
-            _check_seed(r, g, f"the gradient the backward pass starts from ({given})")
+            _check_seed(g, f"the gradient the backward pass starts from ({given})")
     edits = _edits
     # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
     general = tape is not None or anomaly or create_graph or capture is not None
@@ -1356,7 +1363,7 @@ def run_backward(
                 if node._hooks:
                     g = _run_hooks(node, g)
                     if anomaly:
-                        _check_seed(node, g, f"the gradient a hook on {node.op}'s output returned")
+                        _check_seed(g, f"the gradient a hook on {node.op}'s output returned")
                 if capture is not None and node in capture:
                     capture[node] = g
                 if leads is not None and node not in leads:  # an input with no other input below it: done here
@@ -1387,7 +1394,7 @@ def run_backward(
                 try:
                     pgs = ctx.backward(ctx, g)
                 except TypeError as e:
-                    if "__array_ufunc__" not in str(e) and "ufunc" not in str(e):
+                    if "ufunc" not in str(e):  # (numpy's refusal of a Tensor: "... __array_ufunc__=None")
                         raise
                     raise TypeError(
                         f"backward of {ctx.name}: it applies a numpy function to the Tensors it is given to "
@@ -1458,7 +1465,7 @@ def run_backward(
             if leaf._hooks:
                 g = _run_hooks(leaf, g)
                 if anomaly:
-                    _check_seed(leaf, g, f"the gradient a hook on a leaf of shape {leaf.shape} returned")
+                    _check_seed(g, f"the gradient a hook on a leaf of shape {leaf.shape} returned")
             if capture is not None:
                 if leaf in capture:
                     capture[leaf] = g

@@ -83,14 +83,6 @@ def _buffer(state: dict[str, Any], name: str, w: np.ndarray, start: float = 0.0)
     return buffer
 
 
-def _bases(t: Tensor) -> Iterator[Tensor]:
-    """The tensors whose memory the view ``t`` shares (none if ``t`` owns its memory)."""
-    base = getattr(t, "_base", None)
-    while base is not None:
-        yield base
-        base = getattr(base, "_base", None)
-
-
 class _Checking:
     """The stand-in parameter list of :meth:`Optimizer._checked`: iterable, and empty."""
 
@@ -186,7 +178,7 @@ class Optimizer(metaclass=_NamedChecks):
         self.params: list[Tensor] = params
         # The tensors whose memory a parameter shares, if it is a view (W.detach() made to require grad):
         # step() changes them too, so their version counters record it (usually none).
-        self._shared: list[Tensor] = [b for p in params for b in _bases(p)]
+        self._shared: list[Tensor] = [b for p in params for b in engine._bases(p)]
         self.state: list[dict[str, Any]] = [{} for _ in params]
         self.step_count: int = 0
         for key, value in hyperparameters.items():  # each hyperparameter becomes an attribute: self.lr, ...
