@@ -100,7 +100,7 @@ import math
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -185,6 +185,10 @@ class _Recorder:
         """minigrad made ``cast`` from ``original`` (``Tensor(x, dtype=...)``, a constant taking a tensor's dtype)."""
         self.casts[id(cast)] = (original, cast)
 
+    def _traced(self, array: np.ndarray) -> bool:
+        """Whether ``array`` is a step argument's, an op's output or derived from them (else, code's constant)."""
+        return any(id(array) in known for known in (self.arg_arrays, self.outputs, self.casts, self.masks))
+
     def _derived(self, array: np.ndarray, op: str, i: int | str) -> tuple[str, Any] | None:
         """The source of an array minigrad derived from another: a cast of it, a mask, or a whole view (detach()).
 
@@ -194,7 +198,7 @@ class _Recorder:
         """
         if id(array) in self.casts:
             original = self.casts[id(array)][0]
-            if original.ndim == 0 and _untraced(self, original):  # a number written in the step's code
+            if original.ndim == 0 and not self._traced(original):  # a number written in the step's code
                 return FIXED, array
             derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype))
             again = np.asarray(original, dtype=array.dtype)
@@ -748,7 +752,7 @@ class _Replay:
             return f"({items})" if kind is tuple else f"[{items}]"
         if src == CAST:  # cast as minigrad cast it (np.asarray(x, dtype)), from where it comes from
             original, dtype = where
-            return f"{self._bind(np.asarray, 'asarray')}({self.input(original)}, {self._bind(dtype, 'dt')})"
+            return f"asarray({self.input(original)}, {self._bind(dtype, 'dt')})"  # (np.asarray, in the namespace)
         if src == CALL:  # a mask, computed as minigrad computed it
             fn, parts = where
             return f"{self._bind(fn, fn.__name__)}({', '.join(self.input(part) for part in parts)})"
@@ -1055,39 +1059,25 @@ def _whole_view(array: np.ndarray, base: np.ndarray) -> bool:
         array.__array_interface__["data"][0] == base.__array_interface__["data"][0])
 
 
+def _leaves(sources: Any) -> Iterator[tuple[str, Any]]:
+    """The sources that ``sources`` read, looking inside tuples and lists (PACK), casts and masks."""
+    for src, where in sources:
+        if src == PACK or src == CALL:
+            yield from _leaves(where[1])
+        elif src == CAST:
+            yield from _leaves([where[0]])
+        else:
+            yield src, where
+
+
 def _reads_parameter(source: tuple[str, Any]) -> bool:
     """Whether a source reads a parameter or a buffer, directly or inside a cast, a mask or a tuple."""
-    kind, where = source
-    if kind in (PARAM, FROZEN):
-        return True
-    if kind == CAST:
-        return _reads_parameter(where[0])
-    if kind == CALL:
-        return any(_reads_parameter(part) for part in where[1])
-    if kind == PACK:
-        return any(_reads_parameter(part) for part in where[1])
-    return False
-
-
-def _untraced(recorder: _Recorder, array: np.ndarray) -> bool:
-    """Whether ``array`` is neither a step argument, an op's output nor derived from them (a constant of the code)."""
-    return id(array) not in recorder.arg_arrays and id(array) not in recorder.outputs and (
-        id(array) not in recorder.casts and id(array) not in recorder.masks)
+    return any(src in (PARAM, FROZEN) for src, _ in _leaves([source]))
 
 
 def _out_reads(sources: Any) -> list[int]:
-    """The forward events whose outputs ``sources`` read, inside tuples and lists (PACK) too."""
-    found: list[int] = []
-    for src, where in sources:
-        if src == OUT:
-            found.append(where)
-        elif src == PACK:
-            found += _out_reads(where[1])
-        elif src == CAST:
-            found += _out_reads([where[0]])
-        elif src == CALL:
-            found += _out_reads(where[1])
-    return found
+    """The forward events whose outputs ``sources`` read, inside tuples, lists, casts and masks too."""
+    return [where for src, where in _leaves(sources) if src == OUT]
 
 
 def _holds_array(value: Any, kind: type | tuple[type, ...] = (np.ndarray, Tensor)) -> bool:
