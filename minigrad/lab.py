@@ -515,9 +515,11 @@ def _load_plugin_class(spec: str) -> type:
     if where.endswith(".py") or os.sep in where or "/" in where:
         if not os.path.isfile(where):
             raise LabError(f"optimizer {spec!r}: no such file {where!r}")
-        _reload_helpers(spec)  # (a helper module beside it, edited since this process imported it)
-        with open(where, "rb") as f:  # named by path and content: a file edited since is imported again
-            digest = hashlib.sha1(os.path.abspath(where).encode() + b"\0" + f.read()).hexdigest()[:12]
+        code = _code_digest(spec)
+        _reload_helpers(spec, code)  # (a helper module beside it, edited since this process imported it)
+        # Named by path and by its folder's code: edited since (it or a helper), it is run again, so that a name
+        # it took from a helper (from helper import SCALE) is the helper's new one.
+        digest = hashlib.sha1(os.path.abspath(where).encode() + b"\0" + code.encode()).hexdigest()[:12]
         module_name = f"minigrad_plugin_{digest}"
         module = sys.modules.get(module_name)
         if module is None:
@@ -632,13 +634,15 @@ def _code_digest(source: str) -> str:
     return digest.hexdigest()
 
 
-def _reload_helpers(source: str) -> None:
-    """Import again the modules of a plug-in's folder that this process imported before they changed."""
+def _reload_helpers(source: str, digest: str) -> None:
+    """Import again the modules of a plug-in's folder that this process imported before they changed.
+
+    ``digest`` is the folder's :func:`_code_digest` now.
+    """
     path = _plugin_file(source)
     if path is None:
         return
     folder = os.path.dirname(os.path.abspath(path))
-    digest = _code_digest(source)
     if _FOLDERS.setdefault(folder, digest) == digest:
         return
     _FOLDERS[folder] = digest
@@ -658,13 +662,9 @@ def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:
     return {s.name: digest for s in specs if (digest := _code_digest(s.source))}
 
 
-def _resolve_cached(source: str) -> OptimizerSpec:
-    """A worker resolves each optimizer once per version of its code (a plug-in file edited since is read again)."""
-    return _resolve_code(source, _code_digest(source))
-
-
 @functools.lru_cache(maxsize=64)
 def _resolve_code(source: str, digest: str) -> OptimizerSpec:
+    """A worker resolves each optimizer once per version of its code (``digest``: the task's ``code``)."""
     return resolve_optimizer(source)
 
 
@@ -821,6 +821,7 @@ class _Task:
     eval_points: int
     schedule: str = "none"
     clip_grad_norm: float | None = None
+    code: str = ""  # a plug-in's _code_digest when the run was planned ("" for a built-in): resolved once per version
 
     @property
     def key(self) -> tuple[str, str, str, int, float]:
@@ -848,7 +849,7 @@ def _run_task(task: _Task, pin: bool = False, own_worker: bool = False) -> dict[
             # The run waits for its workers to exit, and an exit collects garbage over every object the process
             # holds (0.1 s after the imports): frozen, the objects held now are left out of every collection.
             gc.freeze()
-    spec = _resolve_cached(task.source)
+    spec = _resolve_code(task.source, task.code)
     if task.kind == "report":
         X, X_eval, y, y_eval = _report_split(task.dataset)
     else:
@@ -1668,9 +1669,10 @@ def _check_schedule(schedule: Any) -> str:
 
 def _tasks(kind: str, datasets: Sequence[str], specs: Sequence[OptimizerSpec], seeds: Iterable[int],
            rates: Callable[[str, OptimizerSpec], Sequence[float]], st: Mapping[str, Any]) -> list[_Task]:
+    code = {s.name: _code_digest(s.source) for s in specs}  # (read once here, not in every training)
     return [
         _Task(kind, d, s.name, s.source, lr, seed, st["epochs"], st["batch_size"], tuple(st["hidden"]),
-              st["eval_points"], st["schedule"], st["clip_grad_norm"])
+              st["eval_points"], st["schedule"], st["clip_grad_norm"], code[s.name])
         for d in datasets for s in specs for lr in rates(d, s) for seed in seeds
     ]
 

@@ -300,21 +300,28 @@ def test_resume_trains_again_the_failed_runs_and_an_edited_plugins_runs(tmp_path
     assert "training again" not in capsys.readouterr().err
 
 
-def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys, monkeypatch):
-    """A plug-in's code in a helper module of its folder: editing it was not seen, the old runs were reused."""
+@pytest.mark.parametrize("form", ["import helper", "from helper import SCALE"])
+def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys, monkeypatch, form):
+    """A plug-in's code in a helper module of its folder: editing it was not seen, the old runs were reused.
+
+    With ``from helper import SCALE`` the plug-in itself must run again in this process, not only the helper.
+    """
     folder = tmp_path / "plug"
     folder.mkdir()
-    (folder / "plug_helper_scale.py").write_text("SCALE = 1.0\n")
+    helper = "plug_helper_scale" if form == "import helper" else "plug_helper_scale_from"
+    (folder / f"{helper}.py").write_text("SCALE = 1.0\n")
+    take, scale = (f"import {helper}", f"{helper}.SCALE") if form == "import helper" else (
+        f"from {helper} import SCALE", "SCALE")
     (folder / "scaled.py").write_text(
-        "import plug_helper_scale\nfrom minigrad.optim import SGD\n\n\nclass Scaled(SGD):\n"
-        "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr * plug_helper_scale.SCALE)\n")
+        f"{take}\nfrom minigrad.optim import SGD\n\n\nclass Scaled(SGD):\n"
+        f"    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr * {scale})\n")
     monkeypatch.syspath_prepend(str(folder))
     out = tmp_path / "out"
     args = [*GIVEN, "--optimizers", f"sgd,{folder / 'scaled.py'}:Scaled", "--lr", "sgd=0.1,Scaled=0.1",
             "--no-plots", "--out", str(out)]
     assert cli.main(args) == 0
     before = [r["train_loss"] for r in read_csv(out / "results.csv") if r["optimizer"] == "Scaled"]
-    (folder / "plug_helper_scale.py").write_text("SCALE = 10.0\n")
+    (folder / f"{helper}.py").write_text("SCALE = 10.0\n")
     capsys.readouterr()
     assert cli.main([*args, "--resume"]) == 0
     assert "the code of Scaled changed since 2 runs of it finished" in capsys.readouterr().err
