@@ -120,8 +120,9 @@ def test_a_second_signal_stops_at_once(tmp_path, signum, status):
     process = start(*GIVEN, "--optimizers", f"sgd,{plugin}:Slow", "--lr", "sgd=0.1,Slow=0.1", "--no-plots",
                     "--out", str(out))
     deadline = time.monotonic() + 20
-    while len(journal_lines(out)) < 2 and time.monotonic() < deadline:  # sgd's two runs: Slow's first is running
+    while len(journal_lines(out)) < 2 and time.monotonic() < deadline:  # sgd's two runs are done
         time.sleep(0.01)
+    time.sleep(1.0)  # Slow's first training (16 s) is surely running: the first signal must find it in progress
     process.send_signal(signum)
     time.sleep(0.3)
     process.send_signal(signum)
