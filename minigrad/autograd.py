@@ -20,6 +20,16 @@ def _as_list(x: Any, what: str) -> list[Any]:
     raise TypeError(f"grad: {what} must be a Tensor or a sequence of Tensors, got {type(x).__name__}")
 
 
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    """The shape of a list read as an array ([3.0] meant as an array of shape (1,)), or None if it is not one."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    try:
+        return np.shape(value)
+    except ValueError:  # ragged
+        return None
+
+
 def grad(
     outputs: Tensor | Sequence[Tensor],
     inputs: Tensor | Sequence[Tensor],
@@ -56,9 +66,10 @@ def grad(
         seeds: list[Any] = [None] * len(outs)
     elif isinstance(outputs, (list, tuple)):
         seeds = _as_list(grad_outputs, "grad_outputs")
-    elif isinstance(grad_outputs, (list, tuple)) and len(grad_outputs) == 1 and isinstance(
-            grad_outputs[0], (Tensor, np.ndarray)):
-        seeds = list(grad_outputs)  # one output, its gradient in a list (PyTorch takes both forms)
+    elif isinstance(grad_outputs, (list, tuple)) and len(grad_outputs) == 1:
+        # One output and a one-item list: the list of the outputs' gradients, as PyTorch reads it (so
+        # [None], [3.0] and [g] are each that output's gradient). A longer list is the gradient as an array.
+        seeds = list(grad_outputs)
     else:
         seeds = [grad_outputs]
     if len(seeds) != len(outs):
@@ -74,7 +85,14 @@ def grad(
         else:
             g = np.asarray(seed.data if isinstance(seed, Tensor) else seed, dtype=out.dtype)
             if g.shape != out.shape:
-                raise ValueError(f"grad: grad_outputs[{i}] has shape {g.shape}, output {i} has shape {out.shape}")
+                hint = ""
+                if not isinstance(outputs, (list, tuple)) and _shape_of(grad_outputs) == out.shape:
+                    hint = (" (a one-item list is read as the list of the outputs' gradients; pass this output's "
+                            "gradient as an array, np.array([...]), or as a Tensor)")
+                raise ValueError(
+                    f"grad: grad_outputs[{i}] has shape {g.shape}, output {i} has shape {out.shape}; give each "
+                    f"output a gradient of its own shape{hint}"
+                )
         if create_graph:  # a seed that is itself a Tensor with a graph keeps it (as for hvp)
             g = seed if isinstance(seed, Tensor) and seed.requires_grad else Tensor(g)
         roots.append(out)

@@ -409,3 +409,32 @@ def test_grad_of_one_output_takes_its_gradient_in_a_list_too() -> None:
     np.testing.assert_array_equal(a.data, [2.0, 40.0])
     np.testing.assert_array_equal(a.data, b.data)
 
+
+
+def test_grad_of_one_output_reads_a_one_item_list_as_its_gradients() -> None:
+    """[None] and [3.0] for one scalar output were read as arrays of shape (1,) and refused; PyTorch takes both."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    y = (x * x).sum()
+    (a,) = mg.autograd.grad(y, x, grad_outputs=[None], retain_graph=True)
+    np.testing.assert_array_equal(a.data, [2.0, 4.0])
+    (b,) = mg.autograd.grad(y, x, grad_outputs=[3.0], retain_graph=True)
+    np.testing.assert_array_equal(b.data, [6.0, 12.0])
+    (c,) = mg.autograd.grad(y, x, grad_outputs=(mg.Tensor(0.5, dtype=np.float64),), retain_graph=True)
+    np.testing.assert_array_equal(c.data, [1.0, 2.0])
+    z = x * 1.0
+    (d,) = mg.autograd.grad(z, x, grad_outputs=[3.0, 4.0], retain_graph=True)  # longer: the gradient as an array
+    np.testing.assert_array_equal(d.data, [3.0, 4.0])
+
+
+def test_grad_says_how_a_one_item_list_is_read_when_its_shape_is_refused() -> None:
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    z = x[:1] * 1.0
+    with pytest.raises(ValueError, match=r"grad_outputs\[0\] has shape \(\), output 0 has shape \(1,\).*"
+                       r"one-item list is read as the list of the outputs' gradients.*np.array"):
+        mg.autograd.grad(z, x, grad_outputs=[3.0], retain_graph=True)
+    (ok,) = mg.autograd.grad(z, x, grad_outputs=np.array([3.0]))
+    np.testing.assert_array_equal(ok.data, [3.0, 0.0])
+    w = x * 1.0
+    with pytest.raises(ValueError, match=r"has shape \(3,\), output 0 has shape \(2,\); give each output a "
+                       r"gradient of its own shape$"):
+        mg.autograd.grad(w, x, grad_outputs=[[3.0, 4.0, 5.0]])

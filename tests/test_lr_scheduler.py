@@ -670,3 +670,56 @@ def test_a_schedule_whose_own_numbers_change_loads_its_state() -> None:
     assert other.last_epoch == 1
     with pytest.raises(ValueError, match="factor=0.5, this one has factor=0.25"):
         Plateau(sgd(), factor=0.25).load_state_dict(state)
+
+
+def test_a_schedule_after_a_one_cycle_inside_a_sequence_starts_where_the_one_cycle_began(tmp_path: Path) -> None:
+    """[OneCycleLR, Cosine]: the cosine ran from 0.1, the rate before the cycle; PyTorch runs it from 0.04.
+
+    OneCycleLR with max_lr 1 starts at max_lr / 25 = 0.04, the base PyTorch gives every schedule built after
+    it (its initial_lr); a schedule built after the whole sequence takes it too. Each part keeps its own base,
+    and a checkpoint keeps each one.
+    """
+    optimizer = sgd(0.1, momentum=0.9)
+    cycle = OneCycleLR(optimizer, max_lr=1.0, total_steps=10)
+    cosine = CosineAnnealingLR(optimizer, T_max=10)
+    chain = SequentialLR(optimizer, [cycle, cosine], milestones=[10])
+    assert (cycle.base_lr, cosine.base_lr, chain.base_lr) == (0.1, 0.04, 0.1)
+    got = rates(chain, 15)
+    np.testing.assert_allclose(got[:10], [cycle.lr_at(t) for t in range(10)], rtol=0, atol=0)
+    np.testing.assert_allclose(got[10:], [0.04 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(6)], rtol=1e-15)
+    assert got[10] == 0.04 and got[15] == pytest.approx(0.02, rel=1e-15)  # (PyTorch 2.13: 0.04 and 0.02)
+
+    mg.save({"schedule": chain.state_dict()}, tmp_path / "s.npz")
+    state = mg.load(tmp_path / "s.npz")["schedule"]
+    o2 = sgd(0.3, momentum=0.9)  # another rate by hand: the state's bases are the ones that count
+    resumed = SequentialLR(o2, [OneCycleLR(o2, max_lr=1.0, total_steps=10), CosineAnnealingLR(o2, T_max=10)],
+                           milestones=[10])
+    resumed.load_state_dict(state)
+    assert [s.base_lr for s in resumed.schedulers] == [0.1, 0.04] and resumed.last_epoch == 15
+    assert o2.lr == optimizer.lr
+    resumed.step()
+    chain.step()
+    assert o2.lr == optimizer.lr == pytest.approx(0.04 * (1 + math.cos(math.pi * 6 / 10)) / 2, rel=1e-15)
+
+    after = StepLR(optimizer, 2)
+    assert after.base_lr == 0.04
+
+
+def test_a_sequence_refuses_a_state_with_wrong_bases_and_keeps_its_own() -> None:
+    o = sgd(0.1)
+    chain = SequentialLR(o, [LinearLR(o, 0.5, total_iters=2), ExponentialLR(o, 0.5)], milestones=[2])
+    chain.step()
+    state = chain.state_dict()
+    assert state["base_lrs"] == [0.1, 0.1]
+    for bad in ([0.1], [0.1, -1.0], [0.1, float("nan")], [0.1, "x"]):
+        with pytest.raises(ValueError, match=r"SequentialLR.load_state_dict: base_lrs must hold 2 finite rates "
+                           r">= 0, one per schedule"):
+            chain.load_state_dict({**state, "last_epoch": 3, "base_lrs": bad})
+        assert chain.last_epoch == 1 and [s.base_lr for s in chain.schedulers] == [0.1, 0.1]
+        assert o.lr == pytest.approx(0.1 * 0.75, rel=1e-15)
+    with pytest.raises(ValueError, match="base_lr must be a finite number"):
+        chain.load_state_dict({**state, "base_lr": -2.0, "base_lrs": [0.2, 0.2]})
+    assert [s.base_lr for s in chain.schedulers] == [0.1, 0.1] and chain.last_epoch == 1
+    legacy = {k: v for k, v in state.items() if k != "base_lrs"}  # saved when the parts shared one base
+    chain.load_state_dict({**legacy, "base_lr": 0.2, "last_epoch": 3})
+    assert [s.base_lr for s in chain.schedulers] == [0.2, 0.2] and o.lr == pytest.approx(0.2 * 0.5, rel=1e-15)

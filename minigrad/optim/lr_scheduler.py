@@ -353,9 +353,12 @@ class SequentialLR(LRScheduler):
     """Run ``schedulers`` one after the other, switching at ``milestones`` (one fewer than the schedulers).
 
     Schedule i runs from milestone i-1 (0 for the first) and starts at its
-    own step 0 there: lr_t = schedulers[i].lr_at(t - milestones[i-1]). All
-    share the first one's base rate, the optimizer's rate before any of them
-    was built. Typical: ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
+    own step 0 there: lr_t = schedulers[i].lr_at(t - milestones[i-1]). Each
+    keeps the base rate it was built with: the optimizer's rate before any
+    schedule, whatever order they were built in, except after a
+    ``OneCycleLR``, which passes on the rate it starts from (``max_lr /
+    div_factor``, as PyTorch's ``initial_lr``). Typical:
+    ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
     CosineAnnealingLR(opt, T_max=95)], milestones=[5])``.
     """
 
@@ -375,7 +378,7 @@ class SequentialLR(LRScheduler):
             raise ValueError(f"SequentialLR: milestones must increase, got {list(milestones)}")
         self.schedulers = list(schedulers)
         setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
-        super().__init__(optimizer)  # base_lr = the first's, shared by all (see the property below)
+        super().__init__(optimizer)  # base_lr = the first's (see the property below); the others keep theirs
 
     #: The settings a state saved by minigrad before its schedules' settings were checked holds.
     _legacy_settings = ("milestones",)
@@ -405,13 +408,49 @@ class SequentialLR(LRScheduler):
 
     @property  # type: ignore[override]
     def base_lr(self) -> float:
-        """The base rate all the schedules share (the first one's)."""
+        """The first schedule's base rate (each keeps its own: ``[s.base_lr for s in schedulers]``)."""
         return self.schedulers[0].base_lr
 
     @base_lr.setter
     def base_lr(self, value: float) -> None:
+        self.schedulers[0].base_lr = value
+
+    def _base_for_next(self) -> float:
+        """A OneCycleLR part's starting rate if there is one (PyTorch's initial_lr), else the first part's base."""
         for s in self.schedulers:
-            s.base_lr = value
+            if isinstance(s, OneCycleLR):
+                return s._base_for_next()
+        return self.schedulers[0]._base_for_next()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base class's state, and each part's base rate (``base_lrs``)."""
+        return {**super().state_dict(), "base_lrs": [s.base_lr for s in self.schedulers]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`, each part's base rate with it (one for all from a state saved without them)."""
+        name = f"{type(self).__name__}.load_state_dict"
+        bases = None
+        if isinstance(state, Mapping) and "base_lrs" in state:
+            state = dict(state)
+            bases = np.asarray(state.pop("base_lrs"), dtype=object)
+            if bases.shape != (len(self.schedulers),) or not all(
+                    isinstance(b, (int, float, np.number)) and not isinstance(b, bool) and 0 <= b < np.inf
+                    for b in bases):
+                raise ValueError(
+                    f"{name}: base_lrs must hold {len(self.schedulers)} finite rates >= 0, one per schedule, got "
+                    f"{_shown(bases)!r}; load a state saved by a SequentialLR of the same schedules"
+                )
+        count, old = self.last_epoch, [p.base_lr for p in self.schedulers]
+        super().load_state_dict(state)  # checked, and the count and the first part's base restored
+        for part, base in zip(self.schedulers, [self.base_lr] * len(old) if bases is None else bases):
+            part.base_lr = float(base)
+        try:
+            self._apply_whole(self.last_epoch)  # again, with every part's base
+        except (TypeError, ValueError) as e:
+            self.last_epoch = count
+            for part, base in zip(self.schedulers, old):
+                part.base_lr = base
+            raise ValueError(f"{name}: {e}") from None
 
 
 class OneCycleLR(LRScheduler):
