@@ -176,15 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="'tune' (tune every optimizer in this run), or a rate for every optimizer like "
         "sgd=0.1,adam=0.01 (default: the documented per-dataset defaults when they apply, else tune)",
     )
-    c.add_argument("--lr-grid", type=_grid, default=lab.LR_GRID, metavar="LOW:HIGH:N",
+    c.add_argument("--lr-grid", type=_grid, default=None, metavar="LOW:HIGH:N",
                    help=f"the tuning grid, N log-spaced rates from LOW to HIGH inclusive "
                    f"(default: {lab.DEFAULT_GRID_TEXT})")
     c.add_argument("--epochs", type=_int(1), default=d["epochs"], help="passes over the data (default: %(default)s)")
     c.add_argument("--batch-size", type=_int(1), default=d["batch_size"], help="(default: %(default)s)")
     c.add_argument("--seeds", type=_int(1), default=d["seeds"],
                    help="how many reported seeds, 0..N-1 (default: %(default)s)")
-    c.add_argument("--tune-seeds", type=_int(1), default=d["tune_seeds"],
-                   help=f"how many tuning seeds, {lab.TUNE_SEED_BASE}.. (never reported; default: %(default)s)")
+    c.add_argument("--tune-seeds", type=_int(1), default=None,
+                   help=f"how many tuning seeds, {lab.TUNE_SEED_BASE}.. (never reported; default: {d['tune_seeds']})")
     c.add_argument(
         "--hidden", default=",".join(map(str, d["hidden"])),
         help="hidden layer sizes, e.g. 64,64; 'none' for a linear model (default: %(default)s)",
@@ -277,17 +277,14 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 128 + result.interrupted
     print(lab.format_table(result))
     print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
-    if result.write_errors:
-        more = f" (and {len(result.write_errors) - 1} more)" if len(result.write_errors) > 1 else ""
-        _say(f"minigrad: error: {result.write_errors[0]}{more}")
-        return 1
+    for message in result.write_errors:  # each picture that could not be written (the tables were)
+        _say(f"minigrad: error: {message}")
     if result.errors:
         first = result.errors[0]
         _say(f"minigrad: {len(result.errors)} run(s) failed with status error (the others are saved); first: "
              f"{first['optimizer']} on {first['dataset']}, seed {first['seed']}, lr {first['lr']:g}: "
              f"{first['message']}; once fixed, {_resume_command(argv)} trains the failed ones again")
-        return 1
-    return 0
+    return 1 if result.errors or result.write_errors else 0
 
 
 def _defaults(args: argparse.Namespace) -> int:

@@ -1252,10 +1252,12 @@ def _check_plugin_names(specs: Sequence[OptimizerSpec]) -> None:
 
 def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
                hidden: tuple[int, ...], schedule: str = "none", clip: float | None = None,
-               grid: tuple[float, ...] = LR_GRID, tune_seeds: int = DEFAULTS["tune_seeds"]) -> tuple[str, str]:
-    """"given", "tuned" or "default", and why it is not "default" when the caller did not ask."""
-    own = [what for what, mine, default in (("a tuning grid", grid, LR_GRID),
-                                             ("tuning seeds", tune_seeds, DEFAULTS["tune_seeds"])) if mine != default]
+               own: Sequence[str] = ()) -> tuple[str, str]:
+    """"given", "tuned" or "default", and why it is not "default" when the caller did not ask.
+
+    ``own`` names the tuning settings the caller gave (``"a tuning grid"``, ``"tuning seeds"``), even if
+    they equal the defaults: given, they ask for tuning.
+    """
     if isinstance(lrs, Mapping):
         if own:  # (they would be ignored: nothing is tuned)
             raise LabError(f"this run gives every optimizer its rate and also {' and '.join(own)}, which only "
@@ -1507,10 +1509,10 @@ def compare(
     epochs: int = DEFAULTS["epochs"],
     batch_size: int = DEFAULTS["batch_size"],
     seeds: int = DEFAULTS["seeds"],
-    tune_seeds: int = DEFAULTS["tune_seeds"],
+    tune_seeds: int | None = None,
     hidden: Sequence[int] = DEFAULTS["hidden"],
     target: float | None = None,
-    lr_grid: Sequence[float] = LR_GRID,
+    lr_grid: Sequence[float] | None = None,
     eval_points: int = DEFAULTS["eval_points"],
     out_dir: str | os.PathLike | None = DEFAULTS["out_dir"],
     resume: bool = False,
@@ -1528,7 +1530,10 @@ def compare(
     ``lrs``: None uses :data:`DEFAULT_LRS` when they apply (see the module
     docstring) and tunes every optimizer otherwise; ``"tune"`` always tunes;
     a mapping ``{name: rate}`` gives every optimizer its rate. ``target``
-    None uses :data:`TARGETS` per dataset. ``lr_grid`` is the tuning grid.
+    None uses :data:`TARGETS` per dataset. ``lr_grid`` is the tuning grid
+    (None: :data:`LR_GRID`) and ``tune_seeds`` the number of tuning seeds
+    (None: 2); either one given, even at its default, makes the run tune
+    where the default rates would apply, and is refused with given rates.
 
     With ``out_dir`` (locked for the call; another process is refused), a
     folder that already holds files is refused unless ``resume`` (the stored
@@ -1556,6 +1561,9 @@ def compare(
     Raises :class:`LabError` for bad input before training,
     :class:`LabWriteError` when a file cannot be written.
     """
+    own = [what for what, value in (("a tuning grid", lr_grid), ("tuning seeds", tune_seeds)) if value is not None]
+    tune_seeds = DEFAULTS["tune_seeds"] if tune_seeds is None else tune_seeds
+    lr_grid = LR_GRID if lr_grid is None else lr_grid
     datasets, specs, given = _check_settings(
         datasets, optimizers, lrs, epochs, batch_size, seeds, tune_seeds, hidden, target, eval_points
     )
@@ -1578,8 +1586,7 @@ def compare(
                 or not 0 < clip_grad_norm < math.inf:
             raise LabError(f"clip_grad_norm must be a positive number, got {clip_grad_norm!r}")
         clip_grad_norm = float(clip_grad_norm)
-    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden, schedule, clip_grad_norm, grid,
-                                   tune_seeds)
+    procedure, reason = _procedure(specs, datasets, lrs, epochs, batch_size, hidden, schedule, clip_grad_norm, own)
     targets = {d: float(target) if target is not None else TARGETS[d] for d in datasets}
     from minigrad import __version__
 

@@ -415,7 +415,7 @@ def run(
     start: Sequence[float] | None = None,
     noise: float = 0.0,
     seeds: int | None = None,
-    lr_grid: Sequence[float] = lab.LR_GRID,
+    lr_grid: Sequence[float] | None = None,
     tol: float = TOLERANCE,
     out_dir: str | os.PathLike | None = None,
     gif: bool = False,
@@ -443,7 +443,8 @@ def run(
     if seeds > lab.TUNE_SEED_BASE:
         raise lab.LabError(f"paths: seeds must be at most {lab.TUNE_SEED_BASE} (tuning seeds start there), "
                            f"got {seeds}")
-    grid = tuple(float(x) for x in lr_grid)
+    grid_given = lr_grid is not None  # (given at its default too: then it is refused with given rates as well)
+    grid = tuple(float(x) for x in (lab.LR_GRID if lr_grid is None else lr_grid))
     if not grid or any(not 0 < x < math.inf for x in grid):
         raise lab.LabError(f"paths: lr_grid must be non-empty positive rates, got {lr_grid!r}")
     if isinstance(optimizers, str):
@@ -456,7 +457,7 @@ def run(
     if len(set(names)) != len(names):
         raise lab.LabError(f"an optimizer is listed twice (plug-ins are named by class): {', '.join(names)}")
     given = _given_rates(specs, lrs)
-    if given and grid != lab.LR_GRID:
+    if given and grid_given:
         raise lab.LabError("paths: every optimizer has its rate, and a tuning grid is given too, which only tuning "
                            "uses: drop --lr-grid, or tune with --lr tune")
     if out_dir is not None:
@@ -827,7 +828,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lr", default="tune", help="'tune' (every optimizer from one log grid, by steps to the "
                         "target) or a rate for every optimizer like sgd=0.001,adam=0.1 (default: %(default)s)")
-    parser.add_argument("--lr-grid", type=cli._grid, default=lab.LR_GRID, metavar="LOW:HIGH:N",
+    parser.add_argument("--lr-grid", type=cli._grid, default=None, metavar="LOW:HIGH:N",
                         help=f"the tuning grid, N log-spaced rates from LOW to HIGH inclusive "
                         f"(default: {lab.DEFAULT_GRID_TEXT})")
     parser.add_argument("--steps", type=cli._int(1), default=DEFAULT_STEPS,
@@ -855,7 +856,7 @@ def main(args: argparse.Namespace) -> int:
     )
     print(format_table(result))
     print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
-    if result.write_errors:
-        print(f"minigrad: error: {result.write_errors[0]}", file=sys.stderr)
+    for message in result.write_errors:  # each picture that could not be written (the CSV was)
+        print(f"minigrad: error: {message}", file=sys.stderr)
     return 1 if result.errors or result.write_errors else 0
 

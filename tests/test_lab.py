@@ -15,7 +15,8 @@ from minigrad import data, lab, nn, optim
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Tiny settings: a run of these takes milliseconds.
-TINY = {"epochs": 2, "batch_size": 32, "seeds": 2, "tune_seeds": 2, "hidden": (8,), "eval_points": 10}
+TINY = {"epochs": 2, "batch_size": 32, "seeds": 2, "hidden": (8,), "eval_points": 10}
+# (tune_seeds is left at its default, 2: given, it asks for tuning, which given rates refuse)
 
 
 def numpy_mlp(model, X):
@@ -691,3 +692,30 @@ def test_a_schedule_or_clipping_makes_the_rates_tuned_and_the_heading_names_them
         lab.compare(["iris"], ["sgd"], out_dir=None, schedule="sometimes")
     with pytest.raises(lab.LabError, match="clip_grad_norm"):
         lab.compare(["iris"], ["sgd"], out_dir=None, clip_grad_norm=-1.0)
+
+
+def test_a_tuning_setting_given_at_its_default_still_counts_as_given(tmp_path, capsys):
+    """--lr-grid 1e-5:10:13 (the default grid, written out) with given rates was taken silently and ignored.
+
+    The option's default was the grid itself, so a grid given at its default could not be told from none;
+    the same for --tune-seeds 2. Given, either one is refused with given rates and makes a run tune.
+    """
+    from minigrad import cli
+
+    low, high, n = lab.DEFAULT_GRID_TEXT.split(":")
+    assert lab.log_grid(float(low), float(high), int(n)) == lab.LR_GRID
+    for option in (["--lr-grid", lab.DEFAULT_GRID_TEXT], ["--tune-seeds", str(lab.DEFAULTS["tune_seeds"])]):
+        argv = ["compare", "--datasets", "iris", "--optimizers", "sgd", "--lr", "sgd=0.1", "--seeds", "1",
+                "--epochs", "2", "--hidden", "8", "--no-plots", "--out", str(tmp_path / "out"), *option]
+        assert cli.main(argv) == 2
+        assert "gives every optimizer its rate and also" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()
+    st = lab.DEFAULT_SETTINGS
+    at_defaults = {"seeds": 1, "epochs": st["epochs"], "batch_size": st["batch_size"], "hidden": st["hidden"],
+                   "out_dir": None}
+    assert lab.compare(["moons"], ["sgd"], **at_defaults).procedure == "default"
+    with pytest.raises(lab.LabError, match="gives every optimizer its rate and also tuning seeds"):
+        lab.compare(["moons"], ["sgd"], {"sgd": 0.1}, tune_seeds=lab.DEFAULTS["tune_seeds"], **at_defaults)
+    reason = lab._procedure([lab.resolve_optimizer("sgd")], ["moons"], None, st["epochs"], st["batch_size"],
+                            tuple(st["hidden"]), own=["a tuning grid"])
+    assert reason == ("tuned", "this run gives a tuning grid of its own")

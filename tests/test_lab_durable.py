@@ -429,3 +429,17 @@ def test_a_worker_that_dies_is_one_line_and_status_1(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("minigrad: error: a worker failed (TerminatedWorkerError: ")
     assert err[0].endswith("rerun the same command with --resume (--jobs 1 runs them in this process)")
     assert (out / "run.json").exists()  # the run can be resumed
+
+
+def test_every_picture_that_cannot_be_written_is_said(tmp_path, capsys):
+    """Two pictures lost printed one error and "(and 1 more)": the other's path and cause were not said."""
+    out = tmp_path / "out"
+    assert cli.main([*SMALL, "--out", str(out)]) == 0
+    for name in ("profile.png", "lr_sensitivity.png"):
+        (out / name).unlink()
+        (out / name).mkdir()
+    capsys.readouterr()
+    assert cli.main([*SMALL, "--out", str(out), "--resume"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minigrad: error:")]
+    assert [line.split(": ")[2] for line in err] == [f"cannot write {out / 'profile.png'}",
+                                                    f"cannot write {out / 'lr_sensitivity.png'}"]

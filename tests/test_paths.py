@@ -387,3 +387,26 @@ def test_a_picture_that_cannot_be_written_keeps_the_table_and_the_csv(tmp_path, 
     assert last.startswith(f"minigrad: error: cannot write {tmp_path / 'paths_ravine.png'}")
     assert (tmp_path / "paths_ravine.csv").exists() and (tmp_path / "paths_ravine.gif").exists()
 
+
+
+def test_a_grid_given_at_its_default_is_refused_with_given_rates(capsys):
+    """The default grid written out (--lr-grid 1e-5:10:13) with given rates was taken, and ignored, silently."""
+    argv = ["paths", "--function", "beale", "--optimizers", "sgd", "--lr", "sgd=0.01", "--steps", "5",
+            "--lr-grid", lab.DEFAULT_GRID_TEXT]
+    assert cli.main(argv) == 2
+    assert "a tuning grid is given too, which only tuning uses" in capsys.readouterr().err
+    with pytest.raises(lab.LabError, match="a tuning grid is given too"):
+        paths.run("beale", ["sgd"], {"sgd": 0.01}, steps=5, lr_grid=lab.LR_GRID)
+    assert paths.run("beale", ["sgd"], {"sgd": 0.01}, steps=5).procedure == "given"
+
+
+def test_every_picture_that_cannot_be_written_is_said(tmp_path, capsys):
+    (tmp_path / "paths_ravine.png").mkdir()
+    (tmp_path / "paths_ravine.gif").mkdir()
+    argv = ["paths", "--function", "ravine", "--optimizers", "sgd", "--lr", "sgd=0.01", "--steps", "10", "--gif",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minigrad: error:")]
+    assert [line.split(": ")[2] for line in err] == [f"cannot write {tmp_path / 'paths_ravine.png'}",
+                                                    f"cannot write {tmp_path / 'paths_ravine.gif'}"]
+    assert (tmp_path / "paths_ravine.csv").exists()
