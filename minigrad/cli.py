@@ -27,6 +27,7 @@ import shlex
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from minigrad import data as mgdata
 from minigrad import lab
@@ -39,7 +40,15 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of printing its usage and exiting."""
+    """An ArgumentParser that raises instead of printing its usage and exiting, and takes options whole.
+
+    (No prefixes such as ``--overwr``: the resume command a stopped run prints is its own command with
+    ``--overwrite`` taken out and ``--resume`` added, which a prefix would defeat.)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         if message.startswith("unrecognized arguments:") and self.prog.split()[-1] != "paths":

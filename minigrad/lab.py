@@ -663,9 +663,14 @@ def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _resolve_code(source: str, digest: str) -> OptimizerSpec:
-    """A worker resolves each optimizer once per version of its code (``digest``: the task's ``code``)."""
-    return resolve_optimizer(source)
+def _resolve_code(source: str, digest: str) -> tuple[OptimizerSpec, str]:
+    """A worker resolves each optimizer once per version of its code (``digest``: the task's ``code``).
+
+    Returns the spec and the digest of the code it loaded, which the record keeps: the folder may have been
+    edited since the run was planned.
+    """
+    loaded = _code_digest(source)
+    return resolve_optimizer(source), loaded
 
 
 # ---------------------------------------------------------------------------
@@ -723,9 +728,9 @@ def train_run(
     one batched forward): ``train_loss`` on ``(X, y)`` (when ``train_curve``
     is False, only at the last point, nan before), and ``eval_loss`` and ``eval_metric`` on
     ``(X_eval, y_eval)``. ``seconds`` is training time so far (evaluation
-    excluded). A non-finite mini-batch loss stops the run with status
-    "diverged" ("error" if the last step made parameters NaN from finite
-    gradients); an exception from the optimizer gives "error" and its message.
+    excluded). A non-finite mini-batch loss, or training loss after the last
+    step, stops the run with status "diverged" ("error" if the last step
+    made parameters NaN from finite gradients); an exception from the optimizer gives "error" and its message.
     ``schedule`` (see :data:`SCHEDULES`) changes the rate after every step
     (``step_lr`` records the rate the last step used); ``clip_grad_norm``
     clips the gradients' joint norm before every step.
@@ -787,6 +792,9 @@ def train_run(
                             record(step, seconds, last=step == total)
                     if status != "ok":
                         break
+                if status == "ok" and not math.isfinite(curve["train_loss"][-1]):
+                    # The last step's damage: no next mini-batch loss shows it, the loss after the last step does.
+                    status, message = _why_not_finite(params, step)
             except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: record it, go on
                 status = "error"
                 message = f"{type(e).__name__}: {e} (at step {step})"
@@ -849,7 +857,7 @@ def _run_task(task: _Task, pin: bool = False, own_worker: bool = False) -> dict[
             # The run waits for its workers to exit, and an exit collects garbage over every object the process
             # holds (0.1 s after the imports): frozen, the objects held now are left out of every collection.
             gc.freeze()
-    spec = _resolve_code(task.source, task.code)
+    spec, loaded = _resolve_code(task.source, task.code)
     if task.kind == "report":
         X, X_eval, y, y_eval = _report_split(task.dataset)
     else:
@@ -870,8 +878,11 @@ def _run_task(task: _Task, pin: bool = False, own_worker: bool = False) -> dict[
         run["eval_loss"] = run["eval_loss"][-1:]
         run["step"] = run["step"][-1:]
         run["seconds"] = run["seconds"][-1:]
-    return {"kind": task.kind, "dataset": task.dataset, "optimizer": task.optimizer, "seed": task.seed,
-            "lr": task.lr, **run}
+    record = {"kind": task.kind, "dataset": task.dataset, "optimizer": task.optimizer, "seed": task.seed,
+              "lr": task.lr, **run}
+    if loaded:  # a plug-in: the code this training ran, which a resume compares with the code then
+        record["code"] = loaded
+    return record
 
 
 # ---------------------------------------------------------------------------
@@ -1085,22 +1096,23 @@ class _Journal:
     def __init__(self, path: str) -> None:
         self.path = path
         self.records: dict[tuple, dict[str, Any]] = {}
+        self.damaged: list[int] = []  # numbers of whole lines that hold no record: skipped, left as they are
         try:
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     raw = f.read()
-                good = 0
-                for line in raw.splitlines(keepends=True):
+                whole = 0
+                for number, line in enumerate(raw.splitlines(keepends=True), 1):
                     if not line.endswith(b"\n"):
-                        break  # a line torn by a kill: dropped, and cut off below
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        break
+                        break  # the last line, torn by a kill: dropped, and cut off below
+                    whole += len(line)
+                    record = _parsed_record(line)
+                    if record is None:  # damaged another way: the lines after it are still good
+                        self.damaged.append(number)
+                        continue
                     self.records[_record_key(record)] = record
-                    good += len(line)
-                if good < len(raw):
-                    os.truncate(path, good)
+                if whole < len(raw):
+                    os.truncate(path, whole)
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as e:
             raise LabWriteError(f"cannot write {path}: {e.strerror or e}") from None
@@ -1119,6 +1131,18 @@ class _Journal:
         """Close the file."""
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def _parsed_record(line: bytes) -> dict[str, Any] | None:
+    """The journal record on ``line``, or None if the line holds none (damaged: not JSON, or not a record)."""
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+            return None
+        _record_key(record)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return record
 
 
 def _record_key(record: Mapping[str, Any]) -> tuple:
@@ -1250,6 +1274,20 @@ def _check_plugin_names(specs: Sequence[OptimizerSpec]) -> None:
                            "is (tables name plug-ins by class, and sgd is the verdict's baseline): rename the class")
 
 
+def _checked_grid(rates: Sequence[float], what: str) -> tuple[float, ...]:
+    """A tuning grid as increasing floats; refused if empty, not finite and positive, or with a rate twice."""
+    try:
+        grid = tuple(sorted(float(x) for x in rates))
+    except (TypeError, ValueError):
+        raise LabError(f"{what} must be non-empty positive rates, got {rates!r}") from None
+    if not grid or any(not 0 < x < math.inf for x in grid):
+        raise LabError(f"{what} must be non-empty positive rates, got {rates!r}")
+    twice = sorted({x for x, y in zip(grid, grid[1:]) if x == y})
+    if twice:
+        raise LabError(f"{what} holds {', '.join(f'{x:g}' for x in twice)} more than once; give each rate once")
+    return grid
+
+
 def _procedure(specs: Sequence[OptimizerSpec], datasets: Sequence[str], lrs: Any, epochs: int, batch_size: int,
                hidden: tuple[int, ...], schedule: str = "none", clip: float | None = None,
                own: Sequence[str] = ()) -> tuple[str, str]:
@@ -1315,6 +1353,9 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
                     stored = json.load(f)
             except (OSError, ValueError) as e:
                 raise LabError(f"--resume: cannot read {run_path}: {e}") from None
+            if not isinstance(stored, dict):
+                raise LabError(f"--resume: {run_path} holds a JSON {type(stored).__name__}, not a run's settings; "
+                               "start the run again with --overwrite")
             differ = [k for k in run_info if stored.get(k) != run_info[k]]
             if differ:
                 shown = "; ".join(f"{k}: stored {stored.get(k)!r}, now {run_info[k]!r}" for k in differ)
@@ -1568,9 +1609,7 @@ def compare(
         datasets, optimizers, lrs, epochs, batch_size, seeds, tune_seeds, hidden, target, eval_points
     )
     hidden = tuple(int(h) for h in hidden)
-    grid = tuple(float(x) for x in lr_grid)
-    if not grid or any(not 0 < x < math.inf for x in grid):
-        raise LabError(f"lr_grid must be non-empty positive rates, got {lr_grid!r}")
+    grid = _checked_grid(lr_grid, "lr_grid")
     _check_int("jobs", jobs, 1)
     if backend not in ("loky", "dask"):
         raise LabError(f"backend must be 'loky' or 'dask', got {backend!r}")
@@ -1623,6 +1662,13 @@ def compare(
         _start_workers(jobs)
     try:
         journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
+        if journal is not None and journal.damaged:
+            lines = ", ".join(map(str, journal.damaged))
+            hold = "holds" if len(journal.damaged) == 1 else "hold"
+            note = (f"warning: {journal.path}: {_count(len(journal.damaged), 'line')} ({lines}) {hold} no record "
+                    "(damaged by hand or by the disk): skipped and left in the file; a training it held runs again")
+            say(note)
+            result.warnings.append(note)
         records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
         failed = [k for k, r in records.items() if r["status"] == "error"]
         if failed:  # a resumed run trains again what failed before (its cause may be fixed): it is not finished
@@ -1643,6 +1689,12 @@ def compare(
             _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say,
                    drawing, code)
         result.interrupted = signals.received
+        changed = sorted({r["optimizer"] for r in records.values() if r["optimizer"] in code
+                          and r.get("code") != code[r["optimizer"]]})
+        if changed:  # edited while this run trained: its runs are not all of one version of the code
+            result.warnings.append(
+                f"warning: the code of {', '.join(changed)} changed while this run trained, so its runs mix two "
+                "versions; run the same command with --resume to train the older ones again")
         result.records = [r for r in records.values() if r["kind"] == "report"]
         tune_records = [r for r in records.values() if r["kind"] == "tune"]
         result.tuning = _tuning_rows(tune_records)
@@ -1716,8 +1768,6 @@ def _sweep(
             left[t.dataset, t.optimizer] = left.get((t.dataset, t.optimizer), 0) + 1
 
         def done(record: dict[str, Any]) -> None:
-            if record["optimizer"] in code:
-                record["code"] = code[record["optimizer"]]
             if journal is not None:
                 journal.append(record)
             records[_record_key(record)] = record
@@ -1747,6 +1797,10 @@ def _sweep(
 
         runner(tune, tuned_line)
         if signals.received:
+            # Which rates the reported runs use is not known yet: runs reported before (a resume) may be at
+            # another rate than this tuning picks, so none is shown (the journal keeps them all).
+            for k in [k for k, r in records.items() if r["kind"] == "report"]:
+                del records[k]
             return
     for d in datasets:
         for s in specs:
@@ -1763,6 +1817,16 @@ def _sweep(
                     result.warnings.append(_edge_warning(s.name, d, best, grid))
     report = [t for t in _tasks("report", datasets, specs, report_seeds, lambda d, s: [result.rates[d, s.name]], st)
               if not math.isnan(t.lr)]
+    # Reported runs journalled at another rate than these (a resume whose tuning changed its choice, after a
+    # failed tuning run was trained again, or new default rates): another comparison's; left out.
+    planned = {t.key for t in report}
+    other = [k for k, r in records.items() if r["kind"] == "report" and k not in planned]
+    if other:
+        groups = sorted({(records[k]["optimizer"], records[k]["dataset"]) for k in other})
+        say(f"leaving out {_count(len(other), 'reported run')} journalled at a rate this run does not use "
+            f"({', '.join(f'{o} on {d}' for o, d in groups)}): their seeds run at the rate it uses")
+        for k in other:
+            del records[k]
     result.total_runs = len(tune) + len(report)
     result.done_runs = sum(1 for t in tune + report if t.key in records)
 
@@ -2160,6 +2224,11 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
         written.append(path)
 
     put("results.csv", _csv_bytes(RESULT_COLUMNS, result.rows))
+    if result.interrupted:  # a summary and pictures of the run before a resume would not match results.csv
+        for name in ["summary.csv", *(f"{d}.png" for d in result.settings["datasets"]), "profile.png",
+                     "lr_sensitivity.png"]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(out_dir, name))
     if result.tuning:
         put("tuning.csv", _csv_bytes(TUNING_COLUMNS, result.tuning))
     if result.summary:

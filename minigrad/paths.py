@@ -444,9 +444,7 @@ def run(
         raise lab.LabError(f"paths: seeds must be at most {lab.TUNE_SEED_BASE} (tuning seeds start there), "
                            f"got {seeds}")
     grid_given = lr_grid is not None  # (given at its default too: then it is refused with given rates as well)
-    grid = tuple(float(x) for x in (lab.LR_GRID if lr_grid is None else lr_grid))
-    if not grid or any(not 0 < x < math.inf for x in grid):
-        raise lab.LabError(f"paths: lr_grid must be non-empty positive rates, got {lr_grid!r}")
+    grid = lab._checked_grid(lab.LR_GRID if lr_grid is None else lr_grid, "paths: lr_grid")
     if isinstance(optimizers, str):
         raise lab.LabError(f"paths: optimizers must be a list of names, got the string {optimizers!r}")
     specs = [o if isinstance(o, lab.OptimizerSpec) else lab.resolve_optimizer(o) for o in optimizers]

@@ -719,3 +719,25 @@ def test_a_tuning_setting_given_at_its_default_still_counts_as_given(tmp_path, c
     reason = lab._procedure([lab.resolve_optimizer("sgd")], ["moons"], None, st["epochs"], st["batch_size"],
                             tuple(st["hidden"]), own=["a tuning grid"])
     assert reason == ("tuned", "this run gives a tuning grid of its own")
+
+
+def test_a_grid_is_taken_in_increasing_order_and_a_rate_given_twice_is_refused():
+    """lr_grid=[0.1, 0.1] crashed in the edge warning (ZeroDivisionError); an unsorted grid named 1 its lowest rate."""
+    with pytest.raises(lab.LabError, match=r"lr_grid holds 0.1 more than once; give each rate once"):
+        lab.compare(["iris"], ["sgd"], "tune", lr_grid=[0.1, 0.1], out_dir=None, **TINY)
+    with pytest.raises(lab.LabError, match=r"lr_grid must be non-empty positive rates, got \['a'\]"):
+        lab.compare(["iris"], ["sgd"], "tune", lr_grid=["a"], out_dir=None, **TINY)
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=[1.0, 1e-3], out_dir=None, **TINY | {"seeds": 1})
+    assert result.settings["grid"] == [1e-3, 1.0]
+    for warning in result.warnings:  # an edge warning names the end the rate is at, in the grid's order
+        assert "1 is the lowest" not in warning and "0.001 is the highest" not in warning
+
+
+def test_options_are_taken_whole_so_the_printed_resume_command_works(capsys):
+    """--overwr was read as --overwrite, and the resume command printed after a stop kept it beside --resume."""
+    from minigrad import cli
+
+    assert cli.main(["--datasets", "iris", "--overwr"]) == 2
+    assert "unrecognized arguments: --overwr" in capsys.readouterr().err
+    assert cli.main(["paths", "--func", "ravine"]) == 2
+    assert "unrecognized arguments: --func" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 import csv
 import errno
 import json
+import math
 import os
 import random
 import shlex
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from minigrad import cli, lab
+from minigrad import cli, lab, optim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -443,3 +444,111 @@ def test_every_picture_that_cannot_be_written_is_said(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minigrad: error:")]
     assert [line.split(": ")[2] for line in err] == [f"cannot write {out / 'profile.png'}",
                                                     f"cannot write {out / 'lr_sensitivity.png'}"]
+
+
+# ---------------------------------------------------------------------------
+# Review of the lab (helper 31): results of two rates, damaged journals, the last step, the code that ran
+# ---------------------------------------------------------------------------
+
+ENV_FAIL = '''
+import os
+from minigrad.optim import Optimizer
+
+
+class EnvFail(Optimizer):
+    """Fails above the rate in the environment variable MAXLR: a cause outside the plug-in's files."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+
+    def update(self, w, g, state):
+        if self.lr > float(os.environ.get("MAXLR", "inf")):
+            raise RuntimeError("lr too big here")
+        w -= self.lr * g
+'''
+
+
+def test_a_resume_that_tunes_another_rate_reports_only_that_rate(tmp_path, monkeypatch):
+    """A failed tuning run trained again picked another rate: results.csv held every seed at both rates."""
+    (tmp_path / "envfail.py").write_text(ENV_FAIL)
+    out = tmp_path / "out"
+    args = ["--datasets", "iris", "--optimizers", f"sgd,{tmp_path / 'envfail.py'}:EnvFail", "--lr", "tune",
+            "--lr-grid", "0.1:1:2", "--tune-seeds", "1", "--epochs", "3", "--seeds", "2", "--hidden", "8",
+            "--eval-points", "4", "--no-plots", "--out", str(out)]
+    monkeypatch.setenv("MAXLR", "0.5")  # the rate 1 fails: 0.1 is chosen
+    assert cli.main(args) == 1
+    first = {(r["seed"], r["lr"]) for r in read_csv(out / "results.csv") if r["optimizer"] == "EnvFail"}
+    assert first == {("0", "0.1"), ("1", "0.1")}
+    monkeypatch.delenv("MAXLR")  # fixed: the resume trains the failed tuning run again, and 1 wins
+    assert cli.main([*args, "--resume"]) == 0
+    rows = [r for r in read_csv(out / "results.csv") if r["optimizer"] == "EnvFail"]
+    assert {(r["seed"], r["lr"]) for r in rows} == {("0", "1.0"), ("1", "1.0")}
+    summary = [r for r in read_csv(out / "summary.csv") if r["optimizer"] == "EnvFail"]
+    assert [r["lr"] for r in summary] == ["1.0"]
+
+
+def test_a_damaged_line_in_the_journal_loses_only_itself(tmp_path, capsys):
+    """One bad line in the middle of runs.jsonl made the resume drop, silently, every good line after it."""
+    out = tmp_path / "out"
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out)]) == 0
+    before = read_csv(out / "results.csv")
+    lines = journal_lines(out)
+    assert len(lines) == 4
+    lines[1] = b'{"kind": "rep\n'  # torn in the middle: a bad sector, or an edit by hand
+    lines[2] = b"null\n"  # JSON, but no record
+    (out / "runs.jsonl").write_bytes(b"".join(lines))
+    capsys.readouterr()
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {out / 'runs.jsonl'}: 2 lines (2, 3) hold no record" in err
+    assert "skipped and left in the file" in err
+    after = journal_lines(out)
+    assert after[:4] == lines and len(after) == 6  # nothing cut; the two trainings are journalled again
+    assert without_time(read_csv(out / "results.csv")) == without_time(before)
+
+
+def test_a_run_json_that_is_not_a_mapping_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out)]) == 0
+    (out / "run.json").write_text("[]\n")
+    capsys.readouterr()
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"minigrad: error: --resume: {out / 'run.json'} holds a JSON list, not a run's settings; start the run "
+        "again with --overwrite")
+
+
+def test_a_run_that_diverges_on_its_last_step_is_not_ok(tmp_path):
+    """sgd at 1e30 for one step (one batch of all of iris) was "ok", with a nan loss, and tied the baseline."""
+    result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 1e30, "adam": 0.01}, epochs=1, batch_size=1000, seeds=2,
+                         hidden=(8,), eval_points=4, out_dir=None, target=0.5)
+    status = {(r["optimizer"], r["seed"]): r["status"] for r in result.records}
+    assert status == {("sgd", 0): "diverged", ("sgd", 1): "diverged", ("adam", 0): "ok", ("adam", 1): "ok"}
+    X, X_eval, y, y_eval = lab._report_split("iris")
+    run = lab.train_run(X, y, X_eval, y_eval, task="classification", seed=0, hidden=(8,), epochs=1, batch_size=1000,
+                        eval_points=4, make_optimizer=lambda p: optim.SGD(p, lr=1e30))
+    assert run["status"] == "diverged" and run["message"] == "the loss became non-finite at step 1"
+    assert run["step"][-1] == 1 and not math.isfinite(run["train_loss"][-1])
+
+
+def test_a_record_keeps_the_digest_of_the_code_that_ran(tmp_path):
+    """The journal labelled a run with the plug-in's digest when compare started, not with the code it ran."""
+    plugin = tmp_path / "envfail.py"
+    plugin.write_text(ENV_FAIL)
+    spec = lab.resolve_optimizer(f"{plugin}:EnvFail")
+    planned = lab._code_digest(spec.source)
+    plugin.write_text(ENV_FAIL + "\nSCALE = 2\n")  # edited after the run was planned, before it trained
+    task = lab._Task("report", "iris", spec.name, spec.source, 0.1, 0, 1, 32, (8,), 2, code=planned)
+    record = lab._run_task(task)
+    assert record["status"] == "ok"
+    assert record["code"] == lab._code_digest(spec.source) != planned
+
+
+def test_an_interrupted_run_removes_the_summary_and_pictures_of_the_run_before(tmp_path):
+    """results.csv was rewritten from the runs of this resume; summary.csv and the PNGs of the last one stayed."""
+    for name in ("summary.csv", "iris.png", "profile.png", "lr_sensitivity.png", "notes.txt"):
+        (tmp_path / name).write_text("old")
+    result = lab.Comparison({"datasets": ["iris"]}, "given", "")
+    result.interrupted = signal.SIGINT
+    lab._write_outputs(result, str(tmp_path), None)
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "results.csv"]
