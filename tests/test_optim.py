@@ -1121,3 +1121,85 @@ def test_sgd_velocity_takes_the_parameters_dtype() -> None:
     np.testing.assert_allclose(w.data, 1 - 0.1 * 0.5)
     restored = SGD([w], lr=0.1, momentum=0.9)
     restored.load_state_dict(opt.state_dict())  # it refused its own state when v was float64
+
+
+# ---------------------------------------------------------------------------
+# A state missing a buffer, or saved for other parameters (review, helper 32)
+# ---------------------------------------------------------------------------
+
+
+def stepped(make: Factory) -> Optimizer:
+    """``make`` on two_params after two steps with made-up gradients."""
+    optimizer = make(two_params())
+    for k in range(2):
+        for p in optimizer.params:
+            p.grad = np.full(p.shape, 0.5 - k)
+        optimizer.step()
+    return optimizer
+
+
+@pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
+def test_a_state_without_one_of_its_buffers_is_refused(name: str) -> None:
+    """Adam's state without 's' loaded, and the next step made 's' again from zero: other weights, silently."""
+    source = stepped(ALL_CONFIGS[name])
+    state = source.state_dict()
+    kept = [b for b in state["state"]["0"] if b != "step"]
+    assert kept or name in ("SGD", "SGD weight_decay")  # (plain SGD keeps no buffer)
+    for buffer in kept:
+        target = stepped(ALL_CONFIGS[name])
+        before = target.state_dict()
+        broken = {**state, "state": {**state["state"], "1": {k: v for k, v in state["state"]["1"].items()
+                                                            if k != buffer}}}
+        with pytest.raises(ValueError, match=rf"state 1 has no buffer '{buffer}', which {type(source).__name__} "
+                                             "keeps for every parameter it has stepped"):
+            target.load_state_dict(broken)
+        after = target.state_dict()
+        for i in before["state"]:
+            for k in before["state"][i]:
+                assert np.array_equal(after["state"][i][k], before["state"][i][k])
+    stepped(ALL_CONFIGS[name]).load_state_dict(state)  # the whole state loads
+
+
+def test_which_buffers_a_state_needs_follows_the_hyperparameters() -> None:
+    """Plain SGD keeps no buffer, so its state needs none; with momentum it needs 'v'."""
+    assert stepped(lambda ps: SGD(ps, lr=0.1)).state_dict()["state"]["0"].keys() == {"step"}
+    SGD(two_params(), lr=0.1).load_state_dict(stepped(lambda ps: SGD(ps, lr=0.1)).state_dict())
+    plain = stepped(lambda ps: SGD(ps, lr=0.1)).state_dict()
+    plain["hyperparameters"] = {**plain["hyperparameters"], "momentum": 0.9}  # now 'v' is needed
+    with pytest.raises(ValueError, match="state 0 has no buffer 'v'"):
+        SGD(two_params(), lr=0.1).load_state_dict(plain)
+    rms = stepped(lambda ps: RMSprop(ps, lr=0.01)).state_dict()
+    assert rms["state"]["0"].keys() == {"step", "s"}
+    RMSprop(two_params(), lr=0.01).load_state_dict(rms)
+
+
+def test_a_state_saved_for_other_parameters_is_refused() -> None:
+    """Adam over 4 parameters loaded into Adam over 6 whose first 4 have those shapes; 2 were left without state."""
+    source = stepped(lambda ps: Adam(ps, lr=0.05))
+    state = source.state_dict()
+    assert state["param_count"] == 2
+    target = Adam([*two_params(), mg.Tensor(np.zeros(4), requires_grad=True)], lr=0.05)
+    with pytest.raises(ValueError, match="the state was saved for 2 parameters, this optimizer has 3; load the "
+                                         "state of an optimizer over the same parameters"):
+        target.load_state_dict(state)
+    assert target.state == [{}, {}, {}]
+    legacy = {k: v for k, v in state.items() if k != "param_count"}  # saved before the count was kept
+    resumed = Adam(two_params(), lr=0.05)
+    resumed.load_state_dict(legacy)
+    assert resumed.state[0]["step"] == 2
+
+
+def test_a_parameter_stepped_more_often_than_the_optimizer_is_refused() -> None:
+    state = stepped(lambda ps: SGD(ps, lr=0.1, momentum=0.9)).state_dict()
+    state["state"]["0"]["step"] = np.array(7)
+    with pytest.raises(ValueError, match="0.step is 7, more than the optimizer's step_count 2"):
+        SGD(two_params(), lr=0.1, momentum=0.9).load_state_dict(state)
+
+
+def test_a_wrong_top_level_says_only_what_is_wrong() -> None:
+    state = SGD(two_params(), lr=0.1).state_dict()
+    with pytest.raises(ValueError, match=r"^SGD.load_state_dict: the state has unknown entries \['extra'\]; load "
+                                         r"what SGD.state_dict\(\) returned$"):
+        SGD(two_params(), lr=0.1).load_state_dict({**state, "extra": 1})
+    with pytest.raises(ValueError, match=r"^SGD.load_state_dict: the state has no 'step_count'; load what"):
+        SGD(two_params(), lr=0.1).load_state_dict({k: v for k, v in state.items() if k != "step_count"})

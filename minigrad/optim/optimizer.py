@@ -279,10 +279,11 @@ class Optimizer(metaclass=_NamedChecks):
         return f"{type(self).__name__}({len(self.params)} parameters, {hp})"
 
     def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters, step count and every buffer (copied), as nested dicts."""
+        """Hyperparameters, step count, the number of parameters and every buffer (copied), as nested dicts."""
         return {
             "hyperparameters": self.hyperparameters,
             "step_count": self.step_count,
+            "param_count": len(self.params),
             "state": {
                 str(i): {k: np.array(v, copy=True) for k, v in s.items()}
                 for i, s in enumerate(self.state)
@@ -296,16 +297,29 @@ class Optimizer(metaclass=_NamedChecks):
         Hyperparameters must pass the constructor's checks; each parameter's
         entry is keyed by its index written in ASCII digits ('0', '1', ...),
         holds its ``step`` and only the buffers the class names, each of its
-        parameter's shape and dtype. Anything else is a ValueError naming the
+        parameter's shape and dtype, and every buffer a step leaves with these
+        hyperparameters (one missing would start again from nothing, silently);
+        ``param_count`` (absent from states saved before it was kept) must be
+        the number of parameters. Anything else is a ValueError naming the
         entry.
         """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
             raise ValueError(f"{name}: expected a mapping as state_dict() returns, got a {type(state).__name__}")
         expected = {"hyperparameters", "step_count", "state"}
-        if set(state) != expected:
-            missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected, key=str)
-            raise ValueError(f"{name}: the state has no {missing} or has unknown entries {unknown}")
+        missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected - {"param_count"}, key=str)
+        if missing or unknown:
+            wrong = [f"has no {', '.join(map(repr, missing))}" if missing else "",
+                     f"has unknown entries {unknown}" if unknown else ""]
+            raise ValueError(f"{name}: the state {' and '.join(w for w in wrong if w)}; load what "
+                             f"{type(self).__name__}.state_dict() returned")
+        if "param_count" in state:
+            count = _as_array(state["param_count"])
+            if count is None or count.ndim != 0 or count.dtype.kind not in "iu" or int(count) != len(self.params):
+                raise ValueError(
+                    f"{name}: the state was saved for {state['param_count']!r} parameters, this optimizer has "
+                    f"{len(self.params)}; load the state of an optimizer over the same parameters, in the same order"
+                )
         hyper = state["hyperparameters"]
         if not isinstance(hyper, Mapping) or set(hyper) != set(self._hyperparameter_names):
             got = sorted(hyper, key=str) if isinstance(hyper, Mapping) else type(hyper).__name__
@@ -320,6 +334,10 @@ class Optimizer(metaclass=_NamedChecks):
         if not isinstance(entries, Mapping):
             raise ValueError(f"{name}: 'state' must map parameter indices to dicts, got a {type(entries).__name__}")
         n = len(self.params)
+        step_count = _as_array(state["step_count"])
+        if step_count is None or step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
+            raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
+        kept = self._kept_after_a_step(restored)
         buffers: list[dict[str, Any]] = [{} for _ in self.params]
         for key, entry in entries.items():
             if not (isinstance(key, str) and _INDEX.fullmatch(key) and int(key) < n):
@@ -327,13 +345,41 @@ class Optimizer(metaclass=_NamedChecks):
             if not isinstance(entry, Mapping) or "step" not in entry:
                 raise ValueError(f"{name}: state {key} must be a dict holding its 'step', got {entry!r:.80}")
             buffers[int(key)] = self._stored_buffers(name, key, entry)
-        step_count = _as_array(state["step_count"])
-        if step_count is None or step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
-            raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
+            if buffers[int(key)]["step"] > int(step_count):
+                raise ValueError(f"{name}: {key}.step is {buffers[int(key)]['step']}, more than the optimizer's "
+                                 f"step_count {int(step_count)}: the state is not one state_dict() saved")
+            lacking = [b for b in kept if b not in buffers[int(key)]] if buffers[int(key)]["step"] else []
+            if lacking:
+                raise ValueError(
+                    f"{name}: state {key} has no buffer {', '.join(map(repr, lacking))}, which "
+                    f"{type(self).__name__} keeps for every parameter it has stepped with these hyperparameters "
+                    "(without it the next step would start it again, silently); load a complete state_dict()"
+                )
         self.step_count = int(step_count)
         self.state = buffers
         for k, v in restored.items():
             object.__setattr__(self, k, v)  # already checked as a set
+
+    def _kept_after_a_step(self, hyperparameters: Mapping[str, Any]) -> tuple[str, ...]:
+        """The buffers and scalars one ``update`` leaves in a parameter's state with ``hyperparameters``.
+
+        Found by running ``update`` once, on a copy of the optimizer and a one-element parameter, since which
+        buffers a rule keeps can depend on its hyperparameters (SGD keeps ``v`` only with momentum). () if that
+        run fails: then nothing is required.
+        """
+        probe = object.__new__(type(self))
+        probe.__dict__.update(self.__dict__)
+        probe.__dict__.update(hyperparameters)
+        probe.__dict__["state"] = [{}]
+        dtype = self.params[0].dtype if self.params else np.dtype(np.float64)
+        state: dict[str, Any] = {"step": 1}
+        try:
+            with np.errstate(all="ignore"):
+                probe.update(np.ones(1, dtype=dtype), np.ones(1, dtype=dtype), state)
+        except Exception:  # (a rule that cannot run on this probe: its buffers are only checked by name)
+            return ()
+        names = (*self.buffer_names, *self.scalar_names)
+        return tuple(b for b in names if b in state)
 
     def _stored_buffers(self, name: str, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Parameter ``key``'s saved buffers, checked against the class's names and the parameter's shape and dtype."""
