@@ -94,7 +94,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -529,7 +529,8 @@ def _load_plugin_class(spec: str) -> type:
             module = importlib.util.module_from_spec(file_spec)
             sys.modules[module_name] = module
             try:
-                file_spec.loader.exec_module(module)
+                with _on_path(os.path.dirname(os.path.abspath(where))):  # its helpers: from helper import SCALE
+                    file_spec.loader.exec_module(module)
             except (Exception, SystemExit) as e:  # the user's file: report its error in one line
                 del sys.modules[module_name]
                 raise LabError(f"optimizer {spec!r}: importing {where!r} failed: {type(e).__name__}: {e}") from None
@@ -650,8 +651,19 @@ def _reload_helpers(source: str, digest: str) -> None:
         file = getattr(module, "__file__", None)
         if file and os.path.dirname(os.path.abspath(file)) == folder and not module.__name__.startswith(
                 "minigrad_plugin_"):
-            with contextlib.suppress(Exception):  # (a module that cannot be reloaded keeps its old code)
+            with contextlib.suppress(Exception), _on_path(folder):  # (one that cannot be reloaded keeps its code)
                 importlib.reload(module)
+
+
+@contextlib.contextmanager
+def _on_path(folder: str) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` for the block, as Python puts a script's folder: a plug-in's helpers."""
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
 
 
 _FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it
@@ -749,6 +761,7 @@ def train_run(
         n_outputs = int(y.max()) + 1 if task == "classification" else y.shape[1]
         model = nn.MLP([X.shape[1], *hidden, n_outputs])
         params = model.parameters()
+        initial = [p.data.copy() for p in params]  # to tell an update that never changed a weight (w = w - ...)
         order_rng = np.random.default_rng((seed, 1))
 
         def record(step: int, seconds: float, last: bool = False) -> None:
@@ -761,6 +774,7 @@ def train_run(
                 curve[key].append(value)
 
         seconds, step = 0.0, 0
+        started = False  # (an error before the first step is the optimizer's constructor's, or the schedule's)
         used_lr = math.nan
         with np.errstate(all="ignore"):  # a diverging run is recorded as "diverged", not warned about
             try:
@@ -768,6 +782,7 @@ def train_run(
                 rates = optim.lr_scheduler.schedule_from_spec(schedule, optimizer, total)
                 used_lr = float(getattr(optimizer, "lr", math.nan))
                 record(0, 0.0)
+                started = True
                 for _ in range(epochs):
                     order = order_rng.permutation(n)
                     for start in range(0, n, batch_size):
@@ -797,11 +812,13 @@ def train_run(
                     status, message = _why_not_finite(params, step)
             except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: record it, go on
                 status = "error"
-                message = f"{type(e).__name__}: {e} (at step {step})"
+                # Steps count from 1, as step_count and state["step"] do: the error came in the step after those done.
+                message = f"{type(e).__name__}: {e} ({f'in step {step + 1}' if started else 'before the first step'})"
                 curve["traceback"] = [traceback.format_exc()]  # type: ignore[list-item]
             if status != "ok" and (not curve["step"] or curve["step"][-1] != step):
                 record(step, seconds, last=True)
-    return {"status": status, "message": message, "every": every, **curve}
+        still = step > 0 and all(np.array_equal(p.data, w) for p, w in zip(params, initial))
+    return {"status": status, "message": message, "every": every, "weights_moved": not still, **curve}
 
 
 def _why_not_finite(params: Sequence[nn.Parameter], step: int) -> tuple[str, str]:
@@ -1695,6 +1712,11 @@ def compare(
             result.warnings.append(
                 f"warning: the code of {', '.join(changed)} changed while this run trained, so its runs mix two "
                 "versions; run the same command with --resume to train the older ones again")
+        still = sorted({r["optimizer"] for r in records.values() if r.get("weights_moved") is False})
+        if still:  # an update that rebinds w (w = w - lr * g) changes nothing, and the lab would rank it anyway
+            result.warnings.append(
+                f"warning: {', '.join(still)} never changed a weight in some of its runs: an update must change w "
+                "in place (w -= lr * g, or w[...] = ...); w = w - lr * g only gives the name w a new array")
         result.records = [r for r in records.values() if r["kind"] == "report"]
         tune_records = [r for r in records.values() if r["kind"] == "tune"]
         result.tuning = _tuning_rows(tune_records)

@@ -580,7 +580,7 @@ def test_train_run_records_the_true_losses_and_a_failing_optimizer(iris):
         def update(self, w, g, state):
             sys.exit(3)
 
-    for cls, status, message in ((Raises, "error", "RuntimeError: boom (at step 2)"),
+    for cls, status, message in ((Raises, "error", "RuntimeError: boom (in step 3)"),
                                  (NaNs, "error", "NaN from finite gradients at step 1"),
                                  (Exits, "error", "SystemExit: 3")):
         run = lab.train_run(X_train, y_train, X_test, y_test, task="classification",
@@ -741,3 +741,53 @@ def test_options_are_taken_whole_so_the_printed_resume_command_works(capsys):
     assert "unrecognized arguments: --overwr" in capsys.readouterr().err
     assert cli.main(["paths", "--func", "ravine"]) == 2
     assert "unrecognized arguments: --func" in capsys.readouterr().err
+
+
+class _Rebinds(optim.SGD):
+    """SGD written wrongly: ``w = w - lr * g`` gives the name a new array and leaves the weight as it was."""
+
+    def update(self, w, g, state):
+        w = w - self.lr * g  # noqa: F841
+
+
+class _RefusesToStart(optim.SGD):
+    def __init__(self, params, lr):
+        raise RuntimeError("no")
+
+
+def test_an_update_that_changes_no_weight_is_warned_about(tmp_path):
+    """A plug-in whose update rebinds w was ranked like any other ("never", and a widen-the-grid hint)."""
+    X_train, X_test, y_train, y_test = data.load_dataset("iris")
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification", seed=0, hidden=(8,), epochs=1,
+                        batch_size=32, eval_points=4, make_optimizer=lambda p: _Rebinds(p, lr=0.1))
+    assert run["status"] == "ok" and run["weights_moved"] is False
+    good = lab.train_run(X_train, y_train, X_test, y_test, task="classification", seed=0, hidden=(8,), epochs=1,
+                         batch_size=32, eval_points=4, make_optimizer=lambda p: optim.SGD(p, lr=1e-5))
+    assert good["weights_moved"] is True
+    plugin = tmp_path / "rebinds.py"
+    plugin.write_text("from minigrad.optim import SGD\n\n\nclass Rebinds(SGD):\n    def update(self, w, g, state):\n"
+                      "        w = w - self.lr * g\n")
+    result = lab.compare(["iris"], ["sgd", f"{plugin}:Rebinds"], {"sgd": 0.1, "Rebinds": 0.1}, out_dir=None, **TINY)
+    assert [w for w in result.warnings if "never changed a weight" in w] == [
+        "warning: Rebinds never changed a weight in some of its runs: an update must change w in place "
+        "(w -= lr * g, or w[...] = ...); w = w - lr * g only gives the name w a new array"]
+    assert not [w for w in lab.compare(["iris"], ["sgd"], {"sgd": 0.1}, out_dir=None, **TINY).warnings
+                if "never changed" in w]
+
+
+def test_an_error_names_the_step_it_came_in_counted_from_1():
+    """An error raised when state["step"] == 5 said "(at step 4)": the steps done, not the one that failed."""
+    X_train, X_test, y_train, y_test = data.load_dataset("iris")
+
+    class FailsAtFive(optim.SGD):
+        def update(self, w, g, state):
+            if state["step"] == 5:
+                raise RuntimeError("five")
+            super().update(w, g, state)
+
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification", seed=0, hidden=(8,), epochs=2,
+                        batch_size=32, eval_points=4, make_optimizer=lambda p: FailsAtFive(p, lr=0.1))
+    assert run["message"] == "RuntimeError: five (in step 5)"
+    run = lab.train_run(X_train, y_train, X_test, y_test, task="classification", seed=0, hidden=(8,), epochs=1,
+                        batch_size=32, eval_points=4, make_optimizer=lambda p: _RefusesToStart(p, lr=0.1))
+    assert run["message"] == "RuntimeError: no (before the first step)"

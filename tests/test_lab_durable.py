@@ -214,7 +214,7 @@ def test_a_failing_plugin_loses_no_other_run_and_exits_1_with_one_line(tmp_path,
     final = [line for line in err.splitlines() if line.startswith("minigrad:")]
     assert len(final) == 1 and final[0].startswith(
         "minigrad: 4 run(s) failed with status error (the others are saved); first: Boom on iris, "
-        "seed 0, lr 0.1: ValueError: boom at step 3 (at step 2); once fixed, python -m minigrad ")
+        "seed 0, lr 0.1: ValueError: boom at step 3 (in step 3); once fixed, python -m minigrad ")
     assert final[0].endswith(" --resume trains the failed ones again")
     rows = read_csv(out / "results.csv")
     assert {(r["optimizer"], r["status"]) for r in rows} == {("sgd", "ok"), ("Boom", "error"), ("Quits", "error")}
@@ -303,7 +303,7 @@ def test_resume_trains_again_the_failed_runs_and_an_edited_plugins_runs(tmp_path
 
 
 @pytest.mark.parametrize("form", ["import helper", "from helper import SCALE"])
-def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys, monkeypatch, form):
+def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys, form):
     """A plug-in's code in a helper module of its folder: editing it was not seen, the old runs were reused.
 
     With ``from helper import SCALE`` the plug-in itself must run again in this process, not only the helper.
@@ -317,7 +317,8 @@ def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys,
     (folder / "scaled.py").write_text(
         f"{take}\nfrom minigrad.optim import SGD\n\n\nclass Scaled(SGD):\n"
         f"    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr * {scale})\n")
-    monkeypatch.syspath_prepend(str(folder))
+    # (The folder is not on sys.path: the lab puts it there while it imports the plug-in, as Python does for a
+    # script; a plug-in that imported a helper beside it failed with ModuleNotFoundError.)
     out = tmp_path / "out"
     args = [*GIVEN, "--optimizers", f"sgd,{folder / 'scaled.py'}:Scaled", "--lr", "sgd=0.1,Scaled=0.1",
             "--no-plots", "--out", str(out)]

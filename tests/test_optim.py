@@ -1203,3 +1203,38 @@ def test_a_wrong_top_level_says_only_what_is_wrong() -> None:
         SGD(two_params(), lr=0.1).load_state_dict({**state, "extra": 1})
     with pytest.raises(ValueError, match=r"^SGD.load_state_dict: the state has no 'step_count'; load what"):
         SGD(two_params(), lr=0.1).load_state_dict({k: v for k, v in state.items() if k != "step_count"})
+
+
+@pytest.mark.parametrize("make", [lambda p, m: SGD(p, lr=0.1, momentum=m), lambda p, m: RMSprop(p, momentum=m)])
+def test_a_momentum_of_1_or_more_is_refused(make: Callable[..., Optimizer]) -> None:
+    """SGD and RMSprop took momentum 1 and 1.5 (PyTorch does too): v then never forgets a gradient, or grows."""
+    for m in (1.0, 1.5):
+        with pytest.raises(ValueError, match=rf"invalid momentum: expected a number in \[0, 1\), got {m}"):
+            make(two_params(), m)
+    optimizer = make(two_params(), 0.9)
+    with pytest.raises(ValueError, match="invalid momentum"):
+        optimizer.momentum = 1.0
+    assert optimizer.momentum == 0.9
+
+
+def test_a_buffer_the_class_does_not_declare_is_refused_when_the_state_is_saved() -> None:
+    """A plug-in keeping state["v"] without buffer_names saved fine; only the load, at resume, refused it."""
+
+    class HeavyBall(Optimizer):
+        def __init__(self, params: list[mg.Tensor], lr: float = 0.1) -> None:
+            super().__init__(params, lr=lr)
+
+        def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
+            v = state["v"] = 0.9 * state.get("v", 0.0) + g
+            w -= self.lr * v
+
+    optimizer = HeavyBall(two_params())
+    optimizer.state_dict()  # nothing kept yet
+    for p in optimizer.params:
+        p.grad = np.ones(p.shape)
+    optimizer.step()
+    with pytest.raises(ValueError, match=r"HeavyBall.state_dict: parameter 0's state holds \['v'\], which HeavyBall "
+                                         "does not declare; name the arrays update\\(\\) keeps in buffer_names"):
+        optimizer.state_dict()
+    HeavyBall.buffer_names = ("v",)
+    HeavyBall(two_params()).load_state_dict(optimizer.state_dict())

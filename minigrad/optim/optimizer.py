@@ -279,7 +279,20 @@ class Optimizer(metaclass=_NamedChecks):
         return f"{type(self).__name__}({len(self.params)} parameters, {hp})"
 
     def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters, step count, the number of parameters and every buffer (copied), as nested dicts."""
+        """Hyperparameters, step count, the number of parameters and every buffer (copied), as nested dicts.
+
+        A buffer ``update`` keeps that the class does not declare (in ``buffer_names`` or ``scalar_names``)
+        is refused here, where the state is made: :meth:`load_state_dict` would refuse it later.
+        """
+        known = {"step", *self.buffer_names, *self.scalar_names}
+        for i, s in enumerate(self.state):
+            undeclared = sorted(set(s) - known, key=str)
+            if undeclared:
+                raise ValueError(
+                    f"{type(self).__name__}.state_dict: parameter {i}'s state holds {undeclared}, which "
+                    f"{type(self).__name__} does not declare; name the arrays update() keeps in buffer_names "
+                    "and the numbers in scalar_names, so that they are saved and loaded"
+                )
         return {
             "hyperparameters": self.hyperparameters,
             "step_count": self.step_count,

@@ -53,7 +53,7 @@ class RMSprop(Optimizer):
         check_number("alpha", alpha, 0.0, 1.0)
         check_number("eps", eps, open_low=True)
         check_number("weight_decay", weight_decay)
-        check_number("momentum", momentum)
+        check_number("momentum", momentum, 0.0, 1.0)
         centered = check_flag("centered", centered)
         super().__init__(
             params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered

@@ -58,7 +58,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         check_number("lr", lr)
-        check_number("momentum", momentum)
+        check_number("momentum", momentum, 0.0, 1.0)  # β in [0, 1): at 1, v never forgets
         check_number("weight_decay", weight_decay)
         nesterov = check_flag("nesterov", nesterov)
         if nesterov and momentum == 0:
