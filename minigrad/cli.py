@@ -285,7 +285,8 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
              f"{os.path.abspath(args.out)}; resume with: {_resume_command(argv)}")
         return 128 + result.interrupted
     print(lab.format_table(result))
-    print(f"Wrote {len(result.files)} files to {os.path.abspath(args.out)}")
+    print(f"Wrote {len(result.files)} result files to {os.path.abspath(args.out)} (beside {lab.RUN_FILE} and "
+          f"{lab.JOURNAL}, the run's settings and finished trainings, which --resume reads)")
     for message in result.write_errors:  # each picture that could not be written (the tables were)
         _say(f"minigrad: error: {message}")
     if result.errors:

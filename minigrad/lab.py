@@ -83,6 +83,7 @@ import gc
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import io
 import json
 import math
@@ -553,6 +554,18 @@ def _load_plugin_class(spec: str) -> type:
     return cls
 
 
+def _keywords(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments ``factory`` takes by name, or None if it takes any (``**kwargs``) or cannot be told."""
+    target: Any = factory.func if isinstance(factory, functools.partial) else factory
+    try:  # (a class's own __init__: the optimizers' metaclass wraps the call itself)
+        parameters = inspect.signature(target.__init__ if isinstance(target, type) else target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+
+
 def _call_text(name: str, kwargs: Mapping[str, Any]) -> str:
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})" if kwargs else name
 
@@ -590,8 +603,14 @@ def resolve_optimizer(spec: str) -> OptimizerSpec:
         factory([nn.Parameter(np.zeros(2, dtype=np.float32))], lr=1e-3, **kwargs)
     except (Exception, SystemExit) as e:  # the user's class or arguments
         trial = _call_text(name.split("(")[0], {"lr": 0.001, **kwargs})
+        takes = _keywords(factory)
+        unknown = [k for k in kwargs if takes is not None and k not in takes]
+        hint = ""
+        if unknown and takes is not None:
+            hint = (f"; it takes {', '.join(k for k in takes if k not in ('params', 'lr')) or 'no keyword but lr'}"
+                    f"{_did_you_mean(unknown[0], dict.fromkeys(takes))}")
         raise LabError(f"optimizer {spec.strip()!r}: building it as {trial} (a trial rate; the lab sets the rate "
-                       f"itself) failed: {type(e).__name__}: {e}") from None
+                       f"itself) failed: {type(e).__name__}: {e}{hint}") from None
 
     def make(params: list[nn.Parameter], lr: float) -> optim.Optimizer:
         return factory(params, lr=lr, **kwargs)

@@ -141,11 +141,18 @@ def _expand(g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     return g.reshape(tuple(shape))
 
 
+#: What a broadcasting error tells the user to do.
+_BROADCAST_HINT = (" (dimensions are matched from the last one, and each pair must be equal or contain a 1; reshape "
+                  "an operand, e.g. b.reshape(-1, 1), to line them up)")
+
+
 def _binary(op: str, fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return fn(a, b)
     except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
+        ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +171,9 @@ class Add(Function):
         try:
             return a + b
         except ValueError:
-            raise ValueError(f"add: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+            raise ValueError(
+                f"add: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
+            ) from None
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
@@ -201,7 +210,9 @@ class Mul(Function):
         try:
             return a * b
         except ValueError:
-            raise ValueError(f"mul: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+            raise ValueError(
+                f"mul: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
+            ) from None
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
@@ -762,7 +773,7 @@ class Where(Function):
             return np.where(cond, a, b)
         except ValueError:
             raise ValueError(
-                f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together"
+                f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
             ) from None
 
     @staticmethod
@@ -818,7 +829,9 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
     try:
         mask = fn(a.data, value(b))
     except ValueError:
-        raise ValueError(f"{op}: shapes {a.shape} and {np.shape(value(b))} cannot be broadcast together") from None
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {np.shape(value(b))} cannot be broadcast together" + _BROADCAST_HINT
+        ) from None
     return _mask_of(mask, fn, a, b)
 
 
@@ -850,7 +863,9 @@ def logical(op: str, a: Any, b: Any) -> Tensor:
     try:
         mask = fn(x, y)
     except ValueError:
-        raise ValueError(f"{op}: shapes {x.shape} and {y.shape} cannot be broadcast together") from None
+        raise ValueError(
+            f"{op}: shapes {x.shape} and {y.shape} cannot be broadcast together" + _BROADCAST_HINT
+        ) from None
     return _mask_of(mask, fn, a, b)
 
 

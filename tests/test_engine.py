@@ -1203,3 +1203,13 @@ def test_a_chain_of_detached_tensors_keeps_no_graph_alive() -> None:
     assert first() is None  # the first step's output and its graph are gone
     assert type(h._base).__name__ == "_Memory"  # a view of an op's output shares a token of its memory, no graph
     assert W.detach()._base is W
+
+
+def test_a_broadcast_error_says_how_shapes_line_up_and_what_to_do() -> None:
+    """add of (2, 3) and (4,) named the shapes but not the rule, nor a fix."""
+    a = mg.Tensor(np.ones((2, 3)))
+    for make in (lambda: a + mg.Tensor(np.ones(4)), lambda: a * np.ones(4), lambda: mg.ops.where(a > 0, a, np.ones(4))):
+        with pytest.raises(ValueError, match=r"cannot be broadcast together \(dimensions are matched from the last "
+                                             r"one, and each pair must be equal or contain a 1; reshape an operand, "
+                                             r"e.g. b.reshape\(-1, 1\), to line them up\)$"):
+            make()

@@ -791,3 +791,19 @@ def test_an_error_names_the_step_it_came_in_counted_from_1():
     run = lab.train_run(X_train, y_train, X_test, y_test, task="classification", seed=0, hidden=(8,), epochs=1,
                         batch_size=32, eval_points=4, make_optimizer=lambda p: _RefusesToStart(p, lr=0.1))
     assert run["message"] == "RuntimeError: no (before the first step)"
+
+
+def test_a_misspelt_schedule_or_keyword_gets_a_suggestion(capsys):
+    """--schedule cosin and momentum(betta=0.95) were refused without the near name, unlike optimizer names."""
+    from minigrad import cli
+
+    with pytest.raises(lab.LabError, match=r"schedule 'cosin': expected one of .* \(did you mean 'cosine'\?\)$"):
+        lab.compare(["iris"], ["sgd"], {"sgd": 0.1}, out_dir=None, schedule="cosin", **TINY)
+    with pytest.raises(lab.LabError, match=r"unexpected keyword argument 'betta'; it takes beta, bias_correction, "
+                                           r"weight_decay \(did you mean 'beta'\?\)$"):
+        lab.resolve_optimizer("momentum(betta=0.95)")
+    with pytest.raises(lab.LabError, match=r"it takes betas, eps, weight_decay \(did you mean 'betas'\?\)$"):
+        lab.resolve_optimizer("adam(beta=0.9)")
+    assert cli.main(["--optimizers", "sgd(momentum=2)", "--datasets", "iris"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid momentum: expected a number in [0, 1), got 2" in err and "it takes" not in err

@@ -35,6 +35,7 @@ the two are loaded in.
 from __future__ import annotations
 
 import bisect
+import difflib
 import math
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -637,4 +638,6 @@ def schedule_from_spec(spec: str, optimizer: Optimizer, total_steps: int) -> LRS
             return OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, cycle_momentum=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"schedule {spec!r}: {e}") from None
-    raise ValueError(f"schedule {spec!r}: expected one of {forms}")
+    close = difflib.get_close_matches(name.lower(), ["none", "cosine", "step", "warmup", "onecycle"], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close and close[0] != name else ""
+    raise ValueError(f"schedule {spec!r}: expected one of {forms}{hint}")
