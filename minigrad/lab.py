@@ -557,8 +557,10 @@ def _load_plugin_class(spec: str) -> type:
 def _keywords(factory: Callable[..., Any]) -> list[str] | None:
     """The keyword arguments ``factory`` takes by name, or None if it takes any (``**kwargs``) or cannot be told."""
     target: Any = factory.func if isinstance(factory, functools.partial) else factory
-    try:  # (a class's own __init__: the optimizers' metaclass wraps the call itself)
-        parameters = inspect.signature(target.__init__ if isinstance(target, type) else target).parameters.values()
+    if isinstance(target, type):  # a class's own __init__: the optimizers' metaclass wraps the call itself
+        target = next((vars(c)["__init__"] for c in target.__mro__ if "__init__" in vars(c)), target)
+    try:
+        parameters = inspect.signature(target).parameters.values()
     except (TypeError, ValueError):
         return None
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
