@@ -1473,3 +1473,25 @@ def test_zero_d_constants_made_in_the_step_stay_constants_of_the_code():
 
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
     _assert_replays_match(make, [(3, 3)], [(x * k,) for k in (1, 2, 3, 1)], dtype=np.float32)
+
+
+def test_replay_still_checks_binary_targets():
+    """BCE checked its targets' range where it was called, so a replay took targets of 3 and gave a loss."""
+    W = mg.Tensor(np.full((3, 2), 0.1), requires_grad=True)
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.binary_cross_entropy_with_logits(x @ W, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    x = mg.Tensor(np.ones((4, 3)))
+    for _ in range(3):  # recorded, confirmed, replayed
+        step(x, np.zeros((4, 2)))
+    before = W.data.copy()
+    with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: targets must lie in \[0, 1\], got \[3.0"):
+        step(x, np.full((4, 2), 3.0))
+    np.testing.assert_array_equal(W.data, before)

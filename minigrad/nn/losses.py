@@ -131,6 +131,10 @@ class _BCEWithLogits(Function):
 
     @staticmethod
     def forward(ctx: Any, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # Checked here, not in binary_cross_entropy_with_logits(), so that mg.compile's replays check new targets.
+        bad = y[~((y >= 0) & (y <= 1))]  # NaN fails both comparisons, so it counts as bad
+        if bad.size:
+            raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
         ctx.save_for_backward(z, y)
         ctx.n = z.size
         return np.asarray((np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).sum() / z.size, dtype=z.dtype)
@@ -158,9 +162,6 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: ArrayLike) -> Tens
         )
     if y.dtype.kind not in "fiub":
         raise ValueError(f"binary_cross_entropy_with_logits: targets must be numeric, got dtype {y.dtype}")
-    bad = y[~((y >= 0) & (y <= 1))]  # NaN fails both comparisons, so it counts as bad
-    if bad.size:
-        raise ValueError(f"binary_cross_entropy_with_logits: targets must lie in [0, 1], got {bad[:5].tolist()}")
     if isinstance(targets, Tensor) and targets.requires_grad:  # learned soft targets get their gradient
         return _BCEWithLogits.apply(logits, targets)
     return _BCEWithLogits.apply(logits, Tensor(y, dtype=logits.dtype))  # (the same array if it has that dtype)
