@@ -388,6 +388,7 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.shape, ctx.axes, ctx.keepdims = a.shape, axes, keepdims
         ctx.count = int(np.prod([a.shape[i] for i in axes]))
         return a.mean(axis=axes, keepdims=keepdims)
@@ -430,6 +431,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         if any(a.shape[i] == 0 for i in axes):  # log of an empty sum, log 0 (PyTorch's -inf)
             out = np.full([1 if i in axes else n for i, n in enumerate(a.shape)], -np.inf, dtype=a.dtype)
         else:
@@ -467,6 +469,11 @@ def variance(a: Tensor, axis: Axis, keepdims: bool, correction: int, op: str) ->
 # ---------------------------------------------------------------------------
 
 
+def _real(a: np.ndarray) -> np.ndarray:
+    """A mask (bool) as float32, the default dtype, for an op with real values (numpy would give float16)."""
+    return a.astype(np.float32) if a.dtype.kind == "b" else a
+
+
 class Exp(Function):
     """e^a. d/da e^a = e^a."""
 
@@ -474,6 +481,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         out = np.exp(a)
         ctx.save_for_backward(out)
         return out
@@ -491,6 +499,7 @@ class Expm1(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         out = np.expm1(a)
         ctx.save_for_backward(out)
         return out
@@ -508,6 +517,7 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.save_for_backward(a)
         return np.log(a)
 
@@ -524,6 +534,7 @@ class Log1p(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.save_for_backward(a)
         return np.log1p(a)
 
@@ -540,6 +551,7 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         out = np.sqrt(a)
         ctx.save_for_backward(out)
         return out
@@ -580,6 +592,7 @@ class Abs(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.save_for_backward(a)
         return np.abs(a)
 
@@ -596,6 +609,7 @@ class Sin(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.save_for_backward(a)
         return np.sin(a)
 
@@ -612,6 +626,7 @@ class Cos(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         ctx.save_for_backward(a)
         return np.cos(a)
 
@@ -628,6 +643,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         out = np.tanh(a)
         ctx.save_for_backward(out)
         return out
@@ -645,6 +661,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         out = stable_sigmoid(a)
         ctx.save_for_backward(out)
         return out
@@ -881,6 +898,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         if a.size == 0:  # (no element: an empty result of the same shape, as numpy's formula and PyTorch give)
             ctx.save_for_backward(a)
             ctx.axis = axis
@@ -904,6 +922,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        a = _real(a)  # (a mask's values as numbers)
         if a.size == 0:  # (no element: an empty result of the same shape)
             ctx.save_for_backward(a)
             ctx.axis = axis

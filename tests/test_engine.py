@@ -1213,3 +1213,18 @@ def test_a_broadcast_error_says_how_shapes_line_up_and_what_to_do() -> None:
                                              r"one, and each pair must be equal or contain a 1; reshape an operand, "
                                              r"e.g. b.reshape\(-1, 1\), to line them up\)$"):
             make()
+
+
+@pytest.mark.parametrize("op", ["exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tanh", "sigmoid", "mean",
+                                "std", "var", "softmax", "log_softmax", "logsumexp"])
+def test_a_mask_into_a_real_valued_op_gives_float32(op: str) -> None:
+    """A bool tensor into exp gave float16 (numpy's rule for bool), and into sigmoid numpy's TypeError.
+
+    PyTorch gives its default dtype; minigrad's is float32. The values are those of the mask as 0.0 and 1.0.
+    """
+    mask = mg.Tensor(np.array([[True, False, True], [False, False, True]]))
+    with np.errstate(divide="ignore"):
+        got = getattr(mask, op)()
+        want = getattr(mg.Tensor(mask.data.astype(np.float32)), op)()
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.data, want.data)
