@@ -376,7 +376,7 @@ class Optimizer(metaclass=_NamedChecks):
     def _kept_after_a_step(self, hyperparameters: Mapping[str, Any]) -> tuple[str, ...]:
         """The buffers and scalars one ``update`` leaves in a parameter's state with ``hyperparameters``.
 
-        Found by running ``update`` once, on a copy of the optimizer and a one-element parameter, since which
+        Found by running ``update`` twice, on a copy of the optimizer and a one-element parameter, since which
         buffers a rule keeps can depend on its hyperparameters (SGD keeps ``v`` only with momentum). () if that
         run fails: then nothing is required.
         """
@@ -385,10 +385,13 @@ class Optimizer(metaclass=_NamedChecks):
         probe.__dict__.update(hyperparameters)
         probe.__dict__["state"] = [{}]
         dtype = self.params[0].dtype if self.params else np.dtype(np.float64)
-        state: dict[str, Any] = {"step": 1}
+        state: dict[str, Any] = {}
+        w = np.ones(1, dtype=dtype)
         try:
             with np.errstate(all="ignore"):
-                probe.update(np.ones(1, dtype=dtype), np.ones(1, dtype=dtype), state)
+                for step in (1, 2):  # (a buffer a rule keeps after its second step, not only its first)
+                    state["step"] = step
+                    probe.update(w, np.ones(1, dtype=dtype), state)
         except Exception:  # (a rule that cannot run on this probe: its buffers are only checked by name)
             return ()
         names = (*self.buffer_names, *self.scalar_names)
