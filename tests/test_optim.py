@@ -1238,3 +1238,30 @@ def test_a_buffer_the_class_does_not_declare_is_refused_when_the_state_is_saved(
         optimizer.state_dict()
     HeavyBall.buffer_names = ("v",)
     HeavyBall(two_params()).load_state_dict(optimizer.state_dict())
+
+
+def test_a_buffer_a_rule_keeps_only_at_some_steps_is_not_required() -> None:
+    """The probe requires the buffers kept after both of two updates: one made at step 2, or dropped, is not."""
+
+    class Late(Optimizer):
+        buffer_names = ("first", "later")
+
+        def __init__(self, params: list[mg.Tensor], lr: float = 0.1) -> None:
+            super().__init__(params, lr=lr)
+
+        def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, Any]) -> None:
+            if state["step"] == 1:
+                state["first"] = g.copy()
+            else:
+                state.pop("first", None)
+                state["later"] = g.copy()
+            w -= self.lr * g
+
+    source = Late(two_params())
+    for p in source.params:
+        p.grad = np.ones(p.shape)
+    source.step()
+    Late(two_params()).load_state_dict(source.state_dict())  # holds "first" only
+    source.step()
+    Late(two_params()).load_state_dict(source.state_dict())  # holds "later" only
+    assert Late(two_params())._kept_after_a_step({"lr": 0.1}) == ()

@@ -387,15 +387,16 @@ class Optimizer(metaclass=_NamedChecks):
         dtype = self.params[0].dtype if self.params else np.dtype(np.float64)
         state: dict[str, Any] = {}
         w = np.ones(1, dtype=dtype)
+        kept = set((*self.buffer_names, *self.scalar_names))
         try:
             with np.errstate(all="ignore"):
-                for step in (1, 2):  # (a buffer a rule keeps after its second step, not only its first)
+                for step in (1, 2):  # (only a buffer kept after both: a state saved at either step holds it)
                     state["step"] = step
                     probe.update(w, np.ones(1, dtype=dtype), state)
+                    kept &= set(state)
         except Exception:  # (a rule that cannot run on this probe: its buffers are only checked by name)
             return ()
-        names = (*self.buffer_names, *self.scalar_names)
-        return tuple(b for b in names if b in state)
+        return tuple(b for b in (*self.buffer_names, *self.scalar_names) if b in kept)
 
     def _stored_buffers(self, name: str, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Parameter ``key``'s saved buffers, checked against the class's names and the parameter's shape and dtype."""
