@@ -41,6 +41,7 @@ class AdaBelief(mg.optim.Optimizer):
     betas: tuple[float, float]
     eps: float
     buffer_names = ("m", "s")
+    required_names = ("m", "s")  # (kept at every update: a state without them is refused)
 
     def __init__(
         self,

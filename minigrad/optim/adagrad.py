@@ -35,6 +35,7 @@ class Adagrad(Optimizer):
     initial_accumulator_value: float
     eps: float
     buffer_names = ("sum",)
+    required_names = ("sum",)
 
     def __init__(
         self,

@@ -42,6 +42,7 @@ class Adam(Optimizer):
     eps: float
     weight_decay: float
     buffer_names = ("m", "s")
+    required_names = ("m", "s")
 
     def __init__(
         self,
@@ -97,6 +98,7 @@ class AdamW(Optimizer):
     eps: float
     weight_decay: float
     buffer_names = ("m", "s")
+    required_names = ("m", "s")
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class NAdam(Optimizer):
     momentum_decay: float
     buffer_names = ("m", "s")
     scalar_names = ("mu_product",)
+    required_names = ("m", "s", "mu_product")
 
     def __init__(
         self,

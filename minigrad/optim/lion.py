@@ -33,6 +33,7 @@ class Lion(Optimizer):
     betas: tuple[float, float]
     weight_decay: float
     buffer_names = ("m",)
+    required_names = ("m",)
 
     def __init__(
         self,

@@ -120,7 +120,8 @@ class Optimizer(metaclass=_NamedChecks):
     checking them (each becomes an attribute, e.g. ``self.lr``; annotate it on
     the class so type checkers see it), lists in ``buffer_names`` the arrays
     its rule keeps per parameter (each shaped like the parameter) and in
-    ``scalar_names`` the numbers, and defines ``update(w, g, state)``.
+    ``scalar_names`` the numbers (and in ``required_names`` those it keeps
+    at every update, whatever its settings), and defines ``update(w, g, state)``.
     ``step()`` calls it once per parameter that has a gradient, with ``w`` the
     parameter's array (to change in place), ``g`` its gradient (read only)
     and ``state`` that parameter's dict, whose ``"step"`` counts the updates
@@ -136,6 +137,11 @@ class Optimizer(metaclass=_NamedChecks):
 
     buffer_names: ClassVar[tuple[str, ...]] = ()
     scalar_names: ClassVar[tuple[str, ...]] = ()
+    #: The buffers and scalars ``update`` keeps for every parameter it steps, whatever the hyperparameters:
+    #: ``load_state_dict`` refuses a stepped parameter's state without one (its next step would start it again
+    #: from nothing, silently). Not those a setting decides (SGD's ``v`` exists only with momentum, and a
+    #: missing one starts as an unbroken run would).
+    required_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Iterable[Tensor], **hyperparameters: Any) -> None:
         if params is _CHECKING:  # only the constructor's checks of a hyperparameter assignment (see _checked)
@@ -310,8 +316,8 @@ class Optimizer(metaclass=_NamedChecks):
         Hyperparameters must pass the constructor's checks; each parameter's
         entry is keyed by its index written in ASCII digits ('0', '1', ...),
         holds its ``step`` and only the buffers the class names, each of its
-        parameter's shape and dtype, and every buffer a step leaves with these
-        hyperparameters (one missing would start again from nothing, silently);
+        parameter's shape and dtype, and, once stepped, every buffer of
+        ``required_names`` (one missing would start again from nothing, silently);
         ``param_count`` (absent from states saved before it was kept) must be
         the number of parameters. Anything else is a ValueError naming the
         entry.
@@ -350,53 +356,27 @@ class Optimizer(metaclass=_NamedChecks):
         step_count = _as_array(state["step_count"])
         if step_count is None or step_count.ndim != 0 or step_count.dtype.kind not in "iu" or step_count < 0:
             raise ValueError(f"{name}: step_count must be a non-negative integer, got {state['step_count']!r}")
-        kept = self._kept_after_a_step(restored)
         buffers: list[dict[str, Any]] = [{} for _ in self.params]
         for key, entry in entries.items():
             if not (isinstance(key, str) and _INDEX.fullmatch(key) and int(key) < n):
                 raise ValueError(f"{name}: state for parameter {key!r}, but there are {n} parameters, '0' to '{n - 1}'")
             if not isinstance(entry, Mapping) or "step" not in entry:
                 raise ValueError(f"{name}: state {key} must be a dict holding its 'step', got {entry!r:.80}")
-            buffers[int(key)] = self._stored_buffers(name, key, entry)
-            if buffers[int(key)]["step"] > int(step_count):
-                raise ValueError(f"{name}: {key}.step is {buffers[int(key)]['step']}, more than the optimizer's "
+            entry_buffers = buffers[int(key)] = self._stored_buffers(name, key, entry)
+            if entry_buffers["step"] > int(step_count):
+                raise ValueError(f"{name}: {key}.step is {entry_buffers['step']}, more than the optimizer's "
                                  f"step_count {int(step_count)}: the state is not one state_dict() saved")
-            lacking = [b for b in kept if b not in buffers[int(key)]] if buffers[int(key)]["step"] else []
+            lacking = [b for b in self.required_names if b not in entry_buffers] if entry_buffers["step"] else []
             if lacking:
                 raise ValueError(
                     f"{name}: state {key} has no buffer {', '.join(map(repr, lacking))}, which "
-                    f"{type(self).__name__} keeps for every parameter it has stepped with these hyperparameters "
-                    "(without it the next step would start it again, silently); load a complete state_dict()"
+                    f"{type(self).__name__} keeps for every parameter it has stepped (without it the next step "
+                    "would start it again, silently); load a complete state_dict()"
                 )
         self.step_count = int(step_count)
         self.state = buffers
         for k, v in restored.items():
             object.__setattr__(self, k, v)  # already checked as a set
-
-    def _kept_after_a_step(self, hyperparameters: Mapping[str, Any]) -> tuple[str, ...]:
-        """The buffers and scalars one ``update`` leaves in a parameter's state with ``hyperparameters``.
-
-        Found by running ``update`` twice, on a copy of the optimizer and a one-element parameter, since which
-        buffers a rule keeps can depend on its hyperparameters (SGD keeps ``v`` only with momentum). () if that
-        run fails: then nothing is required.
-        """
-        probe = object.__new__(type(self))
-        probe.__dict__.update(self.__dict__)
-        probe.__dict__.update(hyperparameters)
-        probe.__dict__["state"] = [{}]
-        dtype = self.params[0].dtype if self.params else np.dtype(np.float64)
-        state: dict[str, Any] = {}
-        w = np.ones(1, dtype=dtype)
-        kept = set((*self.buffer_names, *self.scalar_names))
-        try:
-            with np.errstate(all="ignore"):
-                for step in (1, 2):  # (only a buffer kept after both: a state saved at either step holds it)
-                    state["step"] = step
-                    probe.update(w, np.ones(1, dtype=dtype), state)
-                    kept &= set(state)
-        except Exception:  # (a rule that cannot run on this probe: its buffers are only checked by name)
-            return ()
-        return tuple(b for b in (*self.buffer_names, *self.scalar_names) if b in kept)
 
     def _stored_buffers(self, name: str, key: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         """Parameter ``key``'s saved buffers, checked against the class's names and the parameter's shape and dtype."""

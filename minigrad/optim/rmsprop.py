@@ -38,6 +38,7 @@ class RMSprop(Optimizer):
     momentum: float
     centered: bool
     buffer_names = ("s", "a", "v")
+    required_names = ("s",)  # (a: centered only; v: with momentum only)
 
     def __init__(
         self,

@@ -47,7 +47,7 @@ class SGD(Optimizer):
     momentum: float
     nesterov: bool
     weight_decay: float
-    buffer_names = ("v",)
+    buffer_names = ("v",)  # (with momentum only: a missing one starts as v = g, as in an unbroken run)
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class Momentum(Optimizer):
     bias_correction: bool
     weight_decay: float
     buffer_names = ("v",)
+    required_names = ("v",)
 
     def __init__(
         self,
