@@ -678,13 +678,24 @@ def _reload_helpers(source: str, digest: str) -> None:
 
 @contextlib.contextmanager
 def _on_path(folder: str) -> Iterator[None]:
-    """``folder`` first on ``sys.path`` for the block, as Python puts a script's folder: a plug-in's helpers."""
+    """``folder`` first on ``sys.path`` for the block, as Python puts a script's folder: a plug-in's helpers.
+
+    A module of another folder imported under the name of a file here (two plug-ins' ``helper.py``) is set
+    aside for the block, so that this plug-in imports its own, and put back after it.
+    """
+    names = {n[:-3] for n in os.listdir(folder) if n.endswith(".py")}
+    aside = {}
+    for name in names & set(sys.modules):
+        file = getattr(sys.modules[name], "__file__", None)
+        if not file or os.path.dirname(os.path.abspath(file)) != folder:
+            aside[name] = sys.modules.pop(name)
     sys.path.insert(0, folder)
     try:
         yield
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
+        sys.modules.update(aside)
 
 
 _FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it

@@ -265,9 +265,11 @@ def descend(
     noise_rng = np.random.default_rng((NOISE_STREAM, seed)) if noise > 0 else None
     points, values = [w.data.copy()], []
     status, message = "ok", ""
+    started = False  # (an error before the first step is the optimizer's constructor's)
     with np.errstate(all="ignore"):  # a diverging path is recorded as "diverged", not warned about
         try:
             opt = optimizer.make([w], lr)
+            started = True
             for _ in range(steps):
                 opt.zero_grad()
                 loss = surface.f(w)
@@ -288,7 +290,9 @@ def descend(
                 if not (math.isfinite(values[-1]) and np.isfinite(w.data).all()):
                     status, message = "diverged", f"f is not finite at step {len(values) - 1}"
         except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: report it
-            status, message = "error", f"{type(e).__name__}: {e} (at step {len(points) - 1})"
+            # Steps count from 1, as state["step"] does: the error came in the step after those done (the points).
+            where = f"in step {len(points)}" if started else "before the first step"
+            status, message = "error", f"{type(e).__name__}: {e} ({where})"
             n = min(len(points), len(values))  # keep the points whose f is known
             points, values = points[:n], values[:n]
     return Path(surface.name, optimizer.name, seed, float(lr), np.array(points).reshape(-1, 2),

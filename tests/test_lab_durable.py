@@ -553,3 +553,22 @@ def test_an_interrupted_run_removes_the_summary_and_pictures_of_the_run_before(t
     result.interrupted = signal.SIGINT
     lab._write_outputs(result, str(tmp_path), None)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "results.csv"]
+
+
+def test_plugins_in_two_folders_each_import_their_own_helper(tmp_path):
+    """pa/helper.py and pb/helper.py: the second plug-in got the first's helper (sys.modules['helper']), silently."""
+    import numpy as np
+
+    from minigrad import nn
+
+    scales = []
+    for folder, scale in (("pa", "1.0"), ("pb", "0.0")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "helper.py").write_text(f"SCALE = {scale}\n")
+        (tmp_path / folder / "opt.py").write_text(
+            "from helper import SCALE\nfrom minigrad.optim import SGD\n\n\n"
+            "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
+        optimizer = lab.resolve_optimizer(f"{tmp_path / folder / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
+        scales.append(sys.modules[type(optimizer).__module__].SCALE)
+    assert scales == [1.0, 0.0]
+    sys.modules.pop("helper", None)

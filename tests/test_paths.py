@@ -202,6 +202,7 @@ def test_a_plugin_optimizer_draws_a_path(tmp_path, plugin_source, capsys):
 
 
 def test_a_plugin_that_raises_is_reported_and_the_command_exits_1(tmp_path, capsys):
+    """It raises when state["step"] > 3, so in step 4, which the message names (it said "at step 3": the steps done)."""
     (tmp_path / "bad.py").write_text(
         "from minigrad.optim import Optimizer\n\n\nclass Bad(Optimizer):\n"
         "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr)\n\n"
@@ -212,7 +213,7 @@ def test_a_plugin_that_raises_is_reported_and_the_command_exits_1(tmp_path, caps
             "sgd=0.01,Bad=0.01", "--steps", "10", "--out", str(out)]
     assert cli.main(argv) == 1
     printed = capsys.readouterr().out
-    assert "1 run(s) failed; the first: Bad failed at lr 0.01, seed 0: RuntimeError: boom (at step 3)" in printed
+    assert "1 run(s) failed; the first: Bad failed at lr 0.01, seed 0: RuntimeError: boom (in step 4)" in printed
     rows = list(csv.DictReader(open(out / "paths_ravine.csv", newline="")))
     bad = [r for r in rows if r["optimizer"] == "Bad"]
     assert [int(r["step"]) for r in bad] == [0, 1, 2, 3]  # the points before the failed step
