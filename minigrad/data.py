@@ -239,14 +239,19 @@ def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
     Returns ``(train_scaled, test_scaled, mean, std)`` where
     ``scaled = (x - mean) / std`` per column, ``mean`` and ``std`` (the
     population standard deviation, ddof=0) are computed in float64 on
-    ``train``, and a zero ``std`` (a constant column) is replaced by 1. The
-    scaled arrays are float32.
+    ``train``, and the ``std`` of a constant column is replaced by 1 (constant
+    up to rounding, by scikit-learn's test: a column of 0.1s has a std of
+    1e-15, not 0, which would scale its test values by 1e15). The scaled
+    arrays are float32.
     """
     train = np.asarray(train, dtype=np.float64)
     test = np.asarray(test, dtype=np.float64)
     mean = train.mean(axis=0)
     std = train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    # Constant up to rounding: var <= n·eps·var + (n·mean·eps)², scikit-learn's bound for the sum's rounding.
+    n, eps = len(train), np.finfo(np.float64).eps
+    constant = std**2 <= n * eps * std**2 + (n * mean * eps) ** 2
+    std = np.where(constant, 1.0, std)
     return (
         ((train - mean) / std).astype(np.float32),
         ((test - mean) / std).astype(np.float32),
@@ -293,6 +298,7 @@ def batches(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
+    X, y = np.asarray(X), np.asarray(y)  # (lists too: they are indexed with arrays of rows below)
     if len(X) != len(y):
         raise ValueError(f"batches: X has {len(X)} samples but y has {len(y)}")
     n = len(X)

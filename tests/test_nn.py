@@ -742,3 +742,67 @@ def test_cross_entropy_gradient_is_the_same_for_column_major_logits(layout: str)
     np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-15)
     assert float(loss.data) == pytest.approx(float(nn.cross_entropy(mg.Tensor(z), t).data), rel=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# Review of nn and data (helper 35)
+# ---------------------------------------------------------------------------
+
+
+def test_a_column_constant_up_to_rounding_is_not_scaled_by_its_rounding_error() -> None:
+    """A training column of 0.1s has std 1.4e-15: a test value of 0.2 was scaled to 7e13 (scikit-learn: 0.1)."""
+    from minigrad import data
+
+    train = np.column_stack([np.arange(6.0), np.full(6, 0.1)])
+    test = np.array([[1.0, 0.2]])
+    train_s, test_s, mean, std = data.standardize(train, test)
+    assert std[1] == 1.0 and std[0] == pytest.approx(np.arange(6.0).std(), rel=1e-15)
+    assert test_s[0, 1] == pytest.approx(0.1, rel=1e-6)
+    np.testing.assert_allclose(train_s[:, 1], 0.0, atol=1e-14)
+    wide = np.column_stack([np.arange(6.0), 1e6 + np.arange(6.0) * 1e-3])  # tiny but real spread: scaled
+    assert data.standardize(wide, wide)[3][1] == pytest.approx(np.std(np.arange(6.0) * 1e-3), rel=1e-6)
+
+
+def test_a_module_that_refers_back_to_its_parent_can_switch_mode_and_print() -> None:
+    """train(), eval() and repr() recursed forever; named_parameters() already took each module once."""
+
+    class Child(mg.nn.Module):
+        def __init__(self) -> None:
+            self.w = mg.nn.Parameter(np.zeros(2))
+            self.parent: mg.nn.Module | None = None
+
+    class Parent(mg.nn.Module):
+        def __init__(self) -> None:
+            self.child = Child()
+            self.child.parent = self
+            self.drop = mg.nn.Dropout(0.5)
+
+    model = Parent()
+    assert [type(m).__name__ for m in model.modules()] == ["Parent", "Child", "Dropout"]
+    model.eval()
+    assert not model.training and not model.drop.training
+    model.train()
+    assert model.child.training and model.drop.training
+    assert repr(model) == "Parent(\n  (child): Child(\n    (parent): Parent(...)\n  )\n  (drop): Dropout(p=0.5)\n)"
+
+
+def test_layernorm_without_weights_gives_an_array_its_dtype() -> None:
+    """LayerNorm(elementwise_affine=False, dtype=float64) gave float32 for a float32 array (BatchNorm1d: float64)."""
+    x = np.ones((2, 3), dtype=np.float32)
+    assert mg.nn.LayerNorm(3, elementwise_affine=False, dtype=np.float64)(x).dtype == np.float64
+    assert mg.nn.LayerNorm(3, elementwise_affine=False)(x.astype(np.float64)).dtype == np.float32
+    assert mg.nn.LayerNorm(3, elementwise_affine=False)(mg.Tensor(x, dtype=np.float64)).dtype == np.float64
+
+
+def test_batches_take_lists() -> None:
+    """y as a list raised numpy's "only integer scalar arrays can be converted to a scalar index"."""
+    from minigrad import data
+
+    got = list(data.batches([[0.0], [1.0], [2.0]], [0, 1, 2], batch_size=2, shuffle=False))
+    assert [b[1].tolist() for b in got] == [[0, 1], [2]]
+
+
+def test_a_slice_of_a_sequential_is_a_sequential_of_the_same_modules() -> None:
+    a, b, c = mg.nn.Linear(2, 3), mg.nn.ReLU(), mg.nn.Linear(3, 1)
+    head = mg.nn.Sequential(a, b, c)[0:2]
+    assert isinstance(head, mg.nn.Sequential) and head.layers == [a, b] and head[0] is a

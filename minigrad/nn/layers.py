@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -277,8 +277,15 @@ class Sequential(Module):
             x = layer.forward(x)  # forward directly: Module.__call__ only adds a call
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        """The i-th module."""
+    @overload
+    def __getitem__(self, i: int) -> Module: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequential: ...
+
+    def __getitem__(self, i: int | slice) -> Module:
+        """The i-th module; a slice is a Sequential of those modules (the same objects), as in PyTorch."""
+        if isinstance(i, slice):
+            return Sequential(*self.layers[i])
         return self.layers[i]
 
     def __len__(self) -> int:

@@ -129,11 +129,17 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def modules(self) -> Iterator[Module]:
-        """This module and every sub-module, depth first."""
-        yield self
-        for _, child in self._children():
-            if isinstance(child, Module):
-                yield from child.modules()
+        """This module and every sub-module, depth first, each once (a shared one, or one referring back)."""
+        seen: set[int] = set()
+        stack: list[Module] = [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield module
+            children = [child for _, child in module._children() if isinstance(child, Module)]
+            stack.extend(reversed(children))
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
@@ -205,9 +211,18 @@ class Module:
         children = [(n, c) for n, c in self._children() if isinstance(c, Module)]
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
-        lines = [f"{type(self).__name__}("]
-        for name, child in children:
-            body = repr(child).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {body}")
-        lines.append(")")
+        if id(self) in _PRINTING:  # a module that refers back to one being printed: named, not printed again
+            return f"{type(self).__name__}(...)"
+        _PRINTING.add(id(self))
+        try:
+            lines = [f"{type(self).__name__}("]
+            for name, child in children:
+                body = repr(child).replace("\n", "\n  ")
+                lines.append(f"  ({name}): {body}")
+            lines.append(")")
+        finally:
+            _PRINTING.discard(id(self))
         return "\n".join(lines)
+
+
+_PRINTING: set[int] = set()  # the modules whose repr is being made (a back-reference is not followed again)

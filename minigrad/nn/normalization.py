@@ -58,13 +58,14 @@ class LayerNorm(Module):
         self.eps = _check_eps("LayerNorm", eps)
         self.elementwise_affine = check_flag("LayerNorm", "elementwise_affine", elementwise_affine)
         check_flag("LayerNorm", "bias", bias)
+        self.dtype = np.dtype(dtype)  # (an array input takes it, with or without a weight to take it from)
         self.weight = Parameter(np.ones(self.normalized_shape), dtype=dtype) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape), dtype=dtype) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalize each sample over its last len(normalized_shape) axes, then scale and shift."""
         if not isinstance(x, Tensor):
-            x = Tensor(x, dtype=None if self.weight is None else self.weight.dtype)  # as Linear takes arrays
+            x = Tensor(x, dtype=self.dtype)  # an array input takes the layer's dtype, as in Linear
         k = len(self.normalized_shape)
         if x.shape[x.ndim - k :] != self.normalized_shape or x.ndim < k:
             raise ValueError(
