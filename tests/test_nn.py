@@ -806,3 +806,11 @@ def test_a_slice_of_a_sequential_is_a_sequential_of_the_same_modules() -> None:
     a, b, c = mg.nn.Linear(2, 3), mg.nn.ReLU(), mg.nn.Linear(3, 1)
     head = mg.nn.Sequential(a, b, c)[0:2]
     assert isinstance(head, mg.nn.Sequential) and head.layers == [a, b] and head[0] is a
+
+
+def test_mse_of_a_column_against_a_vector_says_how_to_line_them_up() -> None:
+    with pytest.raises(ValueError, match=re.escape("mse_loss: pred has shape (4, 1) but target has shape (4,) (no "
+                                                   "broadcasting") + r".*e\.g\. target\.reshape\(\(4, 1\)\)$"):
+        mg.nn.mse_loss(mg.Tensor(np.ones((4, 1))), np.ones(4))
+    with pytest.raises(ValueError, match=r"target has shape \(3,\) \(no broadcasting.*every target\)$"):
+        mg.nn.mse_loss(mg.Tensor(np.ones((4, 1))), np.ones(3))

@@ -21,7 +21,12 @@ def mse_loss(pred: Tensor, target: ArrayLike) -> Tensor:
     pred = as_tensor(pred)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=pred.dtype)
     if pred.shape != target.shape:
-        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}")
+        same_size = int(np.prod(pred.shape)) == int(np.prod(target.shape))
+        hint = f"; reshape one to the other's, e.g. target.reshape({pred.shape})" if same_size else ""
+        raise ValueError(
+            f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape} (no broadcasting: (N, 1) "
+            f"against (N,) would compare every prediction with every target){hint}"
+        )
     diff = pred - target
     return (diff * diff).mean()
 
