@@ -298,7 +298,12 @@ def batches(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
-    X, y = np.asarray(X), np.asarray(y)  # (lists too: they are indexed with arrays of rows below)
+    # Lists too: they are indexed with arrays of rows below (arrays and Tensors are taken as they are).
+    try:
+        X, y = (np.asarray(a) if isinstance(a, (list, tuple)) else a for a in (X, y))
+    except ValueError:
+        raise ValueError("batches: X or y is a ragged list (rows of different lengths); give every row the same "
+                         "length, or pass numpy arrays") from None
     if len(X) != len(y):
         raise ValueError(f"batches: X has {len(X)} samples but y has {len(y)}")
     n = len(X)

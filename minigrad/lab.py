@@ -680,14 +680,18 @@ def _reload_helpers(source: str, digest: str) -> None:
 def _on_path(folder: str) -> Iterator[None]:
     """``folder`` first on ``sys.path`` for the block, as Python puts a script's folder: a plug-in's helpers.
 
-    A module of another folder imported under the name of a file here (two plug-ins' ``helper.py``) is set
-    aside for the block, so that this plug-in imports its own, and put back after it.
+    A module that another plug-in's folder gave under the name of a module here (two plug-ins'
+    ``helper.py``, or ``common/`` packages) is set aside for the block, so that this plug-in imports its own,
+    and put back after it. Other modules already imported (the standard library's ``copy``) stay as they are,
+    as for a script.
     """
-    names = {n[:-3] for n in os.listdir(folder) if n.endswith(".py")}
+    names = {n[:-3] if n.endswith(".py") else n for n in os.listdir(folder)
+             if n.endswith(".py") or os.path.isfile(os.path.join(folder, n, "__init__.py"))}
+    others = [os.path.join(f, "") for f in _FOLDERS if f != folder]  # the other plug-ins' folders
     aside = {}
-    for name in names & set(sys.modules):
-        file = getattr(sys.modules[name], "__file__", None)
-        if not file or os.path.dirname(os.path.abspath(file)) != folder:
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name.split(".")[0] in names and file and os.path.abspath(file).startswith(tuple(others)):
             aside[name] = sys.modules.pop(name)
     sys.path.insert(0, folder)
     try:

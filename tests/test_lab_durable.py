@@ -572,3 +572,31 @@ def test_plugins_in_two_folders_each_import_their_own_helper(tmp_path):
         scales.append(sys.modules[type(optimizer).__module__].SCALE)
     assert scales == [1.0, 0.0]
     sys.modules.pop("helper", None)
+
+
+def test_a_plugin_folder_does_not_shadow_modules_already_imported_and_packages_are_its_own(tmp_path):
+    """A scratch copy.py beside a plug-in replaced the standard library's copy; helper packages were shared."""
+    import copy
+
+    import numpy as np
+
+    from minigrad import nn
+
+    (tmp_path / "pc").mkdir()
+    (tmp_path / "pc" / "copy.py").write_text("raise RuntimeError('the scratch copy.py ran')\n")
+    (tmp_path / "pc" / "opt.py").write_text(
+        "import copy\nfrom minigrad.optim import SGD\n\n\nclass Opt(SGD):\n"
+        "    def update(self, w, g, state):\n        w -= copy.deepcopy(self.lr) * g\n")
+    lab.resolve_optimizer(f"{tmp_path / 'pc' / 'opt.py'}:Opt")
+    assert sys.modules["copy"] is copy
+    scales = []
+    for folder, scale in (("qa", "1.0"), ("qb", "0.0")):
+        (tmp_path / folder / "common").mkdir(parents=True)
+        (tmp_path / folder / "common" / "__init__.py").write_text(f"SCALE = {scale}\n")
+        (tmp_path / folder / "opt.py").write_text(
+            "from common import SCALE\nfrom minigrad.optim import SGD\n\n\n"
+            "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
+        optimizer = lab.resolve_optimizer(f"{tmp_path / folder / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
+        scales.append(sys.modules[type(optimizer).__module__].SCALE)
+    assert scales == [1.0, 0.0]
+    sys.modules.pop("common", None)

@@ -809,8 +809,20 @@ def test_a_slice_of_a_sequential_is_a_sequential_of_the_same_modules() -> None:
 
 
 def test_mse_of_a_column_against_a_vector_says_how_to_line_them_up() -> None:
-    with pytest.raises(ValueError, match=re.escape("mse_loss: pred has shape (4, 1) but target has shape (4,) (no "
-                                                   "broadcasting") + r".*e\.g\. target\.reshape\(\(4, 1\)\)$"):
+    column = re.escape("mse_loss: pred has shape (4, 1) but target has shape (4,) (no broadcasting")
+    with pytest.raises(ValueError, match=column + r".*; reshape the target, target\.reshape\(\(4, 1\)\)$"):
         mg.nn.mse_loss(mg.Tensor(np.ones((4, 1))), np.ones(4))
-    with pytest.raises(ValueError, match=r"target has shape \(3,\) \(no broadcasting.*every target\)$"):
-        mg.nn.mse_loss(mg.Tensor(np.ones((4, 1))), np.ones(3))
+    for pred, target in (((4, 1), (3,)), ((2, 3), (3, 2))):  # (a reshape would pair the wrong values here)
+        with pytest.raises(ValueError, match=re.escape(f"target has shape {target}; give pred and target the same "
+                                                       "shape") + "$"):
+            mg.nn.mse_loss(mg.Tensor(np.ones(pred)), np.ones(target))
+
+
+def test_batches_keep_tensors_and_name_a_ragged_list() -> None:
+    from minigrad import data
+
+    X = mg.Tensor(np.arange(8.0).reshape(4, 2), requires_grad=True)
+    first = next(data.batches(X, np.arange(4), batch_size=2, shuffle=False))[0]
+    assert isinstance(first, mg.Tensor) and first.requires_grad
+    with pytest.raises(ValueError, match=r"^batches: X or y is a ragged list"):
+        list(data.batches([[1.0], [2.0, 3.0]], [0, 1], batch_size=1))

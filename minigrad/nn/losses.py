@@ -21,12 +21,11 @@ def mse_loss(pred: Tensor, target: ArrayLike) -> Tensor:
     pred = as_tensor(pred)
     target = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=pred.dtype)
     if pred.shape != target.shape:
-        same_size = int(np.prod(pred.shape)) == int(np.prod(target.shape))
-        hint = f"; reshape one to the other's, e.g. target.reshape({pred.shape})" if same_size else ""
-        raise ValueError(
-            f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape} (no broadcasting: (N, 1) "
-            f"against (N,) would compare every prediction with every target){hint}"
-        )
+        column = {pred.shape, target.shape} == {(len(pred), 1), (len(pred),)} if pred.ndim else False
+        hint = (f" (no broadcasting: (N, 1) against (N,) would compare every prediction with every target); "
+                f"reshape the target, target.reshape({pred.shape})" if column
+                else "; give pred and target the same shape")
+        raise ValueError(f"mse_loss: pred has shape {pred.shape} but target has shape {target.shape}{hint}")
     diff = pred - target
     return (diff * diff).mean()
 

@@ -139,8 +139,9 @@ class Optimizer(metaclass=_NamedChecks):
     scalar_names: ClassVar[tuple[str, ...]] = ()
     #: The buffers and scalars ``update`` keeps for every parameter it steps, whatever the hyperparameters:
     #: ``load_state_dict`` refuses a stepped parameter's state without one (its next step would start it again
-    #: from nothing, silently). Not those a setting decides (SGD's ``v`` exists only with momentum, and a
-    #: missing one starts as an unbroken run would).
+    #: from nothing, silently). Not those a setting decides, which a setting changed since the last step may
+    #: have left out of a true state (SGD's ``v`` exists only with momentum, RMSprop's ``a`` only centered):
+    #: those are not checked, so a state with one deleted by hand loads, and starts it again.
     required_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Iterable[Tensor], **hyperparameters: Any) -> None:
