@@ -176,6 +176,9 @@ class _Recorder:
         #: id(mask minigrad computed) -> (the numpy function, its inputs, the mask, kept so ids stay unique).
         self.masks: dict[int, tuple[Callable[..., Any], tuple[Any, ...], np.ndarray]] = {}
         self.nodes: dict[Tensor, int] = {}  # Tensor an op made -> its forward event's index
+        #: Each op's output array and a copy of its values when the op made it: a change the step makes with
+        #: numpy (h.data *= 2, or through a view) is one a replay would not repeat, so it is refused.
+        self._made: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def on_derived(self, result: np.ndarray, fn: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
         """minigrad computed the mask ``result = fn(*inputs)`` (a comparison, & | ^ ~): no op, but replayable."""
@@ -235,8 +238,14 @@ class _Recorder:
             array = value.data
             if id(array) in self.arg_arrays:
                 return ARG, self.arg_arrays[id(array)]
-            if value in self.nodes or id(array) in self.outputs:
+            if id(array) in self.outputs:
                 return OUT, self.outputs[id(array)]
+            if value in self.nodes:  # an op's output given another array by the step (h.data = ...)
+                raise RuntimeError(
+                    f"compile: input {i} of {op} is the output of a {self.events[self.nodes[value]][1].name} "
+                    "given a new array by the step's code (h.data = ...), which a replay would not repeat; compute "
+                    "the new values with ops (h = h * 2.0), or run this step without mg.compile"
+                )
             if value.requires_grad:  # a parameter: its current array at each replay
                 return PARAM, value
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
@@ -359,6 +368,7 @@ class _Recorder:
         """At the end of the step: the last check, and the parameters and buffers no event may change."""
         self.check("the end of the step")
         self._check_states("the end of the step")
+        self._check_made("the end of the step")
         if self.watch is None or self.violation is not None:
             return
         for t, data, values in self._others:
@@ -384,6 +394,7 @@ class _Recorder:
     def on_forward(self, cls: type[Function], ctx: Any, args: tuple[Any, ...], out: Tensor, needs: list[bool]) -> None:
         self.check(f"the end of the op {cls.name}")
         sources = tuple(self.source(a, cls.name, i) for i, a in enumerate(args))
+        self._check_made(f"the op {cls.name} read it", _out_reads(sources))
         index = len(self.events)
         info = tuple(
             (a.data.shape, a.data.dtype) if isinstance(a, Tensor)
@@ -393,9 +404,22 @@ class _Recorder:
         self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype, info))
         self.outputs[id(out.data)] = index
         self.nodes[out] = index
+        self._made[index] = (out.data, out.data.copy())
 
+    def _check_made(self, where: str, ops: Iterable[int] | None = None) -> None:
+        """Refuse an op's output whose values the step changed with numpy since the op made them."""
+        for k in self._made if ops is None else ops:
+            array, values = self._made[k]
+            if not _same(array, values):
+                raise RuntimeError(
+                    f"compile: the output of a {self.events[k][1].name} (shape {array.shape}) was changed in place "
+                    f"by the step's code before {where} (through .data, or a view such as h.detach()), "
+                    "which a replay would not repeat; compute the new values with ops (h = h * 2.0), or run this "
+                    "step without mg.compile"
+                )
     def on_backward(self, roots: Any, root_grads: Any, retain_graph: bool, create_graph: bool, inputs: Any) -> None:
         self.check("backward()", frozenset({"grad"}))
+        self._check_made("backward(), which reads the values the ops saved")
         if retain_graph or create_graph or inputs is not None:
             raise RuntimeError(
                 "compile: retain_graph, create_graph and mg.autograd.grad are not recorded; "

@@ -1495,3 +1495,36 @@ def test_replay_still_checks_binary_targets():
     with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: targets must lie in \[0, 1\], got \[3.0"):
         step(x, np.full((4, 2), 3.0))
     np.testing.assert_array_equal(W.data, before)
+
+
+@pytest.mark.parametrize("change", ["data *= 2", "detach", "data =", "after backward"])
+def test_an_op_output_changed_with_numpy_is_refused(change):
+    """h.data *= 2.0 between two ops was replayed without the change: loss 41.5 against eager's 166.2, silently.
+
+    (And h.data = h.data * 2.0 raised a bare KeyError.) A change the step makes with numpy is one a replay
+    would not repeat, so the step is refused when recorded, whatever it reads afterwards.
+    """
+    w = mg.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    opt = mg.optim.SGD([w], lr=0.01)
+
+    def train_step(x):
+        opt.zero_grad()
+        h = x * w
+        if change == "data *= 2":
+            h.data *= 2.0
+        elif change == "detach":
+            h.detach().data[...] = np.clip(h.data, 0.0, 1.0)
+        elif change == "data =":
+            h.data = h.data * 2.0
+        loss = (h * h).sum()
+        loss.backward()
+        if change == "after backward":
+            h.data[0] = 0.0
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    message = ("given a new array by the step's code" if change == "data =" else
+               r"the output of a mul \(shape \(3,\)\) was changed in place by the step's code before")
+    with pytest.raises(RuntimeError, match="compile: .*" + message):
+        step(mg.Tensor(np.ones(3)))
