@@ -93,6 +93,9 @@ def hessian_operator(loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, in
     kept for the next call. ``loss``'s own graph is kept too, so
     ``loss.backward()`` still works afterwards.
     """
+    if isinstance(params, Tensor):  # (a Tensor iterates into views of its rows, which the loss never used)
+        raise TypeError("hessian_operator: params is a single Tensor; pass a list of them, [w], or "
+                        "model.parameters()")
     params = list(params)
     if not isinstance(loss, Tensor) or loss.size != 1:
         shape = loss.shape if isinstance(loss, Tensor) else type(loss).__name__
@@ -106,6 +109,9 @@ def hessian_operator(loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, in
         raise RuntimeError("hessian_operator: loss does not depend on params (it does not require grad)")
     with enable_grad():
         grads = autograd.grad(loss, params, create_graph=True, retain_graph=True, allow_unused=True)
+    if all(g is None for g in grads):
+        raise RuntimeError("hessian_operator: the loss does not depend on any of params (no gradient reaches "
+                           "them); pass the parameters the loss was computed from")
     sizes = [p.size for p in params]
     ends = np.cumsum(sizes)
     n = int(ends[-1])

@@ -438,3 +438,19 @@ def test_grad_says_how_a_one_item_list_is_read_when_its_shape_is_refused() -> No
     with pytest.raises(ValueError, match=r"has shape \(3,\), output 0 has shape \(2,\); give each output a "
                        r"gradient of its own shape$"):
         mg.autograd.grad(w, x, grad_outputs=[[3.0, 4.0, 5.0]])
+
+
+def test_curvature_refuses_a_single_tensor_and_parameters_the_loss_never_used() -> None:
+    """top_eigenvalue(loss, w) gave 0.0 (and condition_number inf): w iterated into row views the loss never used."""
+    from minigrad import curvature
+
+    w = mg.Tensor(np.array([1.0, 1.0]), requires_grad=True, dtype=np.float64)
+    loss = 0.5 * (10 * w[0] * w[0] + w[1] * w[1])
+    with pytest.raises(TypeError, match=r"params is a single Tensor; pass a list of them, \[w\]"):
+        curvature.top_eigenvalue(loss, w)
+    assert curvature.top_eigenvalue(loss, [w]) == pytest.approx(10.0, rel=1e-9)
+    other = mg.Tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match="the loss does not depend on any of params"):
+        curvature.hessian_operator(loss, [other])
+    matvec, n = curvature.hessian_operator((w * 3.0).sum(), [w])  # linear: a true Hessian of 0
+    np.testing.assert_array_equal(matvec(np.ones(n)), np.zeros(2))
