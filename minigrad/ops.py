@@ -299,6 +299,9 @@ class Neg(Function):
 
     @staticmethod
     def forward(ctx: Any, a: np.ndarray) -> np.ndarray:
+        if a.dtype.kind == "b":
+            raise TypeError("neg: a mask (bool tensor) has no negative; its complement is ~mask, and -1.0 * mask "
+                            "gives numbers")
         return -a
 
     @staticmethod
@@ -419,7 +422,10 @@ class Max(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
         (a,) = ctx.saved_tensors
-        share = (value(a) == ctx.top).astype(a.dtype)  # a constant: which elements are the max
+        hit = value(a) == ctx.top  # a constant: which elements are the max
+        if ctx.top.dtype.kind == "f" and np.isnan(ctx.top).any():  # a NaN max is its NaN elements (as in PyTorch)
+            hit |= np.isnan(value(a)) & np.isnan(ctx.top)
+        share = hit.astype(a.dtype)
         share /= share.sum(axis=ctx.axes, keepdims=True)
         return share * _expand(g, ctx.axes, ctx.keepdims), None, None, None
 

@@ -1228,3 +1228,22 @@ def test_a_mask_into_a_real_valued_op_gives_float32(op: str) -> None:
         want = getattr(mg.Tensor(mask.data.astype(np.float32)), op)()
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got.data, want.data)
+
+
+def test_the_gradient_of_a_nan_max_goes_to_its_nan_elements() -> None:
+    """max of [nan, 1] had the gradient [nan, nan], with a divide warning; PyTorch gives [1, 0]."""
+    x = mg.Tensor(np.array([[np.nan, 1.0], [2.0, 3.0]]), requires_grad=True, dtype=np.float64)
+    with np.errstate(all="raise"):
+        x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1.0, 0.0], [0.0, 1.0]])
+    y = mg.Tensor(np.array([np.nan, 5.0, np.nan]), requires_grad=True, dtype=np.float64)
+    y.min().backward()
+    np.testing.assert_array_equal(y.grad, [0.5, 0.0, 0.5])
+
+
+def test_the_negative_of_a_mask_says_what_to_use() -> None:
+    """-mask raised numpy's own TypeError, which names no minigrad op."""
+    mask = mg.Tensor(np.array([1.0, -1.0])) > 0
+    with pytest.raises(TypeError, match=r"^neg: a mask \(bool tensor\) has no negative; its complement is ~mask"):
+        _ = -mask
+    np.testing.assert_array_equal((~mask).data, [False, True])
