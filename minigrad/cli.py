@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -245,10 +246,47 @@ def _say(line: str) -> None:
 
 
 def _resume_command(argv: Sequence[str]) -> str:
-    kept = [a for a in argv if a != "--overwrite"]
+    """The command that resumes this run, runnable from any folder with the interpreter that ran it."""
+    kept: list[str] = []
+    value_of = None  # the option whose value comes next
+    for a in argv:
+        if a == "--overwrite":
+            continue
+        name, eq, inline = a.partition("=")
+        if value_of is not None:
+            kept.append(_absolute(value_of, a))
+            value_of = None
+        elif name in ("--out", "--optimizers") and eq:
+            kept.append(f"{name}={_absolute(name, inline)}")
+        else:
+            kept.append(a)
+            value_of = a if a in ("--out", "--optimizers") else None
     if "--resume" not in kept:
         kept.append("--resume")
-    return "python -m minigrad " + shlex.join(kept)
+    return f"{_python()} -m minigrad " + shlex.join(kept)
+
+
+def _absolute(option: str, value: str) -> str:
+    """``--out``'s folder, or each plug-in file of ``--optimizers``, as an absolute path (the rest as it is)."""
+    if option == "--out":
+        return os.path.abspath(value)
+    try:
+        items = split_list(value, "optimizers")
+    except UsageError:
+        return value
+    out = []
+    for item in items:
+        where, colon, rest = item.partition(":")
+        out.append(os.path.abspath(where) + colon + rest if colon and where.endswith(".py") else item)
+    return ",".join(out)
+
+
+def _python() -> str:
+    """``python`` if that names this interpreter on PATH (an active virtual environment), else its path."""
+    found = shutil.which("python")
+    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
+        return "python"
+    return shlex.quote(sys.executable)
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
