@@ -404,11 +404,27 @@ class _Recorder:
         self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype, info))
         self.outputs[id(out.data)] = index
         self.nodes[out] = index
-        self._made[index] = (out.data, out.data.copy())
+        # Only an output that owns its memory: a view (W.T, W.reshape(...)) shares a parameter's, which
+        # opt.step() changes as a replay does, or another output's, whose copy covers it.
+        if out.data.base is None:
+            self._made[index] = (out.data, out.data.copy())
 
     def _check_made(self, where: str, ops: Iterable[int] | None = None) -> None:
-        """Refuse an op's output whose values the step changed with numpy since the op made them."""
+        """Refuse an op's output whose values the step changed with numpy since the op made them.
+
+        ``ops`` None: every output, and every op's output tensor must still hold the array its op made.
+        """
+        if ops is None:
+            for node, k in self.nodes.items():
+                if self.outputs.get(id(node.data)) != k:
+                    raise RuntimeError(
+                        f"compile: the output of a {self.events[k][1].name} was given a new array by the step's "
+                        f"code (h.data = ...) before {where}, which a replay would not repeat; compute the new "
+                        "values with ops (h = h * 2.0), or run this step without mg.compile"
+                    )
         for k in self._made if ops is None else ops:
+            if k not in self._made:
+                continue
             array, values = self._made[k]
             if not _same(array, values):
                 raise RuntimeError(
@@ -417,6 +433,7 @@ class _Recorder:
                     "which a replay would not repeat; compute the new values with ops (h = h * 2.0), or run this "
                     "step without mg.compile"
                 )
+
     def on_backward(self, roots: Any, root_grads: Any, retain_graph: bool, create_graph: bool, inputs: Any) -> None:
         self.check("backward()", frozenset({"grad"}))
         self._check_made("backward(), which reads the values the ops saved")

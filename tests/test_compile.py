@@ -1528,3 +1528,57 @@ def test_an_op_output_changed_with_numpy_is_refused(change):
                r"the output of a mul \(shape \(3,\)\) was changed in place by the step's code before")
     with pytest.raises(RuntimeError, match="compile: .*" + message):
         step(mg.Tensor(np.ones(3)))
+
+
+@pytest.mark.parametrize("use", ["W.T", "W[0]", "W.reshape", "batchnorm eval"])
+def test_views_of_parameters_changed_by_the_optimizer_are_not_refused(use):
+    """The check of op outputs took views of a parameter (W.T, W.reshape) for outputs the step had changed.
+
+    opt.step() changes W, and so the view, as every replay does too; BatchNorm1d in eval mode reshapes its
+    weight, so it could no longer be compiled.
+    """
+    mg.manual_seed(0)
+    bn = mg.nn.BatchNorm1d(3, dtype=np.float64)
+    bn.eval()
+    W = mg.Tensor(np.arange(6.0).reshape(2, 3) / 10, requires_grad=True)
+    opt = mg.optim.SGD([W, *bn.parameters()], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        if use == "W.T":
+            loss = (x @ W.T.T.T).sum() ** 2
+        elif use == "W[0]":
+            loss = ((x[:, :3] * W[0]) ** 2).sum()
+        elif use == "W.reshape":
+            loss = ((x[:, :3] * W.reshape(3, 2)[:, 0]) ** 2).sum()
+        else:
+            loss = (bn(x[:, :3]) ** 2).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    eager = mg.Tensor(np.arange(12.0).reshape(4, 3) / 7)
+    step = mg.compile(train_step)
+    got = [step(eager).item() for _ in range(4)]
+    W.data[...] = np.arange(6.0).reshape(2, 3) / 10
+    for p, q in zip(bn.parameters(), (np.ones(3), np.zeros(3))):
+        p.data[...] = q
+    want = [train_step(eager).item() for _ in range(4)]
+    assert got == want
+
+
+def test_a_returned_output_given_a_new_array_is_refused():
+    """h.data = h.data * 2 on an output the step returns: the replay returned the old values, silently."""
+    w = mg.Tensor(np.ones(3), requires_grad=True)
+    opt = mg.optim.SGD([w], lr=0.1)
+
+    def train_step(x):
+        opt.zero_grad()
+        h = x * w
+        (h * h).sum().backward()
+        opt.step()
+        h.data = h.data * 2.0
+        return h
+
+    with pytest.raises(RuntimeError, match=r"the output of a mul was given a new array by the step's code"):
+        mg.compile(train_step)(mg.Tensor(np.ones(3)))
