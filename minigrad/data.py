@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from minigrad._files import atomic_write
-from minigrad.engine import get_generator
+from minigrad.engine import Tensor, get_generator
 
 __all__ = ["DATASETS", "SYNTHETIC", "load_dataset", "load_raw", "split", "standardize", "batches"]
 
@@ -287,9 +287,12 @@ def load_dataset(
 
 
 def batches(
-    X: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True, seed: int | None = None
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    X: Any, y: Any, batch_size: int, shuffle: bool = True, seed: int | None = None
+) -> Iterator[tuple[Any, Any]]:
     """Yield ``(X_batch, y_batch)`` pairs that cover every sample exactly once.
+
+    ``X`` and ``y`` are arrays, Tensors (batches of a Tensor are Tensors, slices of its graph) or sequences
+    of rows (read as arrays).
 
     All batches have ``batch_size`` rows except the last, which holds the
     remainder. With ``shuffle``, the order is a random permutation drawn from
@@ -298,9 +301,10 @@ def batches(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
-    # Lists too: they are indexed with arrays of rows below (arrays and Tensors are taken as they are).
+    # Any sequence too (a list, a range): they are indexed with arrays of rows below. Arrays and Tensors are
+    # taken as they are, so a Tensor gives Tensor batches.
     try:
-        X, y = (np.asarray(a) if isinstance(a, (list, tuple)) else a for a in (X, y))
+        X, y = (a if isinstance(a, (np.ndarray, Tensor)) else np.asarray(a) for a in (X, y))
     except ValueError:
         raise ValueError("batches: X or y is a ragged list (rows of different lengths); give every row the same "
                          "length, or pass numpy arrays") from None

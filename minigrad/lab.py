@@ -91,6 +91,7 @@ import os
 import queue
 import signal
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -680,18 +681,20 @@ def _reload_helpers(source: str, digest: str) -> None:
 def _on_path(folder: str) -> Iterator[None]:
     """``folder`` first on ``sys.path`` for the block, as Python puts a script's folder: a plug-in's helpers.
 
-    A module that another plug-in's folder gave under the name of a module here (two plug-ins'
-    ``helper.py``, or ``common/`` packages) is set aside for the block, so that this plug-in imports its own,
-    and put back after it. Other modules already imported (the standard library's ``copy``) stay as they are,
-    as for a script.
+    A module already imported from elsewhere under the name of a module here (another plug-in's
+    ``helper.py``, a ``common/`` package, a ``helper.py`` of the working folder) is set aside for the
+    block, so that this plug-in imports its own, and put back after it. Installed modules (the standard
+    library's ``copy``, numpy, minigrad) stay as they are, as for a script.
     """
     names = {n[:-3] if n.endswith(".py") else n for n in os.listdir(folder)
              if n.endswith(".py") or os.path.isfile(os.path.join(folder, n, "__init__.py"))}
-    others = [os.path.join(f, "") for f in _FOLDERS if f != folder]  # the other plug-ins' folders
     aside = {}
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if name.split(".")[0] in names and file and os.path.abspath(file).startswith(tuple(others)):
+        if name.split(".")[0] not in names or not file:  # (a built-in module has no file)
+            continue
+        file = os.path.abspath(file)
+        if not file.startswith(_installed_roots()) and os.path.dirname(file) != folder:
             aside[name] = sys.modules.pop(name)
     sys.path.insert(0, folder)
     try:
@@ -700,6 +703,15 @@ def _on_path(folder: str) -> Iterator[None]:
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
         sys.modules.update(aside)
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    """Where installed modules live: the standard library, site-packages, and minigrad's own package."""
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.add(os.path.dirname(os.path.abspath(__file__)))  # minigrad's own package (an editable install too)
+    return tuple(os.path.join(os.path.abspath(r), "") for r in roots)
 
 
 _FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it

@@ -1231,7 +1231,10 @@ def test_a_mask_into_a_real_valued_op_gives_float32(op: str) -> None:
 
 
 def test_the_gradient_of_a_nan_max_goes_to_its_nan_elements() -> None:
-    """max of [nan, 1] had the gradient [nan, nan], with a divide warning; PyTorch gives [1, 0]."""
+    """max of [nan, 1] had the gradient [nan, nan], with a divide warning; now the NaN elements share it.
+
+    As torch.max() over all elements does, and as ties share it here (torch.amax along an axis gives NaN).
+    """
     x = mg.Tensor(np.array([[np.nan, 1.0], [2.0, 3.0]]), requires_grad=True, dtype=np.float64)
     with np.errstate(all="raise"):
         x.max(axis=1).sum().backward()

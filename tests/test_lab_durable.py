@@ -618,3 +618,25 @@ def test_the_resume_command_runs_from_any_folder_with_the_interpreter_that_ran(t
     assert shlex.split(cli._resume_command([]))[0] == sys.executable
     monkeypatch.setattr(cli.shutil, "which", lambda name: sys.executable)
     assert shlex.split(cli._resume_command([]))[0] == "python"
+
+
+def test_a_plugin_imports_its_own_helper_over_one_imported_from_the_working_folder(tmp_path, monkeypatch):
+    """A helper.py imported before from the working folder was kept: the plug-in got SCALE 100, not its own 1."""
+    import numpy as np
+
+    from minigrad import nn
+
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "helper.py").write_text("SCALE = 100.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "cwd"))
+    import helper  # noqa: F401  (imported first, from elsewhere)
+
+    (tmp_path / "plug").mkdir()
+    (tmp_path / "plug" / "helper.py").write_text("SCALE = 1.0\n")
+    (tmp_path / "plug" / "opt.py").write_text(
+        "from helper import SCALE\nfrom minigrad.optim import SGD\n\n\n"
+        "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
+    optimizer = lab.resolve_optimizer(f"{tmp_path / 'plug' / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
+    assert sys.modules[type(optimizer).__module__].SCALE == 1.0
+    assert sys.modules["helper"].SCALE == 100.0  # put back as it was
+    sys.modules.pop("helper", None)

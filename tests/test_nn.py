@@ -826,3 +826,15 @@ def test_batches_keep_tensors_and_name_a_ragged_list() -> None:
     assert isinstance(first, mg.Tensor) and first.requires_grad
     with pytest.raises(ValueError, match=r"^batches: X or y is a ragged list"):
         list(data.batches([[1.0], [2.0, 3.0]], [0, 1], batch_size=1))
+
+
+def test_batches_take_any_sequence() -> None:
+    """range(6) and array.array raised numpy's "only integer scalar arrays ..." once only lists were converted."""
+    import array
+
+    from minigrad import data
+
+    X = np.arange(12.0).reshape(6, 2)
+    for y in (range(6), array.array("l", range(6))):
+        got = list(data.batches(X, y, batch_size=4, shuffle=False))
+        assert [b[1].tolist() for b in got] == [[0, 1, 2, 3], [4, 5]]
