@@ -423,7 +423,7 @@ class Max(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
         (a,) = ctx.saved_tensors
         hit = value(a) == ctx.top  # a constant: which elements are the max
-        if ctx.top.dtype.kind == "f" and np.isnan(ctx.top).any():  # a NaN max: its NaN elements share it (torch.max() too)
+        if ctx.top.dtype.kind == "f" and np.isnan(ctx.top).any():  # NaN: its NaN elements share it (torch.max())
             hit |= np.isnan(value(a)) & np.isnan(ctx.top)
         share = hit.astype(a.dtype)
         share /= share.sum(axis=ctx.axes, keepdims=True)
