@@ -557,21 +557,26 @@ def test_an_interrupted_run_removes_the_summary_and_pictures_of_the_run_before(t
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "results.csv"]
 
 
-def test_plugins_in_two_folders_each_import_their_own_helper(tmp_path):
-    """pa/helper.py and pb/helper.py: the second plug-in got the first's helper (sys.modules['helper']), silently."""
+def scale_of_plugin(folder, module="helper"):
+    """Write ``folder/opt.py``, an SGD scaled by ``from <module> import SCALE``; load it; return the SCALE it got."""
     import numpy as np
 
     from minigrad import nn
 
+    (folder / "opt.py").write_text(
+        f"from {module} import SCALE\nfrom minigrad.optim import SGD\n\n\n"
+        "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
+    optimizer = lab.resolve_optimizer(f"{folder / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
+    return sys.modules[type(optimizer).__module__].SCALE
+
+
+def test_plugins_in_two_folders_each_import_their_own_helper(tmp_path):
+    """pa/helper.py and pb/helper.py: the second plug-in got the first's helper (sys.modules['helper']), silently."""
     scales = []
     for folder, scale in (("pa", "1.0"), ("pb", "0.0")):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "helper.py").write_text(f"SCALE = {scale}\n")
-        (tmp_path / folder / "opt.py").write_text(
-            "from helper import SCALE\nfrom minigrad.optim import SGD\n\n\n"
-            "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
-        optimizer = lab.resolve_optimizer(f"{tmp_path / folder / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
-        scales.append(sys.modules[type(optimizer).__module__].SCALE)
+        scales.append(scale_of_plugin(tmp_path / folder))
     assert scales == [1.0, 0.0]
     sys.modules.pop("helper", None)
 
@@ -579,10 +584,6 @@ def test_plugins_in_two_folders_each_import_their_own_helper(tmp_path):
 def test_a_plugin_folder_does_not_shadow_modules_already_imported_and_packages_are_its_own(tmp_path):
     """A scratch copy.py beside a plug-in replaced the standard library's copy; helper packages were shared."""
     import copy
-
-    import numpy as np
-
-    from minigrad import nn
 
     (tmp_path / "pc").mkdir()
     (tmp_path / "pc" / "copy.py").write_text("raise RuntimeError('the scratch copy.py ran')\n")
@@ -595,11 +596,7 @@ def test_a_plugin_folder_does_not_shadow_modules_already_imported_and_packages_a
     for folder, scale in (("qa", "1.0"), ("qb", "0.0")):
         (tmp_path / folder / "common").mkdir(parents=True)
         (tmp_path / folder / "common" / "__init__.py").write_text(f"SCALE = {scale}\n")
-        (tmp_path / folder / "opt.py").write_text(
-            "from common import SCALE\nfrom minigrad.optim import SGD\n\n\n"
-            "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
-        optimizer = lab.resolve_optimizer(f"{tmp_path / folder / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
-        scales.append(sys.modules[type(optimizer).__module__].SCALE)
+        scales.append(scale_of_plugin(tmp_path / folder, "common"))
     assert scales == [1.0, 0.0]
     sys.modules.pop("common", None)
 
@@ -622,10 +619,6 @@ def test_the_resume_command_runs_from_any_folder_with_the_interpreter_that_ran(t
 
 def test_a_plugin_imports_its_own_helper_over_one_imported_from_the_working_folder(tmp_path, monkeypatch):
     """A helper.py imported before from the working folder was kept: the plug-in got SCALE 100, not its own 1."""
-    import numpy as np
-
-    from minigrad import nn
-
     (tmp_path / "cwd").mkdir()
     (tmp_path / "cwd" / "helper.py").write_text("SCALE = 100.0\n")
     monkeypatch.syspath_prepend(str(tmp_path / "cwd"))
@@ -633,10 +626,6 @@ def test_a_plugin_imports_its_own_helper_over_one_imported_from_the_working_fold
 
     (tmp_path / "plug").mkdir()
     (tmp_path / "plug" / "helper.py").write_text("SCALE = 1.0\n")
-    (tmp_path / "plug" / "opt.py").write_text(
-        "from helper import SCALE\nfrom minigrad.optim import SGD\n\n\n"
-        "class Opt(SGD):\n    def update(self, w, g, state):\n        w -= self.lr * SCALE * g\n")
-    optimizer = lab.resolve_optimizer(f"{tmp_path / 'plug' / 'opt.py'}:Opt").make([nn.Parameter(np.zeros(2))], 0.1)
-    assert sys.modules[type(optimizer).__module__].SCALE == 1.0
+    assert scale_of_plugin(tmp_path / "plug") == 1.0
     assert sys.modules["helper"].SCALE == 100.0  # put back as it was
     sys.modules.pop("helper", None)
