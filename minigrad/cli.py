@@ -261,6 +261,8 @@ def _resume_command(argv: Sequence[str]) -> str:
         else:
             kept.append(a)
             value_of = a if a in ("--out", "--optimizers") else None
+    if not any(a == "--out" or a.startswith("--out=") for a in argv):  # the default folder, relative to here
+        kept += ["--out", os.path.abspath(lab.DEFAULTS["out_dir"])]
     if "--resume" not in kept:
         kept.append("--resume")
     return f"{_python()} -m minigrad " + shlex.join(kept)
@@ -276,8 +278,9 @@ def _absolute(option: str, value: str) -> str:
         return value
     out = []
     for item in items:
-        where, colon, rest = item.partition(":")
-        out.append(os.path.abspath(where) + colon + rest if colon and where.endswith(".py") else item)
+        at = item.rfind(":", 0, item.find("(") if "(" in item else len(item))  # (as the lab reads a spec)
+        where = item[:at] if at > 0 else ""
+        out.append(os.path.abspath(where) + item[at:] if where.endswith(".py") else item)
     return ",".join(out)
 
 

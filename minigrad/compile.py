@@ -404,9 +404,9 @@ class _Recorder:
         self.events.append(("forward", cls, sources, tuple(needs), out.data.shape, out.data.dtype, info))
         self.outputs[id(out.data)] = index
         self.nodes[out] = index
-        # Only an output that owns its memory: a view (W.T, W.reshape(...)) shares a parameter's, which
+        # Not an output that is a view of an input (W.T, W.reshape(...)): it shares a parameter's memory, which
         # opt.step() changes as a replay does, or another output's, whose copy covers it.
-        if out.data.base is None:
+        if not any(isinstance(a, Tensor) and np.may_share_memory(out.data, a.data) for a in args):
             self._made[index] = (out.data, out.data.copy())
 
     def _check_made(self, where: str, ops: Iterable[int] | None = None) -> None:

@@ -694,7 +694,7 @@ def _on_path(folder: str) -> Iterator[None]:
         if name.split(".")[0] not in names or not file:  # (a built-in module has no file)
             continue
         file = os.path.abspath(file)
-        if not file.startswith(_installed_roots()) and os.path.dirname(file) != folder:
+        if not file.startswith((*_installed_roots(), os.path.join(folder, ""))):  # (its own, a package too)
             aside[name] = sys.modules.pop(name)
     sys.path.insert(0, folder)
     try:

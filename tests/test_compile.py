@@ -1582,3 +1582,21 @@ def test_a_returned_output_given_a_new_array_is_refused():
 
     with pytest.raises(RuntimeError, match=r"the output of a mul was given a new array by the step's code"):
         mg.compile(train_step)(mg.Tensor(np.ones(3)))
+
+
+def test_a_changed_max_output_is_refused_too():
+    """max returns a view of a temporary, so it was not copied: m.data *= 2 was replayed without the change."""
+    W = mg.Tensor(np.full((3, 2), 0.1), requires_grad=True)
+    opt = mg.optim.SGD([W], lr=0.01)
+
+    def train_step(x):
+        opt.zero_grad()
+        m = x.max(axis=1)
+        m.data *= 2.0
+        loss = ((x @ W).sum(axis=1) * m).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"the output of a max \(shape \(5,\)\) was changed in place"):
+        mg.compile(train_step)(mg.Tensor(np.arange(15.0).reshape(5, 3)))

@@ -629,3 +629,30 @@ def test_a_plugin_imports_its_own_helper_over_one_imported_from_the_working_fold
     assert scale_of_plugin(tmp_path / "plug") == 1.0
     assert sys.modules["helper"].SCALE == 100.0  # put back as it was
     sys.modules.pop("helper", None)
+
+
+def test_two_plugins_of_one_folder_share_its_helper_package(tmp_path):
+    """A package beside two plug-ins was imported again for the second (its registry split in two)."""
+    import numpy as np
+
+    from minigrad import nn
+
+    (tmp_path / "plug" / "common").mkdir(parents=True)
+    (tmp_path / "plug" / "common" / "__init__.py").write_text("REGISTRY = []\n")
+    for name in ("a", "b"):
+        (tmp_path / "plug" / f"{name}.py").write_text(
+            f"import common\nfrom minigrad.optim import SGD\n\ncommon.REGISTRY.append({name!r})\n\n\n"
+            "class Opt(SGD):\n    pass\n")
+    modules = [sys.modules[type(lab.resolve_optimizer(f"{tmp_path / 'plug' / n}.py:Opt").make(
+        [nn.Parameter(np.zeros(2))], 0.1)).__module__] for n in ("a", "b")]
+    assert modules[0].common is modules[1].common and modules[0].common.REGISTRY == ["a", "b"]
+    sys.modules.pop("common", None)
+
+
+def test_the_resume_command_names_the_default_folder_absolutely(tmp_path, monkeypatch):
+    """Without --out the command resumed the minigrad-results of whatever folder it was run from."""
+    monkeypatch.chdir(tmp_path)
+    command = shlex.split(cli._resume_command(["--epochs", "1"]))
+    assert command[3:] == ["--epochs", "1", "--out", str(tmp_path / "minigrad-results"), "--resume"]
+    odd = shlex.split(cli._resume_command(["--optimizers", "a:b/opt.py:Opt", "--out", "r"]))
+    assert odd[4] == f"{tmp_path / 'a:b' / 'opt.py'}:Opt"  # (split at the last colon, as the lab reads it)
