@@ -141,18 +141,20 @@ def _expand(g: Any, axes: tuple[int, ...], keepdims: bool) -> Any:
     return g.reshape(tuple(shape))
 
 
-#: What a broadcasting error tells the user to do.
-_BROADCAST_HINT = (" (dimensions are matched from the last one, and each pair must be equal or contain a 1; reshape "
-                  "an operand, e.g. b.reshape(-1, 1), to line them up)")
+def _not_broadcast(op: str, *shapes: tuple[int, ...]) -> ValueError:
+    """The error for ``shapes`` that do not broadcast together in ``op``, with the rule and what to do."""
+    return ValueError(
+        f"{op}: shapes {', '.join(map(str, shapes[:-1]))} and {shapes[-1]} cannot be broadcast together (dimensions "
+        "are matched from the last one, and each pair must be equal or contain a 1; reshape an operand, e.g. "
+        "b.reshape(-1, 1), to line them up)"
+    )
 
 
 def _binary(op: str, fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     try:
         return fn(a, b)
     except ValueError:
-        raise ValueError(
-            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
-        ) from None
+        raise _not_broadcast(op, a.shape, b.shape) from None
 
 
 # ---------------------------------------------------------------------------
@@ -171,9 +173,7 @@ class Add(Function):
         try:
             return a + b
         except ValueError:
-            raise ValueError(
-                f"add: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
-            ) from None
+            raise _not_broadcast("add", a.shape, b.shape) from None
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
@@ -210,9 +210,7 @@ class Mul(Function):
         try:
             return a * b
         except ValueError:
-            raise ValueError(
-                f"mul: shapes {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
-            ) from None
+            raise _not_broadcast("mul", a.shape, b.shape) from None
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
@@ -795,9 +793,7 @@ class Where(Function):
         try:
             return np.where(cond, a, b)
         except ValueError:
-            raise ValueError(
-                f"where: shapes {cond.shape}, {a.shape} and {b.shape} cannot be broadcast together" + _BROADCAST_HINT
-            ) from None
+            raise _not_broadcast("where", cond.shape, a.shape, b.shape) from None
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[None, Any, Any]:
@@ -852,9 +848,7 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
     try:
         mask = fn(a.data, value(b))
     except ValueError:
-        raise ValueError(
-            f"{op}: shapes {a.shape} and {np.shape(value(b))} cannot be broadcast together" + _BROADCAST_HINT
-        ) from None
+        raise _not_broadcast(op, a.shape, np.shape(value(b))) from None
     return _mask_of(mask, fn, a, b)
 
 
@@ -886,9 +880,7 @@ def logical(op: str, a: Any, b: Any) -> Tensor:
     try:
         mask = fn(x, y)
     except ValueError:
-        raise ValueError(
-            f"{op}: shapes {x.shape} and {y.shape} cannot be broadcast together" + _BROADCAST_HINT
-        ) from None
+        raise _not_broadcast(op, x.shape, y.shape) from None
     return _mask_of(mask, fn, a, b)
 
 
