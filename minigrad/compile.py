@@ -241,11 +241,7 @@ class _Recorder:
             if id(array) in self.outputs:
                 return OUT, self.outputs[id(array)]
             if value in self.nodes:  # an op's output given another array by the step (h.data = ...)
-                raise RuntimeError(
-                    f"compile: input {i} of {op} is the output of a {self.events[self.nodes[value]][1].name} "
-                    "given a new array by the step's code (h.data = ...), which a replay would not repeat; compute "
-                    "the new values with ops (h = h * 2.0), or run this step without mg.compile"
-                )
+                raise self._given_new_array(self.nodes[value], f"{op} read it as input {i}")
             if value.requires_grad:  # a parameter: its current array at each replay
                 return PARAM, value
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
@@ -417,11 +413,7 @@ class _Recorder:
         if ops is None:
             for node, k in self.nodes.items():
                 if self.outputs.get(id(node.data)) != k:
-                    raise RuntimeError(
-                        f"compile: the output of a {self.events[k][1].name} was given a new array by the step's "
-                        f"code (h.data = ...) before {where}, which a replay would not repeat; compute the new "
-                        "values with ops (h = h * 2.0), or run this step without mg.compile"
-                    )
+                    raise self._given_new_array(k, where)
         for k in self._made if ops is None else ops:
             if k not in self._made:
                 continue
@@ -433,6 +425,14 @@ class _Recorder:
                     "which a replay would not repeat; compute the new values with ops (h = h * 2.0), or run this "
                     "step without mg.compile"
                 )
+
+    def _given_new_array(self, k: int, where: str) -> RuntimeError:
+        """The refusal of op ``k``'s output, given a new array by the step's code before ``where``."""
+        return RuntimeError(
+            f"compile: the output of a {self.events[k][1].name} was given a new array by the step's code "
+            f"(h.data = ...) before {where}, which a replay would not repeat; compute the new values with ops "
+            "(h = h * 2.0), or run this step without mg.compile"
+        )
 
     def on_backward(self, roots: Any, root_grads: Any, retain_graph: bool, create_graph: bool, inputs: Any) -> None:
         self.check("backward()", frozenset({"grad"}))

@@ -860,13 +860,17 @@ def train_run(
                     status, message = _why_not_finite(params, step)
             except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: record it, go on
                 status = "error"
-                # Steps count from 1, as step_count and state["step"] do: the error came in the step after those done.
-                message = f"{type(e).__name__}: {e} ({f'in step {step + 1}' if started else 'before the first step'})"
+                message = f"{type(e).__name__}: {e} ({_failed_in(started, step)})"
                 curve["traceback"] = [traceback.format_exc()]  # type: ignore[list-item]
             if status != "ok" and (not curve["step"] or curve["step"][-1] != step):
                 record(step, seconds, last=True)
         still = step > 0 and all(np.array_equal(p.data, w) for p, w in zip(params, initial))
     return {"status": status, "message": message, "every": every, "weights_moved": not still, **curve}
+
+
+def _failed_in(started: bool, done: int) -> str:
+    """Where an error came: "in step N" (counted from 1, as step_count and state["step"] are), or before any."""
+    return f"in step {done + 1}" if started else "before the first step"
 
 
 def _why_not_finite(params: Sequence[nn.Parameter], step: int) -> tuple[str, str]:
@@ -2293,10 +2297,10 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
         _atomic_write(path, payload)
         written.append(path)
 
+    pictures = [f"{d}.png" for d in result.settings["datasets"]] + ["profile.png", "lr_sensitivity.png"]
     put("results.csv", _csv_bytes(RESULT_COLUMNS, result.rows))
     if result.interrupted:  # a summary and pictures of the run before a resume would not match results.csv
-        for name in ["summary.csv", *(f"{d}.png" for d in result.settings["datasets"]), "profile.png",
-                     "lr_sensitivity.png"]:
+        for name in ["summary.csv", *pictures]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(out_dir, name))
     if result.tuning:
@@ -2306,7 +2310,7 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
     if plots is not None and result.summary:
         plots.submit("profile.png", functools.partial(_plot_profile, result.settings["problems"]))
         png = plots.finish()
-        for name in [f"{d}.png" for d in result.settings["datasets"]] + ["profile.png", "lr_sensitivity.png"]:
+        for name in pictures:
             if name in png:
                 try:
                     put(name, png[name])

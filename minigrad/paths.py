@@ -290,9 +290,8 @@ def descend(
                 if not (math.isfinite(values[-1]) and np.isfinite(w.data).all()):
                     status, message = "diverged", f"f is not finite at step {len(values) - 1}"
         except (Exception, SystemExit) as e:  # the optimizer's code (a plug-in) failed: report it
-            # Steps count from 1, as state["step"] does: the error came in the step after those done (the points).
-            where = f"in step {len(points)}" if started else "before the first step"
-            status, message = "error", f"{type(e).__name__}: {e} ({where})"
+            done = len(points) - 1  # (the points: the start, then one per step done)
+            status, message = "error", f"{type(e).__name__}: {e} ({lab._failed_in(started, done)})"
             n = min(len(points), len(values))  # keep the points whose f is known
             points, values = points[:n], values[:n]
     return Path(surface.name, optimizer.name, seed, float(lr), np.array(points).reshape(-1, 2),
