@@ -27,8 +27,13 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     survives a crash. ``durable=False`` leaves out both fsyncs (for a cache,
     whose loss costs only time). On any error the temporary file is removed
     and the exception propagates: the caller names ``path`` in its message.
+
+    A symbolic link at ``path`` is followed, as ``open(path, "w")`` follows it:
+    the file it points to is replaced and the link stays a link (``latest.npz``
+    pointing at a run's checkpoint keeps pointing there).
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # write where a link points, beside its target, rather than over the link
+    folder = os.path.dirname(path)
     try:
         info = os.stat(path)
         mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None

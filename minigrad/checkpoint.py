@@ -112,7 +112,9 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     written to a temporary file in the same folder, flushed and fsynced, given
     the mode of the file it replaces (or the usual 0666 minus the umask), moved
     over ``path`` with ``os.replace``, and the folder is fsynced so the rename
-    itself survives a crash. An OSError names ``path``, never the temporary file.
+    itself survives a crash. A symbolic link at ``path`` is followed: the file
+    it points to is replaced and the link kept. An OSError names ``path``,
+    never the temporary file.
     """
     if not isinstance(state, Mapping):
         raise TypeError(f"save: state must be a mapping, got {type(state).__name__}")

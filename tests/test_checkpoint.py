@@ -745,3 +745,11 @@ def test_a_truncated_checkpoint_says_it_is_incomplete(tmp_path):
         with pytest.raises(ValueError, match=r"load: cannot read checkpoint .*model.npz.*not a complete checkpoint"
                                              r".*cut short"):
             mg.load(path)
+
+
+def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    mg.save({"w": np.arange(3.0)}, tmp_path / "real.npz")
+    (tmp_path / "latest.npz").symlink_to(tmp_path / "real.npz")
+    mg.save({"w": np.arange(4.0)}, tmp_path / "latest.npz")
+    assert (tmp_path / "latest.npz").is_symlink()
+    np.testing.assert_array_equal(mg.load(tmp_path / "real.npz")["w"], np.arange(4.0))

@@ -53,3 +53,23 @@ def test_two_threads_writing_one_file_never_share_a_temporary_file(tmp_path):
     content = open(path, "rb").read()
     assert not errors and content in (b"a" * 10_000, b"b" * 10_000)  # one writer's whole file, never a mix
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_a_symlink_is_followed_its_target_replaced_and_the_link_kept(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    target = runs / "step100.bin"
+    target.write_bytes(b"old")
+    link = tmp_path / "latest.bin"
+    link.symlink_to(target)
+    atomic_write(str(link), lambda f: f.write(b"new"))
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["latest.bin", "runs"] and os.listdir(runs) == ["step100.bin"]
+
+
+def test_a_dangling_symlink_gets_its_target_written(tmp_path):
+    link = tmp_path / "latest.bin"
+    link.symlink_to(tmp_path / "new.bin")
+    atomic_write(str(link), lambda f: f.write(b"1"))
+    assert link.is_symlink() and (tmp_path / "new.bin").read_bytes() == b"1"
