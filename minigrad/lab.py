@@ -518,7 +518,7 @@ def _load_plugin_class(spec: str) -> type:
         if not os.path.isfile(where):
             raise LabError(f"optimizer {spec!r}: no such file {where!r}")
         code = _code_digest(spec)
-        _reload_helpers(spec, code)  # (a helper module beside it, edited since this process imported it)
+        _reload_helpers(spec, code)  # (helper code beside it, edited since this process imported it)
         # Named by path and by its folder's code: edited since (it or a helper), it is run again, so that a name
         # it took from a helper (from helper import SCALE) is the helper's new one.
         digest = hashlib.sha1(os.path.abspath(where).encode() + b"\0" + code.encode()).hexdigest()[:12]
@@ -637,17 +637,37 @@ def _plugin_file(source: str) -> str | None:
     return path if path and os.path.isfile(path) else None
 
 
-def _code_digest(source: str) -> str:
-    """The SHA-256 of a plug-in's code: its file and the Python files beside it, which it may import.
+def _code_files(folder: str) -> list[str]:
+    """The Python files a plug-in in ``folder`` may import: those beside it, and those of the packages beside it.
 
-    (A helper module in the plug-in's folder counts; code elsewhere does not. "" for a built-in.)
+    A package is a sub-folder with an ``__init__.py`` (as :func:`_on_path` finds them); all of its ``.py``
+    files count, its sub-packages' too. Other sub-folders (data, a virtual environment) are not code the
+    plug-in imports by a name of its folder, and are not read. Paths are relative to ``folder``, sorted.
+    """
+    found = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.endswith(".py") and os.path.isfile(path):
+            found.append(name)
+        elif os.path.isfile(os.path.join(path, "__init__.py")):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+                found += sorted(os.path.relpath(os.path.join(root, f), folder) for f in files if f.endswith(".py"))
+    return found
+
+
+def _code_digest(source: str) -> str:
+    """The SHA-256 of a plug-in's code: its file and the Python code beside it, which it may import.
+
+    (The files of :func:`_code_files`: modules and packages in the plug-in's folder count, code elsewhere
+    does not. "" for a built-in.)
     """
     path = _plugin_file(source)
     if path is None:
         return ""
     folder = os.path.dirname(os.path.abspath(path))
     digest = hashlib.sha256()
-    for name in sorted(n for n in os.listdir(folder) if n.endswith(".py")):
+    for name in _code_files(folder):
         try:
             with open(os.path.join(folder, name), "rb") as f:
                 content = f.read()
@@ -658,9 +678,12 @@ def _code_digest(source: str) -> str:
 
 
 def _reload_helpers(source: str, digest: str) -> None:
-    """Import again the modules of a plug-in's folder that this process imported before they changed.
+    """Forget the modules of a plug-in's folder that this process imported before they changed.
 
-    ``digest`` is the folder's :func:`_code_digest` now.
+    ``digest`` is the folder's :func:`_code_digest` now. The modules beside the plug-in and those of the
+    packages beside it are taken out of ``sys.modules``, so that the plug-in, run again, imports each one
+    afresh, in its own order (a package and the modules it takes names from alike). Whoever holds the old
+    module objects keeps them as they were.
     """
     path = _plugin_file(source)
     if path is None:
@@ -669,12 +692,19 @@ def _reload_helpers(source: str, digest: str) -> None:
     if _FOLDERS.setdefault(folder, digest) == digest:
         return
     _FOLDERS[folder] = digest
-    for module in list(sys.modules.values()):
+    inside, packages = os.path.join(folder, ""), _packages(folder)
+    for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if file and os.path.dirname(os.path.abspath(file)) == folder and not module.__name__.startswith(
-                "minigrad_plugin_"):
-            with contextlib.suppress(Exception), _on_path(folder):  # (one that cannot be reloaded keeps its code)
-                importlib.reload(module)
+        if not file or name.startswith("minigrad_plugin_") or not os.path.abspath(file).startswith(inside):
+            continue
+        relative = os.path.abspath(file)[len(inside):]
+        if os.sep not in relative or relative.split(os.sep)[0] in packages:
+            del sys.modules[name]
+
+
+def _packages(folder: str) -> set[str]:
+    """The packages beside a plug-in: sub-folders of ``folder`` with an ``__init__.py``."""
+    return {n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n, "__init__.py"))}
 
 
 @contextlib.contextmanager
@@ -686,8 +716,7 @@ def _on_path(folder: str) -> Iterator[None]:
     block, so that this plug-in imports its own, and put back after it. Installed modules (the standard
     library's ``copy``, numpy, minigrad) stay as they are, as for a script.
     """
-    names = {n[:-3] if n.endswith(".py") else n for n in os.listdir(folder)
-             if n.endswith(".py") or os.path.isfile(os.path.join(folder, n, "__init__.py"))}
+    names = {n[:-3] for n in os.listdir(folder) if n.endswith(".py")} | _packages(folder)
     aside = {}
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)

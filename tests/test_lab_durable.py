@@ -331,7 +331,7 @@ def test_resume_sees_an_edited_helper_module_beside_the_plugin(tmp_path, capsys,
     assert cli.main([*args, "--resume"]) == 0
     assert "the code of Scaled changed since 2 runs of it finished" in capsys.readouterr().err
     after = [r["train_loss"] for r in read_csv(out / "results.csv") if r["optimizer"] == "Scaled"]
-    assert after != before  # trained again, with the helper as it is now (reloaded in this process too)
+    assert after != before  # trained again, with the helper as it is now (imported afresh in this process too)
 
 
 def test_a_torn_journal_line_is_dropped_on_resume(tmp_path):
@@ -656,3 +656,49 @@ def test_the_resume_command_names_the_default_folder_absolutely(tmp_path, monkey
     assert command[3:] == ["--epochs", "1", "--out", str(tmp_path / "minigrad-results"), "--resume"]
     odd = shlex.split(cli._resume_command(["--optimizers", "a:b/opt.py:Opt", "--out", "r"]))
     assert odd[4] == f"{tmp_path / 'a:b' / 'opt.py'}:Opt"  # (split at the last colon, as the lab reads it)
+
+
+def test_resume_sees_an_edited_module_of_a_helper_package_beside_the_plugin(tmp_path, capsys):
+    """Only the .py files beside a plug-in were hashed: an edit in plug/scales/core.py was not seen on resume."""
+    folder = tmp_path / "plug"
+    (folder / "pkg_scales" / "inner").mkdir(parents=True)
+    (folder / "pkg_scales" / "__init__.py").write_text("from .inner.core import SCALE\n")
+    (folder / "pkg_scales" / "inner" / "__init__.py").write_text("")
+    (folder / "pkg_scales" / "inner" / "core.py").write_text("SCALE = 1.0\n")
+    (folder / "scaled.py").write_text(
+        "from pkg_scales import SCALE\nfrom minigrad.optim import SGD\n\n\nclass Scaled(SGD):\n"
+        "    def __init__(self, params, lr=0.1):\n        super().__init__(params, lr=lr * SCALE)\n")
+    out = tmp_path / "out"
+    args = [*GIVEN, "--optimizers", f"sgd,{folder / 'scaled.py'}:Scaled", "--lr", "sgd=0.1,Scaled=0.1",
+            "--no-plots", "--out", str(out)]
+    assert cli.main(args) == 0
+    before = [r["train_loss"] for r in read_csv(out / "results.csv") if r["optimizer"] == "Scaled"]
+    (folder / "pkg_scales" / "inner" / "core.py").write_text("SCALE = 10.0\n")
+    capsys.readouterr()
+    assert cli.main([*args, "--resume"]) == 0
+    assert "the code of Scaled changed since 2 runs of it finished" in capsys.readouterr().err
+    after = [r["train_loss"] for r in read_csv(out / "results.csv") if r["optimizer"] == "Scaled"]
+    assert after != before  # trained again, with the package's module as it is now (imported afresh here too)
+    assert sys.modules["pkg_scales"].SCALE == 10.0
+    for name in ("pkg_scales", "pkg_scales.inner", "pkg_scales.inner.core"):
+        sys.modules.pop(name, None)
+
+
+def test_the_code_digest_reads_packages_beside_a_plugin_but_not_other_folders(tmp_path):
+    (tmp_path / "opt.py").write_text("from minigrad.optim import SGD\n\n\nclass Opt(SGD):\n    pass\n")
+    (tmp_path / "common" / "sub").mkdir(parents=True)
+    (tmp_path / "common" / "__init__.py").write_text("")
+    (tmp_path / "common" / "sub" / "deep.py").write_text("X = 1\n")  # (a namespace folder inside a package)
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "site.py").write_text("X = 1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "make.py").write_text("X = 1\n")
+    assert lab._code_files(str(tmp_path)) == [
+        os.path.join("common", "__init__.py"), os.path.join("common", "sub", "deep.py"), "opt.py"]
+    spec = f"{tmp_path / 'opt.py'}:Opt"
+    first = lab._code_digest(spec)
+    (tmp_path / "data" / "make.py").write_text("X = 2\n")
+    (tmp_path / ".venv" / "lib" / "site.py").write_text("X = 2\n")
+    assert lab._code_digest(spec) == first
+    (tmp_path / "common" / "sub" / "deep.py").write_text("X = 2\n")
+    assert lab._code_digest(spec) != first
