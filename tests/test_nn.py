@@ -838,3 +838,38 @@ def test_batches_take_any_sequence() -> None:
     for y in (range(6), array.array("l", range(6))):
         got = list(data.batches(X, y, batch_size=4, shuffle=False))
         assert [b[1].tolist() for b in got] == [[0, 1, 2, 3], [4, 5]]
+
+
+class Heads(nn.Module):
+    """Sub-modules and a parameter kept in dicts, beside a dict of plain settings."""
+
+    def __init__(self) -> None:
+        self.heads = {"mean": nn.Linear(3, 1), "log_std": nn.Linear(3, 1, bias=False)}
+        self.scales = {0: nn.Parameter(np.array(2.0))}
+        self.config = {"width": 3, "act": "relu"}
+
+    def forward(self, x: mg.Tensor) -> mg.Tensor:
+        """The mean head scaled by the first scale."""
+        return self.heads["mean"](x) * self.scales[0]
+
+
+def test_modules_and_parameters_in_a_dict_are_found_and_named_by_key() -> None:
+    """A dict of heads was not walked: its parameters were in no optimizer and no state dict, with no error."""
+    net = Heads()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["heads.mean.W", "heads.mean.b", "heads.log_std.W", "scales.0"]
+    assert dict(net.named_parameters())["heads.log_std.W"] is net.heads["log_std"].W
+    assert list(net.state_dict()) == names
+    assert [type(m).__name__ for m in net.modules()] == ["Heads", "Linear", "Linear"]
+    assert "(heads.mean): Linear(in_features=3, out_features=1, bias=True)" in repr(net)
+    other = Heads()
+    other.load_state_dict(net.state_dict())
+    assert np.array_equal(other.heads["log_std"].W.data, net.heads["log_std"].W.data)
+
+
+@pytest.mark.parametrize("key", ["a.b", "", 1.5, True, ("a",)])
+def test_a_dict_key_that_cannot_be_part_of_a_dotted_name_is_refused_by_name(key: object) -> None:
+    net = Heads()
+    net.heads[key] = nn.Linear(3, 1)  # type: ignore[index]
+    with pytest.raises(ValueError, match=r"Heads\.heads: the dict key .* use a non-empty str or an int"):
+        net.parameters()

@@ -2,8 +2,8 @@
 
 A :class:`Module` finds its :class:`Parameter` s (what the optimizer trains)
 and :class:`Buffer` s (state it does not train, such as BatchNorm's running
-statistics) by walking its own attributes (sub-modules, and lists or tuples of
-them), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
+statistics) by walking its own attributes (sub-modules, and lists, tuples or
+dicts of them), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
 and :meth:`Module.named_buffers` give the stable dotted names the state dict uses.
 """
 
@@ -84,7 +84,11 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _children(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) for every attribute that holds parameters, buffers or modules."""
+        """(name, value) for every attribute that holds parameters, buffers or modules.
+
+        An attribute may hold one, or a list, tuple or dict of them: ``self.blocks = [Linear(...), ...]`` is
+        named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}`` is named ``heads.mean``.
+        """
         for name, value in vars(self).items():
             if isinstance(value, (Parameter, Buffer, Module)):
                 yield name, value
@@ -92,6 +96,10 @@ class Module:
                 for i, item in enumerate(value):
                     if isinstance(item, (Parameter, Buffer, Module)):
                         yield f"{name}.{i}", item
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, (Parameter, Buffer, Module)):
+                        yield f"{name}.{_dict_key(type(self).__name__, name, key)}", item
 
     def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
         """Yield (dotted name, parameter or buffer) in attribute order, each once."""
@@ -223,6 +231,17 @@ class Module:
         finally:
             _PRINTING.discard(id(self))
         return "\n".join(lines)
+
+
+def _dict_key(module: str, attribute: str, key: Any) -> str:
+    """A dict key as a part of a dotted name: a str or an int without a dot (the names must read back)."""
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or "." in str(key) or str(key) == "":
+        raise ValueError(
+            f"{module}.{attribute}: the dict key {key!r} holds a parameter or module, and its key becomes part "
+            f"of dotted names ({attribute}.{key}.W in parameters, state dicts and reprs), which must read back "
+            "one way; use a non-empty str or an int, without a dot"
+        )
+    return str(key)
 
 
 _PRINTING: set[int] = set()  # the modules whose repr is being made (a back-reference is not followed again)
