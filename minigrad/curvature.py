@@ -93,24 +93,29 @@ def hessian_operator(loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, in
     kept for the next call. ``loss``'s own graph is kept too, so
     ``loss.backward()`` still works afterwards.
     """
+    return _operator("hessian_operator", loss, params)
+
+
+def _operator(name: str, loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, int]:
+    """:func:`hessian_operator`, its errors naming ``name``: the public function the user called."""
     if isinstance(params, Tensor):  # (a Tensor iterates into views of its rows, which the loss never used)
-        raise TypeError("hessian_operator: params is a single Tensor; pass a list of them, [w], or "
+        raise TypeError(f"{name}: params is a single Tensor; pass a list of them, [w], or "
                         "model.parameters()")
     params = list(params)
     if not isinstance(loss, Tensor) or loss.size != 1:
         shape = loss.shape if isinstance(loss, Tensor) else type(loss).__name__
-        raise TypeError(f"hessian_operator: loss must be a one-element Tensor, got {shape}")
+        raise TypeError(f"{name}: loss must be a one-element Tensor, got {shape}")
     if not params:
-        raise ValueError("hessian_operator: params is empty; pass model.parameters()")
+        raise ValueError(f"{name}: params is empty; pass model.parameters()")
     for i, p in enumerate(params):
         if not isinstance(p, Tensor) or not p.requires_grad:
-            raise TypeError(f"hessian_operator: params[{i}] is not a Tensor that requires grad")
+            raise TypeError(f"{name}: params[{i}] is not a Tensor that requires grad")
     if not loss.requires_grad:
-        raise RuntimeError("hessian_operator: loss does not depend on params (it does not require grad)")
+        raise RuntimeError(f"{name}: loss does not depend on params (it does not require grad)")
     with enable_grad():
         grads = autograd.grad(loss, params, create_graph=True, retain_graph=True, allow_unused=True)
     if all(g is None for g in grads):
-        raise RuntimeError("hessian_operator: the loss does not depend on any of params (no gradient reaches "
+        raise RuntimeError(f"{name}: the loss does not depend on any of params (no gradient reaches "
                            "them); pass the parameters the loss was computed from")
     sizes = [p.size for p in params]
     ends = np.cumsum(sizes)
@@ -121,7 +126,7 @@ def hessian_operator(loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, in
         """H·v, one backward pass through the gradient's graph."""
         v = np.asarray(v, dtype=np.float64)
         if v.shape != (n,):
-            raise ValueError(f"hessian_operator: v has shape {v.shape}, the parameters make a vector of ({n},)")
+            raise ValueError(f"{name}: v has shape {v.shape}, the parameters make a vector of ({n},)")
         if not live:
             return np.zeros(n)
         pieces = np.split(v, ends[:-1])
@@ -251,9 +256,15 @@ def extreme_eigenvalues(
     κ is ``inf`` unless the bottom eigenvalue is positive. Warns
     (RuntimeWarning) if the estimate did not converge to ``tol``.
     """
-    name = "extreme_eigenvalues"
+    return _spectrum("extreme_eigenvalues", loss, params, method, tol, max_iter, seed)
+
+
+def _spectrum(
+    name: str, loss: Tensor, params: Iterable[Tensor], method: str, tol: float, max_iter: int, seed: int
+) -> Spectrum:
+    """:func:`extreme_eigenvalues`, its errors and warnings naming ``name``: the public function called."""
     _check_method(name, method)
-    matvec, n = hessian_operator(loss, params)
+    matvec, n = _operator(name, loss, params)
     if method == "lanczos":
         bottom, top = lanczos(matvec, n, tol=tol, max_iter=max_iter, seed=seed)
         products = top.products
@@ -287,7 +298,7 @@ def top_eigenvalue(
     """
     name = "top_eigenvalue"
     _check_method(name, method)
-    matvec, n = hessian_operator(loss, params)
+    matvec, n = _operator(name, loss, params)
     if method == "lanczos":
         top = lanczos(matvec, n, which="top", tol=tol, max_iter=max_iter, seed=seed)[1]
     else:
@@ -310,5 +321,5 @@ def condition_number(
 
     The options are those of :func:`extreme_eigenvalues`.
     """
-    spectrum = extreme_eigenvalues(loss, params, method=method, tol=tol, max_iter=max_iter, seed=seed)
+    spectrum = _spectrum("condition_number", loss, params, method, tol, max_iter, seed)
     return spectrum.condition_number

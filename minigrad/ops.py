@@ -155,6 +155,11 @@ def _binary(op: str, fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return fn(a, b)
     except ValueError:
         raise _not_broadcast(op, a.shape, b.shape) from None
+    except TypeError as e:  # numpy refuses the dtypes (mask - mask); say which op, and what to write instead
+        if op == "sub" and np.asarray(a).dtype.kind == np.asarray(b).dtype.kind == "b":
+            raise TypeError("sub: two masks (bool tensors) have no difference; mask ^ other is where they differ, "
+                            "and 1.0 * mask - other gives numbers") from None
+        raise TypeError(f"{op}: {e}") from None
 
 
 # ---------------------------------------------------------------------------

@@ -1250,3 +1250,13 @@ def test_the_negative_of_a_mask_says_what_to_use() -> None:
     with pytest.raises(TypeError, match=r"^neg: a mask \(bool tensor\) has no negative; its complement is ~mask"):
         _ = -mask
     np.testing.assert_array_equal((~mask).data, [False, True])
+
+
+def test_the_difference_of_two_masks_says_what_to_use() -> None:
+    """mask - mask raised numpy's own TypeError, which names no minigrad op."""
+    mask = mg.Tensor(np.array([1.0, -1.0])) > 0
+    other = mg.Tensor(np.array([1.0, 1.0])) > 0
+    with pytest.raises(TypeError, match=r"^sub: two masks \(bool tensors\) have no difference; mask \^ other"):
+        _ = mask - other
+    np.testing.assert_array_equal((mask ^ other).data, [False, True])
+    np.testing.assert_array_equal((1.0 * mask - other).data, [0.0, -1.0])

@@ -454,3 +454,14 @@ def test_curvature_refuses_a_single_tensor_and_parameters_the_loss_never_used() 
         curvature.hessian_operator(loss, [other])
     matvec, n = curvature.hessian_operator((w * 3.0).sum(), [w])  # linear: a true Hessian of 0
     np.testing.assert_array_equal(matvec(np.ones(n)), np.zeros(2))
+
+
+@pytest.mark.parametrize("name", ["top_eigenvalue", "extreme_eigenvalues", "condition_number", "hessian_operator"])
+def test_curvature_errors_name_the_function_called(name: str) -> None:
+    """Every refusal said 'hessian_operator:', a function the user of top_eigenvalue never called."""
+    w = mg.Tensor(np.ones(3), requires_grad=True)
+    function = getattr(mg.curvature, name)
+    with pytest.raises(TypeError, match=rf"^{name}: params is a single Tensor"):
+        function((w * w).sum(), w)
+    with pytest.raises(RuntimeError, match=rf"^{name}: the loss does not depend on any of params"):
+        function((w * w).sum(), [mg.Tensor(np.ones(2), requires_grad=True)])
