@@ -2,7 +2,10 @@
 
 - The figures live in ``examples/figures/`` (the examples write them there);
   they are added to the site as ``figures/<name>.png``, so the pages and the
-  README show the same files.
+  README show the same files. The pages link them as
+  ``../examples/figures/<name>.png``, which is where they are in the
+  repository (so a page read on GitHub shows them too); in the site that
+  link becomes ``figures/<name>.png``.
 - The docstrings use Sphinx roles (``:func:`fit```); rendered as Markdown, a
   role's name would show before its code span, so it is dropped.
 """
@@ -17,6 +20,7 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ROOT / "examples" / "figures"
+FIGURE_LINK = re.compile(r"\]\(\.\./examples/figures/([^)\s]+\.png)\)")
 ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj|exc):(?=<code>)")
 
 
@@ -25,6 +29,11 @@ def on_files(files: Files, config: Any) -> Files:
     for png in sorted(FIGURES.glob("*.png")):
         files.append(File.generated(config, f"figures/{png.name}", abs_src_path=str(png)))
     return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    """Point the pages' links to ``../examples/figures/<name>.png`` at the site's copy, ``figures/<name>.png``."""
+    return FIGURE_LINK.sub(r"](figures/\1)", markdown)
 
 
 def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:

@@ -207,3 +207,11 @@ def test_every_module_of_the_package_has_a_reference_page() -> None:
         if m not in referenced and m not in NOT_IN_REFERENCE and not m.rsplit(".", 1)[-1].startswith("_")
     ]
     assert not absent, f"modules without a reference page (add docs/reference/<name>.md with `::: module`): {absent}"
+
+
+def test_every_picture_a_page_shows_is_where_its_link_points() -> None:
+    """The pages linked figures/<name>.png, which exists only in the built site: on GitHub they showed nothing."""
+    links = [(page, link) for page in DOCS for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", page.read_text())]
+    assert len(links) >= 10
+    missing = [f"{page.relative_to(ROOT)}: {link}" for page, link in links if not (page.parent / link).is_file()]
+    assert not missing
