@@ -24,14 +24,13 @@ import json
 import math
 import os
 import shlex
-import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from minigrad import _extras, lab
 from minigrad import data as mgdata
-from minigrad import lab
 
 __all__ = ["main", "run", "build_parser", "parse_lrs", "parse_ints", "split_list"]
 
@@ -216,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--jobs", type=_int(1), default=1, help="trainings in parallel, joblib processes (default: 1)")
     c.add_argument("--backend", choices=("loky", "dask"), default="loky",
                    help="loky: local processes; dask: a dask.distributed cluster, needs --scheduler "
-                   "(pip install 'minigrad[cluster]')")
+                   "(install dask[distributed], or the repository's cluster extra: pip install '.[cluster]')")
     c.add_argument("--scheduler", default=None, help="the dask scheduler's address, e.g. tcp://10.0.0.5:8786")
     c.add_argument("--no-plots", action="store_true", help="write no PNGs (and do not need matplotlib)")
     c.add_argument("--debug", action="store_true", help="show tracebacks of failed trainings and lab errors")
@@ -265,7 +264,7 @@ def _resume_command(argv: Sequence[str]) -> str:
         kept += ["--out", os.path.abspath(lab.DEFAULTS["out_dir"])]
     if "--resume" not in kept:
         kept.append("--resume")
-    return f"{_python()} -m minigrad " + shlex.join(kept)
+    return f"{_extras.python()} -m minigrad " + shlex.join(kept)
 
 
 def _absolute(option: str, value: str) -> str:
@@ -282,14 +281,6 @@ def _absolute(option: str, value: str) -> str:
         where = item[:at] if at > 0 else ""
         out.append(os.path.abspath(where) + item[at:] if where.endswith(".py") else item)
     return ",".join(out)
-
-
-def _python() -> str:
-    """``python`` if that names this interpreter on PATH (an active virtual environment), else its path."""
-    found = shutil.which("python")
-    if found and os.path.abspath(found) == os.path.abspath(sys.executable):
-        return "python"
-    return shlex.quote(sys.executable)
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from minigrad._extras import pip_hint
 from minigrad._files import atomic_write
 from minigrad.engine import Tensor, get_generator
 
@@ -181,8 +182,7 @@ def _sklearn(module: str) -> Any:
         return importlib.import_module(f"sklearn.{module}")
     except ImportError as e:
         raise ImportError(
-            f"minigrad.data needs scikit-learn for its datasets ({e}); install the lab's extras: "
-            "pip install 'minigrad[lab]'"
+            f"minigrad.data needs scikit-learn for its datasets ({e}); install it: {pip_hint('scikit-learn')}"
         ) from e
 
 

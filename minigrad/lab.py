@@ -104,6 +104,7 @@ import numpy as np
 
 from minigrad import data as mgdata
 from minigrad import nn, optim
+from minigrad._extras import pip_hint
 from minigrad._files import atomic_write
 from minigrad.engine import Tensor, manual_seed, no_grad
 
@@ -1631,13 +1632,14 @@ def _available(module: str) -> bool:
 
 def _check_optional(plots: bool) -> None:
     """Find missing optional packages before any training (an ImportError the CLI prints in one line)."""
-    needed = [("sklearn", "the datasets need scikit-learn"), ("threadpoolctl", "BLAS pinning needs threadpoolctl")]
+    needed = [("sklearn", "scikit-learn", "the datasets need scikit-learn"),
+              ("threadpoolctl", "threadpoolctl", "BLAS pinning needs threadpoolctl")]
     if plots:
-        needed.append(("matplotlib", "plots need matplotlib"))
-    for module, why in needed:
+        needed.append(("matplotlib", "matplotlib", "plots need matplotlib"))
+    for module, package, why in needed:
         if not _available(module):
             hint = ", or run with --no-plots" if module == "matplotlib" else ""
-            raise ImportError(f"{why}: pip install 'minigrad[lab]'{hint}")
+            raise ImportError(f"{why}: {pip_hint(package)}{hint}")
 
 
 def compare(
@@ -1716,7 +1718,7 @@ def compare(
     if backend == "dask" and not scheduler:
         raise LabError("the dask backend needs a scheduler address (--scheduler tcp://host:8786)")
     if backend == "dask" and importlib.util.find_spec("distributed") is None:
-        raise ImportError("the dask backend needs dask.distributed: pip install 'minigrad[cluster]'")
+        raise ImportError(f"the dask backend needs dask.distributed: {pip_hint('dask[distributed]')}")
     schedule = _check_schedule(schedule)
     if clip_grad_norm is not None:
         if isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, (int, float)) \

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from minigrad import cli, lab, nn
+from minigrad._extras import pip_hint
 from minigrad.engine import Tensor, no_grad
 
 __all__ = [
@@ -497,7 +498,7 @@ def _check_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ImportError("the pictures need matplotlib: pip install 'minigrad[lab]'") from None
+        raise ImportError(f"the pictures need matplotlib: {pip_hint('matplotlib')}") from None
 
 
 def _given_rates(specs: Sequence[lab.OptimizerSpec], lrs: str | Mapping[str, float]) -> dict[str, float]:

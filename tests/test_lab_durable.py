@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from minigrad import cli, lab, optim
+from minigrad import _extras, cli, lab, optim
+from minigrad._extras import pip_hint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -268,7 +269,7 @@ def test_a_missing_matplotlib_is_found_before_any_training(tmp_path, monkeypatch
     out = tmp_path / "out"
     assert cli.main([*SMALL, "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "minigrad: error: plots need matplotlib: pip install 'minigrad[lab]', or run with --no-plots"
+    assert err == f"minigrad: error: plots need matplotlib: {pip_hint('matplotlib')}, or run with --no-plots"
     assert not out.exists()
     assert cli.main([*SMALL, "--out", str(out), "--no-plots"]) == 0
     assert not [n for n in os.listdir(out) if n.endswith(".png")]
@@ -611,9 +612,9 @@ def test_the_resume_command_runs_from_any_folder_with_the_interpreter_that_ran(t
         f"sgd,{tmp_path / 'plug' / 'my.py'}:Mine(scale=2),adam(betas=(0.9, 0.99))")
     assert command[command.index("--out") + 1] == str(tmp_path / "results")
     assert shlex.split(cli._resume_command(["--out=results"]))[3] == f"--out={tmp_path / 'results'}"
-    monkeypatch.setattr(cli.shutil, "which", lambda name: "/somewhere/else/python")
+    monkeypatch.setattr(_extras.shutil, "which", lambda name: "/somewhere/else/python")
     assert shlex.split(cli._resume_command([]))[0] == sys.executable
-    monkeypatch.setattr(cli.shutil, "which", lambda name: sys.executable)
+    monkeypatch.setattr(_extras.shutil, "which", lambda name: sys.executable)
     assert shlex.split(cli._resume_command([]))[0] == "python"
 
 
