@@ -873,3 +873,18 @@ def test_a_dict_key_that_cannot_be_part_of_a_dotted_name_is_refused_by_name(key:
     net.heads[key] = nn.Linear(3, 1)  # type: ignore[index]
     with pytest.raises(ValueError, match=r"Heads\.heads: the dict key .* use a non-empty str or an int"):
         net.parameters()
+
+
+def test_containers_nested_in_containers_are_walked_and_a_list_holding_itself_ends() -> None:
+    """[[Linear]] and {"k": ({"j": Linear},)} were not walked: their parameters were never trained or saved."""
+
+    class Grid(nn.Module):
+        def __init__(self) -> None:
+            self.grid = [[nn.Linear(2, 2)], (nn.Linear(2, 1, bias=False),)]
+            self.deep = {"k": ({"j": nn.Parameter(np.zeros(1))},)}
+            loop: list[object] = []
+            loop.append(loop)
+            self.loop = loop
+            self.settings = {"a.b": 1, 2.5: [1, 2]}  # keys that name no parameter need not make names
+
+    assert [n for n, _ in Grid().named_parameters()] == ["grid.0.0.W", "grid.0.0.b", "grid.1.0.W", "deep.k.0.j"]

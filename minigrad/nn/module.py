@@ -2,8 +2,8 @@
 
 A :class:`Module` finds its :class:`Parameter` s (what the optimizer trains)
 and :class:`Buffer` s (state it does not train, such as BatchNorm's running
-statistics) by walking its own attributes (sub-modules, and lists, tuples or
-dicts of them), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
+statistics) by walking its own attributes (sub-modules, and lists, tuples and
+dicts of them, nested), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
 and :meth:`Module.named_buffers` give the stable dotted names the state dict uses.
 """
 
@@ -86,20 +86,12 @@ class Module:
     def _children(self) -> Iterator[tuple[str, Any]]:
         """(name, value) for every attribute that holds parameters, buffers or modules.
 
-        An attribute may hold one, or a list, tuple or dict of them: ``self.blocks = [Linear(...), ...]`` is
-        named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}`` is named ``heads.mean``.
+        An attribute may hold one, or lists, tuples and dicts of them, nested: ``self.blocks =
+        [Linear(...), ...]`` is named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}``
+        is named ``heads.mean``; ``self.grid = [[Linear(...)]]`` is named ``grid.0.0``.
         """
         for name, value in vars(self).items():
-            if isinstance(value, (Parameter, Buffer, Module)):
-                yield name, value
-            elif isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, (Parameter, Buffer, Module)):
-                        yield f"{name}.{i}", item
-            elif isinstance(value, dict):
-                for key, item in value.items():
-                    if isinstance(item, (Parameter, Buffer, Module)):
-                        yield f"{name}.{_dict_key(type(self).__name__, name, key)}", item
+            yield from _held(type(self).__name__, name, value)
 
     def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
         """Yield (dotted name, parameter or buffer) in attribute order, each once."""
@@ -233,15 +225,36 @@ class Module:
         return "\n".join(lines)
 
 
-def _dict_key(module: str, attribute: str, key: Any) -> str:
-    """A dict key as a part of a dotted name: a str or an int without a dot (the names must read back)."""
+def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Any]]:
+    """(dotted name, item) for each parameter, buffer or module ``value`` is or holds in lists, tuples, dicts.
+
+    ``within``: the ids of the containers above, so that a list holding itself is not walked forever.
+    """
+    if isinstance(value, (Parameter, Buffer, Module)):
+        yield name, value
+    elif isinstance(value, (list, tuple, dict)) and id(value) not in within:
+        inner = (*within, id(value))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                named = False
+                for found in _held(module, f"{name}.{key}", item, inner):
+                    if not named:  # (only a key that names something must make a name)
+                        named = _dict_key(module, name, key)
+                    yield found
+        else:
+            for i, item in enumerate(value):
+                yield from _held(module, f"{name}.{i}", item, inner)
+
+
+def _dict_key(module: str, attribute: str, key: Any) -> bool:
+    """True if a dict key can be part of a dotted name: a str or an int without a dot (the names must read back)."""
     if isinstance(key, bool) or not isinstance(key, (str, int)) or "." in str(key) or str(key) == "":
         raise ValueError(
             f"{module}.{attribute}: the dict key {key!r} holds a parameter or module, and its key becomes part "
             f"of dotted names ({attribute}.{key}.W in parameters, state dicts and reprs), which must read back "
             "one way; use a non-empty str or an int, without a dot"
         )
-    return str(key)
+    return True
 
 
 _PRINTING: set[int] = set()  # the modules whose repr is being made (a back-reference is not followed again)
