@@ -888,3 +888,35 @@ def test_containers_nested_in_containers_are_walked_and_a_list_holding_itself_en
             self.settings = {"a.b": 1, 2.5: [1, 2]}  # keys that name no parameter need not make names
 
     assert [n for n, _ in Grid().named_parameters()] == ["grid.0.0.W", "grid.0.0.b", "grid.1.0.W", "deep.k.0.j"]
+
+
+def test_load_state_dict_of_arrays_that_are_the_models_own_swapped_loads_both() -> None:
+    """Copied in order, layer 0 got layer 1's weights, then layer 1 got layer 0's new ones: layer 1's twice."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    live = {n: t.data for n, t in model.named_parameters()}
+    old = {n: a.copy() for n, a in live.items()}
+    model.load_state_dict({"layers.0.W": live["layers.1.W"], "layers.1.W": live["layers.0.W"],
+                           "layers.0.b": live["layers.1.b"], "layers.1.b": live["layers.0.b"]})
+    np.testing.assert_array_equal(model.layers[0].W.data, old["layers.1.W"])
+    np.testing.assert_array_equal(model.layers[1].W.data, old["layers.0.W"])
+    np.testing.assert_array_equal(model.layers[1].b.data, old["layers.0.b"])
+
+
+def test_load_state_dict_into_a_read_only_parameter_is_refused_before_any_change() -> None:
+    """The checks passed, the copy failed at the read-only array with numpy's message, the layers before it loaded."""
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    state = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3)).state_dict()
+    model.layers[1].W.data = np.broadcast_to(np.float32(1.0), (3, 3))
+    before = model.layers[0].W.data.copy()
+    with pytest.raises(ValueError, match=r"read-only \['layers\.1\.W'\] .*p\.data = p\.data\.copy\(\)"):
+        model.load_state_dict(state)
+    np.testing.assert_array_equal(model.layers[0].W.data, before)
+
+
+def test_load_state_dict_says_what_to_do_with_a_whole_checkpoint_or_another_precision() -> None:
+    model = nn.MLP([3, 3, 3], dtype=np.float64)
+    with pytest.raises(ValueError, match=r"entry 'model' is a mapping.*load_state_dict\(checkpoint\['model'\]\)"):
+        model.load_state_dict({"model": model.state_dict(), "optim": {}})
+    with pytest.raises(ValueError, match=r"the state is float32 and the model float64: build the model with "
+                                         r"dtype=np\.float32, or cast the state"):
+        model.load_state_dict(nn.MLP([3, 3, 3]).state_dict())

@@ -178,6 +178,11 @@ class Module:
         own = dict(self._named_tensors())
         arrays: dict[Any, np.ndarray] = {}
         for k, v in state.items():
+            if isinstance(v, Mapping):  # mg.load of a checkpoint: {"model": {...}, "optim": {...}}
+                raise ValueError(
+                    f"{name} refused the state: entry {k!r} is a mapping, not an array; if the state is a "
+                    f"whole checkpoint, pass the model's part, load_state_dict(checkpoint[{k!r}])"
+                )
             try:
                 arrays[k] = np.asarray(v.data if isinstance(v, Tensor) else v)
             except Exception as e:  # a ragged list, an object numpy cannot read
@@ -189,7 +194,8 @@ class Module:
             for k in own
             if k in arrays and (arrays[k].shape != own[k].shape or arrays[k].dtype != own[k].dtype)
         ]
-        if missing or unexpected or mismatched:
+        read_only = [k for k, t in own.items() if k in arrays and not t.data.flags.writeable]
+        if missing or unexpected or mismatched or read_only:
             problems = []
             if missing:
                 problems.append(f"missing {missing}")
@@ -197,8 +203,18 @@ class Module:
                 problems.append(f"unexpected {unexpected}")
             if mismatched:
                 problems.append("mismatched [" + "; ".join(mismatched) + "]")
-            raise ValueError(f"{name} refused the state: " + ", ".join(problems))
-        # Every entry has the shape and dtype of its target, so no copy below can fail halfway.
+            if read_only:  # (p.data = np.broadcast_to(...), or an array marked read-only)
+                problems.append(f"read-only {read_only} (their arrays cannot be written: give each its own "
+                                "array, p.data = p.data.copy(), then load)")
+            raise ValueError(f"{name} refused the state: " + ", ".join(problems) + _load_hint(arrays, own))
+        # An entry that shares memory with one of the tensors (a state made of another model's live arrays, or
+        # of this one's, swapped) is copied first: copying it in order would overwrite it before it is read.
+        owned = [t.data for t in own.values()]
+        for k, v in arrays.items():
+            if any(np.may_share_memory(v, d) for d in owned):
+                arrays[k] = v.copy()
+        # Every entry has the shape and dtype of its target, and every target is writable, so no copy below
+        # can fail halfway.
         for k, t in own.items():
             t.data[...] = arrays[k]
             t.bump_version()  # a graph that saved the old values refuses to backpropagate through them
@@ -223,6 +239,17 @@ class Module:
         finally:
             _PRINTING.discard(id(self))
         return "\n".join(lines)
+
+
+def _load_hint(arrays: Mapping[Any, np.ndarray], own: Mapping[str, Tensor]) -> str:
+    """What to do about a refused state, where it can be told: entries of the other floating precision."""
+    floats = {(o.dtype, arrays[k].dtype) for k, o in own.items() if k in arrays and o.shape == arrays[k].shape
+              and o.dtype != arrays[k].dtype and o.dtype.kind == arrays[k].dtype.kind == "f"}
+    if len(floats) != 1:
+        return ""
+    ((mine, theirs),) = floats
+    return (f"; the state is {theirs} and the model {mine}: build the model with dtype=np.{theirs}, or cast "
+            f"the state ({{k: v.astype(np.{mine}) for k, v in state.items()}})")
 
 
 def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Any]]:
