@@ -70,9 +70,16 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
         if isinstance(value, Mapping):
             tree[key] = _flatten(value, name, arrays)
             continue
-        array = np.asarray(value.data if isinstance(value, Tensor) else value)
-        if array.dtype.kind not in "biuf":
-            raise TypeError(f"save: entry {name!r} is not numeric (dtype {array.dtype})")
+        if isinstance(value, str):  # (a name, such as the class a state belongs to: a 0-d text array)
+            array = np.array(value)
+        else:
+            try:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except ValueError as e:  # a ragged list
+                raise TypeError(f"save: entry {name!r} is not an array ({e}); save arrays, numbers or text") from None
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"save: entry {name!r} is not numeric (dtype {array.dtype}); save arrays, numbers "
+                                "or text (a str)")
         if name == _MANIFEST:
             raise ValueError(f"save: the key {name!r} is reserved for the checkpoint's manifest; rename it")
         if name in arrays:
@@ -83,10 +90,14 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
 
 
 def _unflatten(tree: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Rebuild the nested state from the manifest's tree and the stored arrays."""
+    """Rebuild the nested state from the manifest's tree and the stored arrays (a text array as the str saved)."""
     state: dict[str, Any] = {}
     for key, value in tree.items():
-        state[key] = arrays[value] if isinstance(value, str) else _unflatten(value, arrays)
+        if isinstance(value, str):
+            array = arrays[value]
+            state[key] = str(array[()]) if array.dtype.kind == "U" else array
+        else:
+            state[key] = _unflatten(value, arrays)
     return state
 
 
@@ -105,8 +116,9 @@ def _leaves(tree: Any, found: list[str]) -> list[str]:
 def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to a ``.npz`` file atomically.
 
-    ``state`` maps names to arrays, numbers or nested mappings (stored under
-    dotted keys, e.g. ``optim.state.0.v``). Every key is checked before
+    ``state`` maps names to arrays, numbers, strings or nested mappings
+    (stored under dotted keys, e.g. ``optim.state.0.v``); :func:`load` gives
+    a string back as a ``str``, everything else as a numpy array. Every key is checked before
     anything is written: a key must be a non-empty string that a zip member
     name keeps unchanged (no NUL byte, no backslash, valid Unicode). The file is
     written to a temporary file in the same folder, flushed and fsynced, given
@@ -117,7 +129,8 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     never the temporary file.
     """
     if not isinstance(state, Mapping):
-        raise TypeError(f"save: state must be a mapping, got {type(state).__name__}")
+        hint = "; save its state_dict(), mg.save(model.state_dict(), path)" if hasattr(state, "state_dict") else ""
+        raise TypeError(f"save: state must be a mapping, got {type(state).__name__}{hint}")
     arrays: dict[str, np.ndarray] = {}
     tree = _flatten(state, "", arrays)
     arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": 1, "tree": tree}))
@@ -206,6 +219,9 @@ def _read_checkpoint(zf: zipfile.ZipFile, max_bytes: int) -> dict[str, Any]:
     manifest = json.loads(str(text[()]))
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise ValueError("its manifest is not a minigrad checkpoint's")
+    if manifest.get("version") != 1:
+        raise ValueError(f"it is a checkpoint of format version {manifest.get('version')!r}, and this minigrad reads "
+                         "version 1; load it with the minigrad that wrote it")
     names = _leaves(manifest.get("tree"), [])
     if len(set(names)) != len(names) or _MANIFEST in names:
         raise ValueError("its manifest names an entry twice")
@@ -215,7 +231,7 @@ def _read_checkpoint(zf: zipfile.ZipFile, max_bytes: int) -> dict[str, Any]:
     missing = sorted(n for n in names if n + ".npy" not in members)
     if missing:
         raise ValueError(f"its manifest names missing entries {missing[:5]}")
-    arrays = {name: _read_member(zf, name, "biuf", budget) for name in names}
+    arrays = {name: _read_member(zf, name, "biufU", budget) for name in names}
     return _unflatten(manifest["tree"], arrays)
 
 
@@ -236,6 +252,8 @@ def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) 
             raise ValueError(f"entry {name!r} has .npy format version {version}, which save never writes")
         if dtype.kind not in kinds or dtype.hasobject:
             raise ValueError(f"entry {name!r} has dtype {dtype}, which save never writes")
+        if dtype.kind == "U" and shape != ():  # (save writes text only as one str)
+            raise ValueError(f"entry {name!r} is text of shape {shape}, which save never writes")
         if any(n < 0 for n in shape):
             raise ValueError(f"entry {name!r} declares the impossible shape {shape}")
         nbytes = math.prod(shape) * dtype.itemsize

@@ -164,11 +164,15 @@ def test_dotted_keys_and_colliding_keys(tmp_path: Path) -> None:
 
 
 def test_save_refuses_what_would_need_pickle(tmp_path: Path) -> None:
-    """Object arrays, strings and non-mapping states are refused, and nothing is written."""
+    """Object arrays, arrays of text and non-mapping states are refused, and nothing is written."""
     with pytest.raises(TypeError, match="w"):
         mg.save({"w": np.array([{"a": 1}], dtype=object)}, tmp_path / "o.npz")
-    with pytest.raises(TypeError):
-        mg.save({"name": "mlp"}, tmp_path / "o.npz")
+    with pytest.raises(TypeError, match=r"'names' is not numeric \(dtype <U3\); save arrays, numbers or text"):
+        mg.save({"names": np.array(["mlp", "cnn"])}, tmp_path / "o.npz")
+    with pytest.raises(TypeError, match=r"save: entry 'w' is not an array \(.*\); save arrays, numbers or text"):
+        mg.save({"w": [[1.0], [1.0, 2.0]]}, tmp_path / "o.npz")
+    with pytest.raises(TypeError, match=r"got Linear; save its state_dict\(\), mg\.save\(model\.state_dict\(\)"):
+        mg.save(mg.nn.Linear(2, 2), tmp_path / "o.npz")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         mg.save([np.ones(2)], tmp_path / "o.npz")  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
@@ -753,3 +757,44 @@ def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path:
     mg.save({"w": np.arange(4.0)}, tmp_path / "latest.npz")
     assert (tmp_path / "latest.npz").is_symlink()
     np.testing.assert_array_equal(mg.load(tmp_path / "real.npz")["w"], np.arange(4.0))
+
+
+def test_a_string_is_saved_as_text_and_loaded_as_the_same_str(tmp_path: Path) -> None:
+    """A state's text (the class an optimizer state belongs to) round-trips as a str, beside arrays."""
+    mg.save({"class": "Adam", "nested": {"name": "lé ☃", "w": np.arange(2.0)}, "empty": ""}, tmp_path / "s.npz")
+    loaded = mg.load(tmp_path / "s.npz")
+    assert loaded["class"] == "Adam" and type(loaded["class"]) is str and loaded["empty"] == ""
+    assert loaded["nested"]["name"] == "lé ☃"
+    np.testing.assert_array_equal(loaded["nested"]["w"], [0.0, 1.0])
+
+
+def test_a_text_entry_of_several_strings_is_refused_on_load(tmp_path: Path) -> None:
+    """save writes text only as one str; a file holding an array of strings is not one save wrote."""
+    mg.save({"name": "x"}, tmp_path / "s.npz")
+    with zipfile.ZipFile(tmp_path / "s.npz") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array(["a", "b"]))
+    members["name.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "s.npz", "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with pytest.raises(ValueError, match=r"entry 'name' is text of shape \(2,\), which save never writes"):
+        mg.load(tmp_path / "s.npz")
+
+
+def test_a_checkpoint_of_another_format_version_is_refused_by_name(tmp_path: Path) -> None:
+    """A file marked version 99 loaded as if it were version 1."""
+    mg.save({"w": np.ones(2)}, tmp_path / "s.npz")
+    with zipfile.ZipFile(tmp_path / "s.npz") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = [n for n in members if n != "w.npy"][0]
+    text = np.lib.format.read_array(io.BytesIO(members[manifest]))
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array(str(text[()]).replace('"version": 1', '"version": 99')))
+    members[manifest] = buffer.getvalue()
+    with zipfile.ZipFile(tmp_path / "s.npz", "w") as zf:
+        for n, data in members.items():
+            zf.writestr(n, data)
+    with pytest.raises(ValueError, match=r"format version 99, and this minigrad reads version 1"):
+        mg.load(tmp_path / "s.npz")

@@ -446,14 +446,15 @@ def test_scheduler_state_dict_is_rejected_when_malformed() -> None:
         ({"last_epoch": 2.5, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
         ({"last_epoch": 2, "base_lr": float("nan")}, "base_lr must be a finite number"),
         ({"last_epoch": 2, "base_lr": "0.5"}, "base_lr must be a finite number"),
-        ({"last_epoch": 2}, "expected a mapping with 'last_epoch', 'base_lr' and 'settings'"),
+        ({"last_epoch": 2}, "expected a mapping with 'class', 'last_epoch', 'base_lr' and 'settings'"),
         ([2, 0.5], "expected a mapping"),
         ({"last_epoch": [[1], [1, 2]], "base_lr": 0.5}, "must be single numbers"),
         ({"last_epoch": None, "base_lr": 0.5}, "last_epoch must be a non-negative integer"),
     ]:
         with pytest.raises(ValueError, match=message):
             scheduler.load_state_dict(bad)  # type: ignore[arg-type]
-        assert scheduler.state_dict() == {"last_epoch": 1, "base_lr": 0.5, "settings": {"step_size": 2, "gamma": 0.1}}
+        assert scheduler.state_dict() == {"class": "StepLR", "last_epoch": 1, "base_lr": 0.5,
+                                          "settings": {"step_size": 2, "gamma": 0.1}}
 
 
 def test_a_state_from_a_schedule_built_otherwise_is_refused_and_an_old_one_without_settings_loads() -> None:
@@ -467,8 +468,11 @@ def test_a_state_from_a_schedule_built_otherwise_is_refused_and_an_old_one_witho
                                          r"max_lr=1.0, this one has max_lr=2.0"):
         other.load_state_dict(state)
     assert other.last_epoch == 0
-    with pytest.raises(ValueError, match=r"saved by another kind of schedule \(settings \['gamma', 'step_size'\]"):
+    with pytest.raises(ValueError, match=r"the state was saved by 'StepLR', not by CosineAnnealingLR; load it"):
         CosineAnnealingLR(sgd(), T_max=10).load_state_dict(StepLR(sgd(), step_size=2).state_dict())
+    unnamed = {k: v for k, v in StepLR(sgd(), step_size=2).state_dict().items() if k != "class"}  # (older states)
+    with pytest.raises(ValueError, match=r"saved by another kind of schedule \(settings \['gamma', 'step_size'\]"):
+        CosineAnnealingLR(sgd(), T_max=10).load_state_dict(unnamed)
     same = OneCycleLR(sgd(), max_lr=1.0, total_steps=20)
     same.load_state_dict(state)
     assert same.last_epoch == 5 and same.optimizer.lr == source.optimizer.lr
@@ -723,3 +727,38 @@ def test_a_sequence_refuses_a_state_with_wrong_bases_and_keeps_its_own() -> None
     legacy = {k: v for k, v in state.items() if k != "base_lrs"}  # saved when the parts shared one base
     chain.load_state_dict({**legacy, "base_lr": 0.2, "last_epoch": 3})
     assert [s.base_lr for s in chain.schedulers] == [0.2, 0.2] and o.lr == pytest.approx(0.2 * 0.5, rel=1e-15)
+
+
+def test_schedules_with_the_same_settings_or_none_refuse_each_others_states() -> None:
+    """LambdaLR saves no settings, and its state loaded into any schedule; ExponentialLR and MultiStepLR([]) alike."""
+    lam = LambdaLR(sgd(), lambda t: 0.9**t)
+    for _ in range(5):
+        lam.step()
+    cosine = CosineAnnealingLR(sgd(), T_max=10)
+    with pytest.raises(ValueError, match=r"saved by 'LambdaLR', not by CosineAnnealingLR"):
+        cosine.load_state_dict(lam.state_dict())
+    unnamed = {k: v for k, v in lam.state_dict().items() if k != "class"}
+    with pytest.raises(ValueError, match=r"saved by another kind of schedule \(settings \[\]; CosineAnnealingLR has"):
+        cosine.load_state_dict(unnamed)  # (the check of settings alone let {} through: no legacy settings here)
+    assert cosine.last_epoch == 0
+    exponential = ExponentialLR(sgd(), gamma=0.5)
+    with pytest.raises(ValueError, match=r"saved by 'MultiStepLR', not by ExponentialLR"):
+        exponential.load_state_dict(MultiStepLR(sgd(), milestones=[], gamma=0.5).state_dict())
+    again = LambdaLR(sgd(), lambda t: 0.9**t)
+    again.load_state_dict(lam.state_dict())
+    assert again.last_epoch == 5 and again.get_last_lr() == lam.get_last_lr()
+
+
+def test_a_refused_sequential_load_leaves_the_optimizers_rate_as_it_was() -> None:
+    """The first apply (old bases) succeeded, the second (the state's) failed: lr went 0.05 -> 1.0, not back."""
+    opt = sgd()
+    seq = SequentialLR(opt, [LinearLR(opt, 0.5, total_iters=2), LambdaLR(opt, lambda t: 10.0)], [2])
+    lr, last = opt.lr, seq.get_last_lr()
+    state = dict(seq.state_dict(), last_epoch=5, base_lrs=[0.1, 1e308])
+    with pytest.raises(ValueError, match="SequentialLR.load_state_dict"):
+        seq.load_state_dict(state)
+    assert opt.lr == lr and seq.get_last_lr() == last and seq.last_epoch == 0
+    seq.step()
+    fresh = sgd()
+    SequentialLR(fresh, [LinearLR(fresh, 0.5, total_iters=2), LambdaLR(fresh, lambda t: 10.0)], [2]).step()
+    assert opt.lr == fresh.lr == 0.375  # the schedule goes on as if the load had not been tried

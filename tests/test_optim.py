@@ -1252,3 +1252,33 @@ def test_a_buffer_the_class_does_not_declare_is_refused_when_the_state_is_saved(
         optimizer.state_dict()
     HeavyBall.buffer_names = ("v",)
     HeavyBall(two_params()).load_state_dict(optimizer.state_dict())
+
+
+def test_a_state_knows_its_optimizer_class_and_adam_and_adamw_refuse_each_others() -> None:
+    """Same hyperparameter names, other meanings: AdamW took Adam's state and ran decoupled decay at Adam's 0.1."""
+    adam = mg.optim.Adam([mg.nn.Parameter(np.ones(3))], lr=0.01, weight_decay=0.1)
+    adam.params[0].grad = np.ones(3)
+    adam.step()
+    state = adam.state_dict()
+    assert state["class"] == "Adam"
+    adamw = mg.optim.AdamW([mg.nn.Parameter(np.ones(3))], lr=0.01)
+    with pytest.raises(ValueError, match=r"^AdamW\.load_state_dict: the state was saved by 'Adam', not by AdamW, "
+                                         r".* load it into Adam, or, .* set state\['class'\] = 'AdamW'"):
+        adamw.load_state_dict(state)
+    assert adamw.weight_decay == 0.01 and adamw.step_count == 0  # unchanged
+    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: the state was saved by 'AdamW'"):
+        mg.optim.Adam([mg.nn.Parameter(np.ones(3))]).load_state_dict(adamw.state_dict())
+    adamw.load_state_dict({**state, "class": "AdamW"})  # the way out the message names
+    assert adamw.weight_decay == 0.1 and adamw.step_count == 1
+    legacy = {k: v for k, v in state.items() if k != "class"}  # saved before the class was kept: loads as before
+    mg.optim.Adam([mg.nn.Parameter(np.ones(3))]).load_state_dict(legacy)
+    with pytest.raises(ValueError, match=r"the state's 'class' must be the name of its optimizer's class"):
+        mg.optim.Adam([mg.nn.Parameter(np.ones(3))]).load_state_dict({**state, "class": np.ones(2)})
+
+
+def test_the_class_survives_a_checkpoint(tmp_path) -> None:
+    adam = mg.optim.Adam([mg.nn.Parameter(np.ones(3))])
+    mg.save({"optim": adam.state_dict()}, tmp_path / "c.npz")
+    assert mg.load(tmp_path / "c.npz")["optim"]["class"] == "Adam"
+    with pytest.raises(ValueError, match="saved by 'Adam'"):
+        mg.optim.AdamW([mg.nn.Parameter(np.ones(3))]).load_state_dict(mg.load(tmp_path / "c.npz")["optim"])

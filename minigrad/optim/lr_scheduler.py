@@ -180,8 +180,12 @@ class LRScheduler(metaclass=_NamedChecks):
         schedule's numbers, as its constructor stored them) are not restored
         by :meth:`load_state_dict` but checked: a state saved by a schedule
         built otherwise is refused, instead of resuming on another schedule.
+        ``class`` is the schedule's class name, checked too (two kinds of
+        schedule can have the same settings: ExponentialLR and a MultiStepLR
+        without milestones both have only ``gamma``; LambdaLR has none).
         """
-        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr, "settings": dict(self._built_with)}
+        return {"class": type(self).__name__, "last_epoch": self.last_epoch, "base_lr": self.base_lr,
+                "settings": dict(self._built_with)}
 
     def _settings(self) -> dict[str, Any]:
         """The schedule's own numeric settings: its public attributes that are numbers or lists of numbers.
@@ -206,9 +210,13 @@ class LRScheduler(metaclass=_NamedChecks):
         name = f"{type(self).__name__}.load_state_dict"
         self._check_drives("load_state_dict")
         keys = set(state) if isinstance(state, Mapping) else set()
-        if not isinstance(state, Mapping) or keys - {"settings"} != {"last_epoch", "base_lr"}:
+        if not isinstance(state, Mapping) or keys - {"settings", "class"} != {"last_epoch", "base_lr"}:
             got = sorted(state, key=str) if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"{name}: expected a mapping with 'last_epoch', 'base_lr' and 'settings', got {got}")
+            raise ValueError(f"{name}: expected a mapping with 'class', 'last_epoch', 'base_lr' and 'settings', "
+                             f"got {got}")
+        if "class" in keys and state["class"] != type(self).__name__:  # (absent from states saved before it was)
+            raise ValueError(f"{name}: the state was saved by {_shown(state['class'])!r:.80}, not by "
+                             f"{type(self).__name__}; load it into the schedule that saved it")
         if "settings" in keys:  # (a state saved before settings were saved has none: it is taken as it is)
             self._check_settings(state["settings"], name)
         try:
@@ -231,7 +239,8 @@ class LRScheduler(metaclass=_NamedChecks):
     def _check_settings(self, saved: Any, name: str) -> None:
         """Refuse a state saved by a schedule with other settings (another kind, or other numbers)."""
         mine = self._built_with
-        if isinstance(saved, Mapping) and set(saved) == set(getattr(self, "_legacy_settings", ())) != set(mine):
+        legacy = getattr(self, "_legacy_settings", ())  # (a class with none: every setting must be there)
+        if legacy and isinstance(saved, Mapping) and set(saved) == set(legacy) != set(mine):
             mine = {k: v for k, v in mine.items() if k in saved}  # a state of a version that saved fewer settings
         if not isinstance(saved, Mapping) or set(saved) != set(mine):
             got = sorted(saved, key=str) if isinstance(saved, Mapping) else type(saved).__name__
@@ -442,15 +451,22 @@ class SequentialLR(LRScheduler):
                     f"{_shown(bases)!r}; load a state saved by a SequentialLR of the same schedules"
                 )
         count, old = self.last_epoch, [p.base_lr for p in self.schedulers]
+        # What the optimizer and the schedule hold now: a refused load puts all of it back (the first apply,
+        # in the base class's load, succeeds with the old bases of the later parts before the second is tried).
+        hyperparameters, last, rates = self.optimizer.hyperparameters, self._last_lr, _RATES.get(self.optimizer)
         super().load_state_dict(state)  # checked, and the count and the first part's base restored
         for part, base in zip(self.schedulers, [self.base_lr] * len(old) if bases is None else bases):
             part.base_lr = float(base)
         try:
             self._apply_whole(self.last_epoch)  # again, with every part's base
         except (TypeError, ValueError) as e:
-            self.last_epoch = count
+            self.last_epoch, self._last_lr = count, last
             for part, base in zip(self.schedulers, old):
                 part.base_lr = base
+            for key, value in hyperparameters.items():
+                object.__setattr__(self.optimizer, key, value)
+            if rates is not None:
+                _RATES[self.optimizer] = rates
             raise ValueError(f"{name}: {e}") from None
 
 

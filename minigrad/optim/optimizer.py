@@ -286,7 +286,10 @@ class Optimizer(metaclass=_NamedChecks):
         return f"{type(self).__name__}({len(self.params)} parameters, {hp})"
 
     def state_dict(self) -> dict[str, Any]:
-        """Hyperparameters, step count, the number of parameters and every buffer (copied), as nested dicts.
+        """The class's name, hyperparameters, step count, the number of parameters and every buffer (copied).
+
+        As nested dicts; ``class`` is the optimizer's class name (Adam and AdamW have the same
+        hyperparameters, which mean different things, so the name tells their states apart).
 
         A buffer ``update`` keeps that the class does not declare (in ``buffer_names`` or ``scalar_names``)
         is refused here, where the state is made: :meth:`load_state_dict` would refuse it later.
@@ -301,6 +304,7 @@ class Optimizer(metaclass=_NamedChecks):
                     "and the numbers in scalar_names, so that they are saved and loaded"
                 )
         return {
+            "class": type(self).__name__,
             "hyperparameters": self.hyperparameters,
             "step_count": self.step_count,
             "param_count": len(self.params),
@@ -320,19 +324,31 @@ class Optimizer(metaclass=_NamedChecks):
         parameter's shape and dtype, and, once stepped, every buffer of
         ``required_names`` (one missing would start again from nothing, silently);
         ``param_count`` (absent from states saved before it was kept) must be
-        the number of parameters. Anything else is a ValueError naming the
+        the number of parameters, and ``class`` (absent from those states too)
+        this optimizer's class name. Anything else is a ValueError naming the
         entry.
         """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, Mapping):
             raise ValueError(f"{name}: expected a mapping as state_dict() returns, got a {type(state).__name__}")
         expected = {"hyperparameters", "step_count", "state"}
-        missing, unknown = sorted(expected - set(state)), sorted(set(state) - expected - {"param_count"}, key=str)
+        missing = sorted(expected - set(state))
+        unknown = sorted(set(state) - expected - {"param_count", "class"}, key=str)
         if missing or unknown:
             wrong = [f"has no {', '.join(map(repr, missing))}" if missing else "",
                      f"has unknown entries {unknown}" if unknown else ""]
             raise ValueError(f"{name}: the state {' and '.join(w for w in wrong if w)}; load what "
                              f"{type(self).__name__}.state_dict() returned")
+        if "class" in state and not isinstance(state["class"], str):
+            raise ValueError(f"{name}: the state's 'class' must be the name of its optimizer's class, got "
+                             f"{state['class']!r:.80}")
+        if "class" in state and state["class"] != type(self).__name__:
+            raise ValueError(
+                f"{name}: the state was saved by {state['class']!r}, not by {type(self).__name__}, whose "
+                "hyperparameters may mean something else (Adam's weight_decay is an L2 term, AdamW's is "
+                f"decoupled); load it into {state['class']}, or, if the two are one rule under two names, set "
+                f"state['class'] = {type(self).__name__!r} first"
+            )
         if "param_count" in state:
             count = _as_array(state["param_count"])
             if count is None or count.ndim != 0 or count.dtype.kind not in "iu" or int(count) != len(self.params):
