@@ -8,6 +8,7 @@ written through it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -30,16 +31,31 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
 
     A symbolic link at ``path`` is followed, as ``open(path, "w")`` follows it:
     the file it points to is replaced and the link stays a link (``latest.npz``
-    pointing at a run's checkpoint keeps pointing there).
+    pointing at a run's checkpoint keeps pointing there). What ``open`` could
+    not write is not replaced either: a named pipe, a device or a socket at
+    ``path`` raises OSError (EINVAL), a file this user may not write raises
+    PermissionError; a folder raises IsADirectoryError.
     """
     path = os.path.realpath(path)  # write where a link points, beside its target, rather than over the link
     folder = os.path.dirname(path)
     try:
         info = os.stat(path)
-        mode = stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
         mode = None
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    else:
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "it is a folder; give the path of a file in it", path)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
+            raise OSError(errno.EINVAL, f"it is {what}, not a regular file, which a write would replace; give "
+                                        "the path of a file", path)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, f"the file is write-protected (mode {stat.S_IMODE(info.st_mode):o}) "
+                                                "and is kept; make it writable (chmod u+w) or write elsewhere", path)
+        mode = stat.S_IMODE(info.st_mode)
+    # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes.
+    base = os.path.basename(path).encode()[:200].decode(errors="ignore")
+    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "wb") as f:
@@ -55,8 +71,12 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             os.unlink(tmp)
         raise
     if durable and os.name == "posix":  # the new directory entry is on disk only once the folder is synced
-        folder_fd = os.open(folder, os.O_RDONLY)
         try:
-            os.fsync(folder_fd)
-        finally:
-            os.close(folder_fd)
+            folder_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(folder_fd)
+            finally:
+                os.close(folder_fd)
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror}: the new file is in place, but syncing its folder failed, so "
+                                   "a crash now could undo the write", path) from None

@@ -73,3 +73,45 @@ def test_a_dangling_symlink_gets_its_target_written(tmp_path):
     link.symlink_to(tmp_path / "new.bin")
     atomic_write(str(link), lambda f: f.write(b"1"))
     assert link.is_symlink() and (tmp_path / "new.bin").read_bytes() == b"1"
+
+
+def test_a_named_pipe_a_folder_and_a_write_protected_file_are_not_replaced(tmp_path):
+    """os.replace put a regular file over a FIFO (a device too: /dev/null, as root) and over a read-only file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match=r"it is a named pipe, not a regular file") as info:
+        atomic_write(str(fifo), lambda f: f.write(b"x"))
+    assert info.value.errno == 22 and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        atomic_write(str(tmp_path), lambda f: f.write(b"x"))
+    if os.geteuid() != 0:  # (root may write any file, as open() would)
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"good")
+        kept.chmod(0o444)
+        with pytest.raises(PermissionError, match=r"write-protected \(mode 444\) and is kept"):
+            atomic_write(str(kept), lambda f: f.write(b"bad"))
+        assert kept.read_bytes() == b"good"
+    assert sorted(os.listdir(tmp_path)) == sorted(["pipe", *(["kept.bin"] if os.geteuid() != 0 else [])])
+
+
+def test_a_name_of_255_bytes_can_be_written(tmp_path):
+    """The temporary name added 18 bytes to the target's: a valid long name failed with ENAMETOOLONG."""
+    path = tmp_path / ("é" * 125 + ".bin")  # 254 bytes
+    atomic_write(str(path), lambda f: f.write(b"1"))
+    assert path.read_bytes() == b"1" and os.listdir(tmp_path) == [path.name]
+
+
+def test_a_failed_sync_of_the_folder_says_the_new_file_is_in_place(tmp_path, monkeypatch):
+    path = tmp_path / "out.bin"
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 2:  # the folder's, after the file's
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match=r"Input/output error: the new file is in place, but syncing its folder"):
+        atomic_write(str(path), lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new"
