@@ -46,8 +46,11 @@ def grad(
     (every backward rule runs on Tensors), so they can be differentiated
     again, to any order; without it they are constants. ``retain_graph``
     defaults to ``create_graph``: the graph of ``outputs`` is released unless
-    it is kept. An input the outputs do not depend on raises, unless
-    ``allow_unused=True`` (its gradient is then None).
+    it is kept, and a later call whose walk would pass through a released
+    node raises (its inputs are gone, so the gradients through it cannot be
+    found), as PyTorch does. An input the outputs do not depend on raises,
+    unless ``allow_unused=True`` (its gradient is then None). An input given
+    twice gets its gradient twice, as in PyTorch.
     """
     create_graph = check_flag("grad", "create_graph", create_graph)
     retain = create_graph if retain_graph is None else check_flag("grad", "retain_graph", retain_graph)
@@ -60,8 +63,6 @@ def grad(
     for i, t in enumerate(ins):
         if not t.requires_grad:
             raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
-    if len({id(t) for t in ins}) != len(ins):
-        raise ValueError("grad: an input appears more than once")
     if grad_outputs is None:
         seeds: list[Any] = [None] * len(outs)
     elif isinstance(outputs, (list, tuple)):
@@ -97,10 +98,12 @@ def grad(
             g = seed if isinstance(seed, Tensor) and seed.requires_grad else Tensor(g)
         roots.append(out)
         root_grads.append(g)
-    found = run_backward(roots, root_grads, retain_graph=retain, create_graph=create_graph, inputs=ins)
+    distinct = list(dict.fromkeys(ins))  # (an input given twice is walked to once)
+    found = run_backward(roots, root_grads, retain_graph=retain, create_graph=create_graph, inputs=distinct)
     assert found is not None
+    of = dict(zip(distinct, found))
     result: list[Tensor | None] = []
-    for i, (t, g) in enumerate(zip(ins, found)):
+    for i, (t, g) in enumerate((t, of[t]) for t in ins):
         if g is None:
             if not allow_unused:
                 raise RuntimeError(

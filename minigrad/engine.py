@@ -1481,12 +1481,37 @@ def run_backward(
 def _leading_to(roots: Sequence[Tensor], targets: Mapping[Tensor, Any]) -> set[Tensor]:
     """The non-leaf nodes reachable from ``roots`` that have one of ``targets`` among the nodes below them."""
     leads: set[Tensor] = set()
-    for node in reversed(_depth_first_order(roots)):  # each node after every node below it
+    order = _depth_first_order(roots)
+    _check_not_released(order, targets)
+    for node in reversed(order):  # each node after every node below it
         ctx = node._ctx
         assert ctx is not None
         if any(need and (t in targets or t in leads) for t, need in zip(ctx.inputs, ctx.needs_input_grad)):
             leads.add(node)
     return leads
+
+
+def _check_not_released(order: Sequence[Tensor], targets: Mapping[Tensor, Any]) -> None:
+    """Refuse a walk to ``targets`` through a node whose graph an earlier backward released.
+
+    A released node no longer knows its inputs, so whether a target lies below it cannot be told; skipping it
+    would silently leave out every gradient that flows through it. It is passed only when no target can lie
+    below it: each target is the node itself or lies above it (a graph has no cycles).
+    """
+    below: dict[Tensor, set[Tensor]] = {}  # each target's inner nodes, found once when a released node is met
+    for node in order:
+        if node._ctx is not _RELEASED:
+            continue
+        for t in targets:
+            if t is not node and t._ctx is not None and t not in below:
+                below[t] = set(_depth_first_order([t]))
+            if t is not node and (t._ctx is None or node not in below[t]):
+                raise RuntimeError(
+                    "grad: the graph through a tensor the outputs depend on was released by an earlier "
+                    "backward() or autograd.grad() (its inputs are no longer known, so the gradients through it "
+                    "would be silently left out); run the forward pass again, or pass retain_graph=True to the "
+                    "earlier call"
+                )
 
 
 def _distinct(pgs: tuple[Any, ...]) -> bool:

@@ -78,9 +78,14 @@ def _as_input(name: str, x: Any, position: int) -> tuple[Tensor, bool]:
 def _prepare(name: str, args: Sequence[Any], positions: tuple[int, ...]) -> tuple[list[Any], list[Tensor], set[int]]:
     """Replace the differentiated arguments by Tensors; return all arguments, those Tensors, and the fresh leaves."""
     call_args = list(args)
-    inputs, fresh = [], set()
-    for p in positions:
-        t, is_fresh = _as_input(name, args[p], p)
+    inputs: list[Tensor] = []
+    fresh = set()
+    given = [_as_input(name, args[p], p) for p in positions]
+    for p, (t, is_fresh) in zip(positions, given):
+        if sum(u is t for u, _ in given) > 1:
+            # One tensor given as two arguments, f(x, x): each argument is a variable of its own (JAX's partial
+            # derivatives), so each becomes a reshape of it, a node of its own that passes its graph on.
+            t = t.reshape(t.shape)
         call_args[p] = t
         inputs.append(t)
         if is_fresh:

@@ -465,3 +465,90 @@ def test_curvature_errors_name_the_function_called(name: str) -> None:
         function((w * w).sum(), w)
     with pytest.raises(RuntimeError, match=rf"^{name}: the loss does not depend on any of params"):
         function((w * w).sum(), [mg.Tensor(np.ones(2), requires_grad=True)])
+
+
+RELEASED = r"^grad: the graph through a tensor the outputs depend on was released by an earlier backward"
+
+
+def test_a_gradient_through_a_released_graph_raises_instead_of_leaving_that_branch_out() -> None:
+    """The released node's inputs are gone: it was skipped as if no input lay below it (helper 41's R1)."""
+    x = mg.Tensor(np.array([0.5, -1.2, 2.0]), requires_grad=True)
+    p = x.exp()
+    y = (p + x.sin()).sum()
+    mg.autograd.grad((p * 2).sum(), x)  # releases p's node
+    with pytest.raises(RuntimeError, match=RELEASED):
+        mg.autograd.grad(y, x)  # gave cos(x) alone, for exp(x) + cos(x)
+    with pytest.raises(RuntimeError, match=RELEASED):
+        mg.autograd.grad(y, [x], allow_unused=True)
+    p = x.exp()
+    y = (p + x.sin()).sum()
+    mg.autograd.grad((p * 2).sum(), x, retain_graph=True)
+    (g,) = mg.autograd.grad(y, x)
+    np.testing.assert_allclose(g.data, np.exp(x.data) + np.cos(x.data))
+
+
+def test_a_second_derivative_through_a_released_first_graph_raises() -> None:
+    """create_graph=True, retain_graph=False: the second pass skipped the released first-order nodes (R2, R4)."""
+    x0 = np.array([0.5, -1.2, 2.0])
+    x = mg.Tensor(x0, requires_grad=True)
+    (g,) = mg.autograd.grad((x.exp() * x.sin()).sum(), x, create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match=RELEASED):
+        mg.autograd.grad(g.sum(), x)  # gave [-0.79, 0.28, -6.72] for 2·e^x·cos x
+    x = mg.Tensor(x0, requires_grad=True)
+    y = x.exp().sum()
+    mg.autograd.grad(y, x)
+    with pytest.raises(RuntimeError, match=RELEASED):  # said "input 0 was not used to compute the outputs"
+        mg.autograd.grad(y, x)
+    x = mg.Tensor(x0, requires_grad=True)
+    (g,) = mg.autograd.grad((x.exp() * x.sin()).sum(), x, create_graph=True)
+    (h,) = mg.autograd.grad(g.sum(), x)
+    np.testing.assert_allclose(h.data, 2 * np.exp(x0) * np.cos(x0))
+
+
+def test_curvature_after_a_backward_that_released_part_of_the_loss_raises() -> None:
+    """top_eigenvalue gave 0.02, the regulariser's alone, for 9.44 (R3)."""
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    w = mg.Tensor(np.ones(3), requires_grad=True)
+    out = mg.Tensor(X) @ w
+    (out * out).mean().backward()
+    with pytest.raises(RuntimeError, match=RELEASED):
+        mg.curvature.top_eigenvalue((out * out).mean() * 3 + (w * w).sum() * 0.01, [w])
+
+
+def test_a_released_node_below_every_input_asked_about_is_not_needed() -> None:
+    """As PyTorch: a walk that stops above the released part of the graph still runs."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    m = x * 3
+    h = m.exp()
+    h.sum().backward()  # releases h's node and m's
+    k = h * 1.0  # a live node over the released ones
+    (dk,) = mg.autograd.grad((k * k).sum(), k)
+    np.testing.assert_allclose(dk.data, 2 * np.exp([3.0, 6.0]))
+    (dh,) = mg.autograd.grad((k * k).sum(), h)  # h is released itself, and nothing is asked below it
+    np.testing.assert_allclose(dh.data, 2 * np.exp([3.0, 6.0]))
+    with pytest.raises(RuntimeError, match=RELEASED):
+        mg.autograd.grad((k * k).sum(), [h, x])  # x may lie below h: not guessed
+
+
+def test_an_input_given_twice_to_autograd_grad_gets_its_gradient_twice() -> None:
+    """It was refused; PyTorch gives each occurrence the (whole) gradient."""
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = mg.Tensor(np.array([3.0, -1.0]), requires_grad=True)
+    gx, gw, gx2 = mg.autograd.grad((x * x * w).sum(), [x, w, x])
+    np.testing.assert_array_equal(gx.data, [6.0, -4.0])
+    np.testing.assert_array_equal(gx2.data, [6.0, -4.0])
+    np.testing.assert_array_equal(gw.data, [1.0, 4.0])
+
+
+def test_one_tensor_as_two_arguments_of_a_transform_gives_each_its_partial_derivative() -> None:
+    """JAX: grad(f, argnums=(0, 1))(x, x) is (∂f/∂a, ∂f/∂b) at a = b = x, with x requiring grad too."""
+    f = lambda a, b: (a * a * b).sum()  # noqa: E731
+    x0 = np.array([1.0, 2.0])
+    x = mg.Tensor(x0, requires_grad=True)
+    da, db = F.grad(f, argnums=(0, 1))(x, x)
+    np.testing.assert_array_equal(da.data, 2 * x0 * x0)
+    np.testing.assert_array_equal(db.data, x0 * x0)
+    plain = F.grad(f, argnums=(0, 1))(x0, x0)
+    np.testing.assert_array_equal(plain[0].data, da.data)
+    (d2,) = mg.autograd.grad(da.sum(), x)  # the graph runs through to x: d/dx Σ 2x² = 4x
+    np.testing.assert_array_equal(d2.data, 4 * x0)
