@@ -110,6 +110,9 @@ def _operator(name: str, loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec
     for i, p in enumerate(params):
         if not isinstance(p, Tensor) or not p.requires_grad:
             raise TypeError(f"{name}: params[{i}] is not a Tensor that requires grad")
+        first = next(j for j, q in enumerate(params) if q is p)
+        if first != i:  # (its block would count twice: the operator would be another matrix's)
+            raise ValueError(f"{name}: params[{first}] and params[{i}] are the same tensor; give each parameter once")
     if not loss.requires_grad:
         raise RuntimeError(f"{name}: loss does not depend on params (it does not require grad)")
     with enable_grad():

@@ -552,3 +552,9 @@ def test_one_tensor_as_two_arguments_of_a_transform_gives_each_its_partial_deriv
     np.testing.assert_array_equal(plain[0].data, da.data)
     (d2,) = mg.autograd.grad(da.sum(), x)  # the graph runs through to x: d/dx Σ 2x² = 4x
     np.testing.assert_array_equal(d2.data, 4 * x0)
+
+
+def test_curvature_refuses_a_parameter_given_twice() -> None:
+    w = mg.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match=r"^top_eigenvalue: params\[0\] and params\[1\] are the same tensor"):
+        mg.curvature.top_eigenvalue((w * w).sum(), [w, w])
