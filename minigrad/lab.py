@@ -2026,6 +2026,13 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
     st = result.settings
     by_key = {(r["dataset"], r["optimizer"], r["seed"]): r for r in result.records}
     problems: dict[str, dict[tuple[str, int], float]] = {s.name: {} for s in specs}
+    # Where tuning found no rate because every trial failed (status error, e.g. a plug-in that raises), the
+    # optimizer has no run to count: its problems are failures, left out as a failed run is, not misses. (Where
+    # the trials diverged, it misses the target at every rate tried: its problems count as misses.)
+    tried: dict[tuple[str, str], set[str]] = {}
+    for row in result.tuning:
+        tried.setdefault((row["dataset"], row["optimizer"]), set()).add(row["status"])
+    untried = {pair for pair, statuses in tried.items() if statuses == {"error"}}
     for d in datasets:
         target = st["targets"][d]
         for s in specs:
@@ -2036,7 +2043,7 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
             for r, n in zip(runs, steps):
                 problems[s.name][d, r["seed"]] = n
             if not runs:
-                steps = [math.inf] * st["seeds"]
+                steps = [] if (d, s.name) in untried else [math.inf] * st["seeds"]
                 for seed in range(st["seeds"]):
                     problems[s.name][d, seed] = math.inf
             # A failed run (status error) is no miss: the summary is over the others (nan if none is left).
@@ -2063,7 +2070,9 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
                 "seconds_mean": float(np.mean([r["seconds"][-1] for r in runs])) if runs else math.nan,
             })
     failed = {s.name: [(r["dataset"], r["seed"]) for r in result.records
-                       if r["optimizer"] == s.name and r["status"] == "error"] for s in specs}
+                       if r["optimizer"] == s.name and r["status"] == "error"]
+              + [(d, seed) for d in datasets if (d, s.name) in untried for seed in range(st["seeds"])]
+              for s in specs}
     result.verdict = verdicts(problems, failed=failed) if len(specs) > 1 else []
     result.settings["problems"] = problems
 

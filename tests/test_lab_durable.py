@@ -703,3 +703,18 @@ def test_the_code_digest_reads_packages_beside_a_plugin_but_not_other_folders(tm
     assert lab._code_digest(spec) == first
     (tmp_path / "common" / "sub" / "deep.py").write_text("X = 2\n")
     assert lab._code_digest(spec) != first
+
+
+def test_an_optimizer_whose_every_tuning_trial_failed_is_left_out_not_counted_as_missing(tmp_path, capsys):
+    """Its problems counted as misses: the verdict said 'reaches the target in infx sgd's steps ... misses 4 of 4'
+    and summary.csv said inf, for an optimizer that never ran (helper 42)."""
+    (tmp_path / "boom.py").write_text(
+        "from minigrad.optim import SGD\n\n\nclass Boom(SGD):\n    def update(self, w, g, state):\n"
+        "        raise RuntimeError('boom')\n")
+    out = tmp_path / "out"
+    args = [*SMALL, "--optimizers", f"sgd,{tmp_path / 'boom.py'}:Boom", "--no-plots", "--out", str(out)]
+    assert cli.main(args) == 1
+    printed = capsys.readouterr().out
+    assert "Boom: no problem to compare with sgd on" in printed and "infx" not in printed
+    (row,) = [r for r in read_csv(out / "summary.csv") if r["optimizer"] == "Boom"]
+    assert row["lr"] == row["steps_to_target_median"] == row["steps_to_target_ci_low"] == "nan"
