@@ -548,7 +548,8 @@ def _load_plugin_class(spec: str) -> type:
             raise LabError(f"optimizer {spec!r}: cannot import module {where!r}: {type(e).__name__}: {e}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise LabError(f"optimizer {spec!r}: {where!r} has no class {class_name!r}")
+        classes = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, optim.Optimizer)]
+        raise LabError(f"optimizer {spec!r}: {where!r} has no class {class_name!r}{_did_you_mean(class_name, classes)}")
     if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
         raise LabError(f"optimizer {spec!r}: {class_name} is not a subclass of minigrad.optim.Optimizer")
     if cls.update is optim.Optimizer.update:
@@ -1433,6 +1434,9 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
         raise LabError("--resume and --overwrite contradict each other: choose one")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise LabError(f"output directory {out_dir!r} exists and is not a directory")
+    if resume and not os.path.isdir(out_dir):  # (refused before the folder is made: nothing is left behind)
+        raise LabError(f"--resume: {out_dir!r} does not exist, so it holds no run to resume; run without --resume "
+                       "to start one there, or give the folder of the run with --out")
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
@@ -1539,6 +1543,7 @@ def _execute(
     ``started()`` is called once the workers (if any) have their first tasks.
     """
     if not tasks:
+        _workers_ready()  # (the warm-up calls are waited for: left unread, joblib warns "tasks ... not used")
         return
     if backend == "loky" and jobs == 1:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -1796,10 +1801,12 @@ def compare(
                 f"warning: the code of {', '.join(changed)} changed while this run trained, so its runs mix two "
                 "versions; run the same command with --resume to train the older ones again")
         still = sorted({r["optimizer"] for r in records.values() if r.get("weights_moved") is False})
-        if still:  # an update that rebinds w (w = w - lr * g) changes nothing, and the lab would rank it anyway
+        for name in still:  # an update that rebinds w (w = w - lr * g) changes nothing, yet the lab would rank it
+            runs = [r for r in records.values() if r["optimizer"] == name and "weights_moved" in r]
+            which = "any of its" if all(r["weights_moved"] is False for r in runs) else "some of its"
             result.warnings.append(
-                f"warning: {', '.join(still)} never changed a weight in some of its runs: an update must change w "
-                "in place (w -= lr * g, or w[...] = ...); w = w - lr * g only gives the name w a new array")
+                f"warning: {name} never changed a weight in {which} runs: an update must change w in place "
+                "(w -= lr * g, or w[...] = ...); w = w - lr * g only gives the name w a new array")
         result.records = [r for r in records.values() if r["kind"] == "report"]
         tune_records = [r for r in records.values() if r["kind"] == "tune"]
         result.tuning = _tuning_rows(tune_records)

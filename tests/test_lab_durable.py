@@ -718,3 +718,10 @@ def test_an_optimizer_whose_every_tuning_trial_failed_is_left_out_not_counted_as
     assert "Boom: no problem to compare with sgd on" in printed and "infx" not in printed
     (row,) = [r for r in read_csv(out / "summary.csv") if r["optimizer"] == "Boom"]
     assert row["lr"] == row["steps_to_target_median"] == row["steps_to_target_ci_low"] == "nan"
+
+
+def test_resume_of_a_folder_that_does_not_exist_is_refused_and_makes_nothing(tmp_path, capsys):
+    """The refusal left behind a new folder holding only .lock (helper 42)."""
+    assert cli.main([*GIVEN, "--lr", "sgd=0.1,adam=0.01", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "does not exist, so it holds no run to resume" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
