@@ -19,12 +19,14 @@ from minigrad.engine import (
     detect_anomaly,
     enable_grad,
     get_generator,
+    get_rng_state,
     gradcheck,
     gradgradcheck,
     is_grad_enabled,
     linear,
     manual_seed,
     no_grad,
+    set_rng_state,
     stack,
 )
 from minigrad.graph import draw_graph
@@ -47,6 +49,7 @@ __all__ = [
     "enable_grad",
     "func",
     "get_generator",
+    "get_rng_state",
     "gradcheck",
     "gradgradcheck",
     "is_grad_enabled",
@@ -61,6 +64,7 @@ __all__ = [
     "ops",
     "optim",
     "save",
+    "set_rng_state",
     "stack",
     "where",
 ]

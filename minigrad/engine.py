@@ -49,6 +49,8 @@ __all__ = [
     "detect_anomaly",
     "manual_seed",
     "get_generator",
+    "get_rng_state",
+    "set_rng_state",
     "gradcheck",
     "gradgradcheck",
     "GradcheckError",
@@ -161,6 +163,62 @@ def manual_seed(seed: int) -> np.random.Generator:
 def get_generator() -> np.random.Generator:
     """Return the generator seeded by :func:`manual_seed`."""
     return _generator
+
+
+def get_rng_state() -> dict[str, Any]:
+    """The state of the generator :func:`manual_seed` seeds, in a form a checkpoint keeps (PyTorch's name).
+
+    Dropout's masks, ``mg.data.batches``' shuffles and the layers' initial
+    weights all draw from that generator, so a run that uses them resumes
+    bit-identically only if its checkpoint holds this state too::
+
+        mg.save({"model": model.state_dict(), "optim": opt.state_dict(), "rng": mg.get_rng_state()}, path)
+        ...
+        mg.set_rng_state(mg.load(path)["rng"])
+
+    It is numpy's ``bit_generator.state`` with each integer written as
+    decimal text (PCG64's are 128-bit, more than an array holds).
+    """
+    return _as_text_ints(_generator.bit_generator.state)
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore a :func:`get_rng_state` into the generator, in place (a generator held elsewhere follows).
+
+    A state of another bit generator, or one that is not a state, raises
+    ValueError and leaves the generator as it was.
+    """
+    name = type(_generator.bit_generator).__name__
+    if not isinstance(state, Mapping) or state.get("bit_generator") != name:
+        got = state.get("bit_generator") if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"set_rng_state: expected the state of a {name} generator, as get_rng_state() returns, "
+                         f"got {got!r:.80}")
+    before = _generator.bit_generator.state
+    try:
+        _generator.bit_generator.state = _from_text_ints(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        _generator.bit_generator.state = before
+        raise ValueError(f"set_rng_state: the state is not one get_rng_state() returned ({e})") from None
+
+
+def _as_text_ints(value: Any) -> Any:
+    """``value`` with every Python int in it (nested in dicts) written as decimal text."""
+    if isinstance(value, dict):
+        return {k: _as_text_ints(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _from_text_ints(value: Any) -> Any:
+    """The inverse of :func:`_as_text_ints`: decimal text back to ints (a generator's name stays a name)."""
+    if isinstance(value, Mapping):
+        return {k: _from_text_ints(v) for k, v in value.items()}
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # (a number a checkpoint gave back as an array)
+        return value.item()
+    return value
 
 
 # ---------------------------------------------------------------------------

@@ -798,3 +798,50 @@ def test_a_checkpoint_of_another_format_version_is_refused_by_name(tmp_path: Pat
             zf.writestr(n, data)
     with pytest.raises(ValueError, match=r"format version 99, and this minigrad reads version 1"):
         mg.load(tmp_path / "s.npz")
+
+
+def _train(model: Any, opt: Any, X: np.ndarray, y: np.ndarray, epochs: int) -> None:
+    for _ in range(epochs):
+        for xb, yb in mg.data.batches(X, y, 16):  # shuffled by mg's generator; Dropout draws from it too
+            opt.zero_grad()
+            mg.nn.cross_entropy(model(xb), yb).backward()
+            opt.step()
+
+
+def test_a_run_with_dropout_and_shuffles_resumes_bit_identically_with_the_rng_state(tmp_path: Path) -> None:
+    """The generator's state could not be saved (text and 128-bit integers): such a run resumed otherwise."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+
+    def fresh() -> tuple[Any, Any]:
+        mg.manual_seed(1)
+        model = mg.nn.MLP([4, 8, 3], dropout=0.5)
+        return model, mg.optim.Adam(model.parameters(), lr=0.01)
+
+    model, opt = fresh()
+    _train(model, opt, X, y, 4)
+    unbroken = model.state_dict()
+    model, opt = fresh()
+    _train(model, opt, X, y, 2)
+    mg.save({"model": model.state_dict(), "optim": opt.state_dict(), "rng": mg.get_rng_state()}, tmp_path / "c.npz")
+    model, opt = fresh()
+    mg.get_generator().random(5)  # the generator has moved on since: the checkpoint's state must win
+    checkpoint = mg.load(tmp_path / "c.npz")
+    model.load_state_dict(checkpoint["model"])
+    opt.load_state_dict(checkpoint["optim"])
+    mg.set_rng_state(checkpoint["rng"])
+    _train(model, opt, X, y, 2)
+    for name, value in model.state_dict().items():
+        assert value.tobytes() == unbroken[name].tobytes(), name
+
+
+def test_set_rng_state_refuses_what_get_rng_state_did_not_return_and_keeps_the_generator() -> None:
+    mg.manual_seed(0)
+    state = mg.get_rng_state()
+    expected = mg.get_generator().random(3)
+    mg.set_rng_state(state)
+    with pytest.raises(ValueError, match=r"^set_rng_state: expected the state of a PCG64 generator.*'MT19937'"):
+        mg.set_rng_state({**state, "bit_generator": "MT19937"})
+    with pytest.raises(ValueError, match=r"^set_rng_state: the state is not one get_rng_state\(\) returned"):
+        mg.set_rng_state({**state, "state": {}})
+    np.testing.assert_array_equal(mg.get_generator().random(3), expected)
