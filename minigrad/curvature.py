@@ -20,19 +20,29 @@ Two classic methods need nothing else:
   basis vector is re-orthogonalised against all earlier ones, which is
   affordable for models of thousands of parameters and keeps T honest.
 
-The convergence criterion is the same for both: an estimate θ with unit
-vector y stops when its residual ‖H·y - θ·y‖ ≤ tol·scale (``scale`` is the
-largest |eigenvalue| seen). For a symmetric H that guarantees an eigenvalue
-of H within tol·scale of θ. (Lanczos knows the residual without another
-product: it is β_k·|last entry of T's eigenvector|.) Both start from a
-Gaussian vector drawn from ``seed``; they report how many products they used
-and whether they converged, and the model-level functions warn if they did
-not.
+The convergence criterion is the same for both, ARPACK's: an estimate θ
+with unit vector y stops when its residual ‖H·y - θ·y‖ ≤ tol·max(|θ|,
+ε^(2/3)·scale), ``scale`` the largest |eigenvalue| seen and ε the float64
+epsilon. For a symmetric H the residual bounds the distance from θ to an
+eigenvalue of H, so each estimate is accurate relative to its own size (the
+small end of an ill-conditioned spectrum too, which κ needs), down to about
+1e-11·scale for an eigenvalue near 0. (Lanczos knows the residual without
+another product: it is β_k·|last entry of T's eigenvector|.) Both start
+from a Gaussian vector drawn from ``seed``; they report how many products
+they used and whether they converged, and the model-level functions warn if
+they did not.
 
 The condition number κ = λmax/λmin measures how badly gradient descent
 zigzags: it needs about κ steps per digit of accuracy on a quadratic, the
-heavy ball about √κ. It is finite only where H is positive definite.
+heavy ball about √κ. It is finite only where H is positive definite, and it
+is reported finite only where the bottom estimate is shown positive: larger
+than its residual, the bound on its error, and than 10·ε·λmax, the rounding
+of the products in the parameters' precision (a singular H's bottom estimate
+is rounding noise around 0, whose ratio would be a meaningless large number).
+So κ reads at most about 4.5e14 in float64 and 8e5 in float32; beyond that
+it is inf.
 """
+
 
 from __future__ import annotations
 
@@ -58,6 +68,8 @@ __all__ = [
 ]
 
 Matvec = Callable[[np.ndarray], np.ndarray]
+#: ε^(2/3) of float64, ARPACK's floor on the scale of an eigenvalue near 0 (its convergence test).
+_EPS23 = float(np.finfo(np.float64).eps) ** (2 / 3)
 
 
 @dataclass
@@ -73,7 +85,7 @@ class Eigenpair:
 
 @dataclass
 class Spectrum:
-    """The top and bottom Hessian eigenvalues, κ = top/bottom (inf unless bottom > 0) and the cost."""
+    """The top and bottom Hessian eigenvalues, κ = top/bottom (inf unless bottom is shown > 0) and the cost."""
 
     top: float
     bottom: float
@@ -156,8 +168,9 @@ def power_iteration(
 
     Iterates v ← (H - shift·I)·v / ‖·‖ from a Gaussian start and returns the
     Rayleigh quotient θ = vᵀHv (an eigenvalue of H itself, not of the shifted
-    operator). It stops when ‖H·v - θ·v‖ ≤ tol·scale, scale = max(|θ - shift|,
-    |shift|), or after ``max_iter`` products (then ``converged`` is False).
+    operator). It stops when ‖H·v - θ·v‖ ≤ tol·max(|θ|, ε^(2/3)·scale),
+    scale = max(|θ|, |shift|), or after ``max_iter`` products (then
+    ``converged`` is False).
     """
     if max_iter < 1:
         raise ValueError(f"power_iteration: max_iter must be at least 1, got {max_iter}")
@@ -167,8 +180,7 @@ def power_iteration(
         hv = matvec(v)
         theta = float(v @ hv)  # the Rayleigh quotient vᵀHv (v has unit length)
         residual = float(np.linalg.norm(hv - theta * v))
-        scale = max(abs(theta - shift), abs(shift))
-        if residual <= tol * scale:
+        if residual <= tol * max(abs(theta), _EPS23 * max(abs(theta), abs(shift))):
             return Eigenpair(theta, v, residual, k, True)
         av = hv - shift * v  # (H - shift·I)·v
         v = av / np.linalg.norm(av)
@@ -185,7 +197,7 @@ def lanczos(
     tridiagonal T (α on the diagonal, β beside it) has Ritz values θ with
     residuals β_j·|s_last| (s: T's eigenvector). Stops when the extreme
     Ritz pairs named by ``which`` ("both", "top" or "bottom") have residual
-    ≤ tol·max|θ|, when β_j vanishes (the Krylov space is invariant: the Ritz
+    ≤ tol·max(|θ|, ε^(2/3)·max|θ|) each, when β_j vanishes (the Krylov space is invariant: the Ritz
     values are exact), or after min(max_iter, n) products. Both pairs are
     returned either way, each with its own ``converged``.
     """
@@ -213,7 +225,8 @@ def lanczos(
         scale = float(np.max(np.abs(thetas)))
         residuals = beta * np.abs(S[-1])  # ‖H·y - θ·y‖ for each Ritz pair y = Q·s
         exact = beta <= 1e-12 * max(scale, 1e-300) or j + 1 == n  # an invariant subspace, or all of R^n
-        converged = [exact or bool(residuals[col] <= tol * scale) for col in (0, -1)]
+        converged = [exact or bool(residuals[col] <= tol * max(abs(thetas[col]), _EPS23 * scale))
+                     for col in (0, -1)]
         if all(converged[col] for col in wanted) or j == steps - 1:
             basis = Q[: j + 1].T
             pairs = []
@@ -256,8 +269,9 @@ def extreme_eigenvalues(
     (at most ``max_iter`` products, and never more than the number of
     parameters); ``method="power"`` runs power iteration for the dominant
     eigenvalue λ₁, then on H - λ₁·I for the other end (``max_iter`` each).
-    κ is ``inf`` unless the bottom eigenvalue is positive. Warns
-    (RuntimeWarning) if the estimate did not converge to ``tol``.
+    κ is ``inf`` unless the bottom estimate exceeds its residual and
+    10·ε·λmax (it is shown positive, see the module's text). Warns (RuntimeWarning) if the estimate did not converge
+    to ``tol``.
     """
     return _spectrum("extreme_eigenvalues", loss, params, method, tol, max_iter, seed)
 
@@ -267,6 +281,7 @@ def _spectrum(
 ) -> Spectrum:
     """:func:`extreme_eigenvalues`, its errors and warnings naming ``name``: the public function called."""
     _check_method(name, method)
+    params = list(params) if not isinstance(params, Tensor) else params
     matvec, n = _operator(name, loss, params)
     if method == "lanczos":
         bottom, top = lanczos(matvec, n, tol=tol, max_iter=max_iter, seed=seed)
@@ -279,7 +294,11 @@ def _spectrum(
     converged = bottom.converged and top.converged
     if not converged:
         _warn_unconverged(name, products, max(bottom.residual, top.residual))
-    kappa = top.value / bottom.value if bottom.value > 0 else math.inf
+    # κ is finite only where the bottom eigenvalue is shown positive: above its residual (the bound on its error)
+    # and above the rounding of the products themselves, about ε·λmax in the parameters' precision.
+    eps = max(float(np.finfo(p.dtype).eps) for p in params)
+    shown = bottom.value > max(bottom.residual, 10 * eps * abs(top.value))
+    kappa = top.value / bottom.value if shown else math.inf
     return Spectrum(top.value, bottom.value, kappa, products, converged, method)
 
 
@@ -320,7 +339,7 @@ def condition_number(
     max_iter: int = 1000,
     seed: int = 0,
 ) -> float:
-    """κ = λmax/λmin of the Hessian of ``loss`` w.r.t. ``params`` (inf unless H is positive definite).
+    """κ = λmax/λmin of the Hessian of ``loss`` w.r.t. ``params`` (inf unless H is shown positive definite).
 
     The options are those of :func:`extreme_eigenvalues`.
     """

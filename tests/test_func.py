@@ -9,6 +9,7 @@ differences of the gradient).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -558,3 +559,32 @@ def test_curvature_refuses_a_parameter_given_twice() -> None:
     w = mg.Tensor(np.ones(2), requires_grad=True)
     with pytest.raises(ValueError, match=r"^top_eigenvalue: params\[0\] and params\[1\] are the same tensor"):
         mg.curvature.top_eigenvalue((w * w).sum(), [w, w])
+
+
+def _quadratic(eigenvalues: np.ndarray, seed: int = 0) -> tuple[mg.Tensor, mg.Tensor]:
+    """0.5·wᵀAw for a random symmetric A with the given spectrum, and w."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((len(eigenvalues), len(eigenvalues))))
+    A = (Q * eigenvalues) @ Q.T
+    w = mg.Tensor(rng.standard_normal(len(eigenvalues)), requires_grad=True)
+    return 0.5 * (w @ (mg.Tensor((A + A.T) / 2) @ w)), w
+
+
+def test_the_condition_number_of_an_ill_conditioned_hessian_is_accurate_to_tol() -> None:
+    """The bottom estimate was accurate to tol·λmax only: κ = 1e6 read as 8.5e5, 'converged', no warning (h41)."""
+    loss, w = _quadratic(np.logspace(-3, 3, 120))
+    spectrum = mg.curvature.extreme_eigenvalues(loss, [w], tol=1e-6)
+    assert spectrum.converged
+    assert spectrum.bottom == pytest.approx(1e-3, rel=1e-5)
+    assert spectrum.condition_number == pytest.approx(1e6, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_a_singular_hessian_has_an_infinite_condition_number_not_one_of_rounding_noise(method: str) -> None:
+    """The bottom estimate, 4e-15 of rounding noise around 0, gave κ = 2.5e16 (h41)."""
+    loss, w = _quadratic(np.concatenate([np.zeros(5), np.logspace(0, 2, 25)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (power iteration may not reach a relative tol near 0)
+        spectrum = mg.curvature.extreme_eigenvalues(loss, [w], method=method, max_iter=3000)
+    assert spectrum.top == pytest.approx(100.0, rel=1e-6) and abs(spectrum.bottom) < 1e-9
+    assert spectrum.condition_number == math.inf
