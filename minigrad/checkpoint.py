@@ -134,7 +134,7 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     arrays: dict[str, np.ndarray] = {}
     tree = _flatten(state, "", arrays)
     arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": 1, "tree": tree}))
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))  # (a bytes path too)
     try:
         _write_atomically(arrays, path)
     except OSError as e:
@@ -170,7 +170,7 @@ def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[st
     pipe, device or folder, or a truncated, corrupt or foreign file, raises
     ValueError naming the path.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))  # (a bytes path too)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 0:
         raise ValueError(f"load: max_bytes must be a non-negative integer, got {max_bytes!r}")
     f = _open_regular_file(path)

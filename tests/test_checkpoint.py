@@ -845,3 +845,10 @@ def test_set_rng_state_refuses_what_get_rng_state_did_not_return_and_keeps_the_g
     with pytest.raises(ValueError, match=r"^set_rng_state: the state is not one get_rng_state\(\) returned"):
         mg.set_rng_state({**state, "state": {}})
     np.testing.assert_array_equal(mg.get_generator().random(3), expected)
+
+
+def test_a_bytes_path_saves_and_loads(tmp_path: Path) -> None:
+    """It raised "Can't mix strings and bytes" from deep inside the write."""
+    path = os.fsencode(tmp_path / "b.npz")
+    mg.save({"w": np.arange(2.0)}, path)
+    np.testing.assert_array_equal(mg.load(path)["w"], [0.0, 1.0])
