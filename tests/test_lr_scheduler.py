@@ -20,6 +20,7 @@ import pytest
 import minigrad as mg
 from minigrad.optim import SGD, Adagrad, Adam, Lion, Momentum, NAdam, Optimizer, RMSprop
 from minigrad.optim.lr_scheduler import (
+    ChainedScheduler,
     CosineAnnealingLR,
     ExponentialLR,
     LambdaLR,
@@ -762,3 +763,77 @@ def test_a_refused_sequential_load_leaves_the_optimizers_rate_as_it_was() -> Non
     fresh = sgd()
     SequentialLR(fresh, [LinearLR(fresh, 0.5, total_iters=2), LambdaLR(fresh, lambda t: 10.0)], [2]).step()
     assert opt.lr == fresh.lr == 0.375  # the schedule goes on as if the load had not been tried
+
+
+# PyTorch 2.13's ChainedScheduler over SGD(lr=0.5), opt.step() then sched.step(), 12 steps (rate before each step).
+TORCH_CHAINED = {
+    "warmup_exponential": [0.05, 0.126, 0.1863, 0.23328, 0.269001, 0.29524500000000004, 0.2657205,
+                           0.23914845000000004, 0.21523360500000005, 0.19371024450000005, 0.17433922005000005,
+                           0.15690529804500006, 0.14121476824050005],
+    "step_cosine": [0.5, 0.4877641290737884, 0.45225424859373686, 0.19847315653655914, 0.16362712429686843, 0.125,
+                    0.04318643785156579, 0.025763421731720436, 0.011936437851565791, 0.0015294838657764522, 0.0],
+    "multistep_linear": [0.25, 0.3125, 0.0375, 0.043750000000000004, 0.05, *[0.005000000000000001] * 8],
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_CHAINED))
+def test_chained_scheduler_gives_pytorchs_rates(case: str) -> None:
+    opt = sgd()
+    parts = {
+        "warmup_exponential": lambda: [LinearLR(opt, 0.1, total_iters=5), ExponentialLR(opt, 0.9)],
+        "step_cosine": lambda: [StepLR(opt, 3, 0.5), CosineAnnealingLR(opt, T_max=10)],  # (to T_max: past it,
+        "multistep_linear": lambda: [MultiStepLR(opt, [2, 5], 0.1), LinearLR(opt, 0.5, 1.0, total_iters=4)],
+    }[case]()  # PyTorch's recursive cosine climbs again, as CosineAnnealingLR's docstring says)
+    chain = ChainedScheduler(parts)
+    rates = [opt.lr]
+    for _ in range(len(TORCH_CHAINED[case]) - 1):
+        opt.step()
+        chain.step()
+        rates.append(opt.lr)
+    np.testing.assert_allclose(rates, TORCH_CHAINED[case], rtol=1e-13, atol=1e-17)
+    assert chain.get_last_lr() == [rates[-1]]
+
+
+def test_chained_scheduler_is_the_product_of_the_factors_and_drives_its_parts() -> None:
+    opt = sgd(lr=0.2)
+    warm, lam = LinearLR(opt, 0.5, total_iters=2), LambdaLR(opt, lambda t: 1.0 / (t + 1))
+    chain = ChainedScheduler([warm, lam], opt)
+    for t in range(5):
+        assert opt.lr == pytest.approx(0.2 * warm.lr_at(t) / 0.2 * (1.0 / (t + 1)), rel=1e-15)
+        chain.step()
+    with pytest.raises(RuntimeError, match=r"this schedule is one part of a ChainedScheduler.*call the "
+                                           r"ChainedScheduler's step instead"):
+        warm.step()
+    with pytest.raises(ValueError, match=r"schedulers\[1\] is a OneCycleLR, which sets the rate itself"):
+        other = sgd()
+        ChainedScheduler([StepLR(other, 2), OneCycleLR(other, max_lr=1.0, total_steps=10)])
+    with pytest.raises(ValueError, match=r"schedulers\[1\] is not a schedule of this optimizer"):
+        ChainedScheduler([StepLR(sgd(), 2), StepLR(sgd(), 2)])
+    with pytest.raises(TypeError, match="expected a non-empty list of schedulers of one optimizer"):
+        ChainedScheduler([])
+
+
+def test_chained_scheduler_resumes_bit_identically_and_refuses_another_chain() -> None:
+    def build() -> tuple[SGD, ChainedScheduler]:
+        opt = sgd()
+        return opt, ChainedScheduler([LinearLR(opt, 0.1, total_iters=5), ExponentialLR(opt, 0.9)])
+
+    opt, chain = build()
+    for _ in range(7):
+        chain.step()
+    state = chain.state_dict()
+    assert state["class"] == "ChainedScheduler" and state["base_lrs"] == [0.5, 0.5]
+    again_opt, again = build()
+    again.load_state_dict(state)
+    assert again.last_epoch == 7 and again_opt.lr == opt.lr
+    again.step()
+    chain.step()
+    assert again_opt.lr == opt.lr
+    other = sgd()
+    different = ChainedScheduler([LinearLR(other, 0.2, total_iters=5), ExponentialLR(other, 0.9)])
+    with pytest.raises(ValueError, match=r"start_factor of schedulers\[0\]=0\.1, this one has "):
+        different.load_state_dict(state)
+    seq_opt = sgd()
+    seq = SequentialLR(seq_opt, [LinearLR(seq_opt, 0.1, total_iters=5), ExponentialLR(seq_opt, 0.9)], [5])
+    with pytest.raises(ValueError, match=r"saved by 'ChainedScheduler', not by SequentialLR"):
+        seq.load_state_dict(state)

@@ -20,7 +20,8 @@ for :class:`OneCycleLR` with ``cycle_momentum``, its momentum) and nothing
 else. One schedule drives one optimizer: the last one built on it. A schedule
 built earlier on the same optimizer refuses to ``step()`` (its rate would be
 overwritten by the other's at every step, or overwrite it); to run one
-schedule after another, use :class:`SequentialLR`.
+schedule after another, use :class:`SequentialLR`; to run several at once
+(a warm-up over a decay), :class:`ChainedScheduler`.
 
 To resume, save ``scheduler.state_dict()`` next to the optimizer's and load
 both into freshly built objects: ``load_state_dict`` restores the step count
@@ -55,6 +56,7 @@ __all__ = [
     "LinearLR",
     "LambdaLR",
     "SequentialLR",
+    "ChainedScheduler",
     "OneCycleLR",
     "schedule_from_spec",
 ]
@@ -151,7 +153,8 @@ class LRScheduler(metaclass=_NamedChecks):
             raise RuntimeError(
                 f"{type(self).__name__}.{call}: the optimizer is driven by the {type(other).__name__} built on it "
                 "after this schedule (one schedule drives one optimizer: the last one built on it); to run "
-                "schedules one after another combine them in a SequentialLR and step that, or build this one last"
+                "schedules one after another combine them in a SequentialLR, or at once in a ChainedScheduler, "
+                "and step that, or build this one last"
             )
 
     def step(self) -> None:
@@ -359,62 +362,31 @@ class LambdaLR(LRScheduler):
         return self.base_lr * check_number(f"lr_lambda({epoch})", self.lr_lambda(epoch))
 
 
-class SequentialLR(LRScheduler):
-    """Run ``schedulers`` one after the other, switching at ``milestones`` (one fewer than the schedulers).
+class _Composite(LRScheduler):
+    """A schedule made of other schedules of one optimizer (SequentialLR, ChainedScheduler): what they share.
 
-    Schedule i runs from milestone i-1 (0 for the first) and starts at its
-    own step 0 there: lr_t = schedulers[i].lr_at(t - milestones[i-1]). Each
-    keeps the base rate it was built with: the optimizer's rate before any
-    schedule, whatever order they were built in, except after a
-    ``OneCycleLR``, which passes on the rate it starts from (``max_lr /
-    div_factor``, as PyTorch's ``initial_lr``). Typical:
-    ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
-    CosineAnnealingLR(opt, T_max=95)], milestones=[5])``.
+    The parts keep their own base rates (``[s.base_lr for s in schedulers]``,
+    saved as ``base_lrs``); ``base_lr`` is the first part's.
     """
 
-    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int]) -> None:
+    schedulers: list[LRScheduler]
+
+    def _take(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler]) -> None:
+        """Check that ``schedulers`` is a non-empty list of schedules of ``optimizer``, and keep it."""
+        name = type(self).__name__
         if not isinstance(schedulers, (list, tuple)) or not schedulers:
-            raise ValueError(f"SequentialLR: expected a non-empty list of schedulers, got {schedulers!r}")
+            raise ValueError(f"{name}: expected a non-empty list of schedulers, got {schedulers!r}")
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler) or s.optimizer is not optimizer:
-                raise ValueError(f"SequentialLR: schedulers[{i}] is not a schedule of this optimizer: {s!r}")
-        if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
-            raise ValueError(
-                f"SequentialLR: expected {len(schedulers) - 1} milestones for {len(schedulers)} schedulers, "
-                f"got {milestones!r}"
-            )
-        self.milestones = [_check_count(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
-        if any(a >= b for a, b in zip(self.milestones, self.milestones[1:])):
-            raise ValueError(f"SequentialLR: milestones must increase, got {list(milestones)}")
+                raise ValueError(f"{name}: schedulers[{i}] is not a schedule of this optimizer: {s!r}")
         self.schedulers = list(schedulers)
-        setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
-        super().__init__(optimizer)  # base_lr = the first's (see the property below); the others keep theirs
-
-    #: The settings a state saved by minigrad before its schedules' settings were checked holds.
-    _legacy_settings = ("milestones",)
 
     def _settings(self) -> dict[str, Any]:
-        """The milestones and each schedule's settings, as ``T_max of schedulers[1]`` (names a checkpoint keeps)."""
+        """Its own settings and each part's, as ``T_max of schedulers[1]`` (names a checkpoint keeps)."""
         out = super()._settings()
         for i, s in enumerate(self.schedulers):
             out.update({f"{k} of schedulers[{i}]": v for k, v in s._settings().items()})
         return out
-
-    def _current(self, epoch: int) -> tuple[LRScheduler, int]:
-        """The schedule that runs at step ``epoch`` and its own step count there."""
-        i = bisect.bisect_right(self.milestones, epoch)
-        return self.schedulers[i], epoch - (self.milestones[i - 1] if i else 0)
-
-    def lr_at(self, epoch: int) -> float:
-        """schedulers[i].lr_at(t - milestones[i-1]), i the schedule running at t."""
-        scheduler, own = self._current(epoch)
-        return scheduler.lr_at(own)
-
-    def _apply(self, epoch: int) -> None:
-        """Let the running schedule set the optimizer (its momentum too, for a OneCycleLR)."""
-        scheduler, own = self._current(epoch)
-        scheduler._apply(own)
-        self._last_lr = scheduler._last_lr
 
     @property  # type: ignore[override]
     def base_lr(self) -> float:
@@ -424,13 +396,6 @@ class SequentialLR(LRScheduler):
     @base_lr.setter
     def base_lr(self, value: float) -> None:
         self.schedulers[0].base_lr = value
-
-    def _base_for_next(self) -> float:
-        """A OneCycleLR part's starting rate if there is one (PyTorch's initial_lr), else the first part's base."""
-        for s in self.schedulers:
-            if isinstance(s, OneCycleLR):
-                return s._base_for_next()
-        return self.schedulers[0]._base_for_next()
 
     def state_dict(self) -> dict[str, Any]:
         """The base class's state, and each part's base rate (``base_lrs``)."""
@@ -448,7 +413,7 @@ class SequentialLR(LRScheduler):
                     for b in bases):
                 raise ValueError(
                     f"{name}: base_lrs must hold {len(self.schedulers)} finite rates >= 0, one per schedule, got "
-                    f"{_shown(bases)!r}; load a state saved by a SequentialLR of the same schedules"
+                    f"{_shown(bases)!r}; load a state saved by a {type(self).__name__} of the same schedules"
                 )
         count, old = self.last_epoch, [p.base_lr for p in self.schedulers]
         # What the optimizer and the schedule hold now: a refused load puts all of it back (the first apply,
@@ -468,6 +433,100 @@ class SequentialLR(LRScheduler):
             if rates is not None:
                 _RATES[self.optimizer] = rates
             raise ValueError(f"{name}: {e}") from None
+
+
+class SequentialLR(_Composite):
+    """Run ``schedulers`` one after the other, switching at ``milestones`` (one fewer than the schedulers).
+
+    Schedule i runs from milestone i-1 (0 for the first) and starts at its
+    own step 0 there: lr_t = schedulers[i].lr_at(t - milestones[i-1]). Each
+    keeps the base rate it was built with: the optimizer's rate before any
+    schedule, whatever order they were built in, except after a
+    ``OneCycleLR``, which passes on the rate it starts from (``max_lr /
+    div_factor``, as PyTorch's ``initial_lr``). Typical:
+    ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
+    CosineAnnealingLR(opt, T_max=95)], milestones=[5])``.
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence[LRScheduler], milestones: Sequence[int]) -> None:
+        self._take(optimizer, schedulers)
+        if not isinstance(milestones, (list, tuple)) or len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                f"SequentialLR: expected {len(schedulers) - 1} milestones for {len(schedulers)} schedulers, "
+                f"got {milestones!r}"
+            )
+        self.milestones = [_check_count(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
+        if any(a >= b for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"SequentialLR: milestones must increase, got {list(milestones)}")
+        setattr(optimizer, "lr", schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
+        super().__init__(optimizer)  # base_lr = the first's (see the property above); the others keep theirs
+
+    #: The settings a state saved by minigrad before its schedules' settings were checked holds.
+    _legacy_settings = ("milestones",)
+
+    def _current(self, epoch: int) -> tuple[LRScheduler, int]:
+        """The schedule that runs at step ``epoch`` and its own step count there."""
+        i = bisect.bisect_right(self.milestones, epoch)
+        return self.schedulers[i], epoch - (self.milestones[i - 1] if i else 0)
+
+    def lr_at(self, epoch: int) -> float:
+        """schedulers[i].lr_at(t - milestones[i-1]), i the schedule running at t."""
+        scheduler, own = self._current(epoch)
+        return scheduler.lr_at(own)
+
+    def _apply(self, epoch: int) -> None:
+        """Let the running schedule set the optimizer (its momentum too, for a OneCycleLR)."""
+        scheduler, own = self._current(epoch)
+        scheduler._apply(own)
+        self._last_lr = scheduler._last_lr
+
+    def _base_for_next(self) -> float:
+        """A OneCycleLR part's starting rate if there is one (PyTorch's initial_lr), else the first part's base."""
+        for s in self.schedulers:
+            if isinstance(s, OneCycleLR):
+                return s._base_for_next()
+        return self.schedulers[0]._base_for_next()
+
+
+class ChainedScheduler(_Composite):
+    """Run ``schedulers`` together, at every step: the rate is the base rate times each one's factor.
+
+    lr_t = base·Π_i f_i(t), with f_i(t) = schedulers[i].lr_at(t) / schedulers[i].base_lr
+    (0 for a part whose base is 0), base the first part's base rate. So a
+    warm-up and a decay run at once: ``ChainedScheduler([LinearLR(opt, 0.1,
+    total_iters=5), ExponentialLR(opt, gamma=0.95)])`` gives
+    base·warm-up(t)·0.95^t. That is PyTorch's ChainedScheduler for the
+    schedules PyTorch can chain (StepLR, MultiStepLR, ExponentialLR,
+    LinearLR, and CosineAnnealingLR with eta_min=0), each a closed form
+    here; PyTorch's LambdaLR sets base·f(t) and overrides the parts before
+    it, where here its factor f(t) multiplies like any other. A OneCycleLR,
+    which sets the rate (and momentum) itself rather than a factor of it, is
+    refused. ``optimizer`` may be omitted (it is the parts'), as in PyTorch.
+    """
+
+    def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        if optimizer is None and isinstance(schedulers, (list, tuple)) and schedulers:
+            optimizer = getattr(schedulers[0], "optimizer", None)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ChainedScheduler: expected a non-empty list of schedulers of one optimizer, got "
+                            f"{schedulers!r}")
+        self._take(optimizer, schedulers)
+        for i, s in enumerate(self.schedulers):
+            if isinstance(s, (OneCycleLR, _Composite)):
+                raise ValueError(
+                    f"ChainedScheduler: schedulers[{i}] is a {type(s).__name__}, which sets the rate itself rather "
+                    "than a factor of the base rate; chain StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, "
+                    "LinearLR or LambdaLR, or run it after the chain with a SequentialLR"
+                )
+        setattr(optimizer, "lr", self.schedulers[0].base_lr)  # noqa: B010  (undo the schedulers' own step 0)
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        """base·Π_i schedulers[i].lr_at(t) / schedulers[i].base_lr."""
+        lr = self.base_lr
+        for s in self.schedulers:
+            lr *= s.lr_at(epoch) / s.base_lr if s.base_lr else 0.0
+        return lr
 
 
 class OneCycleLR(LRScheduler):
