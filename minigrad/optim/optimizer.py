@@ -283,7 +283,8 @@ class Optimizer(metaclass=_NamedChecks):
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
-        return f"{type(self).__name__}({len(self.params)} parameters, {hp})"
+        count = f"{len(self.params)} parameter{'' if len(self.params) == 1 else 's'}"
+        return f"{type(self).__name__}({count}, {hp})"
 
     def state_dict(self) -> dict[str, Any]:
         """The class's name, hyperparameters, step count, the number of parameters and every buffer (copied).
