@@ -46,9 +46,12 @@ def grad(
     (every backward rule runs on Tensors), so they can be differentiated
     again, to any order; without it they are constants. ``retain_graph``
     defaults to ``create_graph``: the graph of ``outputs`` is released unless
-    it is kept, and a later call whose walk would pass through a released
-    node raises (its inputs are gone, so the gradients through it cannot be
-    found), as PyTorch does. An input the outputs do not depend on raises,
+    it is kept, and a later call whose walk reaches a released node raises,
+    unless none of ``inputs`` can lie below it (each is that node or above
+    it): a released node has let go of its inputs, so what lies below it
+    cannot be told. (PyTorch keeps a released graph's shape, and refuses only
+    a walk that needs a released node's backward; here the earlier call needs
+    ``retain_graph=True`` in more cases, such as two heads on one trunk.) An input the outputs do not depend on raises,
     unless ``allow_unused=True`` (its gradient is then None). An input given
     twice gets its gradient twice, as in PyTorch.
     """

@@ -46,9 +46,10 @@ it is inf.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +104,9 @@ def hessian_operator(loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec, in
     that length. The gradient g is computed once, with ``create_graph=True``;
     each call is one backward pass through it, d(g·v)/dparams, with the graph
     kept for the next call. ``loss``'s own graph is kept too, so
-    ``loss.backward()`` still works afterwards.
+    ``loss.backward()`` still works afterwards; but a backward without
+    ``retain_graph=True`` releases the graph the products run through, and
+    matvec then raises (as PyTorch's would).
     """
     return _operator("hessian_operator", loss, params)
 
@@ -127,7 +130,7 @@ def _operator(name: str, loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec
             raise ValueError(f"{name}: params[{first}] and params[{i}] are the same tensor; give each parameter once")
     if not loss.requires_grad:
         raise RuntimeError(f"{name}: loss does not depend on params (it does not require grad)")
-    with enable_grad():
+    with enable_grad(), _named(name):
         grads = autograd.grad(loss, params, create_graph=True, retain_graph=True, allow_unused=True)
     if all(g is None for g in grads):
         raise RuntimeError(f"{name}: the loss does not depend on any of params (no gradient reaches "
@@ -146,14 +149,26 @@ def _operator(name: str, loss: Tensor, params: Iterable[Tensor]) -> tuple[Matvec
             return np.zeros(n)
         pieces = np.split(v, ends[:-1])
         seeds = [pieces[i].reshape(params[i].shape) for i, _ in live]
-        hv = autograd.grad(
-            [g for _, g in live], params, grad_outputs=seeds, retain_graph=True, allow_unused=True
-        )
+        with _named(name):
+            hv = autograd.grad(
+                [g for _, g in live], params, grad_outputs=seeds, retain_graph=True, allow_unused=True
+            )
         return np.concatenate([
             np.zeros(size) if h is None else h.data.astype(np.float64).ravel() for h, size in zip(hv, sizes)
         ])
 
     return matvec, n
+
+
+@contextlib.contextmanager
+def _named(name: str) -> Iterator[None]:
+    """Let an autograd.grad refusal inside name the public function the user called, not ``grad``."""
+    try:
+        yield
+    except RuntimeError as e:
+        if not str(e).startswith("grad: "):
+            raise
+        raise RuntimeError(f"{name}: {str(e)[len('grad: '):]}") from None
 
 
 def _start(n: int, seed: int) -> np.ndarray:

@@ -1565,10 +1565,10 @@ def _check_not_released(order: Sequence[Tensor], targets: Mapping[Tensor, Any]) 
                 below[t] = set(_depth_first_order([t]))
             if t is not node and (t._ctx is None or node not in below[t]):
                 raise RuntimeError(
-                    "grad: the graph through a tensor the outputs depend on was released by an earlier "
-                    "backward() or autograd.grad() (its inputs are no longer known, so the gradients through it "
-                    "would be silently left out); run the forward pass again, or pass retain_graph=True to the "
-                    "earlier call"
+                    "grad: the graph below a tensor the outputs depend on was released by an earlier backward() "
+                    "or autograd.grad() (minigrad lets go of a node's inputs with its graph), so whether an input "
+                    "asked about lies below it cannot be told, and a guess could silently leave gradients out; "
+                    "pass retain_graph=True to the earlier call, or run the forward pass again"
                 )
 
 

@@ -82,10 +82,12 @@ def _prepare(name: str, args: Sequence[Any], positions: tuple[int, ...]) -> tupl
     fresh = set()
     given = [_as_input(name, args[p], p) for p in positions]
     for p, (t, is_fresh) in zip(positions, given):
-        if sum(u is t for u, _ in given) > 1:
+        if not is_fresh and sum(a is t for a in args) > 1:
             # One tensor given as two arguments, f(x, x): each argument is a variable of its own (JAX's partial
-            # derivatives), so each becomes a reshape of it, a node of its own that passes its graph on.
-            t = t.reshape(t.shape)
+            # derivatives), so a differentiated one becomes a reshape of it, a node of its own that passes its
+            # graph on (recorded even inside no_grad, as f is).
+            with enable_grad():
+                t = t.reshape(t.shape)
         call_args[p] = t
         inputs.append(t)
         if is_fresh:

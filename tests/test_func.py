@@ -468,7 +468,7 @@ def test_curvature_errors_name_the_function_called(name: str) -> None:
         function((w * w).sum(), [mg.Tensor(np.ones(2), requires_grad=True)])
 
 
-RELEASED = r"^grad: the graph through a tensor the outputs depend on was released by an earlier backward"
+RELEASED = r"^grad: the graph below a tensor the outputs depend on was released by an earlier backward"
 
 
 def test_a_gradient_through_a_released_graph_raises_instead_of_leaving_that_branch_out() -> None:
@@ -512,7 +512,8 @@ def test_curvature_after_a_backward_that_released_part_of_the_loss_raises() -> N
     w = mg.Tensor(np.ones(3), requires_grad=True)
     out = mg.Tensor(X) @ w
     (out * out).mean().backward()
-    with pytest.raises(RuntimeError, match=RELEASED):
+    with pytest.raises(RuntimeError, match=r"^top_eigenvalue: the graph below a tensor the outputs depend on was "
+                                           r"released"):
         mg.curvature.top_eigenvalue((out * out).mean() * 3 + (w * w).sum() * 0.01, [w])
 
 
@@ -588,3 +589,40 @@ def test_a_singular_hessian_has_an_infinite_condition_number_not_one_of_rounding
         spectrum = mg.curvature.extreme_eigenvalues(loss, [w], method=method, max_iter=3000)
     assert spectrum.top == pytest.approx(100.0, rel=1e-6) and abs(spectrum.bottom) < 1e-9
     assert spectrum.condition_number == math.inf
+
+
+def test_one_tensor_as_two_arguments_gives_partials_inside_no_grad_and_when_only_one_is_differentiated() -> None:
+    """Inside no_grad the copies were constants (zeros); with argnums=0 the total derivative came back (h44)."""
+    f = lambda a, b: (a**2 * b**3).sum()  # noqa: E731
+    x0 = np.array([1.0, 2.0])
+    x = mg.Tensor(x0, requires_grad=True)
+    with mg.no_grad():
+        da, db = F.grad(f, argnums=(0, 1))(x, x)
+    np.testing.assert_array_equal(da.data, 2 * x0**4)
+    np.testing.assert_array_equal(db.data, 3 * x0**4)
+    np.testing.assert_array_equal(F.grad(f, 0)(x, x).data, 2 * x0**4)  # ∂f/∂a, not d f(x, x)/dx = 5x⁴
+    nested = F.grad(lambda y: F.grad(f, 0)(y, y).sum())(x0)  # d/dy Σ 2y⁴ = 8y³ (torch.func's too)
+    np.testing.assert_array_equal(nested.data, 8 * x0**3)
+
+
+def test_two_heads_on_one_trunk_need_retain_graph_and_then_give_pytorchs_gradients() -> None:
+    """A released trunk hides whether the second head's parameters lie below it: refused, and with
+    retain_graph=True on the first backward the gradients are those of a fresh graph (the limit h44 found)."""
+    rng = np.random.default_rng(0)
+    x = mg.Tensor(rng.standard_normal((4, 3)))
+    trunk, h1, h2 = mg.nn.Linear(3, 5), mg.nn.Linear(5, 1), mg.nn.Linear(5, 2)
+
+    def losses() -> tuple[mg.Tensor, mg.Tensor]:
+        feat = trunk(x).tanh()
+        return h1(feat).sum(), (h2(feat) ** 2).sum()
+
+    l1, l2 = losses()
+    l1.backward()
+    with pytest.raises(RuntimeError, match=r"pass retain_graph=True to the earlier call"):
+        mg.autograd.grad(l2, h2.parameters())
+    l1, l2 = losses()
+    l1.backward(retain_graph=True)
+    got = mg.autograd.grad(l2, h2.parameters())
+    want = mg.autograd.grad(losses()[1], h2.parameters())
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g.data, w.data)
