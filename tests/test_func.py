@@ -609,7 +609,7 @@ def test_two_heads_on_one_trunk_need_retain_graph_and_then_give_pytorchs_gradien
     """A released trunk hides whether the second head's parameters lie below it: refused, and with
     retain_graph=True on the first backward the gradients are those of a fresh graph (the limit h44 found)."""
     rng = np.random.default_rng(0)
-    x = mg.Tensor(rng.standard_normal((4, 3)))
+    x = mg.Tensor(rng.standard_normal((4, 3)), dtype=np.float32)
     trunk, h1, h2 = mg.nn.Linear(3, 5), mg.nn.Linear(5, 1), mg.nn.Linear(5, 2)
 
     def losses() -> tuple[mg.Tensor, mg.Tensor]:
