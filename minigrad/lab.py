@@ -667,40 +667,60 @@ def _code_digest(source: str) -> str:
     path = _plugin_file(source)
     if path is None:
         return ""
-    folder = os.path.dirname(os.path.abspath(path))
     digest = hashlib.sha256()
+    for name, content in _file_digests(os.path.dirname(os.path.abspath(path))).items():
+        digest.update(name.encode() + b"\0" + content)
+    return digest.hexdigest()
+
+
+def _file_digests(folder: str) -> dict[str, bytes]:
+    """The SHA-256 of each file of :func:`_code_files` (a file that vanished or cannot be read: of nothing)."""
+    out = {}
     for name in _code_files(folder):
         try:
             with open(os.path.join(folder, name), "rb") as f:
                 content = f.read()
-        except OSError:  # (a file that vanished or cannot be read: its name still counts)
+        except OSError:  # (its name still counts)
             content = b""
-        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
-    return digest.hexdigest()
+        out[name] = hashlib.sha256(content).digest()
+    return out
 
 
 def _reload_helpers(source: str, digest: str) -> None:
-    """Forget the modules of a plug-in's folder that this process imported before they changed.
+    """Forget the modules of a plug-in's folder that changed since this process imported them.
 
-    ``digest`` is the folder's :func:`_code_digest` now. The modules beside the plug-in and those of the
-    packages beside it are taken out of ``sys.modules``, so that the plug-in, run again, imports each one
-    afresh, in its own order (a package and the modules it takes names from alike). Whoever holds the old
-    module objects keeps them as they were.
+    ``digest`` is the folder's :func:`_code_digest` now. A module of the folder (beside the plug-in, or in a
+    package beside it) whose file changed is taken out of ``sys.modules``, and so are the packages above it
+    (whose ``__init__`` may take names from it), so that the plug-in, run again, imports them afresh. Nothing
+    else is touched: not an unchanged module, not one installed (minigrad itself, when the folder holds its
+    package), not the running script. Whoever holds the old module objects keeps them as they were.
     """
     path = _plugin_file(source)
     if path is None:
         return
     folder = os.path.dirname(os.path.abspath(path))
-    if _FOLDERS.setdefault(folder, digest) == digest:
+    files = _file_digests(folder)
+    seen = _FOLDERS.setdefault(folder, (digest, files))
+    if seen[0] == digest:
         return
-    _FOLDERS[folder] = digest
-    inside, packages = os.path.join(folder, ""), _packages(folder)
+    _FOLDERS[folder] = (digest, files)
+    inside = os.path.join(folder, "")
+    changed = {os.path.join(folder, n) for n in set(files) | set(seen[1]) if files.get(n) != seen[1].get(n)}
+    stale = set()
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
-        if not file or name.startswith("minigrad_plugin_") or not os.path.abspath(file).startswith(inside):
+        if not file or name == "__main__" or name.startswith("minigrad_plugin_"):
             continue
-        relative = os.path.abspath(file)[len(inside):]
-        if os.sep not in relative or relative.split(os.sep)[0] in packages:
+        file = os.path.abspath(file)
+        if file in changed and file.startswith(inside) and not file.startswith(_installed_roots()):
+            stale.add(name)
+    for name in list(stale):  # the packages above a changed module
+        parts = name.split(".")
+        stale.update(".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in sys.modules)
+    for name in stale:
+        parent = sys.modules.get(name)
+        if parent is not None and not os.path.abspath(getattr(parent, "__file__", None) or "").startswith(
+                _installed_roots()):
             del sys.modules[name]
 
 
@@ -745,7 +765,8 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(r), "") for r in roots)
 
 
-_FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it
+#: A plug-in's folder: the digest of its code, and of each of its files, when this process last imported it.
+_FOLDERS: dict[str, tuple[str, dict[str, bytes]]] = {}
 
 
 def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:
