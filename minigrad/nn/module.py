@@ -88,10 +88,13 @@ class Module:
 
         An attribute may hold one, or lists, tuples and dicts of them, nested: ``self.blocks =
         [Linear(...), ...]`` is named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}``
-        is named ``heads.mean``; ``self.grid = [[Linear(...)]]`` is named ``grid.0.0``.
+        is named ``heads.mean``; ``self.grid = [[Linear(...)]]`` is named ``grid.0.0``. A dict's entries are
+        walked under str and int keys only: one keyed by classes or tuples is a lookup table (as
+        ``{nn.Linear: self.fc}``), whose parts, if the module's, are registered where they are kept.
         """
         for name, value in vars(self).items():
-            yield from _held(type(self).__name__, name, value)
+            if isinstance(value, _HOLDERS):
+                yield from _held(type(self).__name__, name, value)
 
     def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
         """Yield (dotted name, parameter or buffer) in attribute order, each once."""
@@ -252,35 +255,51 @@ def _load_hint(arrays: Mapping[Any, np.ndarray], own: Mapping[str, Tensor]) -> s
             f"the state ({{k: v.astype(np.{mine}) for k, v in state.items()}})")
 
 
+_HOLDERS = (Parameter, Buffer, Module, list, tuple, dict)  # what may be, or hold, a parameter, buffer or module
+
+
 def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Any]]:
     """(dotted name, item) for each parameter, buffer or module ``value`` is or holds in lists, tuples, dicts.
 
+    A dict's entries under str and int keys are walked (``heads.mean``, ``heads.0``); a dict keyed by
+    anything else (classes, tuples) is a lookup table, not a container of the module's parts, and is not.
     ``within``: the ids of the containers above, so that a list holding itself is not walked forever.
     """
     if isinstance(value, (Parameter, Buffer, Module)):
         yield name, value
-    elif isinstance(value, (list, tuple, dict)) and id(value) not in within:
+    elif id(value) not in within:  # a list, tuple or dict
         inner = (*within, id(value))
         if isinstance(value, dict):
+            names: dict[str, Any] = {}
             for key, item in value.items():
+                if not isinstance(item, _HOLDERS) or isinstance(key, bool) or not isinstance(key, (str, int)):
+                    continue
                 named = False
                 for found in _held(module, f"{name}.{key}", item, inner):
-                    if not named:  # (only a key that names something must make a name)
-                        named = _dict_key(module, name, key)
+                    if not named:  # (only a key that names something must make a name, and one of its own)
+                        named = _dict_key(module, name, key, names)
                     yield found
         else:
             for i, item in enumerate(value):
-                yield from _held(module, f"{name}.{i}", item, inner)
+                if isinstance(item, _HOLDERS):  # (a long list of numbers costs one test per item)
+                    yield from _held(module, f"{name}.{i}", item, inner)
 
 
-def _dict_key(module: str, attribute: str, key: Any) -> bool:
-    """True if a dict key can be part of a dotted name: a str or an int without a dot (the names must read back)."""
-    if isinstance(key, bool) or not isinstance(key, (str, int)) or "." in str(key) or str(key) == "":
+def _dict_key(module: str, attribute: str, key: str | int, names: dict[str, Any]) -> bool:
+    """True if a dict key can be part of a dotted name, one no other key of the dict makes; else raise."""
+    text = str(key)
+    if "." in text or text == "":
         raise ValueError(
             f"{module}.{attribute}: the dict key {key!r} holds a parameter or module, and its key becomes part "
             f"of dotted names ({attribute}.{key}.W in parameters, state dicts and reprs), which must read back "
-            "one way; use a non-empty str or an int, without a dot"
+            "one way; use a non-empty key without a dot"
         )
+    if text in names:
+        raise ValueError(
+            f"{module}.{attribute}: the dict keys {names[text]!r} and {key!r} both name {attribute}.{text}, so "
+            "their parameters would share names in the state dict (one saved, the other lost); use keys of one kind"
+        )
+    names[text] = key
     return True
 
 
