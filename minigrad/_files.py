@@ -31,13 +31,15 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
 
     A symbolic link at ``path`` is followed, as ``open(path, "w")`` follows it:
     the file it points to is replaced and the link stays a link (``latest.npz``
-    pointing at a run's checkpoint keeps pointing there). What ``open`` could
-    not write is not replaced either: a named pipe, a device or a socket at
-    ``path`` raises OSError (EINVAL), a file this user may not write raises
-    PermissionError; a folder raises IsADirectoryError.
+    pointing at a run's checkpoint keeps pointing there). A named pipe, a
+    device or a socket at ``path`` raises OSError (EINVAL), since moving a
+    file over it would replace it with a regular file (``/dev/null`` too);
+    a file this user may not write raises PermissionError, as ``open`` would;
+    a folder raises IsADirectoryError.
     """
-    path = os.path.realpath(path)  # write where a link points, beside its target, rather than over the link
-    folder = os.path.dirname(path)
+    if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
+        path = os.path.realpath(path)
+    folder = os.path.dirname(os.path.abspath(path))
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -54,7 +56,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
                                                 "and is kept; make it writable (chmod u+w) or write elsewhere", path)
         mode = stat.S_IMODE(info.st_mode)
     # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes.
-    base = os.path.basename(path).encode()[:200].decode(errors="ignore")
+    base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])  # (bytes, as the file system counts them)
     tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
     try:

@@ -115,3 +115,12 @@ def test_a_failed_sync_of_the_folder_says_the_new_file_is_in_place(tmp_path, mon
     with pytest.raises(OSError, match=r"Input/output error: the new file is in place, but syncing its folder"):
         atomic_write(str(path), lambda f: f.write(b"new"))
     assert path.read_bytes() == b"new"
+
+
+def test_a_name_that_is_not_utf8_is_written_and_a_missing_folder_in_the_path_still_fails(tmp_path):
+    """basename.encode() raised UnicodeEncodeError for a name holding bytes that are not UTF-8 (h44)."""
+    odd = os.path.join(os.fsencode(tmp_path), b"ck\xff.bin")
+    atomic_write(os.fsdecode(odd), lambda f: f.write(b"1"))
+    assert open(odd, "rb").read() == b"1"
+    with pytest.raises(FileNotFoundError):  # as open() fails: realpath would have resolved missing/.. away
+        atomic_write(str(tmp_path / "missing" / ".." / "x.bin"), lambda f: f.write(b"1"))
