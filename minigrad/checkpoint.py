@@ -71,6 +71,9 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
             tree[key] = _flatten(value, name, arrays)
             continue
         if isinstance(value, str):  # (a name, such as the class a state belongs to: a 0-d text array)
+            if "\x00" in value:  # (.npy text drops trailing NULs: it would not read back the same)
+                raise ValueError(f"save: entry {name!r} is text holding a NUL character, which a checkpoint's "
+                                 "text cannot keep; save it as bytes in an array (np.frombuffer(...))")
             array = np.array(value)
         else:
             try:
@@ -133,7 +136,9 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
         raise TypeError(f"save: state must be a mapping, got {type(state).__name__}{hint}")
     arrays: dict[str, np.ndarray] = {}
     tree = _flatten(state, "", arrays)
-    arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": 1, "tree": tree}))
+    # Version 2 holds text entries, which a reader of version 1 refuses: it is written only when one is there.
+    version = 2 if any(a.dtype.kind == "U" for a in arrays.values()) else 1
+    arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": version, "tree": tree}))
     path = os.fsdecode(os.fspath(path))  # (a bytes path too)
     try:
         _write_atomically(arrays, path)
@@ -219,9 +224,9 @@ def _read_checkpoint(zf: zipfile.ZipFile, max_bytes: int) -> dict[str, Any]:
     manifest = json.loads(str(text[()]))
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise ValueError("its manifest is not a minigrad checkpoint's")
-    if manifest.get("version") != 1:
+    if manifest.get("version") not in (1, 2):
         raise ValueError(f"it is a checkpoint of format version {manifest.get('version')!r}, and this minigrad reads "
-                         "version 1; load it with the minigrad that wrote it")
+                         "versions 1 and 2; load it with the minigrad that wrote it")
     names = _leaves(manifest.get("tree"), [])
     if len(set(names)) != len(names) or _MANIFEST in names:
         raise ValueError("its manifest names an entry twice")

@@ -212,9 +212,9 @@ class Module:
             raise ValueError(f"{name} refused the state: " + ", ".join(problems) + _load_hint(arrays, own))
         # An entry that shares memory with one of the tensors (a state made of another model's live arrays, or
         # of this one's, swapped) is copied first: copying it in order would overwrite it before it is read.
-        owned = [t.data for t in own.values()]
+        owned = {id(_memory_of(t.data)) for t in own.values()}  # (one set: a test per entry, not per pair)
         for k, v in arrays.items():
-            if any(np.may_share_memory(v, d) for d in owned):
+            if id(_memory_of(v)) in owned:
                 arrays[k] = v.copy()
         # Every entry has the shape and dtype of its target, and every target is writable, so no copy below
         # can fail halfway.
@@ -242,6 +242,13 @@ class Module:
         finally:
             _PRINTING.discard(id(self))
         return "\n".join(lines)
+
+
+def _memory_of(a: np.ndarray) -> Any:
+    """The object that owns ``a``'s memory: the array at the end of its chain of bases (``a`` if it owns it)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a if a.base is None else a.base  # (memory numpy does not own, e.g. a buffer: that buffer)
 
 
 def _load_hint(arrays: Mapping[Any, np.ndarray], own: Mapping[str, Tensor]) -> str:

@@ -344,11 +344,12 @@ class Optimizer(metaclass=_NamedChecks):
             raise ValueError(f"{name}: the state's 'class' must be the name of its optimizer's class, got "
                              f"{state['class']!r:.80}")
         if "class" in state and state["class"] != type(self).__name__:
+            example = (" (Adam's weight_decay is an L2 term, AdamW's is decoupled)"
+                       if {state["class"], type(self).__name__} == {"Adam", "AdamW"} else "")
             raise ValueError(
                 f"{name}: the state was saved by {state['class']!r}, not by {type(self).__name__}, whose "
-                "hyperparameters may mean something else (Adam's weight_decay is an L2 term, AdamW's is "
-                f"decoupled); load it into {state['class']}, or, if the two are one rule under two names, set "
-                f"state['class'] = {type(self).__name__!r} first"
+                f"hyperparameters and buffers may mean something else{example}; load it into {state['class']}, "
+                f"or, if the two are one rule under two names, set state['class'] = {type(self).__name__!r} first"
             )
         if "param_count" in state:
             count = _as_array(state["param_count"])
