@@ -50,7 +50,11 @@ performance profiles), scaled to minutes on a laptop:
 - **Uncertainty.** Per dataset and optimizer: the median steps to target
   over seeds with a percentile bootstrap 95% interval
   (:func:`bootstrap_median_ci`), the final train loss and the test metric as
-  mean ± std (the population's, ddof 0) over the runs that did not diverge.
+  mean ± std (the population's, ddof 0) over the runs that did not diverge
+  or fail. With 5 seeds or fewer the bootstrap interval of the median is the
+  range of the seeds (a resample's median is their minimum more often than
+  2.5% of the time), which holds the median of the seeds' distribution with
+  probability 1 - 2^(1-n) only: 75% for 3 seeds; the table says so.
 - **Verdict.** One line per optimizer against plain SGD (:func:`verdicts`):
   the median over (dataset, seed) problems of its steps over SGD's, with a
   bootstrap 95% interval over problems, and on how many datasets its median
@@ -2054,19 +2058,21 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
     st = result.settings
     by_key = {(r["dataset"], r["optimizer"], r["seed"]): r for r in result.records}
     problems: dict[str, dict[tuple[str, int], float]] = {s.name: {} for s in specs}
-    # Where tuning found no rate because every trial failed (status error, e.g. a plug-in that raises), the
+    # Where tuning found no rate and some trial failed (status error, e.g. a plug-in that raises), the
     # optimizer has no run to count: its problems are failures, left out as a failed run is, not misses. (Where
-    # the trials diverged, it misses the target at every rate tried: its problems count as misses.)
+    # every trial diverged, it misses the target at every rate tried: its problems count as misses.)
     tried: dict[tuple[str, str], set[str]] = {}
     for row in result.tuning:
         tried.setdefault((row["dataset"], row["optimizer"]), set()).add(row["status"])
-    untried = {pair for pair, statuses in tried.items() if statuses == {"error"}}
+    untried = {pair for pair, statuses in tried.items() if "error" in statuses}  # (used only where no rate won)
     for d in datasets:
         target = st["targets"][d]
         for s in specs:
             runs = [by_key[d, s.name, seed] for seed in range(st["seeds"]) if (d, s.name, seed) in by_key]
             lr = result.rates.get((d, s.name), math.nan)
-            steps = [steps_to_target(r["step"], r["train_loss"], target) if r["status"] == "ok" else math.inf
+            # A run that diverged after it reached the target counts the step it reached it at (the definition:
+            # the first evaluated step at or below it); a failed run (status error) is left out below.
+            steps = [steps_to_target(r["step"], r["train_loss"], target) if r["status"] != "error" else math.inf
                      for r in runs]
             for r, n in zip(runs, steps):
                 problems[s.name][d, r["seed"]] = n
@@ -2103,6 +2109,7 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
               for s in specs}
     result.verdict = verdicts(problems, failed=failed) if len(specs) > 1 else []
     result.settings["problems"] = problems
+    result.settings["failed_problems"] = failed
 
 
 # ---------------------------------------------------------------------------
@@ -2203,22 +2210,39 @@ def _plot_dataset(dataset: str, runs: Sequence[Mapping[str, Any]], settings: Map
     return _figure_png(fig)
 
 
-def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]]) -> bytes:
-    """``profile.png``: the performance profile of every optimizer over the problems (dataset x seed)."""
-    keys = sorted(next(iter(problems.values())))
-    taus = np.logspace(0, 1, 200)
-    profile = performance_profile({n: [problems[n][k] for k in keys] for n in problems}, taus)
+def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
+                  failed: Mapping[str, Iterable[tuple[str, int]]]) -> bytes:
+    """``profile.png``: the performance profile of every optimizer over the problems (dataset x seed).
+
+    A problem on which some optimizer's run failed (status error) is left out for all, as the table and the
+    verdict leave failed runs out (a failure is no miss). τ runs from 1 to the largest finite ratio (at
+    least 10), so the right end of a curve is the fraction of problems the optimizer reached the target on.
+    """
+    left_out = {k for runs in failed.values() for k in runs}
+    keys = sorted(set(next(iter(problems.values()))) - left_out)
+    if not keys:
+        keys = sorted(next(iter(problems.values())))  # (every problem failed somewhere: show them all as they are)
+    table = {n: [problems[n][k] for k in keys] for n in problems}
+    best = np.min(np.array(list(table.values()), dtype=np.float64), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.array(list(table.values()), dtype=np.float64) / np.where(best > 0, best, 1.0)
+    finite = ratios[np.isfinite(ratios)]
+    tau_max = max(10.0, float(finite.max()) * 1.05) if finite.size else 10.0
+    taus = np.logspace(0, math.log10(tau_max), 200)
+    profile = performance_profile(table, taus)
     fig = _figure(7.5, 4.2)
     ax = fig.subplots()
     for i, (name, rho) in enumerate(profile.items()):
         ax.step(taus, rho, where="post", color=colour_for(name), label=name, **(_style(i) | {"markevery": 0.15}))
     ax.set_xscale("log")
-    ax.set_xlim(1, 10)
+    ax.set_xlim(1, tau_max)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ: steps to target within this factor of the best optimizer's")
     ax.set_ylabel("fraction of problems")
     # y given: see _plot_dataset.
-    ax.set_title(f"performance profile over {len(keys)} problems (dataset x seed)", fontsize=10, y=1.0)
+    dropped = len(next(iter(problems.values()))) - len(keys)
+    out = f"; {dropped} with a failed run left out" if dropped else ""
+    ax.set_title(f"performance profile over {len(keys)} problems (dataset x seed{out})", fontsize=10, y=1.0)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.subplots_adjust(left=0.09, right=0.72, bottom=0.12, top=0.9)
@@ -2376,7 +2400,8 @@ def _write_outputs(result: Comparison, out_dir: str, plots: _Plots | None) -> li
     if result.summary:
         put("summary.csv", _csv_bytes(SUMMARY_COLUMNS, result.summary))
     if plots is not None and result.summary:
-        plots.submit("profile.png", functools.partial(_plot_profile, result.settings["problems"]))
+        plots.submit("profile.png", functools.partial(_plot_profile, result.settings["problems"],
+                                                      result.settings["failed_problems"]))
         png = plots.finish()
         for name in pictures:
             if name in png:
@@ -2530,11 +2555,15 @@ def format_table(result: Comparison) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
         previous = row[0]
+    seeds = st["seeds"]
+    few = (f" (with {seeds} seeds it is their range, which holds the median of the seeds' distribution with "
+           f"probability {1 - 2 ** (1 - seeds):.0%} only)" if 1 < seeds <= 5 else "")
     notes = [
         "",
         "steps to target: median over seeds of the first evaluated step with train loss <= the target "
-        "(never: missed; failed runs left out), bootstrap 95% interval;",
-        "final train loss and test metric: mean ± std (population, ddof 0) over the seeds that did not diverge.",
+        f"(never: missed; failed runs left out), bootstrap 95% interval{few};",
+        "final train loss and test metric: mean ± std (population, ddof 0) over the seeds that did not diverge "
+        "or fail.",
     ]
     if any(s["lr_at_grid_edge"] for s in result.summary):
         notes.append("! the rate is at an end of the grid.")

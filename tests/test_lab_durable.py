@@ -750,3 +750,46 @@ def test_an_edit_beside_a_plugin_forgets_only_the_changed_modules_never_an_insta
     assert sys.modules["keep_helper"] is kept and sys.modules["installedpkg"] is installed
     for name in ("keep_helper", "edit_helper", "installedpkg"):
         sys.modules.pop(name, None)
+
+
+def test_a_run_that_diverged_after_reaching_the_target_counts_the_step_it_reached_it_at(tmp_path):
+    """It counted as never, against the definition (the first evaluated step at or below the target; h46)."""
+    (tmp_path / "late.py").write_text(
+        "import numpy as np\nfrom minigrad.optim import SGD\n\n\nclass Late(SGD):\n"
+        "    def update(self, w, g, state):\n        super().update(w, g, state)\n"
+        "        if state['step'] > 6:\n            w *= 1e30\n")  # (weights that overflow: divergence)
+    out = tmp_path / "out"
+    args = ["--datasets", "iris", "--optimizers", f"sgd,{tmp_path / 'late.py'}:Late", "--epochs", "2", "--seeds", "1",
+            "--hidden", "8", "--eval-points", "10", "--lr", "sgd=0.5,Late=0.5", "--target", "1.0", "--no-plots",
+            "--out", str(out)]
+    assert cli.main(args) == 0
+    rows = {r["optimizer"]: r for r in read_csv(out / "summary.csv")}
+    assert rows["Late"]["diverged_runs"] == "1"
+    reached = [r for r in read_csv(out / "results.csv") if r["optimizer"] == "Late" and float(r["train_loss"]) <= 1.0]
+    assert float(rows["Late"]["steps_to_target_median"]) == float(reached[0]["step"])  # not inf
+    assert rows["Late"]["steps_to_target_median"] == rows["sgd"]["steps_to_target_median"]  # the same steps till then
+
+
+def _report(seed, optimizer, status, losses):
+    return {"dataset": "iris", "optimizer": optimizer, "seed": seed, "status": status, "lr": 0.1,
+            "step": list(range(0, 10 * len(losses), 10)), "train_loss": losses, "eval_metric": [0.5] * len(losses),
+            "seconds": [0.0] * len(losses), "kind": "report"}
+
+
+def test_tuning_that_failed_on_one_tuning_seed_leaves_the_problems_out_and_failed_runs_leave_the_profile():
+    """One tuning seed raised, one ran: no rate had a finite mean, and the problems counted as misses; the
+    profile counted a failed run as a miss where the table and the verdict left it out (h46)."""
+    specs = [lab.resolve_optimizer("sgd"), lab.resolve_optimizer("adam")]
+    result = lab.Comparison(settings={"targets": {"iris": 0.5}, "seeds": 2, "grid": [0.1], "datasets": ["iris"]},
+                            procedure="tuned")
+    result.records = [_report(0, "sgd", "ok", [1.0, 0.4]), _report(1, "sgd", "ok", [1.0, 0.45])]
+    result.rates = {("iris", "sgd"): 0.1}
+    result.tuning = [{"dataset": "iris", "optimizer": "adam", "lr": 0.1, "tune_seed": s, "score": math.inf,
+                      "status": status, "final_train_loss": math.nan, "message": ""}
+                     for s, status in ((10000, "error"), (10001, "ok"))]
+    lab._summarise(result, specs, ["iris"])
+    adam = next(s for s in result.summary if s["optimizer"] == "adam")
+    assert math.isnan(adam["steps_to_target_median"])
+    assert result.verdict == ["adam: no problem to compare with sgd on (a run failed, status error, on every one: "
+                              "2 of its, 0 of sgd's)"]
+    assert sorted(result.settings["failed_problems"]["adam"]) == [("iris", 0), ("iris", 1)]
