@@ -872,6 +872,8 @@ def train_run(
             train_loss = evaluate(model, loss_fn, X, y, task, metric=False)[0] if train_curve or last \
                 else math.nan
             eval_loss, metric = evaluate(model, loss_fn, X_eval, y_eval, task)
+            if not math.isfinite(eval_loss):  # a model that diverged: its argmax over NaNs is no accuracy
+                metric = math.nan
             for key, value in (("step", step), ("epoch", round(step / steps_per_epoch, 4)),
                                ("train_loss", train_loss), ("eval_loss", eval_loss), ("eval_metric", metric),
                                ("seconds", seconds), ("step_lr", used_lr)):

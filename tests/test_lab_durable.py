@@ -768,6 +768,8 @@ def test_a_run_that_diverged_after_reaching_the_target_counts_the_step_it_reache
     reached = [r for r in read_csv(out / "results.csv") if r["optimizer"] == "Late" and float(r["train_loss"]) <= 1.0]
     assert float(rows["Late"]["steps_to_target_median"]) == float(reached[0]["step"])  # not inf
     assert rows["Late"]["steps_to_target_median"] == rows["sgd"]["steps_to_target_median"]  # the same steps till then
+    last = [r for r in read_csv(out / "results.csv") if r["optimizer"] == "Late"][-1]
+    assert last["train_loss"] == last["test_metric"] == "nan"  # (a diverged model's argmax over NaNs is no accuracy)
 
 
 def _report(seed, optimizer, status, losses):
