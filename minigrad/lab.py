@@ -2066,7 +2066,8 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
     tried: dict[tuple[str, str], set[str]] = {}
     for row in result.tuning:
         tried.setdefault((row["dataset"], row["optimizer"]), set()).add(row["status"])
-    untried = {pair for pair, statuses in tried.items() if "error" in statuses}  # (used only where no rate won)
+    untried = {pair for pair, statuses in tried.items() if "error" in statuses}  # (read only where no rate won)
+    unrun: set[tuple[str, str]] = set()  # (dataset, optimizer) with no reported run, as failures
     for d in datasets:
         target = st["targets"][d]
         for s in specs:
@@ -2079,6 +2080,8 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
             for r, n in zip(runs, steps):
                 problems[s.name][d, r["seed"]] = n
             if not runs:
+                if (d, s.name) in untried:
+                    unrun.add((d, s.name))
                 steps = [] if (d, s.name) in untried else [math.inf] * st["seeds"]
                 for seed in range(st["seeds"]):
                     problems[s.name][d, seed] = math.inf
@@ -2107,7 +2110,7 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
             })
     failed = {s.name: [(r["dataset"], r["seed"]) for r in result.records
                        if r["optimizer"] == s.name and r["status"] == "error"]
-              + [(d, seed) for d in datasets if (d, s.name) in untried for seed in range(st["seeds"])]
+              + [(d, seed) for d in datasets if (d, s.name) in unrun for seed in range(st["seeds"])]
               for s in specs}
     result.verdict = verdicts(problems, failed=failed) if len(specs) > 1 else []
     result.settings["problems"] = problems
@@ -2222,16 +2225,17 @@ def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
     """
     left_out = {k for runs in failed.values() for k in runs}
     keys = sorted(set(next(iter(problems.values()))) - left_out)
-    if not keys:
-        keys = sorted(next(iter(problems.values())))  # (every problem failed somewhere: show them all as they are)
     table = {n: [problems[n][k] for k in keys] for n in problems}
-    best = np.min(np.array(list(table.values()), dtype=np.float64), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = np.array(list(table.values()), dtype=np.float64) / np.where(best > 0, best, 1.0)
-    finite = ratios[np.isfinite(ratios)]
-    tau_max = max(10.0, float(finite.max()) * 1.05) if finite.size else 10.0
+    tau_max = 10.0
+    if keys:  # τ up to the largest finite ratio, computed as performance_profile does (a 0 best: inf for others)
+        steps = np.array(list(table.values()), dtype=np.float64)
+        best = steps.min(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(steps == best, 1.0, steps / best)
+        finite = ratios[np.isfinite(ratios)]
+        tau_max = max(10.0, float(finite.max()) * 1.05) if finite.size else 10.0
     taus = np.logspace(0, math.log10(tau_max), 200)
-    profile = performance_profile(table, taus)
+    profile = performance_profile(table, taus) if keys else {}
     fig = _figure(7.5, 4.2)
     ax = fig.subplots()
     for i, (name, rho) in enumerate(profile.items()):
@@ -2245,7 +2249,8 @@ def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
     dropped = len(next(iter(problems.values()))) - len(keys)
     out = f"; {dropped} with a failed run left out" if dropped else ""
     ax.set_title(f"performance profile over {len(keys)} problems (dataset x seed{out})", fontsize=10, y=1.0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    if profile:  # (every problem had a failed run: an empty profile, its title says why)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.subplots_adjust(left=0.09, right=0.72, bottom=0.12, top=0.9)
     return _figure_png(fig)

@@ -795,3 +795,27 @@ def test_tuning_that_failed_on_one_tuning_seed_leaves_the_problems_out_and_faile
     assert result.verdict == ["adam: no problem to compare with sgd on (a run failed, status error, on every one: "
                               "2 of its, 0 of sgd's)"]
     assert sorted(result.settings["failed_problems"]["adam"]) == [("iris", 0), ("iris", 1)]
+
+
+def test_a_failed_tuning_trial_at_a_rate_not_chosen_leaves_nothing_out():
+    """One trial raised at the higher rate, the lower one won: every seed was thrown out of the verdict (h47)."""
+    specs = [lab.resolve_optimizer("sgd"), lab.resolve_optimizer("adam")]
+    result = lab.Comparison(settings={"targets": {"iris": 0.5}, "seeds": 2, "grid": [0.1, 1.0], "datasets": ["iris"]},
+                            procedure="tuned")
+    result.records = [_report(s, n, "ok", [1.0, 0.4]) for s in (0, 1) for n in ("sgd", "adam")]
+    result.rates = {("iris", "sgd"): 0.1, ("iris", "adam"): 0.1}
+    result.tuning = [{"dataset": "iris", "optimizer": "adam", "lr": lr, "tune_seed": 10000, "score": score,
+                      "status": status, "final_train_loss": math.nan, "message": ""}
+                     for lr, score, status in ((0.1, 0.5, "ok"), (1.0, math.inf, "error"))]
+    lab._summarise(result, specs, ["iris"])
+    assert result.settings["failed_problems"]["adam"] == []
+    assert result.verdict[0].startswith("adam reaches the target in 1.00x sgd's steps (median over 2 problems")
+
+
+def test_the_profile_of_problems_that_all_had_a_failed_run_is_empty_and_a_zero_best_stretches_no_axis():
+    """It fell back to showing every problem, drawing an optimizer that never ran as missing all (h47)."""
+    problems = {"sgd": {("iris", 0): 5.0, ("iris", 1): 0.0}, "adam": {("iris", 0): math.inf, ("iris", 1): 40.0}}
+    png = lab._plot_profile(problems, {"adam": [("iris", 0), ("iris", 1)]})
+    assert png.startswith(b"\x89PNG")
+    png = lab._plot_profile(problems, {})  # (a best of 0 makes the others' ratio inf there, as in the profile)
+    assert png.startswith(b"\x89PNG")
