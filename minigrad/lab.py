@@ -2215,14 +2215,10 @@ def _plot_dataset(dataset: str, runs: Sequence[Mapping[str, Any]], settings: Map
     return _figure_png(fig)
 
 
-def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
-                  failed: Mapping[str, Iterable[tuple[str, int]]]) -> bytes:
-    """``profile.png``: the performance profile of every optimizer over the problems (dataset x seed).
-
-    A problem on which some optimizer's run failed (status error) is left out for all, as the table and the
-    verdict leave failed runs out (a failure is no miss). τ runs from 1 to the largest finite ratio (at
-    least 10), so the right end of a curve is the fraction of problems the optimizer reached the target on.
-    """
+def _profile_problems(
+    problems: Mapping[str, Mapping[tuple[str, int], float]], failed: Mapping[str, Iterable[tuple[str, int]]]
+) -> tuple[list[tuple[str, int]], dict[str, list[float]], float]:
+    """The problems the profile shows (none with a failed run), each optimizer's steps on them, and τ's end."""
     left_out = {k for runs in failed.values() for k in runs}
     keys = sorted(set(next(iter(problems.values()))) - left_out)
     table = {n: [problems[n][k] for k in keys] for n in problems}
@@ -2234,6 +2230,18 @@ def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
             ratios = np.where(steps == best, 1.0, steps / best)
         finite = ratios[np.isfinite(ratios)]
         tau_max = max(10.0, float(finite.max()) * 1.05) if finite.size else 10.0
+    return keys, table, tau_max
+
+
+def _plot_profile(problems: Mapping[str, Mapping[tuple[str, int], float]],
+                  failed: Mapping[str, Iterable[tuple[str, int]]]) -> bytes:
+    """``profile.png``: the performance profile of every optimizer over the problems (dataset x seed).
+
+    A problem on which some optimizer's run failed (status error) is left out for all, as the table and the
+    verdict leave failed runs out (a failure is no miss). τ runs from 1 to the largest finite ratio (at
+    least 10), so the right end of a curve is the fraction of problems the optimizer reached the target on.
+    """
+    keys, table, tau_max = _profile_problems(problems, failed)
     taus = np.logspace(0, math.log10(tau_max), 200)
     profile = performance_profile(table, taus) if keys else {}
     fig = _figure(7.5, 4.2)

@@ -814,8 +814,11 @@ def test_a_failed_tuning_trial_at_a_rate_not_chosen_leaves_nothing_out():
 
 def test_the_profile_of_problems_that_all_had_a_failed_run_is_empty_and_a_zero_best_stretches_no_axis():
     """It fell back to showing every problem, drawing an optimizer that never ran as missing all (h47)."""
-    problems = {"sgd": {("iris", 0): 5.0, ("iris", 1): 0.0}, "adam": {("iris", 0): math.inf, ("iris", 1): 40.0}}
-    png = lab._plot_profile(problems, {"adam": [("iris", 0), ("iris", 1)]})
-    assert png.startswith(b"\x89PNG")
-    png = lab._plot_profile(problems, {})  # (a best of 0 makes the others' ratio inf there, as in the profile)
-    assert png.startswith(b"\x89PNG")
+    problems = {"sgd": {("iris", 0): 5.0, ("iris", 1): 0.0, ("wine", 0): 10.0},
+                "adam": {("iris", 0): math.inf, ("iris", 1): 40.0, ("wine", 0): 300.0}}
+    keys, table, tau_max = lab._profile_problems(problems, {"adam": [("iris", 0), ("iris", 1), ("wine", 0)]})
+    assert keys == [] and tau_max == 10.0
+    assert lab._plot_profile(problems, {"adam": [("iris", 0), ("iris", 1), ("wine", 0)]}).startswith(b"\x89PNG")
+    keys, table, tau_max = lab._profile_problems(problems, {"sgd": [("iris", 0)]})
+    assert keys == [("iris", 1), ("wine", 0)] and table["adam"] == [40.0, 300.0]
+    assert tau_max == pytest.approx(30 * 1.05)  # wine's 300/10; iris 1's 40/0 is inf, not a long axis
