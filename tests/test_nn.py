@@ -937,3 +937,16 @@ def test_load_state_dict_says_what_to_do_with_a_whole_checkpoint_or_another_prec
     with pytest.raises(ValueError, match=r"the state is float32 and the model float64: build the model with "
                                          r"dtype=np\.float32, or cast the state"):
         model.load_state_dict(nn.MLP([3, 3, 3]).state_dict())
+
+
+def test_a_part_under_a_key_that_makes_no_name_is_refused_unless_registered_elsewhere() -> None:
+    """{np.int64(0): Linear} (keys from np.unique) and {1.5: Linear} were passed over: never trained, never saved."""
+    net = Heads()
+    net.by_label = {np.int64(0): nn.Linear(3, 1)}
+    assert "by_label.0.W" in dict(net.named_parameters())  # a numpy integer is an int
+    other = Heads()
+    other.table = {1.5: nn.Linear(3, 2)}
+    with pytest.raises(ValueError, match=r"^Heads: table\[1\.5\] holds a Linear that is nowhere else in the module"):
+        other.parameters()
+    other.table = {nn.Linear: other.heads["mean"], (1, 2): [other.scales[0]]}  # kept elsewhere: a lookup table
+    assert len(other.parameters()) == 4

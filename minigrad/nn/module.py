@@ -89,8 +89,9 @@ class Module:
         An attribute may hold one, or lists, tuples and dicts of them, nested: ``self.blocks =
         [Linear(...), ...]`` is named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}``
         is named ``heads.mean``; ``self.grid = [[Linear(...)]]`` is named ``grid.0.0``. A dict's entries are
-        walked under str and int keys only: one keyed by classes or tuples is a lookup table (as
-        ``{nn.Linear: self.fc}``), whose parts, if the module's, are registered where they are kept.
+        named under str and int keys (numpy's integers too); one keyed by classes or tuples is a lookup
+        table (as ``{nn.Linear: self.fc}``), whose parts must be registered where else they are kept (a
+        part found nowhere else is refused, since it would be neither trained nor saved).
         """
         for name, value in vars(self).items():
             if isinstance(value, _HOLDERS):
@@ -100,6 +101,7 @@ class Module:
         """Yield (dotted name, parameter or buffer) in attribute order, each once."""
         seen: set[int] = set()  # tensors and modules already visited (shared, or back-references)
         stack: list[tuple[str, Any]] = [(prefix, self)]
+        unnamed: list[tuple[str, Any]] = []  # parts under dict keys that make no name: registered elsewhere?
         while stack:
             path, node = stack.pop()
             if id(node) in seen:
@@ -108,8 +110,19 @@ class Module:
             if isinstance(node, (Parameter, Buffer)):
                 yield path, node
                 continue
-            children = [(f"{path}.{name}" if path else name, child) for name, child in node._children()]
+            children: list[tuple[str, Any]] = []
+            for name, child in node._children():
+                where = f"{path}.{name}" if path else name
+                (unnamed if isinstance(name, _Unnamed) else children).append((where, child))
             stack.extend(reversed(children))
+        for where, part in unnamed:
+            lost = [p for _, p in _held("", "", part) if id(p) not in seen]
+            if lost:
+                raise ValueError(
+                    f"{type(self).__name__}: {where} holds a {type(lost[0]).__name__} that is nowhere else in the "
+                    "module, under a dict key that cannot be part of its name (a str or an int can), so it would "
+                    "be neither trained nor saved; key it by a str or an int"
+                )
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield (dotted name, parameter) pairs, each parameter once."""
@@ -141,7 +154,8 @@ class Module:
                 continue
             seen.add(id(module))
             yield module
-            children = [child for _, child in module._children() if isinstance(child, Module)]
+            children = [child for name, child in module._children()
+                        if isinstance(child, Module) and not isinstance(name, _Unnamed)]
             stack.extend(reversed(children))
 
     def zero_grad(self) -> None:
@@ -227,7 +241,7 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [(n, c) for n, c in self._children() if isinstance(c, Module)]
+        children = [(n, c) for n, c in self._children() if isinstance(c, Module) and not isinstance(n, _Unnamed)]
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         if id(self) in _PRINTING:  # a module that refers back to one being printed: named, not printed again
@@ -265,6 +279,10 @@ def _load_hint(arrays: Mapping[Any, np.ndarray], own: Mapping[str, Tensor]) -> s
 _HOLDERS = (Parameter, Buffer, Module, list, tuple, dict)  # what may be, or hold, a parameter, buffer or module
 
 
+class _Unnamed(str):
+    """The place of a part under a dict key that makes no name (``heads[<class 'Linear'>]``), for messages."""
+
+
 def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Any]]:
     """(dotted name, item) for each parameter, buffer or module ``value`` is or holds in lists, tuples, dicts.
 
@@ -279,8 +297,14 @@ def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> I
         if isinstance(value, dict):
             names: dict[str, Any] = {}
             for key, item in value.items():
-                if not isinstance(item, _HOLDERS) or isinstance(key, bool) or not isinstance(key, (str, int)):
+                if not isinstance(item, _HOLDERS):
                     continue
+                if isinstance(key, (bool, np.bool_)) or not isinstance(key, (str, int, np.integer)):
+                    # A lookup table ({nn.Linear: self.fc}): its parts are the module's only if kept elsewhere too.
+                    if any(_held(module, name, item, inner)):
+                        yield _Unnamed(f"{name}[{key!r}]"), item
+                    continue
+                key = int(key) if isinstance(key, np.integer) else key
                 named = False
                 for found in _held(module, f"{name}.{key}", item, inner):
                     if not named:  # (only a key that names something must make a name, and one of its own)
