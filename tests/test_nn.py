@@ -950,3 +950,15 @@ def test_a_part_under_a_key_that_makes_no_name_is_refused_unless_registered_else
         other.parameters()
     other.table = {nn.Linear: other.heads["mean"], (1, 2): [other.scales[0]]}  # kept elsewhere: a lookup table
     assert len(other.parameters()) == 4
+
+
+def test_load_state_dict_finds_shared_memory_whatever_holds_it() -> None:
+    """Aliasing through a base that is no ndarray (as_strided, a memoryview) was missed: both got one value (h47)."""
+    from numpy.lib.stride_tricks import as_strided
+
+    for wrap in (as_strided, lambda a: np.asarray(memoryview(a)), lambda a: a[::-1][::-1]):
+        model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False))
+        w0, w1 = model.layers[0].W.data.copy(), model.layers[1].W.data.copy()
+        model.load_state_dict({"layers.0.W": wrap(model.layers[1].W.data), "layers.1.W": wrap(model.layers[0].W.data)})
+        np.testing.assert_array_equal(model.layers[0].W.data, w1)
+        np.testing.assert_array_equal(model.layers[1].W.data, w0)

@@ -9,6 +9,8 @@ and :meth:`Module.named_buffers` give the stable dotted names the state dict use
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -226,10 +228,15 @@ class Module:
             raise ValueError(f"{name} refused the state: " + ", ".join(problems) + _load_hint(arrays, own))
         # An entry that shares memory with one of the tensors (a state made of another model's live arrays, or
         # of this one's, swapped) is copied first: copying it in order would overwrite it before it is read.
-        owned = {id(_memory_of(t.data)) for t in own.values()}  # (one set: a test per entry, not per pair)
+        spans = sorted(_byte_bounds(t.data) for t in own.values() if t.data.size)  # (sorted: a search per entry)
+        starts = [low for low, _ in spans]
+        reach = list(itertools.accumulate((high for _, high in spans), max))  # the furthest end up to each span
         for k, v in arrays.items():
-            if id(_memory_of(v)) in owned:
-                arrays[k] = v.copy()
+            if v.size:
+                low, high = _byte_bounds(v)
+                i = bisect.bisect_left(starts, high)  # spans that start before v ends...
+                if i and reach[i - 1] > low:  # ...one of which ends after v starts: they overlap
+                    arrays[k] = v.copy()
         # Every entry has the shape and dtype of its target, and every target is writable, so no copy below
         # can fail halfway.
         for k, t in own.items():
@@ -258,11 +265,13 @@ class Module:
         return "\n".join(lines)
 
 
-def _memory_of(a: np.ndarray) -> Any:
-    """The object that owns ``a``'s memory: the array at the end of its chain of bases (``a`` if it owns it)."""
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a if a.base is None else a.base  # (memory numpy does not own, e.g. a buffer: that buffer)
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    """The first and one-past-last byte addresses ``a`` touches (numpy's byte_bounds, as may_share_memory uses)."""
+    return _BYTE_BOUNDS(a)  # type: ignore[no-any-return]
+
+
+# numpy 2 has it in numpy.lib.array_utils, numpy 1 as np.byte_bounds.
+_BYTE_BOUNDS = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None) or getattr(np, "byte_bounds")  # noqa: B009  (absent from numpy 2)
 
 
 def _load_hint(arrays: Mapping[Any, np.ndarray], own: Mapping[str, Tensor]) -> str:
