@@ -691,40 +691,31 @@ def _file_digests(folder: str) -> dict[str, bytes]:
 
 
 def _reload_helpers(source: str, digest: str) -> None:
-    """Forget the modules of a plug-in's folder that changed since this process imported them.
+    """Forget the modules of a plug-in's folder once its code changed since this process imported them.
 
-    ``digest`` is the folder's :func:`_code_digest` now. A module of the folder (beside the plug-in, or in a
-    package beside it) whose file changed is taken out of ``sys.modules``, and so are the packages above it
-    (whose ``__init__`` may take names from it), so that the plug-in, run again, imports them afresh. Nothing
-    else is touched: not an unchanged module, not one installed (minigrad itself, when the folder holds its
-    package), not the running script. Whoever holds the old module objects keeps them as they were.
+    ``digest`` is the folder's :func:`_code_digest` now. Every module beside the plug-in and in the packages
+    beside it is taken out of ``sys.modules`` (an unchanged one too: it may hold a name it took from a changed
+    one, ``from base import SCALE``), so that the plug-in, run again, imports them afresh in its own order.
+    Never an installed module (minigrad itself, when the folder holds its package) nor the running script.
+    Whoever holds the old module objects keeps them as they were.
     """
     path = _plugin_file(source)
     if path is None:
         return
     folder = os.path.dirname(os.path.abspath(path))
-    files = _file_digests(folder)
-    seen = _FOLDERS.setdefault(folder, (digest, files))
-    if seen[0] == digest:
+    if _FOLDERS.setdefault(folder, digest) == digest:
         return
-    _FOLDERS[folder] = (digest, files)
-    inside = os.path.join(folder, "")
-    changed = {os.path.join(folder, n) for n in set(files) | set(seen[1]) if files.get(n) != seen[1].get(n)}
-    stale = set()
+    _FOLDERS[folder] = digest
+    inside, packages = os.path.join(folder, ""), _packages(folder)
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if not file or name == "__main__" or name.startswith("minigrad_plugin_"):
             continue
         file = os.path.abspath(file)
-        if file in changed and file.startswith(inside) and not file.startswith(_installed_roots()):
-            stale.add(name)
-    for name in list(stale):  # the packages above a changed module
-        parts = name.split(".")
-        stale.update(".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) in sys.modules)
-    for name in stale:
-        parent = sys.modules.get(name)
-        if parent is not None and not os.path.abspath(getattr(parent, "__file__", None) or "").startswith(
-                _installed_roots()):
+        if not file.startswith(inside) or file.startswith(_installed_roots()):
+            continue
+        relative = file[len(inside):]
+        if os.sep not in relative or relative.split(os.sep)[0] in packages:
             del sys.modules[name]
 
 
@@ -769,8 +760,7 @@ def _installed_roots() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(r), "") for r in roots)
 
 
-#: A plug-in's folder: the digest of its code, and of each of its files, when this process last imported it.
-_FOLDERS: dict[str, tuple[str, dict[str, bytes]]] = {}
+_FOLDERS: dict[str, str] = {}  # a plug-in's folder: the digest of its code when this process last imported it
 
 
 def _plugin_code(specs: Sequence[OptimizerSpec]) -> dict[str, str]:

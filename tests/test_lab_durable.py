@@ -727,28 +727,29 @@ def test_resume_of_a_folder_that_does_not_exist_is_refused_and_makes_nothing(tmp
     assert not (tmp_path / "none").exists()
 
 
-def test_an_edit_beside_a_plugin_forgets_only_the_changed_modules_never_an_installed_one(tmp_path, monkeypatch):
+def test_an_edit_beside_a_plugin_imports_its_helpers_afresh_but_never_an_installed_module(tmp_path, monkeypatch):
     """Every module of the folder's packages was dropped: with a plug-in at a checkout's root, minigrad itself
-    was imported again, and the plug-in's class was no longer a minigrad Optimizer (helper 44)."""
+    was imported again, and the plug-in's class was no longer a minigrad Optimizer (h44); and an unchanged
+    helper that took a name from a changed one kept the old value (h47)."""
     folder = tmp_path / "plug"
     (folder / "installedpkg").mkdir(parents=True)
     (folder / "installedpkg" / "__init__.py").write_text("X = 1\n")
-    (folder / "keep_helper.py").write_text("A = 1\n")
-    (folder / "edit_helper.py").write_text("B = 1\n")
+    (folder / "base_helper.py").write_text("B = 1\n")
+    (folder / "mid_helper.py").write_text("from base_helper import B\n")
     (folder / "opt.py").write_text(
-        "import installedpkg, keep_helper\nfrom edit_helper import B\nfrom minigrad.optim import SGD\n\n\n"
+        "import installedpkg\nfrom mid_helper import B\nfrom minigrad.optim import SGD\n\n\n"
         "class Opt(SGD):\n    SCALE = B\n")
     roots = lab._installed_roots()
     monkeypatch.setattr(lab, "_installed_roots", lambda: (*roots, str(folder / "installedpkg") + os.sep))
     spec = f"{folder / 'opt.py'}:Opt"
     first = lab._load_plugin_class(spec)
-    kept, installed = sys.modules["keep_helper"], sys.modules["installedpkg"]
-    (folder / "edit_helper.py").write_text("B = 2\n")
+    installed = sys.modules["installedpkg"]
+    (folder / "base_helper.py").write_text("B = 2\n")
     (folder / "installedpkg" / "__init__.py").write_text("X = 2\n")
     second = lab._load_plugin_class(spec)
     assert first.SCALE == 1 and second.SCALE == 2 and issubclass(second, optim.Optimizer)
-    assert sys.modules["keep_helper"] is kept and sys.modules["installedpkg"] is installed
-    for name in ("keep_helper", "edit_helper", "installedpkg"):
+    assert sys.modules["installedpkg"] is installed
+    for name in ("base_helper", "mid_helper", "installedpkg"):
         sys.modules.pop(name, None)
 
 
