@@ -78,16 +78,17 @@ def _as_input(name: str, x: Any, position: int) -> tuple[Tensor, bool]:
 def _prepare(name: str, args: Sequence[Any], positions: tuple[int, ...]) -> tuple[list[Any], list[Tensor], set[int]]:
     """Replace the differentiated arguments by Tensors; return all arguments, those Tensors, and the fresh leaves."""
     call_args = list(args)
+    # One tensor that requires grad given as two arguments, f(x, x): each argument is a variable of its own
+    # (JAX's partial derivatives), so every place it takes becomes a reshape of it, a node of its own that passes
+    # its graph on (recorded even inside no_grad, as f is). A differentiated place then has no other below it.
+    for i, a in enumerate(args):
+        if isinstance(a, Tensor) and a.requires_grad and sum(b is a for b in args) > 1:
+            with enable_grad():
+                call_args[i] = a.reshape(a.shape)
     inputs: list[Tensor] = []
     fresh = set()
-    given = [_as_input(name, args[p], p) for p in positions]
-    for p, (t, is_fresh) in zip(positions, given):
-        if not is_fresh and sum(a is t for a in args) > 1:
-            # One tensor given as two arguments, f(x, x): each argument is a variable of its own (JAX's partial
-            # derivatives), so a differentiated one becomes a reshape of it, a node of its own that passes its
-            # graph on (recorded even inside no_grad, as f is).
-            with enable_grad():
-                t = t.reshape(t.shape)
+    for p in positions:
+        t, is_fresh = _as_input(name, call_args[p], p)
         call_args[p] = t
         inputs.append(t)
         if is_fresh:

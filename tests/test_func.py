@@ -639,3 +639,12 @@ def test_a_well_resolved_condition_number_in_float32_is_finite() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         spectrum = mg.curvature.extreme_eigenvalues(loss, [w])
     assert spectrum.condition_number == pytest.approx(1e6, rel=0.02)
+
+
+def test_a_mixed_partial_of_one_tensor_given_twice_is_the_mixed_partial() -> None:
+    """∂/∂b Σ ∂f/∂a with f = Σ a·b² at a = b = x is 2x; the outer copy made the inner grad flow into it (h47)."""
+    f = lambda a, b: (a * b * b).sum()  # noqa: E731
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    mixed = F.grad(lambda a, b: F.grad(f, 0)(a, b).sum(), 1)(x, x)  # torch.func: [2, 4]
+    np.testing.assert_array_equal(mixed.data, [2.0, 4.0])
+    np.testing.assert_array_equal(F.jacobian(F.grad(f, 0), 1)(x, x).data, np.diag([2.0, 4.0]))
