@@ -39,7 +39,9 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    # The folder as the path names it, not normalised: through a linked folder, "link/.." is the parent of
+    # the folder the link points to, as os.replace and open() read it, not the folder holding the link.
+    folder = os.path.dirname(path) or os.curdir
     try:
         info = os.stat(path)
     except FileNotFoundError:

@@ -124,3 +124,11 @@ def test_a_name_that_is_not_utf8_is_written_and_a_missing_folder_in_the_path_sti
     assert open(odd, "rb").read() == b"1"
     with pytest.raises(FileNotFoundError):  # as open() fails: realpath would have resolved missing/.. away
         atomic_write(str(tmp_path / "missing" / ".." / "x.bin"), lambda f: f.write(b"1"))
+
+
+def test_a_path_through_a_linked_folder_and_dotdot_lands_where_open_would_put_it(tmp_path):
+    """The temporary file went beside the link's parent, os.replace to the target's (EXDEV across devices; h47)."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "lnk").symlink_to(tmp_path / "real" / "sub")
+    atomic_write(str(tmp_path / "lnk" / ".." / "x.bin"), lambda f: f.write(b"1"))
+    assert (tmp_path / "real" / "x.bin").read_bytes() == b"1" and not (tmp_path / "x.bin").exists()
