@@ -629,7 +629,7 @@ def test_two_heads_on_one_trunk_need_retain_graph_and_then_give_pytorchs_gradien
 
 
 def test_a_well_resolved_condition_number_in_float32_is_finite() -> None:
-    """κ = 1e6 in float32 was inf: the rounding floor, 10·ε·λmax, was above a bottom estimate accurate to 0.5%."""
+    """κ = 1e6 in float32 was inf: a rounding floor of 10·ε·λmax, then √n·ε·λmax, was above an accurate bottom."""
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(rng.standard_normal((20, 20)))
     A = (Q * np.logspace(-6, 0, 20)) @ Q.T
