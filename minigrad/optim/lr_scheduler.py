@@ -497,11 +497,16 @@ class ChainedScheduler(_Composite):
     total_iters=5), ExponentialLR(opt, gamma=0.95)])`` gives
     base·warm-up(t)·0.95^t. That is PyTorch's ChainedScheduler for the
     schedules PyTorch can chain (StepLR, MultiStepLR, ExponentialLR,
-    LinearLR, and CosineAnnealingLR with eta_min=0), each a closed form
-    here; PyTorch's LambdaLR sets base·f(t) and overrides the parts before
-    it, where here its factor f(t) multiplies like any other. A OneCycleLR,
-    which sets the rate (and momentum) itself rather than a factor of it, is
-    refused. ``optimizer`` may be omitted (it is the parts'), as in PyTorch.
+    LinearLR, and CosineAnnealingLR with eta_min=0 up to T_max), each a
+    closed form here. It differs where PyTorch's recursive forms do: its
+    cosine past T_max and with eta_min > 0; its LambdaLR, which sets
+    base·f(t) and overrides the parts before it, where here f(t) multiplies
+    like any other factor; and a rate set by hand between building the parts,
+    which PyTorch's later parts start from, where here the chain starts from
+    its first part's base. The parts' own ``last_epoch`` stays 0: the chain
+    counts the steps. A OneCycleLR, which sets the rate (and momentum) itself
+    rather than a factor of it, or another combined schedule, is refused.
+    ``optimizer`` may be omitted (it is the parts'), as in PyTorch.
     """
 
     def __init__(self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None) -> None:
