@@ -74,7 +74,7 @@ def _flatten(state: Mapping[str, Any], prefix: str, arrays: dict[str, np.ndarray
             if "\x00" in value:  # (.npy text drops trailing NULs: it would not read back the same)
                 raise ValueError(f"save: entry {name!r} is text holding a NUL character, which a checkpoint's "
                                  "text cannot keep; save it as bytes in an array (np.frombuffer(...))")
-            array = np.array(value)
+            array = np.array(str.__str__(value))  # (the text itself: a str Enum's value, not numpy's reading of it)
         else:
             try:
                 array = np.asarray(value.data if isinstance(value, Tensor) else value)

@@ -867,3 +867,16 @@ def test_text_makes_the_format_version_2_and_a_nul_in_text_is_refused(tmp_path: 
     with pytest.raises(ValueError, match=r"entry 'name' is text holding a NUL character"):
         mg.save({"name": "abc\x00"}, tmp_path / "c.npz")
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_a_str_enum_is_saved_as_its_text() -> None:
+    """numpy read (str, Enum) members its own way: E.X with value 'xval' was saved as 'E.X' cut to 4 characters."""
+    import enum
+    import tempfile
+
+    class Kind(str, enum.Enum):
+        X = "xval"
+
+    with tempfile.TemporaryDirectory() as folder:
+        mg.save({"k": Kind.X}, os.path.join(folder, "e.npz"))
+        assert mg.load(os.path.join(folder, "e.npz"))["k"] == "xval"
