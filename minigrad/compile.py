@@ -91,6 +91,7 @@ The rules, since only the record is replayed:
 from __future__ import annotations
 
 import builtins
+import copy
 import functools
 import gc
 import inspect
@@ -253,7 +254,9 @@ class _Recorder:
             if derived is not None:
                 return derived
             if array.ndim == 0:  # a number written in the step's code, as in 2 * x
-                return FIXED, array
+                # A copy: the step may change the array in place between calls (temp[...] *= 0.5), and two
+                # records holding the one live array would look the same; the values must be compared.
+                return FIXED, array.copy()
             raise RuntimeError(
                 f"compile: input {i} of {op} (shape {value.shape}) is an array made inside the step by code "
                 "that is not an op; a replay would reuse its old values. Pass it to the step as an argument "
@@ -286,6 +289,8 @@ class _Recorder:
                 )
             where = f"{i} (item {{}} of its {type(value).__name__})"
             return PACK, (type(value), tuple(self.source(v, op, where.format(j)) for j, v in enumerate(value)))
+        if isinstance(value, (list, dict)):  # (a copy, for the same reason: the step may change it in place)
+            return FIXED, copy.deepcopy(value)
         return FIXED, value  # axes, shapes, flags, dtypes: part of the code
 
     # -- what the step's own Python changed between events -------------------

@@ -1600,3 +1600,26 @@ def test_a_changed_max_output_is_refused_too():
 
     with pytest.raises(RuntimeError, match=r"the output of a max \(shape \(5,\)\) was changed in place"):
         mg.compile(train_step)(mg.Tensor(np.arange(15.0).reshape(5, 3)))
+
+
+def test_a_0d_array_the_step_changes_in_place_is_refused_on_the_second_call():
+    """temp[...] *= 0.5 in the step: both records held the one live array, looked the same, and replays froze
+    the value, silently (helper 48). Compared by value, the second call now raises."""
+    mg.manual_seed(0)
+    lin = mg.nn.Linear(4, 3)
+    opt = mg.optim.SGD(lin.parameters(), lr=0.1)
+    temp = np.array(1.0, np.float32)
+
+    def step(x, y):
+        opt.zero_grad()
+        temp[...] *= 0.5  # an annealed temperature, changed in place
+        loss = mg.nn.cross_entropy(lin(x) * temp, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = mg.compile(step)
+    rng = np.random.default_rng(0)
+    compiled(mg.Tensor(rng.standard_normal((8, 4)).astype(np.float32)), rng.integers(0, 3, 8))
+    with pytest.raises(RuntimeError, match=r"recorded something else on its second call than on its first"):
+        compiled(mg.Tensor(rng.standard_normal((8, 4)).astype(np.float32)), rng.integers(0, 3, 8))
