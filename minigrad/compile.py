@@ -587,6 +587,8 @@ class _Replay:
         self._first: set[int] = set()  # ops that have their first gradient in the current backward pass
         self._backwarded = {self._op[e[1]] for e in events if e[0] == "backward"}
         self._returned = set(_result_ops(result, nodes, self._op))  # ops whose outputs the step returns
+        #: What the step returned, as the forward events of its tensors in its structure: a second call must match.
+        self.returns = _result_events(result, nodes)
         self._frees_after = self._last_reads(list(self._returned))
         self._forward_of = {i: k for k, i in self._op.items()}  # op number -> its forward event
         self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
@@ -1004,6 +1006,15 @@ def _result_ops(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int]) ->
     return []
 
 
+def _result_events(result: Any, nodes: dict[Tensor, int]) -> Any:
+    """The step's result as the forward events of its tensors, in its structure (which outputs it returned)."""
+    if isinstance(result, Tensor):
+        return nodes.get(result, "a tensor made by no op")
+    if isinstance(result, tuple):
+        return tuple(_result_events(r, nodes) for r in result)
+    return type(result).__name__
+
+
 def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int], written: set[int] | None) -> str:
     """What a replay returns, as source: new Tensors of the outputs the step returned, in the same structure.
 
@@ -1302,6 +1313,8 @@ class CompiledStep:
                 "without mg.compile. (This call ran eagerly, so its results are right.)"
             )
         difference = _difference(replay._events, recorder.events)
+        if difference is None and _result_events(result, recorder.nodes) != replay.returns:
+            difference = "the step returned other outputs of its ops (a Python choice of what to return)"
         if difference is not None:
             raise RuntimeError(
                 f"compile: the step recorded something else on its second call than on its first ({difference}). "

@@ -1623,3 +1623,27 @@ def test_a_0d_array_the_step_changes_in_place_is_refused_on_the_second_call():
     compiled(mg.Tensor(rng.standard_normal((8, 4)).astype(np.float32)), rng.integers(0, 3, 8))
     with pytest.raises(RuntimeError, match=r"recorded something else on its second call than on its first"):
         compiled(mg.Tensor(rng.standard_normal((8, 4)).astype(np.float32)), rng.integers(0, 3, 8))
+
+
+def test_a_python_choice_of_which_output_to_return_is_refused_on_the_second_call():
+    """return l1 if l1.item() > l2.item() else l2: the record was confirmed and replays returned the first
+    call's choice (helper 48)."""
+    mg.manual_seed(0)
+    lin = mg.nn.Linear(3, 2)
+    opt = mg.optim.SGD(lin.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        out = lin(x)
+        l1, l2 = mg.nn.mse_loss(out[:, 0], y[:, 0]), mg.nn.mse_loss(out[:, 1], y[:, 1])
+        (l1 + l2).backward()
+        opt.step()
+        return l1 if l1.item() > l2.item() else l2
+
+    compiled = mg.compile(step)
+    x = mg.Tensor(np.ones((4, 3), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (the warning about reading a value in Python)
+        compiled(x, mg.Tensor(np.array([[5.0, 0.0]] * 4, np.float32)))
+        with pytest.raises(RuntimeError, match=r"the step returned other outputs of its ops"):
+            compiled(x, mg.Tensor(np.array([[0.0, 5.0]] * 4, np.float32)))
