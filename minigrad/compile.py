@@ -1043,7 +1043,13 @@ def _wrap(array: np.ndarray) -> Tensor:
 
 
 def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:
-    """A gradient as ``run_backward`` passes it on: an array (not a numpy scalar) of its input's dtype."""
+    """A gradient as ``run_backward`` passes it on: an array (not a numpy scalar) of its input's dtype.
+
+    A Tensor a user's backward returned gives a copy of its array, as the eager walk copies it into a leaf's
+    ``.grad``: the Tensor may wrap an array that lives on (a module constant), which must not become a ``.grad``.
+    """
+    if isinstance(pg, Tensor):
+        return np.array(pg.data, dtype=dtype)
     if type(pg) is not np.ndarray:
         pg = np.asarray(pg)
     return pg if pg.dtype == dtype else ops.cast(pg, dtype)

@@ -1647,3 +1647,35 @@ def test_a_python_choice_of_which_output_to_return_is_refused_on_the_second_call
         compiled(x, mg.Tensor(np.array([[5.0, 0.0]] * 4, np.float32)))
         with pytest.raises(RuntimeError, match=r"the step returned other outputs of its ops"):
             compiled(x, mg.Tensor(np.array([[0.0, 5.0]] * 4, np.float32)))
+
+
+def test_a_tensor_a_users_backward_returns_is_copied_into_grad_as_the_eager_walk_copies_it():
+    """The replay kept the Tensor's array as .grad; the next += wrote into the user's constant (helper 48)."""
+    ones = np.ones(4, np.float32)
+
+    class Bias(mg.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return x.sum(axis=0) + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return None, mg.Tensor(ones)
+
+    def run(compiled: bool) -> tuple[np.ndarray, np.ndarray]:
+        b = mg.nn.Parameter(np.zeros(4, np.float32))
+        opt = mg.optim.SGD([b], lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            Bias.apply(x, b).sum().backward()
+            Bias.apply(x, b).sum().backward()
+            opt.step()
+
+        run_step = mg.compile(step) if compiled else step
+        for _ in range(5):
+            run_step(mg.Tensor(np.ones((2, 4), np.float32)))
+        return b.data.copy(), b.grad.copy()
+
+    assert [a.tolist() for a in run(True)] == [a.tolist() for a in run(False)]
+    np.testing.assert_array_equal(ones, 1.0)
