@@ -499,7 +499,13 @@ class _Recorder:
             may_change = frozenset({"grad"})
         self.check(f"{name}()", may_change)
         self._call = name
-        self.events.append(("call", method))
+        if isinstance(owner, LRScheduler):
+            # What the schedule's step reads besides its count (base rates, settings): a change the step's code
+            # makes to them (sched.base_lr *= 0.5) differs between the two records, and is refused.
+            read = {k: v for k, v in owner.state_dict().items() if k != "last_epoch"}
+            self.events.append(("call", method, read))
+        else:
+            self.events.append(("call", method))
 
     def on_bump(self, tensors: list[Tensor]) -> None:
         """An in-place change through minigrad: refused unless a replayed call (an optimizer's step) makes it."""

@@ -1679,3 +1679,26 @@ def test_a_tensor_a_users_backward_returns_is_copied_into_grad_as_the_eager_walk
 
     assert [a.tolist() for a in run(True)] == [a.tolist() for a in run(False)]
     np.testing.assert_array_equal(ones, 1.0)
+
+
+def test_a_change_the_step_makes_to_its_schedule_is_refused_on_the_second_call():
+    """sched.base_lr *= 0.5 in the step: the replayed sched.step() read the recorded base, silently (helper 48)."""
+    mg.manual_seed(0)
+    lin = mg.nn.Linear(4, 3)
+    opt = mg.optim.SGD(lin.parameters(), lr=0.1)
+    sched = mg.optim.lr_scheduler.StepLR(opt, step_size=100)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(lin(x), y)
+        loss.backward()
+        opt.step()
+        sched.base_lr *= 0.5
+        sched.step()
+        return loss
+
+    compiled = mg.compile(step)
+    x, y = mg.Tensor(np.ones((4, 4), np.float32)), np.zeros(4, np.int64)
+    compiled(x, y)
+    with pytest.raises(RuntimeError, match=r"a call of LRScheduler\.step, differs"):
+        compiled(x, y)
