@@ -1191,6 +1191,31 @@ def _difference(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> 
     return None
 
 
+def _a_parameter_changed(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> bool:
+    """Whether two records differ in a parameter's kind (frozen or trained), dtype or shape, as they may in the
+    ops' output shapes and dtypes that follow from it, and in nothing else."""
+    first = [e for e in first if e[0] != "backward"]
+    second = [e for e in second if e[0] != "backward"]
+    if len(first) != len(second):
+        return False
+    changed = False
+    for a, b in zip(first, second):
+        if a[0] != b[0] or (a[0] == "forward" and a[1] is not b[1]):
+            return False
+        if a[0] != "forward":
+            if not _same(a, b):
+                return False
+            continue
+        for sa, sb, ia, ib in zip(a[2], b[2], a[6], b[6]):
+            if _same(sa, sb) and ia == ib:
+                continue
+            if sa[0] in (PARAM, FROZEN) and sb[0] in (PARAM, FROZEN) and sa[1] is sb[1]:
+                changed = True
+                continue
+            return False
+    return changed
+
+
 def _backwards(events: list[tuple[Any, ...]]) -> int:
     return sum(e[0] == "backward" for e in events)
 
@@ -1325,6 +1350,12 @@ class CompiledStep:
                 "without mg.compile. (This call ran eagerly, so its results are right.)"
             )
         difference = _difference(replay._events, recorder.events)
+        if difference is not None and _a_parameter_changed(replay._events, recorder.events):
+            # A layer frozen or unfrozen, or a parameter given another dtype, between the two calls: the first
+            # record is of another step. This one is recorded as a first again (its result is right: it ran).
+            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
+                                        recorder.modes.values())
+            return result
         if difference is None and _result_events(result, recorder.nodes) != replay.returns:
             difference = "the step returned other outputs of its ops (a Python choice of what to return)"
         if difference is not None:

@@ -1702,3 +1702,35 @@ def test_a_change_the_step_makes_to_its_schedule_is_refused_on_the_second_call()
     compiled(x, y)
     with pytest.raises(RuntimeError, match=r"a call of LRScheduler\.step, differs"):
         compiled(x, y)
+
+
+@pytest.mark.parametrize("unfreeze_at", [1, 2, 3])
+def test_unfreezing_a_layer_at_any_call_records_again_and_matches_the_eager_steps(unfreeze_at):
+    """Between a shape's first record and its confirming call, unfreezing raised 'a Python branch on the
+    data...'; the README says it records again (helper 48)."""
+    def run(compiled: bool) -> tuple[list[float], np.ndarray]:
+        mg.manual_seed(0)
+        model = mg.nn.MLP([4, 8, 3])
+        opt = mg.optim.SGD(model.parameters(), lr=0.1)
+        for p in model.layers[0].parameters():
+            p.requires_grad = False
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        run_step = mg.compile(step) if compiled else step
+        rng, losses = np.random.default_rng(0), []
+        for i in range(6):
+            if i == unfreeze_at:
+                for p in model.layers[0].parameters():
+                    p.requires_grad = True
+            losses.append(float(run_step(mg.Tensor(rng.standard_normal((6, 4)).astype(np.float32)),
+                                         rng.integers(0, 3, 6)).data))
+        return losses, model.layers[0].W.data.copy()
+
+    (eager, w_eager), (compiled, w_compiled) = run(False), run(True)
+    assert eager == compiled and w_eager.tobytes() == w_compiled.tobytes()
