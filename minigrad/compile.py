@@ -258,9 +258,11 @@ class _Recorder:
                 # records holding the one live array would look the same; the values must be compared.
                 return FIXED, array.copy()
             raise RuntimeError(
-                f"compile: input {i} of {op} (shape {value.shape}) is an array made inside the step by code "
-                "that is not an op; a replay would reuse its old values. Pass it to the step as an argument "
-                "(or run the step without mg.compile)"
+                f"compile: input {i} of {op} (shape {value.shape}) is a tensor that is not a step argument, a "
+                "parameter, a buffer or an op's output: made inside the step by code that is not an op (as "
+                "Dropout's mask in training mode), or a constant made outside it; a replay would reuse its old "
+                "values. Pass it to the step as an argument, make a constant an nn.Buffer of the model, or run "
+                "the step without mg.compile (or, for Dropout, compile only steps in eval mode)"
             )
         if isinstance(value, np.ndarray):
             if id(value) in self.arg_arrays:
