@@ -1185,6 +1185,10 @@ def _difference(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> 
             for i, (sa, sb) in enumerate(zip(a[2], b[2])):
                 if not _same(sa, sb):
                     return f"input {i} of {a[1].name} (op {op}) was {_source_text(sa)}, then {_source_text(sb)}"
+            if a[4] != b[4] and a[6] == b[6]:  # the same inputs, of the same shapes: another output shape
+                return (f"the output of {a[1].name} (op {op}) had shape {a[4]}, then {b[4]}, from inputs of the "
+                        "same shapes: its shape depends on the data (x[mask] with a mask whose count changes), "
+                        "which no replay can repeat")
         if not _same(a, b):
             return f"step {k} (ops, backward() and calls, in order), {_event_name(a)}, differs"
         op += a[0] == "forward"

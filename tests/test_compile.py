@@ -1734,3 +1734,25 @@ def test_unfreezing_a_layer_at_any_call_records_again_and_matches_the_eager_step
 
     (eager, w_eager), (compiled, w_compiled) = run(False), run(True)
     assert eager == compiled and w_eager.tobytes() == w_compiled.tobytes()
+
+
+def test_a_mask_whose_count_changes_between_the_first_two_calls_says_the_shape_depends_on_the_data():
+    """It was blamed on 'a number computed from the data in Python ... a Python branch' (helper 48)."""
+    mg.manual_seed(0)
+    lin = mg.nn.Linear(3, 1)
+    opt = mg.optim.SGD(lin.parameters(), lr=0.1)
+
+    def step(x, m):
+        opt.zero_grad()
+        out = lin(x)[m]
+        loss = (out * out).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = mg.compile(step)
+    x = mg.Tensor(np.ones((4, 3), np.float32))
+    compiled(x, np.array([True, False, True, False]))
+    with pytest.raises(RuntimeError, match=r"the output of getitem \(op 1\) had shape \(2, 1\), then \(3, 1\), from "
+                                           r"inputs of the same shapes: its shape depends on the data"):
+        compiled(x, np.array([True, True, True, False]))
