@@ -771,8 +771,9 @@ class _Replay:
                 # run_backward's test of whether a leaf may keep pg: pg is an array (the line above made
                 # sure), and the other gradients of this backward are known by position.
                 others = "".join(f" and pg is not pgs[{q}]" for q in range(n_inputs) if q != pos)
-                block.append(
-                    f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others}: {leaf}.grad = pg"
+                block.append(  # (and, as there, an array that something else holds too is copied)
+                    f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others} "
+                    f"and getrefcount(pg) <= {_ALONE_IN_REPLAY}: {leaf}.grad = pg"
                 )
                 block.append(f"    else: accumulate({leaf}, pg)")
         block.append(f"del g{i}, pgs, pg")
@@ -1048,6 +1049,19 @@ def _wrap(array: np.ndarray) -> Tensor:
     t = Tensor.__new__(Tensor)
     t.data, t.grad, t.requires_grad, t._ctx, t._version, t._hooks = array, None, False, None, 0, None
     return t
+
+
+def _references_of_a_fresh_gradient() -> int:
+    """How many references a replay's ``pgs = ...; pg = pgs[k]`` holds to a gradient no one else holds.
+
+    (run_backward's own count is engine._ALONE; this is the generated code's, counted the same way.)
+    """
+    pgs = (np.empty(0),)
+    pg = pgs[0]
+    return sys.getrefcount(pg)
+
+
+_ALONE_IN_REPLAY = _references_of_a_fresh_gradient()
 
 
 def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:

@@ -1756,3 +1756,35 @@ def test_a_mask_whose_count_changes_between_the_first_two_calls_says_the_shape_d
     with pytest.raises(RuntimeError, match=r"the output of getitem \(op 1\) had shape \(2, 1\), then \(3, 1\), from "
                                            r"inputs of the same shapes: its shape depends on the data"):
         compiled(x, np.array([True, True, True, False]))
+
+
+def test_an_array_a_users_backward_returns_that_something_else_holds_is_copied_in_a_replay_too():
+    """As in the eager walk: a module constant returned as a gradient must not become .grad (helper 49)."""
+    ones = np.ones(4, np.float32)
+
+    class Bias(mg.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return x.sum(axis=0) + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return None, ones
+
+    def run(compiled: bool) -> tuple[list[float], list[float]]:
+        b = mg.nn.Parameter(np.zeros(4, np.float32))
+        opt = mg.optim.SGD([b], lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            Bias.apply(x, b).sum().backward()
+            Bias.apply(x, b).sum().backward()
+            opt.step()
+
+        run_step = mg.compile(step) if compiled else step
+        for _ in range(5):
+            run_step(mg.Tensor(np.ones((2, 4), np.float32)))
+        return b.data.tolist(), b.grad.tolist()
+
+    assert run(True) == run(False)
+    np.testing.assert_array_equal(ones, 1.0)

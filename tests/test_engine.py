@@ -1260,3 +1260,44 @@ def test_the_difference_of_two_masks_says_what_to_use() -> None:
         _ = mask - other
     np.testing.assert_array_equal((mask ^ other).data, [False, True])
     np.testing.assert_array_equal((1.0 * mask - other).data, [0.0, -1.0])
+
+
+def test_an_array_a_users_backward_returns_that_something_else_holds_is_copied_into_grad() -> None:
+    """return None, ONES (a module constant): it became b.grad, and the next backward's += wrote into ONES (h49)."""
+    ones = np.ones(4, np.float32)
+
+    class Bias(mg.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return x.sum(axis=0) + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return None, ones
+
+    b = mg.Tensor(np.zeros(4, np.float32), requires_grad=True)
+    for _ in range(3):
+        Bias.apply(mg.Tensor(np.ones((2, 4), np.float32)), b).sum().backward()
+    np.testing.assert_array_equal(b.grad, 3.0)
+    np.testing.assert_array_equal(ones, 1.0)
+    assert b.grad is not ones
+
+
+def test_a_gradient_no_one_else_holds_still_becomes_grad_without_a_copy() -> None:
+    """The guard of the one above must not cost the no-copy path: a linear's fresh dW is kept as it is."""
+    seen = []
+
+    class Keep(mg.Function):
+        @staticmethod
+        def forward(ctx, w):
+            return w * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            out = g * 2
+            seen.append(id(out))
+            return out
+
+    w = mg.Tensor(np.ones(3), requires_grad=True)
+    Keep.apply(w).sum().backward()
+    assert id(w.grad) == seen[0]
