@@ -91,7 +91,6 @@ The rules, since only the record is replayed:
 from __future__ import annotations
 
 import builtins
-import copy
 import functools
 import gc
 import inspect
@@ -164,6 +163,9 @@ class _Recorder:
         self.read: str | None = None
         self.events: list[tuple[Any, ...]] = []
         self.arg_arrays: dict[int, int] = {}  # id(array) -> position of the step argument holding it
+        #: The values of the fixed 0-d arrays the ops read, in order, as they were when read: the second call's
+        #: must be the first's (a replay reads the live array, as the eager step does).
+        self.fixed_values: list[np.ndarray] = []
         self.arg_tensors: dict[int, int] = {}  # id(Tensor) -> position, for gradients of Tensor arguments
         for k, a in enumerate(args):
             if isinstance(a, Tensor):
@@ -254,9 +256,10 @@ class _Recorder:
             if derived is not None:
                 return derived
             if array.ndim == 0:  # a number written in the step's code, as in 2 * x
-                # A copy: the step may change the array in place between calls (temp[...] *= 0.5), and two
-                # records holding the one live array would look the same; the values must be compared.
-                return FIXED, array.copy()
+                # Its value as read is kept too: the step may change the array in place (temp[...] *= 0.5), and
+                # two records holding the one live array would look the same.
+                self.fixed_values.append(array.copy())
+                return FIXED, array
             raise RuntimeError(
                 f"compile: input {i} of {op} (shape {value.shape}) is a tensor that is not a step argument, a "
                 "parameter, a buffer or an op's output: made inside the step by code that is not an op (as "
@@ -291,8 +294,6 @@ class _Recorder:
                 )
             where = f"{i} (item {{}} of its {type(value).__name__})"
             return PACK, (type(value), tuple(self.source(v, op, where.format(j)) for j, v in enumerate(value)))
-        if isinstance(value, (list, dict)):  # (a copy, for the same reason: the step may change it in place)
-            return FIXED, copy.deepcopy(value)
         return FIXED, value  # axes, shapes, flags, dtypes: part of the code
 
     # -- what the step's own Python changed between events -------------------
@@ -504,7 +505,8 @@ class _Recorder:
         if isinstance(owner, LRScheduler):
             # What the schedule's step reads besides its count (base rates, settings): a change the step's code
             # makes to them (sched.base_lr *= 0.5) differs between the two records, and is refused.
-            read = {k: v for k, v in owner.state_dict().items() if k != "last_epoch"}
+            read = {k: v for k, v in owner.state_dict().items() if k not in ("last_epoch", "settings")}
+            read["settings"] = owner._settings()  # (the live ones lr_at reads; the state's are those it was built with)
             self.events.append(("call", method, read))
         else:
             self.events.append(("call", method))
@@ -597,6 +599,8 @@ class _Replay:
         self._returned = set(_result_ops(result, nodes, self._op))  # ops whose outputs the step returns
         #: What the step returned, as the forward events of its tensors in its structure: a second call must match.
         self.returns = _result_events(result, nodes)
+        #: The values of the fixed 0-d arrays its ops read when recorded (set by CompiledStep).
+        self.fixed_values: list[np.ndarray] = []
         self._frees_after = self._last_reads(list(self._returned))
         self._forward_of = {i: k for k, i in self._op.items()}  # op number -> its forward event
         self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
@@ -1223,11 +1227,11 @@ def _a_parameter_changed(first: list[tuple[Any, ...]], second: list[tuple[Any, .
         if a[0] != b[0] or (a[0] == "forward" and a[1] is not b[1]):
             return False
         if a[0] != "forward":
-            if not _same(a, b):
+            if not _same(a, b) and not (changed and a[0] == "seed"):  # (a seed of the loss's new dtype)
                 return False
             continue
         for sa, sb, ia, ib in zip(a[2], b[2], a[6], b[6]):
-            if _same(sa, sb) and ia == ib:
+            if _same(sa, sb) and (ia == ib or changed):  # (what follows a changed parameter may change dtype)
                 continue
             if sa[0] in (PARAM, FROZEN) and sb[0] in (PARAM, FROZEN) and sa[1] is sb[1]:
                 changed = True
@@ -1359,6 +1363,7 @@ class CompiledStep:
         if replay is None:
             self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
                                         recorder.modes.values())
+            self.records[key].fixed_values = recorder.fixed_values
             return result
         # The second record of these shapes: the same step, or no replay at all.
         del self.records[key]
@@ -1375,9 +1380,12 @@ class CompiledStep:
             # record is of another step. This one is recorded as a first again (its result is right: it ran).
             self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
                                         recorder.modes.values())
+            self.records[key].fixed_values = recorder.fixed_values
             return result
         if difference is None and _result_events(result, recorder.nodes) != replay.returns:
             difference = "the step returned other outputs of its ops (a Python choice of what to return)"
+        if difference is None and not _same(recorder.fixed_values, replay.fixed_values):
+            difference = "a 0-d array an op reads had another value (the step's code changes it in place)"
         if difference is not None:
             raise RuntimeError(
                 f"compile: the step recorded something else on its second call than on its first ({difference}). "
