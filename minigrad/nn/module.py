@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -92,8 +93,8 @@ class Module:
         [Linear(...), ...]`` is named ``blocks.0``, ``blocks.1``; ``self.heads = {"mean": Linear(...)}``
         is named ``heads.mean``; ``self.grid = [[Linear(...)]]`` is named ``grid.0.0``. A dict's entries are
         named under str and int keys (numpy's integers too); one keyed by classes or tuples is a lookup
-        table (as ``{nn.Linear: self.fc}``), whose parts must be registered where else they are kept (a
-        part found nowhere else is refused, since it would be neither trained nor saved).
+        table (as ``{nn.Linear: self.fc}``), whose parts are registered where else they are kept (a part
+        found nowhere else in the module is warned about: neither trained nor saved through it).
         """
         for name, value in vars(self).items():
             if isinstance(value, _HOLDERS):
@@ -119,11 +120,14 @@ class Module:
             stack.extend(reversed(children))
         for where, part in unnamed:
             lost = [p for _, p in _held("", "", part) if id(p) not in seen]
-            if lost:
-                raise ValueError(
-                    f"{type(self).__name__}: {where} holds a {type(lost[0]).__name__} that is nowhere else in the "
-                    "module, under a dict key that cannot be part of its name (a str or an int can), so it would "
-                    "be neither trained nor saved; key it by a str or an int"
+            if lost:  # (a warning: a module's lookup table may point at parts its parent holds, as a router's)
+                warnings.warn(
+                    f"{type(self).__name__}: {where} holds a {type(lost[0]).__name__} that is nowhere else in this "
+                    "module, under a dict key that cannot be part of a name (a str or an int can), so this "
+                    "module's parameters() and state_dict() leave it out; key it by a str or an int if it is this "
+                    "module's part (if a module around this one holds it, this is as it should be)",
+                    UserWarning,
+                    stacklevel=3,
                 )
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
