@@ -163,9 +163,9 @@ class _Recorder:
         self.read: str | None = None
         self.events: list[tuple[Any, ...]] = []
         self.arg_arrays: dict[int, int] = {}  # id(array) -> position of the step argument holding it
-        #: The values of the fixed 0-d arrays the ops read, in order, as they were when read: the second call's
-        #: must be the first's (a replay reads the live array, as the eager step does).
-        self.fixed_values: list[np.ndarray] = []
+        #: The values of the fixed 0-d arrays, lists and dicts the ops read, in order, as they were when read: the
+        #: second call's must be the first's (a replay reads the live object, as the eager step does).
+        self.fixed_values: list[tuple[Any, Any]] = []  # (the object, its values as read)
         self.arg_tensors: dict[int, int] = {}  # id(Tensor) -> position, for gradients of Tensor arguments
         for k, a in enumerate(args):
             if isinstance(a, Tensor):
@@ -258,7 +258,7 @@ class _Recorder:
             if array.ndim == 0:  # a number written in the step's code, as in 2 * x
                 # Its value as read is kept too: the step may change the array in place (temp[...] *= 0.5), and
                 # two records holding the one live array would look the same.
-                self.fixed_values.append(array.copy())
+                self.fixed_values.append((array, array.copy()))
                 return FIXED, array
             raise RuntimeError(
                 f"compile: input {i} of {op} (shape {value.shape}) is a tensor that is not a step argument, a "
@@ -294,6 +294,8 @@ class _Recorder:
                 )
             where = f"{i} (item {{}} of its {type(value).__name__})"
             return PACK, (type(value), tuple(self.source(v, op, where.format(j)) for j, v in enumerate(value)))
+        if isinstance(value, (list, dict)):  # (its values as read, compared as the 0-d arrays' are)
+            self.fixed_values.append((value, _values_of(value)))
         return FIXED, value  # axes, shapes, flags, dtypes: part of the code
 
     # -- what the step's own Python changed between events -------------------
@@ -599,8 +601,8 @@ class _Replay:
         self._returned = set(_result_ops(result, nodes, self._op))  # ops whose outputs the step returns
         #: What the step returned, as the forward events of its tensors in its structure: a second call must match.
         self.returns = _result_events(result, nodes)
-        #: The values of the fixed 0-d arrays its ops read when recorded (set by CompiledStep).
-        self.fixed_values: list[np.ndarray] = []
+        #: The fixed 0-d arrays, lists and dicts its ops read when recorded, with their values (set by CompiledStep).
+        self.fixed_values: list[tuple[Any, Any]] = []
         self._frees_after = self._last_reads(list(self._returned))
         self._forward_of = {i: k for k, i in self._op.items()}  # op number -> its forward event
         self._written: dict[int, str] = {}  # ops written out (minigrad._written_out) -> which kind
@@ -777,7 +779,8 @@ class _Replay:
                 others = "".join(f" and pg is not pgs[{q}]" for q in range(n_inputs) if q != pos)
                 block.append(  # (and, as there, an array that something else holds too is copied)
                     f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others} "
-                    f"and getrefcount(pg) <= {_ALONE_IN_REPLAY}: {leaf}.grad = pg"
+                    f"and getrefcount(pg) <= {_ALONE_IN_REPLAY[0]} and getrefcount(pgs) <= {_ALONE_IN_REPLAY[1]}: "
+                    f"{leaf}.grad = pg"
                 )
                 block.append(f"    else: accumulate({leaf}, pg)")
         block.append(f"del g{i}, pgs, pg")
@@ -1055,14 +1058,12 @@ def _wrap(array: np.ndarray) -> Tensor:
     return t
 
 
-def _references_of_a_fresh_gradient() -> int:
-    """How many references a replay's ``pgs = ...; pg = pgs[k]`` holds to a gradient no one else holds.
-
-    (run_backward's own count is engine._ALONE; this is the generated code's, counted the same way.)
-    """
+def _references_of_a_fresh_gradient() -> tuple[int, int]:
+    """How many references a replay's ``pgs = ...; pg = pgs[k]`` holds to a gradient no one else holds, and to
+    its tuple (run_backward's own counts are engine._ALONE; these are the generated code's, counted alike)."""
     pgs = (np.empty(0),)
     pg = pgs[0]
-    return sys.getrefcount(pg)
+    return sys.getrefcount(pg), sys.getrefcount(pgs)
 
 
 _ALONE_IN_REPLAY = _references_of_a_fresh_gradient()
@@ -1213,6 +1214,25 @@ def _difference(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> 
     if len(first) != len(second):
         return f"{_events_text(first)}, then {_events_text(second)}"
     return None
+
+
+def _changed_in_place(first: list[tuple[Any, Any]], second: list[tuple[Any, Any]]) -> bool:
+    """Whether one fixed object both records read (the same one, live) had other values in the second."""
+    return any(a is b and not _same(va, vb) for (a, va), (b, vb) in zip(first, second))
+
+
+def _values_of(value: Any) -> Any:
+    """A copy of a list's or dict's values as they are now: containers and arrays copied, other objects kept
+    (compared by identity, as in the record: a deep copy would make every object a new one)."""
+    if isinstance(value, list):
+        return [_values_of(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_values_of(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _values_of(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
 
 
 def _a_parameter_changed(first: list[tuple[Any, ...]], second: list[tuple[Any, ...]]) -> bool:
@@ -1374,8 +1394,14 @@ class CompiledStep:
                 "learning-rate scheduler, clip_grad_norm_), or between calls of the step, or run this step "
                 "without mg.compile. (This call ran eagerly, so its results are right.)"
             )
-        difference = _difference(replay._events, recorder.events)
-        if difference is not None and _a_parameter_changed(replay._events, recorder.events):
+        # First the values of the fixed arrays and lists the ops read: one live object in both records looks the
+        # same to the comparison of events, whatever the step's code did to it in place.
+        difference = None
+        if _changed_in_place(replay.fixed_values, recorder.fixed_values):
+            difference = "a fixed array or list an op reads had other values (the step's code changes it in place)"
+        difference = difference or _difference(replay._events, recorder.events)
+        if difference is not None and _a_parameter_changed(replay._events, recorder.events) and not (
+                _changed_in_place(replay.fixed_values, recorder.fixed_values)):
             # A layer frozen or unfrozen, or a parameter given another dtype, between the two calls: the first
             # record is of another step. This one is recorded as a first again (its result is right: it ran).
             self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
@@ -1384,8 +1410,6 @@ class CompiledStep:
             return result
         if difference is None and _result_events(result, recorder.nodes) != replay.returns:
             difference = "the step returned other outputs of its ops (a Python choice of what to return)"
-        if difference is None and not _same(recorder.fixed_values, replay.fixed_values):
-            difference = "a 0-d array an op reads had another value (the step's code changes it in place)"
         if difference is not None:
             raise RuntimeError(
                 f"compile: the step recorded something else on its second call than on its first ({difference}). "
@@ -1400,6 +1424,7 @@ class CompiledStep:
         if _backwards(recorder.events) > _backwards(replay._events):
             replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
                              recorder.modes.values())
+            replay.fixed_values = recorder.fixed_values
         replay.confirmed = True
         self.records[key] = replay
         return result

@@ -1393,7 +1393,7 @@ def run_backward(
     # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
     general = tape is not None or anomaly or create_graph or capture is not None
     ndarray = np.ndarray
-    refcount, alone = sys.getrefcount, _ALONE
+    refcount, (alone, alone_tuple) = sys.getrefcount, _ALONE
     recording = _state.grad_enabled
     _state.grad_enabled = create_graph
     try:
@@ -1500,13 +1500,15 @@ def run_backward(
                 if type(pg) is not ndarray:  # a Tensor: under create_graph, or returned by a user's backward
                     _accumulate(parent, pg.data)
                     continue
-                if parent.grad is None and pg.base is None and pg is not g and refcount(pg) <= alone:
+                if (parent.grad is None and pg.base is None and pg is not g and refcount(pg) <= alone
+                        and refcount(pgs) <= alone_tuple):
                     if distinct is None:
                         distinct = len(pgs) == 1 or _distinct(pgs)
                     if distinct:
                         # Speed device: a new array the op made for this leaf alone becomes .grad as it
                         # is; a view, g itself, an array returned for two inputs, or one that something
-                        # else holds (a user's backward returning a constant of its module) is copied.
+                        # else holds, itself or through the tuple it came in (a user's backward returning
+                        # a constant of its module), is copied.
                         parent.grad = pg
                         continue
                 _accumulate(parent, pg)
@@ -1574,17 +1576,18 @@ def _check_not_released(order: Sequence[Tensor], targets: Mapping[Tensor, Any]) 
                 )
 
 
-def _references_of_a_fresh_gradient() -> int:
-    """How many references ``run_backward``'s loop holds to a gradient no one else holds, as getrefcount counts.
+def _references_of_a_fresh_gradient() -> tuple[int, int]:
+    """How many references ``run_backward``'s loop holds to a gradient no one else holds, and to its tuple.
 
     The loop over ``zip(ctx.inputs, pgs, needs)`` holds a new array in the tuple of gradients, in zip's own
-    result tuple, in the name ``pg``, and getrefcount's argument adds one: a loop of the same shape, run once
-    here, gives the count on this Python. One more means that something else (a module's constant, a cache)
-    holds the array too, and it must not become a ``.grad`` that later gradients are added into.
+    result tuple, in the name ``pg``, and getrefcount's argument adds one; it holds the tuple in the name
+    ``pgs`` and in zip's iterator over it. A loop of the same shape, run once here, gives both counts on this
+    Python. One more means that something else (a module's constant, a cache, ``ctx``) holds the array or the
+    tuple too, and the array must not become a ``.grad`` that later gradients are added into.
     """
     pgs = (np.empty(0),)
     for _parent, pg, _need in zip((None,), pgs, (True,)):
-        return sys.getrefcount(pg)
+        return sys.getrefcount(pg), sys.getrefcount(pgs)
     raise AssertionError("unreachable")
 
 

@@ -1815,3 +1815,55 @@ def test_a_parameter_given_another_dtype_between_the_first_two_calls_records_aga
         return losses
 
     assert run(True) == run(False)
+
+
+def test_a_list_the_step_changes_in_place_is_refused_on_the_second_call():
+    """idx[0] = ... in the step, then w[idx]: both records held the one live list (helper 50)."""
+    mg.manual_seed(0)
+    w = mg.nn.Parameter(np.arange(4.0, dtype=np.float32))
+    opt = mg.optim.SGD([w], lr=0.1)
+    idx = [0, 1]
+
+    def step(x):
+        opt.zero_grad()
+        idx[0] = (idx[0] + 1) % 4
+        loss = (w[idx] * x).sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    compiled = mg.compile(step)
+    compiled(mg.Tensor(np.full(2, 3.0, np.float32)))
+    with pytest.raises(RuntimeError, match=r"a fixed array or list an op reads had other values"):
+        compiled(mg.Tensor(np.full(2, 3.0, np.float32)))
+
+
+def test_a_tuple_of_gradients_that_lives_on_is_not_adopted_in_a_replay():
+    const = (None, np.ones(4, np.float32))
+
+    class Bias(mg.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return x.sum(axis=0) + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return const
+
+    def run(compiled: bool) -> list[float]:
+        b = mg.nn.Parameter(np.zeros(4, np.float32))
+        opt = mg.optim.SGD([b], lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            Bias.apply(x, b).sum().backward()
+            Bias.apply(x, b).sum().backward()
+            opt.step()
+
+        run_step = mg.compile(step) if compiled else step
+        for _ in range(5):
+            run_step(mg.Tensor(np.ones((2, 4), np.float32)))
+        return b.data.tolist()
+
+    assert run(True) == run(False) == [-1.0] * 4
+    np.testing.assert_array_equal(const[1], 1.0)

@@ -1301,3 +1301,25 @@ def test_a_gradient_no_one_else_holds_still_becomes_grad_without_a_copy() -> Non
     w = mg.Tensor(np.ones(3), requires_grad=True)
     Keep.apply(w).sum().backward()
     assert id(w.grad) == seen[0]
+
+
+def test_a_tuple_of_gradients_that_lives_on_is_not_adopted_either() -> None:
+    """return CONST, a module's tuple: the array inside had no other holder but the tuple, and became .grad (h50)."""
+    const = (None, np.ones(4, np.float32))
+
+    class Bias(mg.Function):
+        @staticmethod
+        def forward(ctx, x, b):
+            return x.sum(axis=0) + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return const
+
+    b = mg.Tensor(np.zeros(4, np.float32), requires_grad=True)
+    for _ in range(3):
+        b.grad = None
+        Bias.apply(mg.Tensor(np.ones((2, 4), np.float32)), b).sum().backward()
+        Bias.apply(mg.Tensor(np.ones((2, 4), np.float32)), b).sum().backward()
+        np.testing.assert_array_equal(b.grad, 2.0)
+    np.testing.assert_array_equal(const[1], 1.0)

@@ -127,7 +127,7 @@ class Module:
                     "module's parameters() and state_dict() leave it out; key it by a str or an int if it is this "
                     "module's part (if a module around this one holds it, this is as it should be)",
                     UserWarning,
-                    stacklevel=3,
+                    stacklevel=engine._user_stacklevel(),  # (the user's line, through generators and calls)
                 )
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
