@@ -1649,37 +1649,6 @@ def test_a_python_choice_of_which_output_to_return_is_refused_on_the_second_call
             compiled(x, mg.Tensor(np.array([[0.0, 5.0]] * 4, np.float32)))
 
 
-def test_a_tensor_a_users_backward_returns_is_copied_into_grad_as_the_eager_walk_copies_it():
-    """The replay kept the Tensor's array as .grad; the next += wrote into the user's constant (helper 48)."""
-    ones = np.ones(4, np.float32)
-
-    class Bias(mg.Function):
-        @staticmethod
-        def forward(ctx, x, b):
-            return x.sum(axis=0) + b
-
-        @staticmethod
-        def backward(ctx, g):
-            return None, mg.Tensor(ones)
-
-    def run(compiled: bool) -> tuple[np.ndarray, np.ndarray]:
-        b = mg.nn.Parameter(np.zeros(4, np.float32))
-        opt = mg.optim.SGD([b], lr=0.1)
-
-        def step(x):
-            opt.zero_grad()
-            Bias.apply(x, b).sum().backward()
-            Bias.apply(x, b).sum().backward()
-            opt.step()
-
-        run_step = mg.compile(step) if compiled else step
-        for _ in range(5):
-            run_step(mg.Tensor(np.ones((2, 4), np.float32)))
-        return b.data.copy(), b.grad.copy()
-
-    assert [a.tolist() for a in run(True)] == [a.tolist() for a in run(False)]
-    np.testing.assert_array_equal(ones, 1.0)
-
 
 def test_a_change_the_step_makes_to_its_schedule_is_refused_on_the_second_call():
     """sched.base_lr *= 0.5 (or gamma) in the step: the replayed sched.step() read the recorded values, silently
@@ -1758,37 +1727,6 @@ def test_a_mask_whose_count_changes_between_the_first_two_calls_says_the_shape_d
         compiled(x, np.array([True, True, True, False]))
 
 
-def test_an_array_a_users_backward_returns_that_something_else_holds_is_copied_in_a_replay_too():
-    """As in the eager walk: a module constant returned as a gradient must not become .grad (helper 49)."""
-    ones = np.ones(4, np.float32)
-
-    class Bias(mg.Function):
-        @staticmethod
-        def forward(ctx, x, b):
-            return x.sum(axis=0) + b
-
-        @staticmethod
-        def backward(ctx, g):
-            return None, ones
-
-    def run(compiled: bool) -> tuple[list[float], list[float]]:
-        b = mg.nn.Parameter(np.zeros(4, np.float32))
-        opt = mg.optim.SGD([b], lr=0.1)
-
-        def step(x):
-            opt.zero_grad()
-            Bias.apply(x, b).sum().backward()
-            Bias.apply(x, b).sum().backward()
-            opt.step()
-
-        run_step = mg.compile(step) if compiled else step
-        for _ in range(5):
-            run_step(mg.Tensor(np.ones((2, 4), np.float32)))
-        return b.data.tolist(), b.grad.tolist()
-
-    assert run(True) == run(False)
-    np.testing.assert_array_equal(ones, 1.0)
-
 
 def test_a_parameter_given_another_dtype_between_the_first_two_calls_records_again():
     """p.data = p.data.astype(np.float64) before the confirming call raised (the ops after it changed dtype too)."""
@@ -1838,32 +1776,45 @@ def test_a_list_the_step_changes_in_place_is_refused_on_the_second_call():
         compiled(mg.Tensor(np.full(2, 3.0, np.float32)))
 
 
-def test_a_tuple_of_gradients_that_lives_on_is_not_adopted_in_a_replay():
-    const = (None, np.ones(4, np.float32))
+ONES = np.ones(4, np.float32)  # a module's constant, which a user's backward below returns as a gradient
+HELD = (None, ONES)
 
-    class Bias(mg.Function):
-        @staticmethod
-        def forward(ctx, x, b):
-            return x.sum(axis=0) + b
 
-        @staticmethod
-        def backward(ctx, g):
-            return const
+class _ReturnsAConstant(mg.Function):
+    """x.sum(axis=0) + b, whose backward gives b a gradient something else holds (the form: ``returned``)."""
 
-    def run(compiled: bool) -> list[float]:
+    returned = "array"
+
+    @staticmethod
+    def forward(ctx, x, b):
+        return x.sum(axis=0) + b
+
+    @staticmethod
+    def backward(ctx, g):
+        form = _ReturnsAConstant.returned
+        return HELD if form == "tuple" else (None, mg.Tensor(ONES) if form == "tensor" else ONES)
+
+
+@pytest.mark.parametrize("returned", ["tensor", "array", "tuple"])
+def test_a_gradient_something_else_holds_is_copied_into_grad_in_a_replay_as_eagerly(returned, monkeypatch):
+    """A Tensor wrapping a module constant, the constant itself, or a module's tuple holding it: the replay (and
+    for the last two the eager walk) kept that array as .grad, and the next += wrote into it (helpers 48-50)."""
+    monkeypatch.setattr(_ReturnsAConstant, "returned", returned)
+
+    def run(compiled: bool) -> tuple[list[float], list[float]]:
         b = mg.nn.Parameter(np.zeros(4, np.float32))
         opt = mg.optim.SGD([b], lr=0.1)
 
         def step(x):
             opt.zero_grad()
-            Bias.apply(x, b).sum().backward()
-            Bias.apply(x, b).sum().backward()
+            _ReturnsAConstant.apply(x, b).sum().backward()
+            _ReturnsAConstant.apply(x, b).sum().backward()
             opt.step()
 
         run_step = mg.compile(step) if compiled else step
         for _ in range(5):
             run_step(mg.Tensor(np.ones((2, 4), np.float32)))
-        return b.data.tolist()
+        return b.data.tolist(), b.grad.tolist()
 
-    assert run(True) == run(False) == [-1.0] * 4
-    np.testing.assert_array_equal(const[1], 1.0)
+    assert run(True) == run(False) == ([-1.0] * 4, [2.0] * 4)
+    np.testing.assert_array_equal(ONES, 1.0)
