@@ -2561,8 +2561,9 @@ def format_table(result: Comparison) -> str:
             lines.append("  ".join("-" * w for w in widths))
         previous = row[0]
     seeds = st["seeds"]
-    few = (f" (with {seeds} seeds it is their range, which holds the median of the seeds' distribution with "
-           f"probability {1 - 2 ** (1 - seeds):.0%} only)" if 1 < seeds <= 5 else "")
+    # (A row over fewer seeds, some failed, holds the median with a smaller probability still: "at most".)
+    few = (f" (with {seeds} seeds or fewer it is their range, which holds the median of the seeds' distribution "
+           f"with probability {1 - 2 ** (1 - seeds):.0%} at most)" if 1 < seeds <= 5 else "")
     notes = [
         "",
         "steps to target: median over seeds of the first evaluated step with train loss <= the target "
