@@ -837,3 +837,30 @@ def test_chained_scheduler_resumes_bit_identically_and_refuses_another_chain() -
     seq = SequentialLR(seq_opt, [LinearLR(seq_opt, 0.1, total_iters=5), ExponentialLR(seq_opt, 0.9)], [5])
     with pytest.raises(ValueError, match=r"saved by 'ChainedScheduler', not by SequentialLR"):
         seq.load_state_dict(state)
+
+
+def test_a_chain_inside_a_sequence_resumes_its_parts_bases_too() -> None:
+    """base_lrs held the outer parts' bases only: a chain inside a SequentialLR, loaded into schedules built on
+    another rate, resumed its later parts on that rate (it showed with eta_min > 0; helper 47)."""
+    def build(lr: float) -> tuple[SGD, SequentialLR]:
+        opt = sgd(lr=lr)
+        warm = LinearLR(opt, 0.5, total_iters=2)
+        chain = ChainedScheduler([ExponentialLR(opt, 0.9), CosineAnnealingLR(opt, T_max=8, eta_min=0.01)])
+        return opt, SequentialLR(opt, [warm, chain], milestones=[2])
+
+    opt, seq = build(0.5)
+    for _ in range(4):
+        seq.step()
+    state = seq.state_dict()
+    assert state["base_lrs"] == [0.5, 0.5, 0.5]  # the warm-up's, then each of the chain's parts
+    again_opt, again = build(0.2)
+    again.load_state_dict(state)
+    assert again_opt.lr == opt.lr
+    for _ in range(5):
+        seq.step()
+        again.step()
+        assert again_opt.lr == opt.lr
+    older = {**state, "base_lrs": [0.5, 0.5]}  # (one per outer part, as states were saved before)
+    old_opt, old = build(0.5)
+    old.load_state_dict(older)
+    assert old.last_epoch == 4

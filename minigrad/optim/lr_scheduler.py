@@ -397,36 +397,46 @@ class _Composite(LRScheduler):
     def base_lr(self, value: float) -> None:
         self.schedulers[0].base_lr = value
 
+    def _leaves(self) -> list[LRScheduler]:
+        """The parts that are not combined schedules themselves, depth first (a chain's parts inside a sequence)."""
+        return [leaf for s in self.schedulers for leaf in (s._leaves() if isinstance(s, _Composite) else [s])]
+
     def state_dict(self) -> dict[str, Any]:
-        """The base class's state, and each part's base rate (``base_lrs``)."""
-        return {**super().state_dict(), "base_lrs": [s.base_lr for s in self.schedulers]}
+        """The base class's state, and the base rate of each part (``base_lrs``; a combined part's, each of its)."""
+        return {**super().state_dict(), "base_lrs": [s.base_lr for s in self._leaves()]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`state_dict`, each part's base rate with it (one for all from a state saved without them)."""
         name = f"{type(self).__name__}.load_state_dict"
         bases = None
+        leaves = self._leaves()
+        parts: list[LRScheduler] = leaves  # whose bases base_lrs holds (the top-level parts in an older state)
         if isinstance(state, Mapping) and "base_lrs" in state:
             state = dict(state)
             bases = np.asarray(state.pop("base_lrs"), dtype=object)
-            if bases.shape != (len(self.schedulers),) or not all(
+            if bases.shape == (len(self.schedulers),) != (len(leaves),):
+                parts = self.schedulers  # (saved before a combined part's own parts' bases were kept)
+            if bases.shape != (len(parts),) or not all(
                     isinstance(b, (int, float, np.number)) and not isinstance(b, bool) and 0 <= b < np.inf
                     for b in bases):
                 raise ValueError(
-                    f"{name}: base_lrs must hold {len(self.schedulers)} finite rates >= 0, one per schedule, got "
+                    f"{name}: base_lrs must hold {len(leaves)} finite rates >= 0, one per schedule, got "
                     f"{_shown(bases)!r}; load a state saved by a {type(self).__name__} of the same schedules"
                 )
-        count, old = self.last_epoch, [p.base_lr for p in self.schedulers]
+        else:
+            parts = self.schedulers
+        count, old = self.last_epoch, [p.base_lr for p in leaves]
         # What the optimizer and the schedule hold now: a refused load puts all of it back (the first apply,
         # in the base class's load, succeeds with the old bases of the later parts before the second is tried).
         hyperparameters, last, rates = self.optimizer.hyperparameters, self._last_lr, _RATES.get(self.optimizer)
         super().load_state_dict(state)  # checked, and the count and the first part's base restored
-        for part, base in zip(self.schedulers, [self.base_lr] * len(old) if bases is None else bases):
+        for part, base in zip(parts, [self.base_lr] * len(parts) if bases is None else bases):
             part.base_lr = float(base)
         try:
             self._apply_whole(self.last_epoch)  # again, with every part's base
         except (TypeError, ValueError) as e:
             self.last_epoch, self._last_lr = count, last
-            for part, base in zip(self.schedulers, old):
+            for part, base in zip(leaves, old):
                 part.base_lr = base
             for key, value in hyperparameters.items():
                 object.__setattr__(self.optimizer, key, value)
