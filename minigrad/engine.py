@@ -1346,6 +1346,8 @@ def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> An
     if pg.dtype.kind != "f":
         raise RuntimeError(f"backward of {ctx.name}: the gradient for input {i} has dtype {pg.dtype}, not a float")
     if pg.dtype != parent.data.dtype:  # mixed-precision inputs: each gradient takes its input's dtype
+        if isinstance(pg, Tensor) and not _state.grad_enabled:  # a first-order walk: its array, cast (no op)
+            pg = pg.data
         pg = ops.cast(pg, parent.data.dtype)
     return pg
 

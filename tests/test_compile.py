@@ -1818,3 +1818,33 @@ def test_a_gradient_something_else_holds_is_copied_into_grad_in_a_replay_as_eage
 
     assert run(True) == run(False) == ([-1.0] * 4, [2.0] * 4)
     np.testing.assert_array_equal(ONES, 1.0)
+
+
+def test_a_users_backward_returning_a_tensor_of_another_dtype_is_cast_and_replayed():
+    """A float64 Tensor gradient for a float32 input was cast with an op, which the recorder refused as a
+    tensor made by no op, suggesting Dropout (helper 49)."""
+    class Up(mg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return mg.Tensor(np.asarray(g, dtype=np.float64) * 2, dtype=np.float64)
+
+    def run(compiled: bool) -> list[float]:
+        w = mg.nn.Parameter(np.ones(3, np.float32))
+        opt = mg.optim.SGD([w], lr=0.1)
+
+        def step():
+            opt.zero_grad()
+            Up.apply(w).sum().backward()
+            opt.step()
+
+        run_step = mg.compile(step) if compiled else step
+        for _ in range(3):
+            run_step()
+        assert w.grad.dtype == np.float32
+        return w.data.tolist()
+
+    assert run(True) == run(False)
