@@ -741,7 +741,6 @@ class _Replay:
         _, j, dests = self._events[k]
         i = self._op[j]
         cls = self._events[j][1]
-        n_inputs = len(self._events[j][3])
         name = self._bind(cls, cls.__name__)
         written = _written_out.backward(self, k, i)
         if written is not None:
@@ -775,12 +774,11 @@ class _Replay:
             else:
                 leaf = f"t{where}" if dst == ARG else self._bind(where, "p")
                 # run_backward's test of whether a leaf may keep pg: pg is an array (the line above made
-                # sure), and the other gradients of this backward are known by position.
-                others = "".join(f" and pg is not pgs[{q}]" for q in range(n_inputs) if q != pos)
-                block.append(  # (and, as there, an array that something else holds too is copied)
-                    f"    if {leaf}.grad is None and pg.base is None and pg is not g{i}{others} "
-                    f"and getrefcount(pg) <= {_ALONE_IN_REPLAY[0]} and getrefcount(pgs) <= {_ALONE_IN_REPLAY[1]}: "
-                    f"{leaf}.grad = pg"
+                # sure), no view, and nothing else holds it or its tuple (g{i}, the tuple twice, a user's
+                # module), as the reference counts of this code's own shape show.
+                block.append(
+                    f"    if {leaf}.grad is None and pg.base is None and getrefcount(pg) <= {_ALONE_IN_REPLAY[0]} "
+                    f"and getrefcount(pgs) <= {_ALONE_IN_REPLAY[1]}: {leaf}.grad = pg"
                 )
                 block.append(f"    else: accumulate({leaf}, pg)")
         block.append(f"del g{i}, pgs, pg")

@@ -1477,7 +1477,6 @@ def run_backward(
                 )
             inner = None  # on the chain: the one inner input, if there is just one
             several = False
-            distinct = None  # whether no two inputs got the same array (found out when a leaf first needs it)
             for parent, pg, need in zip(ctx.inputs, pgs, needs):
                 if not need:
                     continue
@@ -1502,17 +1501,15 @@ def run_backward(
                 if type(pg) is not ndarray:  # a Tensor: under create_graph, or returned by a user's backward
                     _accumulate(parent, pg.data)
                     continue
-                if (parent.grad is None and pg.base is None and pg is not g and refcount(pg) <= alone
+                if (parent.grad is None and pg.base is None and refcount(pg) <= alone
                         and refcount(pgs) <= alone_tuple):
-                    if distinct is None:
-                        distinct = len(pgs) == 1 or _distinct(pgs)
-                    if distinct:
-                        # Speed device: a new array the op made for this leaf alone becomes .grad as it
-                        # is; a view, g itself, an array returned for two inputs, or one that something
-                        # else holds, itself or through the tuple it came in (a user's backward returning
-                        # a constant of its module), is copied.
-                        parent.grad = pg
-                        continue
+                    # Speed device: a new array the op made for this leaf alone becomes .grad as it is. A
+                    # view is copied instead, and so is an array anything else holds, which its reference
+                    # count shows: g itself (the name g holds it), an array returned for two inputs (the
+                    # tuple holds it twice), one a user's backward returns from its module or its ctx
+                    # (itself, or through the tuple it came in).
+                    parent.grad = pg
+                    continue
                 _accumulate(parent, pg)
             if order is None:  # on the chain: the next node is the one inner input, or the rest is sorted
                 if several:  # sorted as topological_order sorts below this node: its inputs' order, reversed
@@ -1594,23 +1591,6 @@ def _references_of_a_fresh_gradient() -> tuple[int, int]:
 
 
 _ALONE = _references_of_a_fresh_gradient()
-
-
-def _distinct(pgs: tuple[Any, ...]) -> bool:
-    """True if no array appears twice among the gradients ``pgs`` one backward returned.
-
-    Then a leaf may keep its gradient as its ``.grad`` without a copy (if it is
-    also a new array, not a view, and not ``g`` itself): an array returned for
-    two inputs would be changed for both by a later ``+=`` into one of them.
-    """
-    seen: list[Any] = []
-    for p in pgs:  # (plain loops: for a few gradients, faster than a set of their ids)
-        if p is not None:
-            for q in seen:
-                if q is p:
-                    return False
-            seen.append(p)
-    return True
 
 
 # ``ops`` needs Tensor and Function, so it is imported once they exist.
