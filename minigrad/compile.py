@@ -1379,9 +1379,7 @@ class CompiledStep:
                 stacklevel=2,
             )
         if replay is None:
-            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
-                                        recorder.modes.values())
-            self.records[key].fixed_values = recorder.fixed_values
+            self.records[key] = self._record(recorder, result, args, key)
             return result
         # The second record of these shapes: the same step, or no replay at all.
         del self.records[key]
@@ -1394,17 +1392,13 @@ class CompiledStep:
             )
         # First the values of the fixed arrays and lists the ops read: one live object in both records looks the
         # same to the comparison of events, whatever the step's code did to it in place.
-        difference = None
-        if _changed_in_place(replay.fixed_values, recorder.fixed_values):
-            difference = "a fixed array or list an op reads had other values (the step's code changes it in place)"
-        difference = difference or _difference(replay._events, recorder.events)
-        if difference is not None and _a_parameter_changed(replay._events, recorder.events) and not (
-                _changed_in_place(replay.fixed_values, recorder.fixed_values)):
+        in_place = _changed_in_place(replay.fixed_values, recorder.fixed_values)
+        difference = ("a fixed array or list an op reads had other values (the step's code changes it in place)"
+                      if in_place else _difference(replay._events, recorder.events))
+        if difference is not None and not in_place and _a_parameter_changed(replay._events, recorder.events):
             # A layer frozen or unfrozen, or a parameter given another dtype, between the two calls: the first
             # record is of another step. This one is recorded as a first again (its result is right: it ran).
-            self.records[key] = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
-                                        recorder.modes.values())
-            self.records[key].fixed_values = recorder.fixed_values
+            self.records[key] = self._record(recorder, result, args, key)
             return result
         if difference is None and _result_events(result, recorder.nodes) != replay.returns:
             difference = "the step returned other outputs of its ops (a Python choice of what to return)"
@@ -1420,12 +1414,17 @@ class CompiledStep:
         # The two may differ in which nodes a gradient reached (a backward that returned None): keep the one
         # in which more did, since a replay can skip a backward its record has but cannot run one it lacks.
         if _backwards(recorder.events) > _backwards(replay._events):
-            replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
-                             recorder.modes.values())
-            replay.fixed_values = recorder.fixed_values
+            replay = self._record(recorder, result, args, key)
         replay.confirmed = True
         self.records[key] = replay
         return result
+
+    def _record(self, recorder: _Recorder, result: Any, args: tuple[Any, ...], key: tuple[Any, ...]) -> _Replay:
+        """The replay of what ``recorder`` recorded (not yet confirmed), with the fixed values its ops read."""
+        replay = _Replay(recorder.events, result, recorder.nodes, args, key[0], self._shared,
+                         recorder.modes.values())
+        replay.fixed_values = recorder.fixed_values
+        return replay
 
     def reset(self) -> None:
         """Forget every record and its arrays (the next call records again)."""
