@@ -51,9 +51,10 @@ def grad(
     it): a released node has let go of its inputs, so what lies below it
     cannot be told. (PyTorch keeps a released graph's shape, and refuses only
     a walk that needs a released node's backward; here the earlier call needs
-    ``retain_graph=True`` in more cases, such as two heads on one trunk.) An input the outputs do not depend on raises,
-    unless ``allow_unused=True`` (its gradient is then None). An input given
-    twice gets its gradient twice, as in PyTorch.
+    ``retain_graph=True`` in more cases, such as two heads on one trunk.) An
+    input the outputs do not depend on raises, unless ``allow_unused=True``
+    (its gradient is then None). An input given twice gets its gradient
+    twice, as in PyTorch.
     """
     create_graph = check_flag("grad", "create_graph", create_graph)
     retain = create_graph if retain_graph is None else check_flag("grad", "retain_graph", retain_graph)

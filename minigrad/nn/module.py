@@ -3,8 +3,9 @@
 A :class:`Module` finds its :class:`Parameter` s (what the optimizer trains)
 and :class:`Buffer` s (state it does not train, such as BatchNorm's running
 statistics) by walking its own attributes (sub-modules, and lists, tuples and
-dicts of them, nested), so no layer hand-writes ``parameters()``; :meth:`Module.named_parameters`
-and :meth:`Module.named_buffers` give the stable dotted names the state dict uses.
+dicts of them, nested), so no layer hand-writes ``parameters()``;
+:meth:`Module.named_parameters` and :meth:`Module.named_buffers` give the
+stable dotted names the state dict uses.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ class Module:
             if isinstance(value, _HOLDERS):
                 yield from _held(type(self).__name__, name, value)
 
+    def _submodules(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) for each sub-module this module holds under a name (not a lookup table's)."""
+        for name, child in self._children():
+            if isinstance(child, Module) and not isinstance(name, _Unnamed):
+                yield name, child
+
     def _named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Parameter | Buffer]]:
         """Yield (dotted name, parameter or buffer) in attribute order, each once."""
         seen: set[int] = set()  # tensors and modules already visited (shared, or back-references)
@@ -160,9 +167,7 @@ class Module:
                 continue
             seen.add(id(module))
             yield module
-            children = [child for name, child in module._children()
-                        if isinstance(child, Module) and not isinstance(name, _Unnamed)]
-            stack.extend(reversed(children))
+            stack.extend(reversed([child for _, child in module._submodules()]))
 
     def zero_grad(self) -> None:
         """Set every parameter's ``.grad`` to None."""
@@ -252,7 +257,7 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        children = [(n, c) for n, c in self._children() if isinstance(c, Module) and not isinstance(n, _Unnamed)]
+        children = list(self._submodules())
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         if id(self) in _PRINTING:  # a module that refers back to one being printed: named, not printed again
@@ -299,8 +304,9 @@ class _Unnamed(str):
 def _held(module: str, name: str, value: Any, within: tuple[int, ...] = ()) -> Iterator[tuple[str, Any]]:
     """(dotted name, item) for each parameter, buffer or module ``value`` is or holds in lists, tuples, dicts.
 
-    A dict's entries under str and int keys are walked (``heads.mean``, ``heads.0``); a dict keyed by
-    anything else (classes, tuples) is a lookup table, not a container of the module's parts, and is not.
+    A dict's entries under str and int keys are walked (``heads.mean``, ``heads.0``); an entry under any
+    other key (a class, a tuple) belongs to a lookup table, not a container of the module's parts: it is
+    yielded once, under an :class:`_Unnamed` place, for the module to check it holds the part elsewhere.
     ``within``: the ids of the containers above, so that a list holding itself is not walked forever.
     """
     if isinstance(value, (Parameter, Buffer, Module)):
