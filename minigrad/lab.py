@@ -1067,12 +1067,18 @@ def performance_profile(
     table = np.array([np.asarray(steps[n], dtype=np.float64) for n in names])  # optimizers x problems
     if table.ndim != 2 or table.shape[1] == 0:
         raise ValueError("performance_profile: every optimizer needs the same, non-zero number of problems")
+    ratio = _profile_ratios(table)
+    tau = np.asarray(taus, dtype=np.float64)
+    return {n: (ratio[i][None, :] <= tau[:, None]).mean(axis=1) for i, n in enumerate(names)}
+
+
+def _profile_ratios(table: np.ndarray) -> np.ndarray:
+    """Each optimizer's steps over the best on each problem (optimizers x problems), as the profile reads them."""
     best = table.min(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(table == best, 1.0, table / best)
     ratio[:, ~np.isfinite(best)] = np.inf
-    tau = np.asarray(taus, dtype=np.float64)
-    return {n: (ratio[i][None, :] <= tau[:, None]).mean(axis=1) for i, n in enumerate(names)}
+    return ratio
 
 
 def _ratio(a: float, b: float) -> float:
@@ -2072,7 +2078,9 @@ def _summarise(result: Comparison, specs: Sequence[OptimizerSpec], datasets: Seq
             if not runs:
                 if (d, s.name) in untried:
                     unrun.add((d, s.name))
-                steps = [] if (d, s.name) in untried else [math.inf] * st["seeds"]
+                    steps = []
+                else:
+                    steps = [math.inf] * st["seeds"]
                 for seed in range(st["seeds"]):
                     problems[s.name][d, seed] = math.inf
             # A failed run (status error) is no miss: the summary is over the others (nan if none is left).
@@ -2213,11 +2221,8 @@ def _profile_problems(
     keys = sorted(set(next(iter(problems.values()))) - left_out)
     table = {n: [problems[n][k] for k in keys] for n in problems}
     tau_max = 10.0
-    if keys:  # τ up to the largest finite ratio, computed as performance_profile does (a 0 best: inf for others)
-        steps = np.array(list(table.values()), dtype=np.float64)
-        best = steps.min(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(steps == best, 1.0, steps / best)
+    if keys:  # τ up to the largest finite ratio, as the profile reads them (a 0 best: inf for the others)
+        ratios = _profile_ratios(np.array(list(table.values()), dtype=np.float64))
         finite = ratios[np.isfinite(ratios)]
         tau_max = max(10.0, float(finite.max()) * 1.05) if finite.size else 10.0
     return keys, table, tau_max
