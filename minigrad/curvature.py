@@ -171,6 +171,11 @@ def _named(name: str) -> Iterator[None]:
         raise RuntimeError(f"{name}: {str(e)[len('grad: '):]}") from None
 
 
+def _converged(residual: float, theta: float, scale: float, tol: float) -> bool:
+    """The one convergence test of both methods (ARPACK's): ‖H·y - θ·y‖ ≤ tol·max(|θ|, ε^(2/3)·scale)."""
+    return residual <= tol * max(abs(theta), _EPS23 * scale)
+
+
 def _start(n: int, seed: int) -> np.ndarray:
     v = np.random.default_rng(seed).standard_normal(n)
     return v / np.linalg.norm(v)
@@ -195,7 +200,7 @@ def power_iteration(
         hv = matvec(v)
         theta = float(v @ hv)  # the Rayleigh quotient vᵀHv (v has unit length)
         residual = float(np.linalg.norm(hv - theta * v))
-        if residual <= tol * max(abs(theta), _EPS23 * max(abs(theta), abs(shift))):
+        if _converged(residual, theta, max(abs(theta), abs(shift)), tol):
             return Eigenpair(theta, v, residual, k, True)
         av = hv - shift * v  # (H - shift·I)·v
         v = av / np.linalg.norm(av)
@@ -212,8 +217,9 @@ def lanczos(
     tridiagonal T (α on the diagonal, β beside it) has Ritz values θ with
     residuals β_j·|s_last| (s: T's eigenvector). Stops when the extreme
     Ritz pairs named by ``which`` ("both", "top" or "bottom") have residual
-    ≤ tol·max(|θ|, ε^(2/3)·max|θ|) each, when β_j vanishes (the Krylov space is invariant: the Ritz
-    values are exact), or after min(max_iter, n) products. Both pairs are
+    ≤ tol·max(|θ|, ε^(2/3)·max|θ|) each, when β_j vanishes (the Krylov
+    space is invariant: the Ritz values are exact), or after
+    min(max_iter, n) products. Both pairs are
     returned either way, each with its own ``converged``.
     """
     if max_iter < 1:
@@ -240,8 +246,7 @@ def lanczos(
         scale = float(np.max(np.abs(thetas)))
         residuals = beta * np.abs(S[-1])  # ‖H·y - θ·y‖ for each Ritz pair y = Q·s
         exact = beta <= 1e-12 * max(scale, 1e-300) or j + 1 == n  # an invariant subspace, or all of R^n
-        converged = [exact or bool(residuals[col] <= tol * max(abs(thetas[col]), _EPS23 * scale))
-                     for col in (0, -1)]
+        converged = [exact or _converged(float(residuals[col]), float(thetas[col]), scale, tol) for col in (0, -1)]
         if all(converged[col] for col in wanted) or j == steps - 1:
             basis = Q[: j + 1].T
             pairs = []
@@ -285,8 +290,8 @@ def extreme_eigenvalues(
     parameters); ``method="power"`` runs power iteration for the dominant
     eigenvalue λ₁, then on H - λ₁·I for the other end (``max_iter`` each).
     κ is ``inf`` unless the bottom estimate exceeds its residual and
-    2·ε·λmax (it is shown positive, see the module's text). Warns (RuntimeWarning) if the estimate did not converge
-    to ``tol``.
+    2·ε·λmax (it is shown positive, see the module's text). Warns
+    (RuntimeWarning) if the estimate did not converge to ``tol``.
     """
     return _spectrum("extreme_eigenvalues", loss, params, method, tol, max_iter, seed)
 
