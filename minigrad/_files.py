@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
 import secrets
+import socket
 import stat
 from collections.abc import Callable
 from typing import BinaryIO
@@ -36,6 +39,14 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     file over it would replace it with a regular file (``/dev/null`` too);
     a file this user may not write raises PermissionError, as ``open`` would;
     a folder raises IsADirectoryError.
+
+    The temporary file's name holds the writer's machine (a short hash of
+    its host name) and process id. A writer killed mid-write (``kill -9``,
+    a power cut) cannot remove its temporary file; the next write of the same
+    ``path`` from that machine removes such leftovers, once their process is
+    no longer running (on POSIX systems, where that can be asked without
+    harm). A temporary file of a live process, or of another machine sharing
+    the folder, is left alone.
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
@@ -57,9 +68,11 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             raise PermissionError(errno.EACCES, f"the file is write-protected (mode {stat.S_IMODE(info.st_mode):o}) "
                                                 "and is kept; make it writable (chmod u+w) or write elsewhere", path)
         mode = stat.S_IMODE(info.st_mode)
-    # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes.
-    base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])  # (bytes, as the file system counts them)
-    tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+    # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes
+    # (bytes, as the file system counts them), then who writes it and a random part of its own.
+    base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
+    _remove_leftovers(folder, base)
+    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
     try:
         with os.fdopen(fd, "wb") as f:
@@ -84,3 +97,37 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
         except OSError as e:
             raise OSError(e.errno, f"{e.strerror}: the new file is in place, but syncing its folder failed, so "
                                    "a crash now could undo the write", path) from None
+
+
+#: This machine, in the names of temporary files: the first 8 hex digits of its host name's SHA-1.
+_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def _remove_leftovers(folder: str, base: str) -> None:
+    """Remove the temporary files of ``base`` that writers on this machine, no longer running, left in ``folder``."""
+    if os.name != "posix":  # (elsewhere os.kill(pid, 0) is not a harmless question)
+        return
+    try:
+        names = os.listdir(os.fsdecode(folder))
+    except OSError:
+        return  # (the write itself reports a missing or unreadable folder)
+    pattern = re.compile(re.escape(f".{base}.{_HOST}-") + r"(\d+)-[0-9a-f]{12}\.tmp")
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or _running(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):  # (another writer may have removed it first)
+            os.unlink(os.path.join(os.fsdecode(folder), name))
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one of another user's counts: it cannot be signalled)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # another user's process (EPERM), or a number the system cannot take: leave the file
+    return True

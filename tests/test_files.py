@@ -1,8 +1,12 @@
 """minigrad._files.atomic_write, which checkpoints, the lab and the dataset cache write through."""
 
 import os
+import re
 import stat
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -132,3 +136,66 @@ def test_a_path_through_a_linked_folder_and_dotdot_lands_where_open_would_put_it
     (tmp_path / "lnk").symlink_to(tmp_path / "real" / "sub")
     atomic_write(str(tmp_path / "lnk" / ".." / "x.bin"), lambda f: f.write(b"1"))
     assert (tmp_path / "real" / "x.bin").read_bytes() == b"1" and not (tmp_path / "x.bin").exists()
+
+
+def _finished_pid() -> int:
+    """The id of a process that has run and ended (so no process of that number is running, for now)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are removed on POSIX systems only")
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_and_a_live_ones_kept(tmp_path):
+    """A save killed mid-write (kill -9) left its hidden temporary file forever, one per kill."""
+    from minigrad._files import _HOST
+
+    path = tmp_path / "model.npz"
+    dead = tmp_path / f".model.npz.{_HOST}-{_finished_pid()}-0123456789ab.tmp"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f".model.npz.{_HOST}-{sleeper.pid}-0123456789ab.tmp"
+        other_host = "f" * 8 if _HOST != "f" * 8 else "0" * 8
+        elsewhere = tmp_path / f".model.npz.{other_host}-{_finished_pid()}-0123456789ab.tmp"
+        other_file = tmp_path / f".other.npz.{_HOST}-{_finished_pid()}-0123456789ab.tmp"
+        for leftover in (dead, alive, elsewhere, other_file):
+            leftover.write_bytes(b"half a checkpoint")
+        atomic_write(str(path), lambda f: f.write(b"whole"))
+        assert path.read_bytes() == b"whole"
+        assert sorted(os.listdir(tmp_path)) == sorted(["model.npz", alive.name, elsewhere.name, other_file.name])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_the_temporary_file_is_named_after_the_target_the_machine_and_the_process(tmp_path):
+    from minigrad import _files
+
+    seen: list[str] = []
+    atomic_write(str(tmp_path / "out.bin"), lambda f: seen.extend(os.listdir(tmp_path)))
+    expected = rf"\.out\.bin\.{_files._HOST}-{os.getpid()}-[0-9a-f]{{12}}\.tmp"
+    assert len(seen) == 1 and re.fullmatch(expected, seen[0]), seen
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are removed on POSIX systems only")
+def test_after_kill_9_in_the_middle_of_a_write_the_next_write_leaves_only_the_file(tmp_path):
+    path = tmp_path / "model.npz"
+    script = (
+        "import sys, time\n"
+        "from minigrad._files import atomic_write\n"
+        "def write(f):\n"
+        "    f.write(b'half'); f.flush(); time.sleep(60)\n"
+        f"atomic_write({str(path)!r}, write)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(500):  # until the child's temporary file is there (at most 10 s)
+            if os.listdir(tmp_path):
+                break
+            time.sleep(0.02)
+        assert len(os.listdir(tmp_path)) == 1 and not path.exists()
+    finally:
+        child.kill()  # SIGKILL: no handler, no cleanup
+        child.wait()
+    atomic_write(str(path), lambda f: f.write(b"whole"))
+    assert os.listdir(tmp_path) == ["model.npz"] and path.read_bytes() == b"whole"
