@@ -446,7 +446,8 @@ class LogSumExp(Function):
         else:
             m = a.max(axis=axes, keepdims=True)
             m = np.where(np.isfinite(m), m, 0)  # rows of -inf stay -inf, not NaN
-            out = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
+            with np.errstate(divide="ignore"):  # a row of -inf sums to 0, and log 0 = -inf is its answer
+                out = np.log(np.exp(a - m).sum(axis=axes, keepdims=True)) + m
         if not keepdims:
             out = np.squeeze(out, axis=axes)
         ctx.save_for_backward(a, out)
