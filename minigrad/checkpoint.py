@@ -182,7 +182,13 @@ def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[st
     try:
         with f, zipfile.ZipFile(f) as zf:
             return _read_checkpoint(zf, int(max_bytes))
-    except zipfile.BadZipFile as e:  # no zip directory at its end: cut short, or another kind of file
+    except zipfile.BadZipFile as e:
+        if str(e).startswith("Bad CRC-32"):  # whole, but bytes changed since they were written
+            raise ValueError(
+                f"load: cannot read checkpoint {path!r}: its data is damaged ({e}: the bytes read differ from the "
+                "bytes written, as a failing disk or a broken copy leaves them); load a copy made before"
+            ) from None
+        # No zip directory at its end: cut short, or another kind of file.
         raise ValueError(
             f"load: cannot read checkpoint {path!r}: it is not a complete checkpoint ({e}); it may have been "
             "cut short (copied while being written?) or be another kind of file"

@@ -2024,9 +2024,12 @@ def _best_rate(records: Mapping[tuple, dict[str, Any]], dataset: str, optimizer:
 
 def _edge_warning(name: str, dataset: str, best: float, grid: Sequence[float]) -> str:
     low_end = best == grid[0]
-    per_decade = (len(grid) - 1) / math.log10(grid[-1] / grid[0])
-    low, high = (grid[0] / 100, grid[-1]) if low_end else (grid[0], grid[-1] * 100)
-    n = round(math.log10(high / low) * per_decade) + 1
+    # Two decades more, in whole steps of the grid, so that the wider grid keeps every rate of this one (a
+    # width that is not a whole number of steps gave a grid without the winner: 1e-3:1:3 became 1e-05:1:4).
+    step = math.log10(grid[-1] / grid[0]) / (len(grid) - 1)  # decades between neighbouring rates
+    more = math.ceil(2 / step - 1e-9)  # (1e-9: a step that divides 2 exactly, up to rounding, is not one more)
+    low, high = (grid[0] / 10 ** (more * step), grid[-1]) if low_end else (grid[0], grid[-1] * 10 ** (more * step))
+    n = len(grid) + more
     return (f"warning: {name}'s best rate on {dataset}, {best:.3g}, is the {'lowest' if low_end else 'highest'} "
             f"rate of the grid; the best may lie {'below' if low_end else 'above'} it: widen the grid, "
             f"e.g. --lr-grid {low:g}:{high:g}:{n}")

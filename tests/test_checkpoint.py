@@ -751,6 +751,23 @@ def test_a_truncated_checkpoint_says_it_is_incomplete(tmp_path):
             mg.load(path)
 
 
+def test_a_checkpoint_with_a_flipped_data_byte_says_it_is_damaged_not_cut_short(tmp_path: Path) -> None:
+    """A bad CRC was reported as a file that "may have been cut short", which a whole, damaged file is not (h53)."""
+    path = tmp_path / "model.npz"
+    model = mg.nn.Linear(3, 2)
+    mg.save(model.state_dict(), path)
+    data = bytearray(path.read_bytes())
+    at = data.find(model.W.data.tobytes())  # (stored uncompressed: the weights' bytes lie in the file as they are)
+    assert at > 0
+    data[at + 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    before = model.W.data.copy()
+    damaged = r"model\.npz.*its data is damaged \(Bad CRC-32 for file 'W\.npy'.*load a copy"
+    with pytest.raises(ValueError, match=damaged):
+        model.load_state_dict(mg.load(path))
+    np.testing.assert_array_equal(model.W.data, before)
+
+
 def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
     mg.save({"w": np.arange(3.0)}, tmp_path / "real.npz")
     (tmp_path / "latest.npz").symlink_to(tmp_path / "real.npz")

@@ -345,6 +345,23 @@ def test_a_rate_at_the_grids_edge_is_flagged():
     assert "--lr-grid 1e-06:0.001:4" in table
 
 
+@pytest.mark.parametrize("grid", [(1e-3, 1.0, 3), (0.1, 1e6, 2), (1e-3, 1.0, 2), (1e-3, 1.0, 4), (1e-5, 10.0, 13),
+                                  (1e-4, 1.0, 9), (0.01, 0.5, 7)])
+@pytest.mark.parametrize("low_end", [True, False])
+def test_the_wider_grid_an_edge_warning_suggests_keeps_every_rate_and_adds_two_decades_or_more(grid, low_end):
+    """1e-3:1:3 with the winner 0.001 suggested 1e-05:1:4, a grid without 0.001 (two decades are not a whole
+    number of its steps): tuning again on the suggestion could not pick the winner again (h53)."""
+    rates = lab.log_grid(*grid)
+    warning = lab._edge_warning("sgd", "iris", rates[0] if low_end else rates[-1], rates)
+    low, high, n = warning.rsplit("--lr-grid ", 1)[1].split(":")
+    wider = lab.log_grid(float(low), float(high), int(n))
+    for rate in rates:  # every old rate, to the 6 digits the suggestion prints
+        assert min(abs(w - rate) for w in wider) <= 1e-5 * rate, (rate, wider)
+    reach = rates[0] / wider[0] if low_end else wider[-1] / rates[-1]
+    assert reach >= 10**2 * (1 - 1e-5) and (wider[-1] == pytest.approx(rates[-1]) if low_end
+                                               else wider[0] == pytest.approx(rates[0]))
+
+
 def test_a_diverging_rate_is_recorded_and_loses_the_tuning(tmp_path):
     result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=(0.1, 1e6), out_dir=tmp_path, **TINY)
     tuning = read_csv(tmp_path / "tuning.csv")
