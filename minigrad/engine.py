@@ -1391,7 +1391,6 @@ def run_backward(
         for k, g in enumerate(root_grads):
             given = "its grad argument" if inputs is None else f"grad_outputs[{k}] of mg.autograd.grad"
             _check_seed(g, f"the gradient the backward pass starts from ({given})")
-    edits = _edits
     # The plain case, a first-order backward into .grad with nothing watching, skips the general case's tests.
     general = tape is not None or anomaly or create_graph or capture is not None
     ndarray = np.ndarray
@@ -1432,7 +1431,9 @@ def run_backward(
                     continue
             ctx = node._ctx
             assert ctx is not None
-            if ctx._edits != edits:  # something changed in place since this op ran: was it one of its inputs?
+            # Something changed in place since this op ran (read live: a hook earlier in this walk may have made
+            # the change): was it one of its inputs?
+            if ctx._edits != _edits:
                 _check_versions(ctx, node)
             if create_graph:
                 if ctx.once_differentiable:
