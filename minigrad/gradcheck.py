@@ -157,6 +157,8 @@ def gradgradcheck(
     def first(create_graph: bool) -> Tensor:
         with enable_grad():
             out = fn(*xs)
+            if not out.requires_grad:  # (as gradcheck says it, rather than grad's own message)
+                raise GradcheckError("gradgradcheck: the output does not depend on any input that requires grad")
             gs = grad(out, ins, grad_outputs=cotangent, create_graph=create_graph, allow_unused=True)
             total: Tensor = Tensor(np.zeros((), dtype=np.float64))
             for g, v in zip(gs, vs):
