@@ -15,8 +15,15 @@ import re
 import secrets
 import socket
 import stat
+import threading
+import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl: Any = None  # type: ignore[no-redef]
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
@@ -40,13 +47,15 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     a file this user may not write raises PermissionError, as ``open`` would;
     a folder raises IsADirectoryError.
 
-    The temporary file's name holds the writer's machine (a short hash of
-    its host name) and process id. A writer killed mid-write (``kill -9``,
-    a power cut) cannot remove its temporary file; the next write of the same
-    ``path`` from that machine removes such leftovers, once their process is
-    no longer running (on POSIX systems, where that can be asked without
-    harm). A temporary file of a live process, or of another machine sharing
-    the folder, is left alone.
+    Leftovers. A writer killed mid-write (``kill -9``, a power cut) cannot
+    remove its temporary file. Each writer holds an exclusive ``flock`` on its
+    temporary file until the file is in place, and the kernel drops the lock
+    of a process that dies; so the first write into a folder in each process
+    removes the temporary files there that no process holds and that have not
+    changed for a minute (where ``flock`` exists: on POSIX systems). The name
+    holds a short hash of the host name, and only this host's files are
+    removed, in case another machine writes into a shared folder whose locks
+    this one cannot see.
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
@@ -68,21 +77,29 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             raise PermissionError(errno.EACCES, f"the file is write-protected (mode {stat.S_IMODE(info.st_mode):o}) "
                                                 "and is kept; make it writable (chmod u+w) or write elsewhere", path)
         mode = stat.S_IMODE(info.st_mode)
+    _remove_leftovers(folder)
     # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes
-    # (bytes, as the file system counts them), then who writes it and a random part of its own.
+    # (bytes, as the file system counts them), then this host's hash and a random part of its own.
     base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
-    _remove_leftovers(folder, base)
-    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{base}.{_HOST}-{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    f = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            if fcntl is not None:  # held until the file is in place: no other writer's cleanup removes it meanwhile
+                with contextlib.suppress(OSError):  # (a file system without locks: the minute's wait protects it)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
             write(f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+            if mode is not None:
+                os.chmod(tmp, mode)
+            if fcntl is None:  # (no lock to hold, and Windows does not rename a file that is open)
+                f.close()
+            os.replace(tmp, path)
+        finally:
+            f.close()
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -101,33 +118,47 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
 
 #: This machine, in the names of temporary files: the first 8 hex digits of its host name's SHA-1.
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+#: A temporary file of this machine, as atomic_write names them.
+_LEFTOVER = re.compile(r"\..+\." + _HOST + r"-[0-9a-f]{12}\.tmp", re.ASCII | re.DOTALL)
+#: How long a temporary file must have been left unchanged before it counts as a leftover, in seconds: more than
+#: the moment between a writer creating its file and locking it.
+_LEFTOVER_AGE = 60.0
+#: The folders this process has cleaned of leftovers (once each: listing a folder of 100,000 files takes 35 ms).
+_CLEANED: set[str] = set()
+_CLEANED_LOCK = threading.Lock()
 
 
-def _remove_leftovers(folder: str, base: str) -> None:
-    """Remove the temporary files of ``base`` that writers on this machine, no longer running, left in ``folder``."""
-    if os.name != "posix":  # (elsewhere os.kill(pid, 0) is not a harmless question)
+def _remove_leftovers(folder: str) -> None:
+    """Remove the temporary files in ``folder`` that dead writers of this machine left, the first time it is asked."""
+    if fcntl is None:
         return
+    folder = os.fsdecode(folder)
+    key = os.path.realpath(folder)
+    with _CLEANED_LOCK:
+        if key in _CLEANED:
+            return
+        _CLEANED.add(key)
     try:
-        names = os.listdir(os.fsdecode(folder))
+        names = os.listdir(folder)
     except OSError:
         return  # (the write itself reports a missing or unreadable folder)
-    pattern = re.compile(re.escape(f".{base}.{_HOST}-") + r"(\d+)-[0-9a-f]{12}\.tmp")
     for name in names:
-        match = pattern.fullmatch(name)
-        if match is None or _running(int(match.group(1))):
-            continue
-        with contextlib.suppress(OSError):  # (another writer may have removed it first)
-            os.unlink(os.path.join(os.fsdecode(folder), name))
+        if _LEFTOVER.fullmatch(name):
+            with contextlib.suppress(OSError):  # (removed by another cleaner first, or not ours to open)
+                _remove_if_unheld(os.path.join(folder, name))
 
 
-def _running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (one of another user's counts: it cannot be signalled)."""
-    if pid == os.getpid():
-        return True
+def _remove_if_unheld(path: str) -> None:
+    """Remove the temporary file ``path`` if it is a regular file, no process holds its lock, and it is a minute old."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OverflowError, OSError):
-        return True  # another user's process (EPERM), or a number the system cannot take: leave the file
-    return True
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < _LEFTOVER_AGE:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its writer is alive (or the file system cannot say, and it is kept)
+            return
+        os.unlink(path)  # (names are never reused: no new writer can have opened this one meanwhile)
+    finally:
+        os.close(fd)

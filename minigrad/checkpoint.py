@@ -183,7 +183,8 @@ def load(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[st
         with f, zipfile.ZipFile(f) as zf:
             return _read_checkpoint(zf, int(max_bytes))
     except zipfile.BadZipFile as e:
-        if str(e).startswith("Bad CRC-32"):  # whole, but bytes changed since they were written
+        if str(e) != "File is not a zip file" and not str(e).startswith("Truncated"):
+            # A zip directory, but what it points at is wrong (a bad CRC, a bad header): bytes changed since.
             raise ValueError(
                 f"load: cannot read checkpoint {path!r}: its data is damaged ({e}: the bytes read differ from the "
                 "bytes written, as a failing disk or a broken copy leaves them); load a copy made before"

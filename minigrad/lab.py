@@ -2024,15 +2024,33 @@ def _best_rate(records: Mapping[tuple, dict[str, Any]], dataset: str, optimizer:
 
 def _edge_warning(name: str, dataset: str, best: float, grid: Sequence[float]) -> str:
     low_end = best == grid[0]
-    # Two decades more, in whole steps of the grid, so that the wider grid keeps every rate of this one (a
-    # width that is not a whole number of steps gave a grid without the winner: 1e-3:1:3 became 1e-05:1:4).
+    side = "below" if low_end else "above"
+    text = (f"warning: {name}'s best rate on {dataset}, {best:.3g}, is the {'lowest' if low_end else 'highest'} "
+            f"rate of the grid; the best may lie {side} it: widen the grid")
+    wider = _wider_grid(grid, low_end)
+    return text if wider is None else text + f", e.g. --lr-grid {wider}"
+
+
+def _wider_grid(grid: Sequence[float], low_end: bool) -> str | None:
+    """LOW:HIGH:N for a grid two decades or more wider on one side that keeps the winning end rate (None if absurd).
+
+    In whole steps of the grid, so that it keeps every rate of this one (a width that is not a whole number of
+    steps gave a grid without the winner: 1e-3:1:3 became 1e-05:1:4); where those steps are over a decade or
+    would take over 50 rates (a narrow grid's tiny steps), in half-decade steps from the winner instead.
+    """
     step = math.log10(grid[-1] / grid[0]) / (len(grid) - 1)  # decades between neighbouring rates
     more = math.ceil(2 / step - 1e-9)  # (1e-9: a step that divides 2 exactly, up to rounding, is not one more)
-    low, high = (grid[0] / 10 ** (more * step), grid[-1]) if low_end else (grid[0], grid[-1] * 10 ** (more * step))
-    n = len(grid) + more
-    return (f"warning: {name}'s best rate on {dataset}, {best:.3g}, is the {'lowest' if low_end else 'highest'} "
-            f"rate of the grid; the best may lie {'below' if low_end else 'above'} it: widen the grid, "
-            f"e.g. --lr-grid {low:g}:{high:g}:{n}")
+    if step <= 1 and len(grid) + more <= 50:
+        low, high, n = grid[0], grid[-1], len(grid) + more
+        low, high = (low / 10 ** (more * step), high) if low_end else (low, high * 10 ** (more * step))
+    else:  # 2 rates a decade, as the default grid has: 4 steps past the winner, and enough to reach the other end
+        span = math.ceil(2 * math.log10(grid[-1] / grid[0]) - 1e-9)
+        low, high = (grid[0] / 100, grid[0] * 10 ** (span / 2)) if low_end else \
+            (grid[-1] / 10 ** (span / 2), grid[-1] * 100)
+        n = span + 5
+    if not (0 < low < high < math.inf):  # (rates near the ends of the floats)
+        return None
+    return f"{low:.10g}:{high:.10g}:{n}"  # (10 digits: each rate comes back to far better than the 3 reported)
 
 
 def _tuning_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -766,6 +766,12 @@ def test_a_checkpoint_with_a_flipped_data_byte_says_it_is_damaged_not_cut_short(
     with pytest.raises(ValueError, match=damaged):
         model.load_state_dict(mg.load(path))
     np.testing.assert_array_equal(model.W.data, before)
+    mg.save(model.state_dict(), path)  # a flipped byte in a member's own header instead (h57)
+    data = bytearray(path.read_bytes())
+    data[data.find(b"PK\x03\x04", 1)] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"its data is damaged \(Bad magic number for file header"):
+        mg.load(path)
 
 
 def test_save_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:

@@ -349,17 +349,39 @@ def test_a_rate_at_the_grids_edge_is_flagged():
                                   (1e-4, 1.0, 9), (0.01, 0.5, 7)])
 @pytest.mark.parametrize("low_end", [True, False])
 def test_the_wider_grid_an_edge_warning_suggests_keeps_every_rate_and_adds_two_decades_or_more(grid, low_end):
-    """1e-3:1:3 with the winner 0.001 suggested 1e-05:1:4, a grid without 0.001 (two decades are not a whole
-    number of its steps): tuning again on the suggestion could not pick the winner again (h53)."""
+    """1e-3:1:2 with the winner 0.001 suggested 1e-05:1:3, a grid without 0.001 (two decades are not a whole
+    number of its steps): tuning again on the suggestion could not pick the winner again (h53). These grids'
+    rates all lie on the wider grid, in its whole steps or at two rates a decade."""
     rates = lab.log_grid(*grid)
     warning = lab._edge_warning("sgd", "iris", rates[0] if low_end else rates[-1], rates)
     low, high, n = warning.rsplit("--lr-grid ", 1)[1].split(":")
     wider = lab.log_grid(float(low), float(high), int(n))
-    for rate in rates:  # every old rate, to the 6 digits the suggestion prints
-        assert min(abs(w - rate) for w in wider) <= 1e-5 * rate, (rate, wider)
+    for rate in rates:  # every old rate, to the 10 digits the suggestion prints
+        assert min(abs(w - rate) for w in wider) <= 1e-9 * rate, (rate, wider)
     reach = rates[0] / wider[0] if low_end else wider[-1] / rates[-1]
-    assert reach >= 10**2 * (1 - 1e-5) and (wider[-1] == pytest.approx(rates[-1]) if low_end
-                                               else wider[0] == pytest.approx(rates[0]))
+    assert reach >= 10**2 * (1 - 1e-9) and (wider[-1] >= rates[-1] * (1 - 1e-9) if low_end
+                                               else wider[0] <= rates[0] * (1 + 1e-9))
+    assert len(wider) <= 50
+
+
+@pytest.mark.parametrize("grid", [(1.0, 1.0001, 50), (1e-5, 1e5, 2), (0.1, 0.2, 40)])
+def test_a_narrow_or_coarse_grid_gets_a_wider_grid_of_two_rates_a_decade_from_the_winner(grid):
+    """1:1.0001:50 suggested 2,256,697 rates (its steps repeated over two decades), 1e-5:1e5:2 a grid up to 1e15."""
+    rates = lab.log_grid(*grid)
+    for low_end, winner in ((True, rates[0]), (False, rates[-1])):
+        low, high, n = lab._wider_grid(rates, low_end).split(":")
+        wider = lab.log_grid(float(low), float(high), int(n))
+        assert np.allclose(np.diff(np.log10(wider)), 0.5) and len(wider) <= 25
+        assert min(abs(w - winner) for w in wider) <= 1e-9 * winner
+        assert wider[0] <= rates[0] * (1 + 1e-9) and wider[-1] >= rates[-1] * (1 - 1e-9)
+
+
+def test_no_wider_grid_is_suggested_where_it_would_leave_the_floats():
+    """Rates at the ends of the floats printed nan:1e+200:3 or 1e+300:inf:3, which --lr-grid refuses (h57)."""
+    assert lab._wider_grid(lab.log_grid(1e-322, 1e-321, 2), low_end=True) is None  # (1e-324 is 0)
+    assert lab._wider_grid(lab.log_grid(1e306, 1e307, 2), low_end=False) is None  # (1e309 is inf)
+    warning = lab._edge_warning("sgd", "iris", 1e307, lab.log_grid(1e306, 1e307, 2))
+    assert warning.endswith("the best may lie above it: widen the grid")
 
 
 def test_a_diverging_rate_is_recorded_and_loses_the_tuning(tmp_path):

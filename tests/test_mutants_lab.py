@@ -103,13 +103,13 @@ def test_the_final_loss_is_averaged_over_the_runs_that_did_not_diverge():
 
 def test_tuning_uses_the_seeds_from_the_base_and_a_rate_at_the_lowest_edge_is_warned():
     """Tuning seeds are exactly TUNE_SEED_BASE + 0..T-1; 0.1 wins at the grid's low end and is warned about,
-    with a grid at least two decades lower in whole steps: (0.1, 1e6) has one step of 7 decades, so one more
-    step, 1e-8..1e6 with 3 rates, which keeps 0.1 and 1e6."""
+    with a grid two decades lower: (0.1, 1e6) has one step of 7 decades, too coarse to repeat, so two rates
+    a decade from 0.001 up to 1e6, 19 rates, which keep 0.1 and 1e6."""
     result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=(0.1, 1e6), out_dir=None, **TINY)
     assert {r["tune_seed"] for r in result.tuning} == {10_000, 10_001}
     assert result.rates["iris", "sgd"] == 0.1
     assert ("warning: sgd's best rate on iris, 0.1, is the lowest rate of the grid; the best may lie below it: "
-            "widen the grid, e.g. --lr-grid 1e-08:1e+06:3") in result.warnings
+            "widen the grid, e.g. --lr-grid 0.001:1000000:19") in result.warnings
 
 
 def test_a_tuning_run_trains_on_the_80_percent_and_scores_the_mean_validation_loss():
@@ -356,11 +356,11 @@ def test_the_summary_shows_the_lower_middle_run_of_an_even_count():
 
 def test_a_tuned_rate_at_the_low_end_of_the_grid_is_marked_and_warned():
     """Ravine, sgd: 1.0 diverges (lr must stay below 2/100), so 0.001 wins at the grid's low end; with 1/3
-    rate a decade, one step more (3 decades) makes the wider grid 1e-6..1 of 3 rates, which keeps 0.001."""
+    rate a decade (steps of 3 decades, too coarse to repeat), the wider grid is 1e-5..1 at two rates a decade."""
     result = paths.run("ravine", ["sgd"], "tune", steps=30, lr_grid=(0.001, 1.0))
     assert result.rates["sgd"] == 0.001 and result.summary[0]["at_grid_edge"]
     assert result.warnings == ["warning: sgd's best rate on ravine, 0.001, is the lowest rate of the grid; the best "
-                               "may lie below it: widen the grid, e.g. --lr-grid 1e-06:1:3"]
+                               "may lie below it: widen the grid, e.g. --lr-grid 1e-05:1:11"]
 
 
 # ---------------------------------------------------------------------------
