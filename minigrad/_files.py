@@ -15,15 +15,9 @@ import re
 import secrets
 import socket
 import stat
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl: Any = None  # type: ignore[no-redef]
+from typing import BinaryIO
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
@@ -48,14 +42,15 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     a folder raises IsADirectoryError.
 
     Leftovers. A writer killed mid-write (``kill -9``, a power cut) cannot
-    remove its temporary file. Each writer holds an exclusive ``flock`` on its
-    temporary file until the file is in place, and the kernel drops the lock
-    of a process that dies; so the first write into a folder in each process
-    removes the temporary files there that no process holds and that have not
-    changed for a minute (where ``flock`` exists: on POSIX systems). The name
-    holds a short hash of the host name, and only this host's files are
-    removed, in case another machine writes into a shared folder whose locks
-    this one cannot see.
+    remove its temporary file, whose name holds a short hash of the host name
+    and the writer's process id. The first write into a folder in each process
+    removes the temporary files there that a process of this machine wrote,
+    that is no longer running, and that have not changed for a day (on POSIX
+    systems, where a process can be asked about without harm). The day covers
+    a live writer that a process id cannot tell, one in another pid namespace
+    with the same host name; another machine's files are never touched. (A
+    file lock would tell live writers exactly, but on a network file system
+    without a lock manager the lock call itself can hang.)
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
@@ -79,27 +74,19 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
         mode = stat.S_IMODE(info.st_mode)
     _remove_leftovers(folder)
     # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes
-    # (bytes, as the file system counts them), then this host's hash and a random part of its own.
+    # (bytes, as the file system counts them), then this host's hash, this process's id and a random part.
     base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
-    tmp = os.path.join(folder, f".{base}.{_HOST}-{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
-    f = os.fdopen(fd, "wb")
     try:
-        try:
-            if fcntl is not None:  # held until the file is in place: no other writer's cleanup removes it meanwhile
-                with contextlib.suppress(OSError):  # (a file system without locks: the minute's wait protects it)
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-            if mode is not None:
-                os.chmod(tmp, mode)
-            if fcntl is None:  # (no lock to hold, and Windows does not rename a file that is open)
-                f.close()
-            os.replace(tmp, path)
-        finally:
-            f.close()
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -118,47 +105,51 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
 
 #: This machine, in the names of temporary files: the first 8 hex digits of its host name's SHA-1.
 _HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
-#: A temporary file of this machine, as atomic_write names them.
-_LEFTOVER = re.compile(r"\..+\." + _HOST + r"-[0-9a-f]{12}\.tmp", re.ASCII | re.DOTALL)
-#: How long a temporary file must have been left unchanged before it counts as a leftover, in seconds: more than
-#: the moment between a writer creating its file and locking it.
-_LEFTOVER_AGE = 60.0
-#: The folders this process has cleaned of leftovers (once each: listing a folder of 100,000 files takes 35 ms).
+#: A temporary file of this machine, as atomic_write names them; the group is the writer's process id.
+_LEFTOVER = re.compile(r"\..+\." + _HOST + r"-([0-9]{1,10})-[0-9a-f]{12}\.tmp", re.ASCII | re.DOTALL)
+#: How long a temporary file of a process that is not running must have been left unchanged to be removed (s).
+_LEFTOVER_AGE = 24 * 3600.0
+#: The folders this process has cleaned of leftovers, once each (listing a folder of 100,000 files takes 35 ms).
+#: (No lock: two threads cleaning one folder at once do no harm, and a lock held at a fork would hang the child.)
 _CLEANED: set[str] = set()
-_CLEANED_LOCK = threading.Lock()
 
 
 def _remove_leftovers(folder: str) -> None:
-    """Remove the temporary files in ``folder`` that dead writers of this machine left, the first time it is asked."""
-    if fcntl is None:
+    """Remove the temporary files in ``folder`` that dead writers of this machine left a day ago or more, once."""
+    if os.name != "posix":  # (elsewhere os.kill(pid, 0) is not a harmless question)
         return
     folder = os.fsdecode(folder)
-    key = os.path.realpath(folder)
-    with _CLEANED_LOCK:
-        if key in _CLEANED:
-            return
-        _CLEANED.add(key)
+    try:
+        key = os.path.realpath(folder)
+    except (OSError, ValueError):
+        return
+    if key in _CLEANED:
+        return
+    _CLEANED.add(key)
     try:
         names = os.listdir(folder)
     except OSError:
         return  # (the write itself reports a missing or unreadable folder)
+    now = time.time()
     for name in names:
-        if _LEFTOVER.fullmatch(name):
-            with contextlib.suppress(OSError):  # (removed by another cleaner first, or not ours to open)
-                _remove_if_unheld(os.path.join(folder, name))
+        match = _LEFTOVER.fullmatch(name)
+        if match is None or _running(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):  # (removed by another cleaner first, or not ours to remove)
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime > _LEFTOVER_AGE:
+                os.unlink(path)  # (names are never reused: no new writer can have this one open)
 
 
-def _remove_if_unheld(path: str) -> None:
-    """Remove the temporary file ``path`` if it is a regular file, no process holds its lock, and it is a minute old."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (another user's counts: it cannot be signalled)."""
+    if pid == os.getpid():
+        return True
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < _LEFTOVER_AGE:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: its writer is alive (or the file system cannot say, and it is kept)
-            return
-        os.unlink(path)  # (names are never reused: no new writer can have opened this one meanwhile)
-    finally:
-        os.close(fd)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, OSError):
+        return True  # another user's process (EPERM), or a number the system cannot take: leave the file
+    return True
