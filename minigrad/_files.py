@@ -48,9 +48,11 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     that is no longer running, and that have not changed for a day (on POSIX
     systems, where a process can be asked about without harm). The day covers
     a live writer that a process id cannot tell, one in another pid namespace
-    with the same host name; another machine's files are never touched. (A
-    file lock would tell live writers exactly, but on a network file system
-    without a lock manager the lock call itself can hang.)
+    with the same host name. Another machine's files are never touched, nor
+    this process's own files in progress; a file of this process's id that it
+    is not writing is an earlier process's (a container's pid 1, restarted).
+    (A file lock would tell live writers exactly, but on a network file
+    system without a lock manager the lock call itself can hang.)
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
@@ -78,6 +80,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
     tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    _WRITING.add(os.path.basename(tmp))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -91,6 +94,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        _WRITING.discard(os.path.basename(tmp))
     if durable and os.name == "posix":  # the new directory entry is on disk only once the folder is synced
         try:
             folder_fd = os.open(folder, os.O_RDONLY)
@@ -112,6 +117,9 @@ _LEFTOVER_AGE = 24 * 3600.0
 #: The folders this process has cleaned of leftovers, once each (listing a folder of 100,000 files takes 35 ms).
 #: (No lock: two threads cleaning one folder at once do no harm, and a lock held at a fork would hang the child.)
 _CLEANED: set[str] = set()
+#: The temporary files this process is writing now (by name): a file of this pid not among them is another
+#: process's, one that had the same pid before (a container's pid 1, restarted after a kill).
+_WRITING: set[str] = set()
 
 
 def _remove_leftovers(folder: str) -> None:
@@ -133,7 +141,7 @@ def _remove_leftovers(folder: str) -> None:
     now = time.time()
     for name in names:
         match = _LEFTOVER.fullmatch(name)
-        if match is None or _running(int(match.group(1))):
+        if match is None or name in _WRITING or _running(int(match.group(1))):
             continue
         path = os.path.join(folder, name)
         with contextlib.suppress(OSError):  # (removed by another cleaner first, or not ours to remove)
@@ -143,9 +151,9 @@ def _remove_leftovers(folder: str) -> None:
 
 
 def _running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (another user's counts: it cannot be signalled)."""
-    if pid == os.getpid():
-        return True
+    """Whether a process ``pid`` other than this one exists on this machine (another user's counts too)."""
+    if pid == os.getpid():  # (this process's own files in progress are in _WRITING)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

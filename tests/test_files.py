@@ -236,3 +236,32 @@ def test_after_kill_9_in_the_middle_of_a_write_a_later_process_removes_the_lefto
     save = f"from minigrad._files import atomic_write; atomic_write({str(path)!r}, lambda f: f.write(b'whole'))"
     subprocess.run([sys.executable, "-c", save], check=True)
     assert os.listdir(tmp_path) == ["model.npz"] and path.read_bytes() == b"whole"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are removed on POSIX systems only")
+def test_a_leftover_of_this_pid_is_an_earlier_processs_unless_this_one_is_writing_it(tmp_path, monkeypatch):
+    """A container's python is pid 1 again after an OOM kill: its leftover of pid 1 was kept for ever, as live."""
+    from minigrad import _files
+
+    earlier = _leftover(tmp_path, f".model.npz.{_files._HOST}-{os.getpid()}-0123456789ab.tmp")
+    started, release = threading.Event(), threading.Event()
+
+    def slow(f):
+        started.set()
+        release.wait(10)
+        f.write(b"whole")
+
+    writer = threading.Thread(target=atomic_write, args=(str(tmp_path / "other.npz"), slow))
+    writer.start()
+    try:
+        assert started.wait(10)  # this process's own write in progress, made to look a day old
+        (mine,) = [n for n in os.listdir(tmp_path) if n.startswith(".other.npz.")]
+        then = time.time() - 2 * DAY
+        os.utime(tmp_path / mine, (then, then))
+        monkeypatch.setattr(_files, "_CLEANED", set())  # (the folder was cleaned at the writer's start)
+        atomic_write(str(tmp_path / "model.npz"), lambda f: f.write(b"1"))
+        assert not earlier.exists() and (tmp_path / mine).exists()
+    finally:
+        release.set()
+        writer.join()
+    assert sorted(os.listdir(tmp_path)) == ["model.npz", "other.npz"]
