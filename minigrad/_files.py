@@ -15,7 +15,6 @@ import re
 import secrets
 import socket
 import stat
-import time
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -74,13 +73,25 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             raise PermissionError(errno.EACCES, f"the file is write-protected (mode {stat.S_IMODE(info.st_mode):o}) "
                                                 "and is kept; make it writable (chmod u+w) or write elsewhere", path)
         mode = stat.S_IMODE(info.st_mode)
-    _remove_leftovers(folder)
     # The temporary file's name: the target's, cut so that the whole name stays within a folder entry's 255 bytes
-    # (bytes, as the file system counts them), then this host's hash, this process's id and a random part.
+    # (bytes, as the file system counts them), then (on POSIX) this machine's hash, this process's id and a random
+    # part. Where that is too long (a path near PATH_MAX, a name near eCryptfs's 143 bytes), the name without
+    # machine and pid, as before they were added: a file that cannot be told a leftover, rather than a failed write.
     base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
-    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file
+    token = secrets.token_hex(6)
+    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{token}.tmp" if os.name == "posix" else
+                       f".{base}.{token}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        tmp = os.path.join(folder, f".{base}.{token}.tmp")
+        fd = os.open(tmp, flags, 0o666)
     _WRITING.add(os.path.basename(tmp))
+    with contextlib.suppress(OSError):  # (a leftover's age is read on the file system's clock, as ours is)
+        _remove_leftovers(folder, os.fstat(fd).st_mtime)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -108,37 +119,45 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
                                    "a crash now could undo the write", path) from None
 
 
-#: This machine, in the names of temporary files: the first 8 hex digits of its host name's SHA-1.
-_HOST = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+def _machine() -> str:
+    """This machine and pid namespace, as 8 hex digits: its host name and (on Linux) its pid namespace, hashed.
+
+    The namespace tells apart two containers with one host name (a Kubernetes pod, ``--network host``), whose
+    process ids mean different processes.
+    """
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    return hashlib.sha1(f"{socket.gethostname()} {namespace}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+#: This machine, in the names of temporary files (see _machine).
+_HOST = _machine()
 #: A temporary file of this machine, as atomic_write names them; the group is the writer's process id.
 _LEFTOVER = re.compile(r"\..+\." + _HOST + r"-([0-9]{1,10})-[0-9a-f]{12}\.tmp", re.ASCII | re.DOTALL)
 #: How long a temporary file of a process that is not running must have been left unchanged to be removed (s).
 _LEFTOVER_AGE = 24 * 3600.0
-#: The folders this process has cleaned of leftovers, once each (listing a folder of 100,000 files takes 35 ms).
-#: (No lock: two threads cleaning one folder at once do no harm, and a lock held at a fork would hang the child.)
-_CLEANED: set[str] = set()
+#: The folders this process has cleaned of leftovers, once each (listing a folder of 100,000 files takes 35 ms),
+#: as (device, inode). (No lock: two threads cleaning one folder at once do no harm, and a lock held at a fork
+#: would hang the child.)
+_CLEANED: set[tuple[int, int]] = set()
 #: The temporary files this process is writing now (by name): a file of this pid not among them is another
 #: process's, one that had the same pid before (a container's pid 1, restarted after a kill).
 _WRITING: set[str] = set()
 
 
-def _remove_leftovers(folder: str) -> None:
-    """Remove the temporary files in ``folder`` that dead writers of this machine left a day ago or more, once."""
+def _remove_leftovers(folder: str, now: float) -> None:
+    """Remove the temporary files in ``folder`` that dead writers of this machine left a day before ``now``, once."""
     if os.name != "posix":  # (elsewhere os.kill(pid, 0) is not a harmless question)
         return
     folder = os.fsdecode(folder)
-    try:
-        key = os.path.realpath(folder)
-    except (OSError, ValueError):
-        return
+    info = os.stat(folder)
+    key = (info.st_dev, info.st_ino)
     if key in _CLEANED:
         return
-    _CLEANED.add(key)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return  # (the write itself reports a missing or unreadable folder)
-    now = time.time()
+    names = os.listdir(folder)
+    _CLEANED.add(key)  # (only once listed: a listing that failed, say for want of file descriptors, is tried again)
     for name in names:
         match = _LEFTOVER.fullmatch(name)
         if match is None or name in _WRITING or _running(int(match.group(1))):

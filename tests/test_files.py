@@ -1,5 +1,6 @@
 """minigrad._files.atomic_write, which checkpoints, the lab and the dataset cache write through."""
 
+import errno
 import os
 import re
 import stat
@@ -265,3 +266,59 @@ def test_a_leftover_of_this_pid_is_an_earlier_processs_unless_this_one_is_writin
         release.set()
         writer.join()
     assert sorted(os.listdir(tmp_path)) == ["model.npz", "other.npz"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="leftovers are removed on POSIX systems only")
+def test_a_leftovers_age_is_read_on_the_file_systems_clock_and_a_failed_listing_is_tried_again(tmp_path, monkeypatch):
+    """now came from time.time(), mtimes from the file system (an NFS server's clock): a day of skew removed a
+    live writer's fresh file; a folder whose listing failed once (EMFILE) was never cleaned (h59)."""
+    from minigrad import _files
+
+    fresh = _leftover(tmp_path, f".model.npz.{_files._HOST}-{_finished_pid()}-0123456789ab.tmp", age=0.0)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 3 * DAY)  # this machine's clock three days ahead
+    calls = []
+    real_listdir = os.listdir
+
+    def listdir(folder):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_listdir(folder)
+
+    monkeypatch.setattr(_files.os, "listdir", listdir)
+    atomic_write(str(tmp_path / "a.npz"), lambda f: f.write(b"1"))  # the listing fails: the write does not
+    atomic_write(str(tmp_path / "b.npz"), lambda f: f.write(b"1"))  # listed again
+    assert len(calls) == 2 and fresh.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted(["a.npz", "b.npz", fresh.name])
+
+
+def test_a_name_too_long_with_machine_and_pid_is_written_under_the_plain_temporary_name(tmp_path, monkeypatch):
+    """The machine and pid add about 15 bytes: a target near PATH_MAX or eCryptfs's 143-byte names failed (h59)."""
+    from minigrad import _files
+
+    real_open = os.open
+
+    def short_names_only(path, flags, mode=0o777):
+        if _files._HOST in os.path.basename(path):
+            raise OSError(errno.ENAMETOOLONG, "File name too long", path)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(_files.os, "open", short_names_only)
+    atomic_write(str(tmp_path / "model.npz"), lambda f: f.write(b"whole"))
+    assert os.listdir(tmp_path) == ["model.npz"] and (tmp_path / "model.npz").read_bytes() == b"whole"
+
+
+def test_the_machine_hash_covers_the_host_name_and_the_pid_namespace():
+    """Two containers of one Kubernetes pod share a host name, not a pid namespace: their pids must not mix."""
+    import hashlib
+    import socket
+
+    from minigrad import _files
+
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    expected = hashlib.sha1(f"{socket.gethostname()} {namespace}".encode("utf-8", "surrogateescape")).hexdigest()
+    assert _files._HOST == expected[:8]
