@@ -41,17 +41,17 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     a folder raises IsADirectoryError.
 
     Leftovers. A writer killed mid-write (``kill -9``, a power cut) cannot
-    remove its temporary file, whose name holds a short hash of the host name
-    and the writer's process id. The first write into a folder in each process
-    removes the temporary files there that a process of this machine wrote,
-    that is no longer running, and that have not changed for a day (on POSIX
-    systems, where a process can be asked about without harm). The day covers
-    a live writer that a process id cannot tell, one in another pid namespace
-    with the same host name. Another machine's files are never touched, nor
-    this process's own files in progress; a file of this process's id that it
-    is not writing is an earlier process's (a container's pid 1, restarted).
-    (A file lock would tell live writers exactly, but on a network file
-    system without a lock manager the lock call itself can hang.)
+    remove its temporary file, whose name holds a short hash of the machine
+    (its host name and pid namespace) and the writer's process id. Each
+    process's first write into a folder removes the temporary files there
+    that a process of this machine wrote, that is no longer running, and that
+    have not changed for a day by the file system's clock (on POSIX systems,
+    where a process can be asked about without harm). Another machine's files
+    are never touched, nor this process's own files in progress; a file of
+    this process's id that it is not writing is an earlier process's (a
+    container's pid 1, restarted). The day covers what a process id cannot
+    tell. A file lock would tell live writers exactly, but on a network file
+    system without a lock manager the lock call itself can hang.
     """
     if os.path.islink(path):  # write where a link points, beside its target, rather than over the link
         path = os.path.realpath(path)
