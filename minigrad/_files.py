@@ -90,10 +90,10 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
         tmp = os.path.join(folder, f".{base}.{token}.tmp")
         fd = os.open(tmp, flags, 0o666)
     _WRITING.add(os.path.basename(tmp))
-    with contextlib.suppress(OSError):  # (a leftover's age is read on the file system's clock, as ours is)
-        _remove_leftovers(folder, os.fstat(fd).st_mtime)
     try:
         with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(OSError):  # (a leftover's age is read on the file system's clock, as ours is)
+                _remove_leftovers(folder, os.fstat(f.fileno()).st_mtime)
             write(f)
             f.flush()
             if durable:

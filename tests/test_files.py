@@ -322,3 +322,16 @@ def test_the_machine_hash_covers_the_host_name_and_the_pid_namespace():
         namespace = ""
     expected = hashlib.sha1(f"{socket.gethostname()} {namespace}".encode("utf-8", "surrogateescape")).hexdigest()
     assert _files._HOST == expected[:8]
+
+
+def test_an_interrupt_while_cleaning_leftovers_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """The cleanup ran between creating the temporary file and the try that removes it on any error."""
+    from minigrad import _files
+
+    def interrupted(folder, now):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_files, "_remove_leftovers", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(str(tmp_path / "model.npz"), lambda f: f.write(b"whole"))
+    assert os.listdir(tmp_path) == [] and not _files._WRITING
