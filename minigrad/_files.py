@@ -89,10 +89,12 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             raise
         tmp = os.path.join(folder, f".{base}.{token}.tmp")
         fd = os.open(tmp, flags, 0o666)
-    _WRITING.add(os.path.basename(tmp))
     try:
+        _WRITING.add(os.path.basename(tmp))
         with os.fdopen(fd, "wb") as f:
-            with contextlib.suppress(OSError):  # (a leftover's age is read on the file system's clock, as ours is)
+            # A leftover's age is read on the file system's clock, as ours is. The cleanup is a courtesy: nothing
+            # that goes wrong in it fails the write (an interrupt still does, and our file is removed below).
+            with contextlib.suppress(Exception):
                 _remove_leftovers(folder, os.fstat(f.fileno()).st_mtime)
             write(f)
             f.flush()

@@ -335,3 +335,14 @@ def test_an_interrupt_while_cleaning_leftovers_leaves_no_temporary_file(tmp_path
     with pytest.raises(KeyboardInterrupt):
         atomic_write(str(tmp_path / "model.npz"), lambda f: f.write(b"whole"))
     assert os.listdir(tmp_path) == [] and not _files._WRITING
+
+
+def test_an_error_in_the_leftover_cleanup_never_fails_the_write(tmp_path, monkeypatch):
+    from minigrad import _files
+
+    def broken(folder, now):
+        raise ValueError("a bug in the cleanup")
+
+    monkeypatch.setattr(_files, "_remove_leftovers", broken)
+    atomic_write(str(tmp_path / "model.npz"), lambda f: f.write(b"whole"))
+    assert os.listdir(tmp_path) == ["model.npz"] and not _files._WRITING
