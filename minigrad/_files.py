@@ -79,18 +79,19 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
     # machine and pid, as before they were added: a file that cannot be told a leftover, rather than a failed write.
     base = os.fsdecode(os.fsencode(os.path.basename(path))[:200])
     token = secrets.token_hex(6)
-    tmp = os.path.join(folder, f".{base}.{_HOST}-{os.getpid()}-{token}.tmp" if os.name == "posix" else
-                       f".{base}.{token}.tmp")
+    plain = f".{base}.{token}.tmp"
+    name = f".{base}.{_HOST}-{os.getpid()}-{token}.tmp" if os.name == "posix" else plain
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
+        fd = os.open(os.path.join(folder, name), flags, 0o666)  # the umask applies, as for any new file
     except OSError as e:
         if e.errno != errno.ENAMETOOLONG:
             raise
-        tmp = os.path.join(folder, f".{base}.{token}.tmp")
-        fd = os.open(tmp, flags, 0o666)
+        name = plain
+        fd = os.open(os.path.join(folder, name), flags, 0o666)
+    tmp = os.path.join(folder, name)
     try:
-        _WRITING.add(os.path.basename(tmp))
+        _WRITING.add(name)
         with os.fdopen(fd, "wb") as f:
             # A leftover's age is read on the file system's clock, as ours is. The cleanup is a courtesy: nothing
             # that goes wrong in it fails the write (an interrupt still does, and our file is removed below).
@@ -108,7 +109,7 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, durable: bool 
             os.unlink(tmp)
         raise
     finally:
-        _WRITING.discard(os.path.basename(tmp))
+        _WRITING.discard(name)
     if durable and os.name == "posix":  # the new directory entry is on disk only once the folder is synced
         try:
             folder_fd = os.open(folder, os.O_RDONLY)

@@ -2041,8 +2041,9 @@ def _wider_grid(grid: Sequence[float], low_end: bool) -> str | None:
     step = math.log10(grid[-1] / grid[0]) / (len(grid) - 1)  # decades between neighbouring rates
     more = math.ceil(2 / step - 1e-9)  # (1e-9: a step that divides 2 exactly, up to rounding, is not one more)
     if step <= 1 and len(grid) + more <= 50:
-        low, high, n = grid[0], grid[-1], len(grid) + more
-        low, high = (low / 10 ** (more * step), high) if low_end else (low, high * 10 ** (more * step))
+        factor = 10 ** (more * step)
+        low, high = (grid[0] / factor, grid[-1]) if low_end else (grid[0], grid[-1] * factor)
+        n = len(grid) + more
     else:  # 2 rates a decade, as the default grid has: 4 steps past the winner, and enough to reach the other end
         span = math.ceil(2 * math.log10(grid[-1] / grid[0]) - 1e-9)
         low, high = (grid[0] / 100, grid[0] * 10 ** (span / 2)) if low_end else \
