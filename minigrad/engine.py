@@ -74,6 +74,8 @@ class _ThreadState(threading.local):
     grad_enabled: bool = True
     #: Anomaly mode under create_graph: the node whose backward rule is running (its ops are recorded).
     backward_of: Any = None
+    #: True while the hooks of an inner node run in a backward into ``.grad`` (see Tensor.register_hook).
+    in_walk_hook: bool = False
 
 
 _state = _ThreadState()
@@ -811,11 +813,24 @@ class Tensor:
         a Tensor under ``create_graph``). If the hook returns something other
         than None, it replaces the gradient that flows on (PyTorch's
         semantics). Returns a handle whose ``remove()`` takes the hook away.
+
+        A hook may register hooks on tensors the pass has not reached yet. On
+        a leaf whose ``.grad`` is already set, that is refused (RuntimeError):
+        part of this pass's gradient may be in ``.grad`` already, and the new
+        hook would see only the rest.
         """
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require grad, so no gradient will reach it")
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        if _state.in_walk_hook and self._ctx is None and self.grad is not None:
+            # A backward into .grad adds a leaf's gradient into .grad as each part arrives, unless the leaf has
+            # a hook, which must see the sum. A hook registered now would see only the parts still to come.
+            raise RuntimeError(
+                f"register_hook: a hook on a leaf of shape {self.shape} registered from another hook while "
+                "backward() runs, with the leaf's .grad already set (by this pass or an earlier one): it would "
+                "see only part of this pass's gradient; register it before backward()"
+            )
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(hook)
@@ -1253,22 +1268,32 @@ def _depth_first_order(roots: Sequence[Tensor]) -> list[Tensor]:
     return order
 
 
-def _run_hooks(t: Tensor, g: Any) -> Any:
+def _run_hooks(t: Tensor, g: Any, mid_walk: bool = False) -> Any:
+    """Run the hooks on ``t`` on its gradient ``g``; return the gradient that flows on.
+
+    ``mid_walk``: ``t`` is an inner node of a backward into ``.grad``, whose
+    walk may still add gradients into leaves (``register_hook`` checks it).
+    """
     hooks = list(t._hooks or ())
     # retain_grad() keeps the gradient after every other hook, wherever it was registered (PyTorch's order).
     hooks.sort(key=lambda h: isinstance(h, _RetainGrad))
-    for hook in hooks:
-        replaced = hook(g)
-        if replaced is not None:
-            if isinstance(g, np.ndarray):
-                replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
-            elif not isinstance(replaced, Tensor):  # under create_graph: a number or an array is a constant
-                replaced = Tensor(np.asarray(replaced, dtype=g.dtype))
-            if replaced.shape != g.shape:
-                raise ValueError(
-                    f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
-                )
-            g = replaced
+    outer = _state.in_walk_hook
+    _state.in_walk_hook = mid_walk
+    try:
+        for hook in hooks:
+            replaced = hook(g)
+            if replaced is not None:
+                if isinstance(g, np.ndarray):
+                    replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
+                elif not isinstance(replaced, Tensor):  # under create_graph: a number or an array is a constant
+                    replaced = Tensor(np.asarray(replaced, dtype=g.dtype))
+                if replaced.shape != g.shape:
+                    raise ValueError(
+                        f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
+                    )
+                g = replaced
+    finally:
+        _state.in_walk_hook = outer
     return g
 
 
@@ -1421,7 +1446,7 @@ def run_backward(
                 if tape is not None:
                     tape.on_node(node)
                 if node._hooks:
-                    g = _run_hooks(node, g)
+                    g = _run_hooks(node, g, capture is None)
                     if anomaly:
                         _check_seed(g, f"the gradient a hook on {node.op}'s output returned")
                 if capture is not None and node in capture:

@@ -343,6 +343,35 @@ def test_register_hook_needs_a_tensor_that_requires_grad_and_a_callable() -> Non
         mg.Tensor([1.0], requires_grad=True).register_hook(3)  # type: ignore[arg-type]
 
 
+def _leaf_hooked_from_an_inner_hook(w_first: bool) -> tuple[mg.Tensor, list[np.ndarray]]:
+    """loss = 5·Σw + 6·Σw: a hook on a = 2w registers a hook on w; the walk reaches w·5 first or last."""
+    w = mg.Tensor([1.0, 2.0], requires_grad=True)
+    a = w * 2
+    seen: list[np.ndarray] = []
+    a.register_hook(lambda g: w.register_hook(lambda gw: seen.append(gw.copy())) and None)
+    b, c = (a * 3).sum(), (w * 5).sum()
+    (c + b if w_first else b + c).backward()
+    return w, seen
+
+
+def test_a_leaf_hook_registered_from_a_hook_sees_the_whole_gradient_or_is_refused() -> None:
+    # Reached from b first, w has no gradient yet when its hook comes: the hook sees all of it, 6 + 5, once.
+    w, seen = _leaf_hooked_from_an_inner_hook(w_first=False)
+    np.testing.assert_array_equal(w.grad, [11.0, 11.0])
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], [11.0, 11.0])
+    # Reached from c first, 5 is already in w.grad: the hook would see only 6, so it is refused, naming why.
+    with pytest.raises(RuntimeError, match=r"register_hook: a hook on a leaf of shape \(2,\) registered from "
+                       r"another hook while backward\(\) runs.*only part.*register it before backward"):
+        _leaf_hooked_from_an_inner_hook(w_first=True)
+    # Outside a walk, and on a leaf whose .grad is set, registering is as always.
+    w = mg.Tensor([1.0], requires_grad=True)
+    w.grad = np.array([1.0], dtype=np.float32)
+    w.register_hook(lambda g: 2 * g)
+    (w * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad, [7.0])
+
+
 def test_retain_grad_on_several_intermediates_matches_hand_gradients() -> None:
     xs = np.array([1.0, -2.0, 0.5])
     x = mg.Tensor(xs, requires_grad=True)
