@@ -71,10 +71,11 @@ def clip_grad_norm_(
     """Scale all gradients together so that their joint norm is at most ``max_norm``; return the norm before.
 
     The joint norm is the ``norm_type``-norm of all gradient entries as one
-    vector (``float('inf')``: the largest absolute entry). When it exceeds
-    ``max_norm``, every gradient is multiplied by the same factor
-    ``max_norm / (norm + 1e-6)``, PyTorch's, so the direction is kept;
-    otherwise the gradients are left as they are (``max_norm=float('inf')``
+    vector (``float('inf')``: the largest absolute entry). Every gradient
+    is multiplied by the same factor ``max_norm / (norm + 1e-6)`` whenever
+    that factor is below 1 (PyTorch's rule: a norm above ``max_norm - 1e-6``,
+    so one equal to ``max_norm`` is scaled by a hair), and the direction is
+    kept; otherwise the gradients are left as they are (``max_norm=float('inf')``
     reads the norm and, while it is finite, changes nothing). Parameters without a
     gradient are skipped (none at all: the norm is 0). A NaN or infinite
     norm is a RuntimeError with ``error_if_nonfinite``; without it the
