@@ -409,7 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """The program ``minigrad`` (and ``python -m minigrad``): :func:`main` on ``sys.argv``, exit with its status."""
-    status = main()
+    try:
+        status = main()
+        sys.stdout.flush()  # (a closed pipe shows here, not in the interpreter's last flush, which would print it)
+    except BrokenPipeError:
+        # The reader of the output went away (`minigrad ... | head`): stop quietly, as other commands do, with
+        # the status a shell gives a command SIGPIPE ended. Output still buffered goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 128 + getattr(signal, "SIGPIPE", 13)
     # The process ends here. Its exit collects garbage over every object it holds (0.1-0.2 s after matplotlib's
     # imports); frozen, they are left out of that collection and the memory goes back with the process.
     gc.freeze()

@@ -1443,7 +1443,10 @@ def compile(step: Callable[..., Any]) -> CompiledStep:
     Replays run the same ops' forward and backward code and the same
     optimizer calls, in the same order, so they give bit-identical results
     to calling ``step`` itself, with less Python around them. The rules are
-    in this module's docstring: data reaches the ops through the step's
+    in the docstring of the module ``minigrad.compile`` (on the site's
+    reference page; ``mg.compile`` is this function, which hides the module
+    from ``help``, so read it with ``sys.modules["minigrad.compile"].__doc__``):
+    data reaches the ops through the step's
     arguments, the parameters or other ops; only ops, backward and the
     optimizer's (and the model's) ``zero_grad``/``step`` are replayed. For example:
 

@@ -88,6 +88,18 @@ def test_broken_plugin_in_a_subprocess_has_no_traceback(tmp_path):
     assert "RuntimeError: boom" in lines[0]
 
 
+def test_output_into_a_closed_pipe_ends_quietly_with_the_sigpipe_status():
+    """`minigrad --help | head -1`: the reader is gone before the help is printed; no traceback, status 141."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.Popen([sys.executable, "-m", "minigrad", "--help"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # (long before the child's interpreter has started, let alone printed)
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141, err
+    assert err == ""
+
+
 def test_help_shows_the_subcommands_and_compares_options(capsys):
     assert cli.main(["--help"]) == 0
     printed = capsys.readouterr().out

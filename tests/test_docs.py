@@ -6,7 +6,8 @@ The convention (docs/contributing.md):
   temporary working directory, with MPLBACKEND=Agg. Other blocks (``sh``,
   ``text``) are not run.
 - Each top-level statement runs on its own. ``# -> text`` at the end of its
-  last line, or on comment lines right after it (one ``# -> `` line per
+  last line (``# a remark -> text`` too: what follows the arrow counts), or
+  on comment lines right after it (one ``# -> `` line per
   printed line), is what the statement must print; the comparison
   normalises whitespace (runs of blanks become one; numpy's padding inside
   brackets is ignored; blank lines do not count). A statement without
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 EXPECT = re.compile(r"#\s*->\s?(.*)$")
+TRAILING_EXPECT = re.compile(r"^#.*?->\s?(.*)$")  # on a line of code: the first arrow, a remark before it or not
 
 # Modules with no reference page, and why.
 NOT_IN_REFERENCE = {
@@ -69,7 +71,7 @@ def expected_output(lines: list[str], stmt: ast.stmt, next_start: int) -> str | 
     found = []
     last = lines[stmt.end_lineno - 1]  # type: ignore[operator]
     comment = _trailing_comment(last)
-    if comment is not None and (m := EXPECT.match(comment)):
+    if comment is not None and (m := TRAILING_EXPECT.search(comment)):  # "# why -> value" too
         found.append(m[1])
     for line in lines[stmt.end_lineno : next_start - 1]:  # the lines between this statement and the next
         m = EXPECT.match(line.strip())
@@ -149,6 +151,9 @@ def test_the_collector_reads_expectations_and_fences() -> None:
     run_block(code, {}, "example")
     with pytest.raises(AssertionError, match="printed"):
         run_block("print(4)  # -> 5\n", {}, "example")
+    run_block("print(4)  # a remark first -> 4\n", {}, "example")
+    with pytest.raises(AssertionError, match="printed"):  # (a remark before the arrow once hid the check)
+        run_block("print(4)  # a remark first -> 5\n", {}, "example")
     doc = "text\n```python\nprint(1)\n```\n```sh\nls\n```\n  ```python\n  y = 1\n  ```\n"
     assert python_blocks(Path(_write(doc))) == [(3, "print(1)"), (9, "y = 1")]
 
