@@ -201,12 +201,15 @@ def sgd_update(q: str, r: str, scratch: str) -> list[str]:
     """``SGD.update`` with momentum, no weight decay and no Nesterov, on parameter ``q`` with gradient ``r``.
 
     The replay reads ``lr``, ``momentum`` and whether the case is plain
-    (``plain``) from the optimizer at each replay; other cases, and the first
-    step (which creates the velocity), call ``update`` itself.
+    (``plain``) from the optimizer at each replay; other cases, the first
+    step (which creates the velocity), and a velocity of another dtype than
+    the parameter's (set by hand, or kept when the parameter was cast: the
+    eager ``lr * v`` is then computed in the velocity's dtype, not rounded
+    into the parameter's first) call ``update`` itself.
     """
     return [
         "v = s.get('v') if plain else None",
-        f"if v is None: update({q}.data, {r}, s)",
+        f"if v is None or v.dtype is not {q}.data.dtype: update({q}.data, {r}, s)",
         "else:  # SGD.update: v = β·v + g; w = w - α·v",
         "    v *= momentum",
         f"    v += {r}",

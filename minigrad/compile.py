@@ -63,8 +63,8 @@ The rules, since only the record is replayed:
   checks that the step's own Python changed no parameter's values or
   ``.grad``, no optimizer hyperparameter and no argument between minigrad's
   calls (``W.data -= lr * W.grad``, ``W.grad *= 0.5``, ``opt.lr = ...`` or
-  ``x.data /= 4`` in the step raise), and no other parameter or buffer at
-  all (an average of the weights kept in the step raises), since a replay
+  ``x.data /= 4`` in the step raise), and no other parameter, buffer or
+  tensor at all (an average of the weights kept in the step raises), since a replay
   would skip it. What two calls cannot show is
   frozen unnoticed: a value or branch that comes out the same on both
   (a rounded number, ``if math.isfinite(loss.item())`` on two finite
@@ -150,11 +150,19 @@ class _Recorder:
             self._may_change: frozenset[str] = frozenset()
             self._state = self._snapshot()
             self._state_copies = self._states()
-            # Every other parameter and buffer that exists (a model's average, a target network): no event of
-            # the step may change them, so they are compared once, at its end. (gc finds the deep copies too.)
-            watched = {id(p) for p in watch[0]}
+            # Every other parameter, buffer and leaf tensor that exists (a model's average, a target network): no
+            # event of the step may change them, so they are compared once, at its end. (gc finds the deep copies
+            # too.) A leaf tensor over the memory of what the step may change (W.detach(), Tensor(W.grad), an
+            # optimizer's buffer) changes with it, and the arguments are checked at every event instead.
+            params, optimizers = watch
+            skipped = {id(p) for p in params} | {id(a) for a in args if isinstance(a, Tensor)}
+            moving = [p.data for p in params] + [p.grad for p in params if p.grad is not None]
+            moving += [v for opt in optimizers for st in opt.state for v in st.values() if isinstance(v, np.ndarray)]
+            moving_memory = {id(_memory_of(a)) for a in moving}
             self._others = [(t, t.data, t.data.copy()) for t in gc.get_objects()
-                            if isinstance(t, (Parameter, Buffer)) and id(t) not in watched]
+                            if isinstance(t, Tensor) and id(t) not in skipped
+                            and (isinstance(t, (Parameter, Buffer))
+                                 or (t._ctx is None and id(_memory_of(t.data)) not in moving_memory))]
         self._stepping = False  # whether the running call is an optimizer's step()
         self._depth = 0  # how many minigrad calls (opt.step(), clipping, ...) are running: only the outermost counts
         #: The modules whose mode the step read (Dropout, BatchNorm1d), with the mode it read first.
@@ -204,8 +212,11 @@ class _Recorder:
         """
         if id(array) in self.casts:
             original = self.casts[id(array)][0]
-            if original.ndim == 0 and not self._traced(original):  # a number written in the step's code
-                return FIXED, array
+            if original.ndim == 0 and not self._traced(original):  # a 0-d array of the code (beta = np.array(0.1))
+                # A replay casts the live array again, as the eager step does (the step's caller may anneal it
+                # in place between calls); its value as read is kept, as for any 0-d constant.
+                self.fixed_values.append((original, original.copy()))
+                return CAST, ((FIXED, original), array.dtype)
             derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype))
             again = np.asarray(original, dtype=array.dtype)
         elif id(array) in self.masks:
@@ -379,7 +390,7 @@ class _Recorder:
             return
         for t, data, values in self._others:
             if t.data is not data or not _same(t.data, values):
-                kind = "parameter" if isinstance(t, Parameter) else "buffer"
+                kind = "parameter" if isinstance(t, Parameter) else "buffer" if isinstance(t, Buffer) else "tensor"
                 self.violation = (
                     f"during the step, its code changed the values of a {kind} of shape {values.shape} that none "
                     "of its ops reads and none of its optimizers updates (an average of the weights, say)"
@@ -1141,6 +1152,13 @@ def _watched(events: list[tuple[Any, ...]]) -> tuple[list[Tensor], list[Optimize
     return list(params.values()), list(optimizers.values())
 
 
+def _memory_of(array: np.ndarray) -> np.ndarray:
+    """The array that owns the memory ``array`` shows (itself, or the base of the views it is a view of)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
 def _whole_view(array: np.ndarray, base: np.ndarray) -> bool:
     """Whether ``array`` shows all of ``base`` as it is: same start, shape, strides and dtype (not W.T, W[::-1])."""
     return (array.shape, array.strides, array.dtype) == (base.shape, base.strides, base.dtype) and (
@@ -1347,6 +1365,11 @@ class CompiledStep:
         (A value that is the same on both calls cannot be told from a
         constant; see the module's rules.)
         """
+        if engine._tape is not None:  # (a replay too: the recording step would not see its work, nor repeat it)
+            raise RuntimeError(
+                "compile: a compiled step cannot be called while another one is recording; inside a compiled step, "
+                "call the function it compiles (its .step) instead"
+            )
         key = _signature(args)
         replay = self.records.get(key)
         if replay is not None and replay.confirmed:
@@ -1359,8 +1382,6 @@ class CompiledStep:
                 return result
             del self.records[key]  # a parameter was given a new array since the record: record again
             replay = None
-        if engine._tape is not None:
-            raise RuntimeError("compile: a compiled step cannot be called while another one is recording")
         # The second record (replay is its first) also watches what the step's own Python changes.
         recorder = _Recorder(args, None if replay is None else _watched(replay._events))
         engine._tape = recorder

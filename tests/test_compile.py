@@ -1848,3 +1848,125 @@ def test_a_users_backward_returning_a_tensor_of_another_dtype_is_cast_and_replay
         return w.data.tolist()
 
     assert run(True) == run(False)
+
+
+def test_a_0d_float64_array_cast_into_a_float32_step_is_read_live_at_every_replay():
+    """The float32 cast of the array was kept from the record: a weight annealed in place stayed 0 (helper 65)."""
+    def run(compiled: bool) -> tuple[list[float], np.ndarray]:
+        rng = np.random.default_rng(0)
+        W = mg.Tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+        opt = mg.optim.SGD([W], lr=0.1)
+        beta = np.array(0.0)  # float64, numpy's default: each op casts it to float32
+
+        def step(x):
+            opt.zero_grad()
+            h = x @ W
+            loss = (h * h).mean() + (W * W).sum() * beta
+            loss.backward()
+            opt.step()
+            return loss
+
+        run_step = mg.compile(step) if compiled else step
+        losses = []
+        for i in range(5):
+            beta[...] = 0.1 * max(0, i - 1)  # 0 for the two recording calls, then annealed between calls
+            losses.append(float(run_step(mg.Tensor(rng.standard_normal((2, 4)).astype(np.float32))).data))
+        return losses, W.data
+
+    (eager, W_eager), (compiled, W_compiled) = run(False), run(True)
+    assert compiled == eager
+    assert np.array_equal(W_compiled, W_eager)
+
+
+@pytest.mark.parametrize("change", ["cast the parameter", "velocity of float64"])
+def test_sgd_momentum_with_a_velocity_of_another_dtype_than_the_parameter_replays_as_eager(change):
+    """The written-out update rounded lr·v into w's dtype first; eager computes it in v's (helper 65)."""
+    def run(compiled: bool) -> np.ndarray:
+        rng = np.random.default_rng(0)
+        W = mg.Tensor(rng.standard_normal((4, 3)), requires_grad=True)  # float64
+        opt = mg.optim.SGD([W], lr=0.1, momentum=0.9)
+
+        def step(x):
+            opt.zero_grad()
+            loss = ((x @ W) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        run_step = mg.compile(step) if compiled else step
+        for i in range(8):
+            if i == 3 and change == "cast the parameter":
+                W.data = W.data.astype(np.float32)  # the velocity stays float64
+            if i == 3 and change == "velocity of float64":
+                W.data = W.data.astype(np.float32)
+                opt.state[0]["v"] = np.zeros(W.shape)  # a reset by hand, in numpy's default float64
+            run_step(mg.Tensor(rng.standard_normal((2, 4)).astype(W.data.dtype)))
+        assert W.data.dtype == np.float32
+        return W.data
+
+    assert np.array_equal(run(True), run(False))
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+def test_a_plain_tensor_the_step_changes_with_numpy_is_refused_and_views_of_parameters_are_not(requires_grad):
+    """Only nn.Parameter and nn.Buffer were compared: an average kept in a plain Tensor was skipped (helper 65)."""
+    rng = np.random.default_rng(0)
+    W = mg.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    opt = mg.optim.SGD([W], lr=0.1, momentum=0.9)
+    average = mg.Tensor(np.zeros((4, 3)), requires_grad=requires_grad)
+    watched = [W.detach(), mg.Tensor(W)]  # views of W: they change with it, as the optimizer steps
+
+    def step(x, keep_average):
+        opt.zero_grad()
+        loss = ((x @ W) ** 2).mean()
+        loss.backward()
+        watched.append(mg.Tensor(W.grad))  # a view of a gradient, which the next backward may add into
+        opt.step()
+        if keep_average:
+            average.data[...] = 0.9 * average.data + 0.1 * W.data
+        return loss
+
+    plain = mg.compile(lambda x: step(x, False))
+    for _ in range(4):
+        plain(mg.Tensor(rng.standard_normal((2, 4))))
+    assert next(iter(plain.records.values())).confirmed
+    averaging = mg.compile(lambda x: step(x, True))
+    averaging(mg.Tensor(rng.standard_normal((2, 4))))
+    with pytest.raises(RuntimeError, match=r"changed the values of a tensor of shape \(4, 3\) that none of its "
+                                           r"ops reads and none of its optimizers updates"):
+        averaging(mg.Tensor(rng.standard_normal((2, 4))))
+
+
+def test_a_compiled_step_called_inside_another_ones_recording_raises_even_once_confirmed():
+    """A confirmed inner step ran as a replay the outer record never saw: its training stopped (helper 65)."""
+    rng = np.random.default_rng(0)
+    W = mg.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def inner_step(x):
+        opt.zero_grad()
+        loss = ((x @ W) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    inner = mg.compile(inner_step)
+    for _ in range(3):
+        inner(mg.Tensor(rng.standard_normal((2, 4))))
+    assert next(iter(inner.records.values())).confirmed
+    V = mg.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    outer_opt = mg.optim.SGD([V], lr=0.1)
+
+    def outer_step(x):
+        inner(x)  # trains W, in a replay the outer record would not hold
+        outer_opt.zero_grad()
+        loss = ((x @ V) ** 2).mean()
+        loss.backward()
+        outer_opt.step()
+        return loss
+
+    outer = mg.compile(outer_step)
+    with pytest.raises(RuntimeError, match=r"cannot be called while another one is recording; inside a compiled "
+                                           r"step, call the function it compiles \(its \.step\) instead"):
+        outer(mg.Tensor(rng.standard_normal((2, 4))))
+    assert mg.engine._tape is None
