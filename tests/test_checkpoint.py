@@ -384,6 +384,53 @@ def test_every_truncation_raises_value_error(tmp_path: Path) -> None:
         assert str(path) in str(info.value), f"cut at {n}"
 
 
+def _npz(path, manifest, members):
+    """A zip of .npy members with the given manifest (a dict, stored as JSON text) and raw member bytes."""
+    with zipfile.ZipFile(path, "w") as zf:
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, np.array(json.dumps(manifest)))
+        zf.writestr("__minigrad__.npy", buffer.getvalue())
+        for name, payload in members.items():
+            zf.writestr(name + ".npy", payload)
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array)
+    return buffer.getvalue()
+
+
+def test_load_refuses_a_dtype_save_never_writes_and_save_refuses_complex(tmp_path):
+    """Only bool, integer, float and text entries exist: a complex member is a foreign file."""
+    manifest = {"format": "minigrad-checkpoint", "version": 1, "tree": {"z": "z"}}
+    _npz(tmp_path / "c.npz", manifest, {"z": _npy(np.array([1 + 2j]))})
+    with pytest.raises(ValueError, match=r"entry 'z' has dtype complex128, which save never writes"):
+        checkpoint.load(tmp_path / "c.npz")
+    with pytest.raises(TypeError, match=r"entry 'z' is not numeric \(dtype complex128\)"):
+        checkpoint.save({"z": np.array([1 + 2j])}, tmp_path / "d.npz")
+    assert not (tmp_path / "d.npz").exists()
+
+
+def test_load_refuses_a_manifest_without_a_version(tmp_path):
+    """A manifest that names no format version is not one of versions 1 and 2."""
+    _npz(tmp_path / "v.npz", {"format": "minigrad-checkpoint", "tree": {"w": "w"}}, {"w": _npy(np.zeros(2))})
+    with pytest.raises(ValueError, match="format version None"):
+        checkpoint.load(tmp_path / "v.npz")
+
+
+def test_load_refuses_a_member_longer_than_its_header_and_one_the_manifest_does_not_name(tmp_path):
+    """Trailing data after an array, or a member outside the manifest, is a damaged or foreign file."""
+    manifest = {"format": "minigrad-checkpoint", "version": 1, "tree": {"w": "w"}}
+    _npz(tmp_path / "long.npz", manifest, {"w": _npy(np.zeros(2)) + b"\0" * 8})
+    with pytest.raises(ValueError, match="entry 'w' is longer than its header says"):
+        checkpoint.load(tmp_path / "long.npz")
+    _npz(tmp_path / "extra.npz", manifest, {"w": _npy(np.zeros(2)), "extra": _npy(np.ones(1))})
+    with pytest.raises(ValueError, match=r"members its manifest does not name: \['extra.npy'\]"):
+        checkpoint.load(tmp_path / "extra.npz")
+    _npz(tmp_path / "ok.npz", manifest, {"w": _npy(np.arange(2.0))})
+    np.testing.assert_array_equal(checkpoint.load(tmp_path / "ok.npz")["w"], [0.0, 1.0])
+
+
 def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
     """A path that does not exist raises FileNotFoundError naming it."""
     path = tmp_path / "nowhere.npz"
@@ -657,6 +704,12 @@ def test_max_bytes_counts_the_whole_file(tmp_path: Path) -> None:
     for bad in (-1, 1.5, True, "10"):
         with pytest.raises(ValueError, match="max_bytes"):
             mg.load(path, max_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_load_refuses_a_negative_max_bytes():
+    """max_bytes must be a non-negative integer: -1 is refused as such, before the file is opened."""
+    with pytest.raises(ValueError, match=r"load: max_bytes must be a non-negative integer, got -1"):
+        checkpoint.load("no-such-file.npz", max_bytes=-1)
 
 
 def test_a_file_with_two_members_of_one_name_is_refused(tmp_path: Path) -> None:

@@ -1,6 +1,12 @@
-"""The command line: a tiny real run, plug-ins with arguments, and one clear line for every bad input."""
+"""The command line: a tiny real run, plug-ins with arguments, and one clear line for every bad input.
+
+Every option must reach the library as given, and the defaults must be the library's. Where a test replaces
+``lab.compare`` or ``lab.choose_defaults`` it is with a spy (``spy_on``) that records the call and stops it (a
+LabError: exit 2), so the options are checked as the library receives them, at no training cost.
+"""
 
 import csv
+import inspect
 import os
 import subprocess
 import sys
@@ -8,6 +14,7 @@ import sys
 import pytest
 
 from minigrad import cli, lab
+from minigrad import data as mgdata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,6 +31,18 @@ def run_module(*args, cwd=ROOT):
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def spy_on(monkeypatch, module, name):
+    """Replace ``module.name`` by a function that records its (args, kwargs) and raises LabError."""
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        raise lab.LabError("spied")
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
 
 
 def test_tiny_run_writes_results_and_plots(tmp_path, capsys):
@@ -56,6 +75,41 @@ def test_compare_is_the_default_subcommand_and_rates_and_arguments(tmp_path, cap
     # Target 2 is above ln 3, the untrained loss of a 3-class problem: reached at step 0.
     assert [float(s["steps_to_target_median"]) for s in summary] == [0.0, 0.0]
     assert "given on the command line" in capsys.readouterr().out
+
+
+def test_every_compare_option_reaches_lab_compare_as_given(monkeypatch, capsys):
+    """--batch-size, --eval-points, --hidden, --schedule and --clip-grad-norm were parsed, then dropped (the
+    library's default ran instead, silently); every option has a distinct value here, so a swap shows too."""
+    calls = spy_on(monkeypatch, lab, "compare")
+    argv = ["compare", "--datasets", "iris,wine", "--optimizers", "sgd,adam", "--lr", "sgd=0.1,adam=0.01",
+            "--epochs", "4", "--batch-size", "7", "--seeds", "2", "--tune-seeds", "3", "--hidden", "16,8",
+            "--target", "0.25", "--lr-grid", "0.01:1:3", "--eval-points", "9", "--schedule", "cosine",
+            "--clip-grad-norm", "0.5", "--out", "somewhere", "--resume", "--jobs", "5", "--backend", "dask",
+            "--scheduler", "tcp://10.0.0.5:8786", "--no-plots"]
+    assert cli.main(argv) == 2 and "spied" in capsys.readouterr().err
+    ((args, kwargs),) = calls
+    assert args == (["iris", "wine"], ["sgd", "adam"], {"sgd": 0.1, "adam": 0.01})
+    assert kwargs["lr_grid"] == pytest.approx((0.01, 0.1, 1.0), rel=1e-12)
+    del kwargs["lr_grid"], kwargs["progress"]
+    assert kwargs == {"epochs": 4, "batch_size": 7, "seeds": 2, "tune_seeds": 3, "hidden": (16, 8), "target": 0.25,
+                      "eval_points": 9, "out_dir": "somewhere", "resume": True, "overwrite": False, "jobs": 5,
+                      "backend": "dask", "scheduler": "tcp://10.0.0.5:8786", "plots": False, "schedule": "cosine",
+                      "clip_grad_norm": 0.5}
+
+
+def test_compare_without_options_runs_lab_compare_with_its_own_defaults(monkeypatch):
+    """A changed CLI default (--epochs 31, --seeds 4, --out elsewhere) ran another experiment than lab.compare()
+    and the README's; off DEFAULT_SETTINGS (30 epochs, batch 32, hidden 32,32) the documented rates stop applying
+    and every run is silently tuned instead."""
+    defaults = {k: p.default for k, p in inspect.signature(lab.compare).parameters.items()}
+    calls = spy_on(monkeypatch, lab, "compare")
+    assert cli.main([]) == 2
+    ((args, kwargs),) = calls
+    assert args == (defaults["datasets"], defaults["optimizers"], None)
+    del kwargs["progress"]
+    assert kwargs == {k: v for k, v in defaults.items() if k not in ("datasets", "optimizers", "lrs", "progress")}
+    assert (kwargs["epochs"], kwargs["batch_size"], kwargs["hidden"]) == (30, 32, (32, 32))
+    assert (kwargs["seeds"], kwargs["eval_points"], kwargs["out_dir"]) == (3, 50, "minigrad-results")
 
 
 def test_plugin_optimizer_with_arguments_by_path(tmp_path, plugin_source, capsys):
@@ -169,6 +223,24 @@ def test_bad_input_prints_one_line_and_exits_2(tmp_path, plugin_source, capsys, 
     assert not (tmp_path / "out").exists() or "contradict" in message  # nothing ran
 
 
+def test_cli_refuses_a_plugin_without_update_and_a_bad_out(tmp_path, capsys):
+    assert cli.main(["--datasets", "iris", "--optimizers", "minigrad.optim:Optimizer", "--lr", "Optimizer=0.1",
+                     "--epochs", "1", "--seeds", "1", "--out", str(tmp_path)]) == 2
+    assert "does not define update" in capsys.readouterr().err
+    assert cli.main(["--datasets", "iris", "--epochs", "1", "--seeds", "1", "--out", "/dev/null/x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minigrad: error: cannot use output directory") and "\n" not in err
+
+
+@pytest.mark.parametrize("given", [["--function", "ravine"], ["--steps", "5"], ["--start=1,2"], ["--noise", "0.1"],
+                                   ["--tol", "0.1"], ["--gif"]])
+def test_every_paths_option_given_to_compare_gets_the_hint(capsys, given):
+    """--noise (and each other paths-only option) given to compare lost its hint to the paths command."""
+    assert cli.main(["--datasets", "iris", *given]) == 2
+    name = given[0].split("=")[0]
+    assert f"({name} is an option of the paths command: python -m minigrad paths ...)" in capsys.readouterr().err
+
+
 def test_defaults_prints_the_tables_to_paste(monkeypatch, capsys):
     monkeypatch.setitem(lab.DEFAULT_SETTINGS, "epochs", 2)  # tiny settings: the command's logic, not its cost
     monkeypatch.setitem(lab.DEFAULT_SETTINGS, "hidden", (4,))
@@ -181,6 +253,18 @@ def test_defaults_prints_the_tables_to_paste(monkeypatch, capsys):
     assert set(rates["iris"].values()) <= grid
     # Two epochs of four batches: every built-in is still near the untrained loss ln 3 = 1.1 half way.
     assert list(targets) == ["iris"] and 0.3 < targets["iris"] < 1.5
+
+
+def test_defaults_tunes_every_dataset_and_passes_jobs(monkeypatch):
+    """`defaults` tuned only the classification sets (DEFAULT_LRS lost diabetes when pasted), or ran --jobs 3
+    on one process."""
+    calls = spy_on(monkeypatch, lab, "choose_defaults")
+    assert cli.main(["defaults"]) == 2
+    assert cli.main(["defaults", "--datasets", "iris,wine", "--jobs", "3"]) == 2
+    (all_args, all_kwargs), (args, kwargs) = calls
+    assert all_args == (list(mgdata.DATASETS),) and list(mgdata.DATASETS) == list(lab.DEFAULT_LRS)
+    assert "diabetes" in all_args[0] and all_kwargs["jobs"] == 1
+    assert args == (["iris", "wine"],) and kwargs["jobs"] == 3
 
 
 def test_the_printed_defaults_are_laid_out_as_lab_py_and_pass_its_lint():

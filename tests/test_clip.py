@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from test_optim import param
 
 import minigrad as mg
 from minigrad.nn.utils import clip_grad_norm_, clip_grad_value_
@@ -93,6 +94,34 @@ def test_clip_grad_norm_keeps_float32() -> None:
     np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
 
 
+def test_clip_grad_norm_sums_a_float32_gradient_in_float64() -> None:
+    """Guards the norm's float64 accumulation: float32 (3e20, 4e20) has norm 5e20, though 9e40 overflows float32.
+
+    Summed in float32 the norm would be inf and the factor 0, zeroing the gradient.
+    """
+    p = param(0.0, 0.0, dtype=np.float32)
+    g = np.array([3e20, 4e20], dtype=np.float32)
+    p.grad = g.copy()
+    exact = float(np.sqrt(np.float64(g[0]) ** 2 + np.float64(g[1]) ** 2))
+    assert clip_grad_norm_([p], max_norm=1.0) == pytest.approx(exact, rel=1e-15)
+    np.testing.assert_allclose(p.grad, g.astype(np.float64) / (exact + 1e-6), rtol=1e-6)
+    assert p.grad.dtype == np.float32
+
+
+def test_clip_grad_norm_of_large_float32_gradients_does_not_overflow() -> None:
+    """Gradients (3e20, 4e20) in float32 have norm 5e20; their squares overflow float32, so it is summed in float64.
+
+    Guards the float64 cast of each gradient: in float32 the norm came out inf
+    and every gradient was scaled by max_norm / inf = 0, silently.
+    """
+    p = mg.nn.Parameter(np.zeros(2, dtype=np.float32))
+    p.grad = np.array([3e20, 4e20], dtype=np.float32)
+    total = mg.nn.utils.clip_grad_norm_([p], max_norm=1.0)
+    assert total == pytest.approx(5e20, rel=1e-6)
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
+    assert p.grad.dtype == np.float32
+
+
 def test_clip_grad_norm_non_finite() -> None:
     """error_if_nonfinite: a NaN or inf norm is a RuntimeError and nothing changes; without it, PyTorch's scaling."""
     params = with_grads([1.0, float("nan")], [2.0])
@@ -117,6 +146,15 @@ def test_clip_grad_value_clamps_each_entry() -> None:
     np.testing.assert_array_equal(params[0].grad, [-1.0, 0.5, 1.0])
     np.testing.assert_array_equal(params[1].grad, [[0.1, -0.1]])
     np.testing.assert_array_equal(old, [-3.0, 0.5, 2.0])
+
+
+def test_clip_grad_value_keeps_a_float32_gradient_float32() -> None:
+    """Guards clip_grad_value_ leaving a float32 .grad in float32 (not upcast to float64), values clamped."""
+    p = param(0.0, 0.0, 0.0, dtype=np.float32)
+    p.grad = np.array([-3.0, 0.5, 2.0], dtype=np.float32)
+    clip_grad_value_([p], clip_value=1.0)
+    assert p.grad.dtype == np.float32
+    np.testing.assert_array_equal(p.grad, np.array([-1.0, 0.5, 1.0], dtype=np.float32))
 
 
 def test_an_infinite_limit_reads_the_norm_and_changes_nothing() -> None:

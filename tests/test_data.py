@@ -92,12 +92,60 @@ def test_standardize_guards_constant_columns():
     assert tr.dtype == np.float32
 
 
+def test_standardize_treats_a_column_constant_up_to_rounding_as_constant() -> None:
+    """Three 0.1s have a float64 std of 1.4e-17, not 0: their std is taken as 1, not 1.4e-17.
+
+    Guards the rounding term (n·mean·eps)² of the constant test: without it the
+    test value 0.2 was scaled to (0.2 - 0.1) / 1.4e-17 ≈ 7e15.
+    """
+    train = np.array([[0.1, 1.0], [0.1, 2.0], [0.1, 3.0]])
+    assert train[:, 0].std() > 0  # the premise: rounding leaves a tiny spread
+    tr, te, mean, std = mg.data.standardize(train, np.array([[0.2, 4.0]]))
+    np.testing.assert_allclose(mean, [0.1, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(std, [1.0, np.sqrt(2 / 3)], rtol=1e-15)
+    np.testing.assert_allclose(te, [[0.1, 2 / np.sqrt(2 / 3)]], rtol=1e-6)
+    np.testing.assert_allclose(tr[:, 0], 0.0, atol=1e-7)
+
+
 def test_split_is_stratified():
     _, _, y_train, y_test = data.load_dataset("breast_cancer")
     _, y = skdatasets.load_breast_cancer(return_X_y=True)
     share = np.bincount(y) / len(y)
     for part in (y_train, y_test):
         assert np.all(np.abs(np.bincount(part) - share * len(part)) <= 1)
+
+
+_X = np.arange(80.0).reshape(40, 2)
+_Y = np.array([1] * 8 + [0] * 32)  # 8 of one class in 40
+
+
+def test_split_is_stratified_for_every_seed() -> None:
+    """With stratify, the test half holds exactly 4 of the 8 rare labels, whatever the seed; rows stay paired.
+
+    Guards ``stratify=y``: ignored, seed 1 gave the test half 5 or 3 of them
+    (breast_cancer, the suite's other check, happens to come out within 1).
+    """
+    pytest.importorskip("sklearn")
+    for seed in range(5):
+        X_train, X_test, y_train, y_test = mg.data.split(_X, _Y, test_size=0.5, seed=seed)
+        assert (int(y_train.sum()), int(y_test.sum())) == (4, 4)
+        for X_part, y_part in ((X_train, y_train), (X_test, y_test)):
+            np.testing.assert_array_equal(y_part, _Y[(X_part[:, 0] // 2).astype(int)])
+
+
+def test_split_without_stratify_is_not_the_cached_stratified_split() -> None:
+    """split(stratify=False) after split(stratify=True) of the same arrays is scikit-learn's plain split.
+
+    Guards the cache key's ``stratify``: without it the second call got the
+    first's (stratified) arrays back from the cache.
+    """
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    strat = mg.data.split(_X, _Y, test_size=0.5, seed=1, stratify=True)
+    plain = mg.data.split(_X, _Y, test_size=0.5, seed=1, stratify=False)
+    expected = model_selection.train_test_split(_X, _Y, test_size=0.5, random_state=1)
+    for got, want in zip(plain, expected):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(strat[3], plain[3])
 
 
 def test_seed_and_synthetic_options():
@@ -112,6 +160,35 @@ def test_seed_and_synthetic_options():
     raw, _ = data.load_raw("circles", n_samples=200, noise=0.0)
     radii = np.sort(np.unique(np.round(np.hypot(raw[:, 0], raw[:, 1]), 6)))
     np.testing.assert_allclose(radii, [0.5, 1.0])  # noise 0: exactly the two circles
+
+
+def test_load_raw_with_another_noise_is_not_the_cached_draw() -> None:
+    """load_raw("moons", noise=0.3) after noise=0.0 gives scikit-learn's noisy moons, not the cached clean ones.
+
+    Guards the cache key's ``noise``.
+    """
+    skdatasets = pytest.importorskip("sklearn.datasets")
+    clean, _ = mg.data.load_raw("moons", n_samples=40, noise=0.0, seed=2)
+    noisy, y = mg.data.load_raw("moons", n_samples=40, noise=0.3, seed=2)
+    X_sk, y_sk = skdatasets.make_moons(n_samples=40, noise=0.3, random_state=2)
+    np.testing.assert_array_equal(noisy, X_sk)
+    np.testing.assert_array_equal(y, y_sk)
+    assert not np.array_equal(clean, noisy)
+
+
+def test_load_dataset_seed_also_draws_the_split() -> None:
+    """For a fixed dataset (iris), seed changes only the split: load_dataset(seed=s) is split(..., seed=s).
+
+    Guards passing ``seed`` to split: with split's seed fixed at 0, every seed gave the same split of iris.
+    """
+    pytest.importorskip("sklearn")
+    X, y = mg.data.load_raw("iris")
+    tests = []
+    for seed in (1, 2):
+        _, _, _, y_test = mg.data.load_dataset("iris", seed=seed)
+        np.testing.assert_array_equal(y_test, mg.data.split(X, y, seed=seed)[3])
+        tests.append(mg.data.load_dataset("iris", seed=seed)[1])
+    assert not np.array_equal(tests[0], tests[1])
 
 
 def test_unknown_dataset_lists_the_known_ones():
@@ -181,6 +258,25 @@ def test_batches_without_seed_follow_manual_seed():
     c = np.concatenate([yb for _, yb in data.batches(X, y, 8)])
     np.testing.assert_array_equal(a, c)
     assert not np.array_equal(a, b)  # the generator moved on between epochs
+
+
+def test_batches_of_a_tensor_are_tensors_in_its_graph() -> None:
+    """batches(Tensor, ...) yields Tensors whose gradients reach the whole Tensor: each row's once.
+
+    Guards keeping Tensors as they are: converted to arrays, the batches were
+    numpy arrays and the gradient never reached X.
+    """
+    X = mg.Tensor(np.arange(10.0).reshape(5, 2), requires_grad=True)
+    y = np.arange(5)
+    total = None
+    for Xb, yb in mg.data.batches(X, y, 2, seed=0):
+        assert isinstance(Xb, mg.Tensor) and Xb.shape == (len(yb), 2)
+        np.testing.assert_array_equal(Xb.data, np.arange(10.0).reshape(5, 2)[yb])
+        part = (Xb * Xb).sum()
+        total = part if total is None else total + part
+    assert total is not None
+    total.backward()
+    np.testing.assert_array_equal(X.grad, 2 * np.arange(10.0).reshape(5, 2))
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "4"])

@@ -18,6 +18,7 @@ import math
 import re
 import sys
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import minigrad as mg
+from minigrad.engine import topological_order
 
 # ---------------------------------------------------------------------------
 # Inputs
@@ -433,6 +435,14 @@ def test_max_splits_gradient_among_ties() -> None:
     np.testing.assert_array_equal(x.grad, [0.0, 0.5, 0.5])
 
 
+def test_max_backward_keeps_float32():
+    x = mg.Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], dtype=np.float32), requires_grad=True)
+    y = x * 1
+    (y.max(axis=1) * 2).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [[0, 1, 1], [2, 0, 0]])
+
+
 def test_repeated_index_accumulates_exactly() -> None:
     """x[[0, 0, 2, 0]].sum(): element 0 is used three times, element 2 once."""
     x = mg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
@@ -536,6 +546,18 @@ def test_grad_has_shape_and_dtype_of_data_for_broadcast_operands() -> None:
         assert c.grad == 12.0
 
 
+@pytest.mark.parametrize("op", ["exp", "tanh", "square", "sum", "relu"])
+def test_the_gradient_of_a_0d_leaf_is_a_0d_array(op: str):
+    """numpy ufuncs return scalars for 0-d inputs; a leaf's .grad is still an ndarray (0-d), of its dtype."""
+    for dtype in (np.float32, np.float64):
+        t = mg.Tensor(np.array(0.5, dtype=dtype), requires_grad=True)
+        out = t * t if op == "square" else getattr(t, op)()
+        out.backward()
+        assert type(t.grad) is np.ndarray and t.grad.shape == () and t.grad.dtype == dtype
+        expected = {"exp": np.exp(0.5), "tanh": 1 - np.tanh(0.5) ** 2, "square": 1.0, "sum": 1.0, "relu": 1.0}[op]
+        np.testing.assert_allclose(t.grad, expected, rtol=1e-6)
+
+
 def test_grad_is_none_until_backward_reaches_it() -> None:
     """.grad starts as None, and stays None for a tensor the loss does not depend on."""
     x = mg.Tensor([1.0, 2.0], requires_grad=True)
@@ -604,6 +626,20 @@ def test_chain_through_a_node_used_twice_by_one_op(monkeypatch: pytest.MonkeyPat
     np.testing.assert_allclose(x.grad, (1 - np.tanh(hs * hs) ** 2) * 4 * hs, rtol=1e-13, atol=1e-15)
 
 
+def test_branches_leaves_reached_twice_and_a_none_gradient():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3, 4))
+    x = mg.Tensor(a, requires_grad=True)
+    w = mg.Tensor(rng.standard_normal(4), requires_grad=True)
+    h = x * w  # used by two ops
+    y = (h.tanh() + h * h).sum() + (x * 3.0).sum()  # x reached from the chain and from a branch
+    y.backward()
+    hv = a * w.data
+    dh = (1 - np.tanh(hv) ** 2) + 2 * hv
+    assert np.allclose(x.grad, dh * w.data + 3.0)
+    assert np.allclose(w.grad, (dh * a).sum(axis=0))
+
+
 OPS = st.sampled_from(["add", "mul", "tanh"])
 
 
@@ -646,6 +682,41 @@ def test_backward_order_on_random_graphs(steps: list[tuple[str, int, int]], wide
     mg.gradcheck(lambda a, b: build(a, b)[0], a, b)
 
 
+def _three_way(seed=0):
+    """x feeds three products p0, p1, p2 of very different scales, summed as (p0 + p1) + p2."""
+    rng = np.random.default_rng(seed)
+    x = mg.Tensor(rng.standard_normal(1000), requires_grad=True)
+    cs = [rng.standard_normal(1000) * 10.0**k for k in range(3)]
+    ps = [x * mg.Tensor(c) for c in cs]
+    return x, cs, ps, ((ps[0] + ps[1]) + ps[2]).sum()
+
+
+def test_backward_visits_nodes_in_topological_order():
+    # Was a bug: below the first node with several inner inputs, the walk sorted its inputs with
+    # _depth_first_order(inputs), which visits them in the reverse of the order topological_order
+    # (and the engine before 4656ba8) gives: p2, p1, p0 instead of p0, p1, p2.
+    _, _, ps, root = _three_way()
+    expected = [n for n in topological_order([root]) if any(n is p for p in ps)]
+    visits = []
+    for p in ps:
+        p.register_hook(lambda g, p=p: visits.append(p))
+    root.backward()
+    assert [next(i for i, p in enumerate(ps) if p is v) for v in visits] == [
+        next(i for i, p in enumerate(ps) if p is e) for e in expected
+    ]
+
+
+def test_a_leaf_used_three_times_sums_its_gradients_in_the_documented_order():
+    # BUG (same cause): x.grad was (c2 + c1) + c0 instead of (c0 + c1) + c2, so the bits of a
+    # gradient changed with the engine change (float addition is not associative).
+    x, cs, _, root = _three_way()
+    root.backward()
+    expected = cs[0].copy()
+    expected += cs[1]
+    expected += cs[2]
+    assert np.array_equal(x.grad, expected)
+
+
 def test_gradients_accumulate_over_two_backward_calls() -> None:
     """Two backward() calls add up, as in PyTorch, until the gradient is zeroed."""
     xs = np.array([1.0, -2.0, 0.5])
@@ -679,6 +750,20 @@ def test_backward_with_explicit_grad() -> None:
     z = mg.Tensor([[2.0]], requires_grad=True)
     (z * z).backward()
     np.testing.assert_array_equal(z.grad, [[4.0]])
+
+
+def test_the_seed_of_a_one_element_output_has_the_outputs_shape():
+    """Guards the seed's `g.reshape(self.data.shape)` (dropped: dL/dL was a 0-d array for an output of shape
+    (1, 1), so a retained gradient, and the .grad of a leaf backpropagated from itself, had shape ())."""
+    x = mg.Tensor(np.array([[2.0]]), requires_grad=True)
+    y = x * 3.0
+    y.retain_grad()
+    y.backward()
+    assert y.grad.shape == (1, 1) and y.grad[0, 0] == 1.0
+    assert x.grad.shape == (1, 1) and x.grad[0, 0] == 3.0
+    leaf = mg.Tensor(np.array([5.0]), requires_grad=True)
+    leaf.backward()
+    assert leaf.grad.shape == (1,) and leaf.grad[0] == 1.0
 
 
 def test_backward_grad_of_wrong_shape_raises() -> None:
@@ -834,6 +919,31 @@ def test_no_grad_as_decorator() -> None:
     assert mg.is_grad_enabled()
     assert not double(x).requires_grad  # reusable
     assert (x * 2).requires_grad
+
+
+def test_no_grad_decorator_is_reentrant():
+    @mg.no_grad()
+    def countdown(n: int) -> bool:
+        inside = mg.is_grad_enabled()
+        if n:
+            countdown(n - 1)
+        return inside
+
+    assert countdown(3) is False
+    assert mg.is_grad_enabled() is True
+
+
+def test_backward_inside_no_grad_leaves_recording_off():
+    """Guards run_backward's `finally: _state.grad_enabled = recording` (set to True instead: a backward()
+    inside no_grad turned recording on for the rest of the block)."""
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (x * x).sum()
+    with mg.no_grad():
+        loss.backward()
+        assert not mg.is_grad_enabled()
+        assert not (x * 2.0).requires_grad
+    assert mg.is_grad_enabled()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
 
 
 # ---------------------------------------------------------------------------
@@ -994,10 +1104,66 @@ def test_gradcheck_passes_and_leaves_inputs_alone() -> None:
     np.testing.assert_array_equal(x.data, data)
 
 
+def test_gradcheck_puts_each_perturbed_element_back() -> None:
+    """Each element is moved by ±eps and restored before the next: a bilinear t0·t1 passes even with eps=0.01.
+
+    Guards the restore in the central difference: without ``flat[j] = saved``,
+    t0 stayed at t0 - eps while t1 was differenced, so the gradient was checked
+    at the wrong point (numeric t0 - eps against analytic t0) and a right
+    gradient failed. Also every call of fn sees the input at most one element
+    away from where it was given.
+    """
+    start = np.array([2.0, 3.0])
+    seen: list[np.ndarray] = []
+
+    def fn(t: mg.Tensor) -> mg.Tensor:
+        seen.append(t.data.copy())
+        return t[0] * t[1]
+
+    assert mg.gradcheck(fn, mg.Tensor(start, requires_grad=True), eps=1e-2)
+    for data in seen:
+        moved = np.flatnonzero(data != start)
+        assert len(moved) <= 1
+        np.testing.assert_allclose(np.abs(data - start)[moved], 1e-2, rtol=1e-12)
+    assert len(seen) == 1 + 2 * 2  # the value, then two evaluations per element
+
+
+def test_gradcheck_never_moves_the_callers_array() -> None:
+    """gradcheck perturbs a float64 copy: the caller's array stays put even while fn runs.
+
+    Guards the copy in ``_float64_inputs``: with ``np.asarray`` a float64 input
+    was perturbed in place, so fn(t) = t·x (x the caller's tensor, a constant
+    here) was differenced as t² and a right gradient x failed.
+    """
+    x = mg.Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    original = x.data.copy()
+    seen: list[np.ndarray] = []
+
+    def fn(t: mg.Tensor) -> mg.Tensor:
+        seen.append(x.data.copy())
+        return t * x.detach()
+
+    assert mg.gradcheck(fn, x)
+    assert seen and all(np.array_equal(s, original) for s in seen)
+    np.testing.assert_array_equal(x.data, original)
+
+
 def test_gradcheck_needs_an_input_that_requires_grad() -> None:
     """With nothing to check, gradcheck refuses rather than passing vacuously."""
     with pytest.raises(ValueError):
         mg.gradcheck(lambda t: t * 2, mg.Tensor([1.0]))
+
+
+def test_gradcheck_refuses_an_output_cut_from_the_inputs() -> None:
+    """An output that does not depend on the inputs is a GradcheckError saying so, not the engine's RuntimeError.
+
+    Guards the ``out.requires_grad`` check.
+    """
+    with pytest.raises(mg.GradcheckError, match="does not depend on any input that requires grad"):
+        mg.gradcheck(lambda t: t.detach() * 2, mg.Tensor([1.0, 2.0], requires_grad=True))
+    # gradgradcheck says it the same way (it raised grad's RuntimeError about "output 0").
+    with pytest.raises(mg.GradcheckError, match="^gradgradcheck: the output does not depend on any input"):
+        mg.gradgradcheck(lambda t: t.detach() * 2, mg.Tensor([1.0, 2.0], requires_grad=True))
 
 
 # ---------------------------------------------------------------------------
@@ -1037,6 +1203,23 @@ def test_softmax_and_log_softmax_are_stable(dtype: type) -> None:
         assert np.all(np.isfinite(x.grad))
 
 
+def test_logsumexp_shifts_by_the_max_and_keeps_rows_of_minus_inf() -> None:
+    """logsumexp is m + log Σ exp(a - m): logits of 1000 do not overflow, and a row of -inf gives -inf, not NaN.
+
+    Guards the shift by the max (without it, exp(1000) overflows to inf) and the
+    rule that an infinite max shifts by 0 (else -inf - -inf = NaN).
+    """
+    x = np.array([[-np.inf, -np.inf], [0.0, np.log(3.0)], [1000.0, 1000.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log 0 = -inf is the answer for the row of -inf, not a warning
+        out = mg.Tensor(x).logsumexp(axis=1)
+    np.testing.assert_array_equal(out.data[0], -np.inf)
+    np.testing.assert_allclose(out.data[1:], [np.log(4.0), 1000.0 + np.log(2.0)], rtol=1e-14)
+    t = mg.Tensor(x[1:], requires_grad=True)
+    t.logsumexp(axis=1).backward(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(t.grad, [[0.25, 0.75], [1.0, 1.0]], rtol=1e-12)  # g · softmax
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_is_stable(dtype: type) -> None:
     """σ on ±1000 gives 1 and 0, finite gradient σ(1 - σ), and no overflow."""
@@ -1050,6 +1233,15 @@ def test_sigmoid_is_stable(dtype: type) -> None:
     np.testing.assert_allclose(out.data, s, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(x.grad, s * (1 - s), rtol=1e-5, atol=1e-7)
     assert out.data[2] == 0.5
+
+
+def test_stable_sigmoid_matches_the_formula_and_never_overflows():
+    from minigrad.engine import stable_sigmoid
+
+    x = np.linspace(-30, 30, 61)
+    np.testing.assert_allclose(stable_sigmoid(x), 1 / (1 + np.exp(-x)), rtol=1e-12, atol=1e-15)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # (e^-1000 underflows to 0, as it should)
+        np.testing.assert_array_equal(stable_sigmoid(np.array([-1000.0, 1000.0])), [0.0, 1.0])
 
 
 # ---------------------------------------------------------------------------
@@ -1098,6 +1290,15 @@ def test_item_numpy_and_attributes() -> None:
     assert isinstance(t.data, np.ndarray)
     s = mg.Tensor(1.0)
     assert s.shape == () and s.ndim == 0 and s.dtype == np.float32
+
+
+def test_np_array_of_a_tensor_copies():
+    t = mg.Tensor(np.zeros(3, dtype=np.float32))
+    a = np.array(t)
+    a[0] = 99
+    assert t.data[0] == 0
+    assert np.asarray(t) is t.data
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
 
 
 def test_float_and_int_of_a_one_element_tensor() -> None:
@@ -1305,3 +1506,62 @@ def test_an_array_a_users_backward_returns_that_something_else_holds_is_copied_i
     np.testing.assert_array_equal(b.grad, 3.0)
     np.testing.assert_array_equal(ones, 1.0)
     assert b.grad is not ones
+
+
+def test_no_leaf_gradient_shares_memory_with_another_array():
+    """backward keeps an op's new array as a leaf's .grad without a copy; nothing may alias it."""
+    rng = np.random.default_rng(0)
+    a, b, c = (mg.Tensor(rng.standard_normal((3, 4)), requires_grad=True) for _ in range(3))
+    W = mg.Tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    bias = mg.Tensor(rng.standard_normal(2), requires_grad=True)
+    logits = mg.Tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    seed = np.ones(3)
+    out = (
+        mg.linear(a + b, W, bias)                        # add hands one gradient to two leaves
+        + (c.reshape(4, 3).T * 2)[:, :2]                 # views on the way back
+        + mg.stack([logits, logits]).sum(axis=0)         # one leaf used twice
+    ).sum(axis=1) + mg.nn.cross_entropy(logits, [0, 1, 1])
+    out.backward(seed)
+    leaves = [a, b, c, W, bias, logits]
+    arrays = [t.grad for t in leaves] + [t.data for t in leaves] + [seed]
+    for i, x in enumerate(arrays):
+        for y in arrays[i + 1:]:
+            assert not np.shares_memory(x, y)
+    np.testing.assert_array_equal(a.grad, b.grad)
+
+
+# An array held by this module's globals alone (one reference more than a fresh gradient has), and a tuple
+# held likewise whose array nothing but the tuple holds.
+_HELD_ONCE = np.ones(4)
+_HELD_TUPLE = (np.ones(4),)
+
+
+class _SumReturningAConstant(mg.Function):
+    """sum(x), whose backward returns the module's constant ones (the gradient for a seed of 1).
+
+    ``returned`` names which: the array or the tuple (not the object itself, which would hold it once more).
+    """
+
+    returned = "array"
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        return _HELD_ONCE if _SumReturningAConstant.returned == "array" else _HELD_TUPLE
+
+
+@pytest.mark.parametrize("returned", ["array", "tuple"])
+def test_a_gradient_array_held_once_elsewhere_is_copied_into_grad(returned, monkeypatch):
+    """Guards `refcount(pg) <= alone + 1` (an array a module holds once became .grad) and the dropped
+    `refcount(pgs) <= alone_tuple` (the array of a tuple a module holds became .grad): the next backward's
+    += then wrote into the module's constant, and three backwards gave 4 instead of 3."""
+    monkeypatch.setattr(_SumReturningAConstant, "returned", returned)
+    x = mg.Tensor(np.zeros(4), requires_grad=True)
+    for _ in range(3):
+        _SumReturningAConstant.apply(x).backward()
+    np.testing.assert_array_equal(x.grad, [3.0] * 4)
+    np.testing.assert_array_equal(_HELD_ONCE, 1.0)
+    np.testing.assert_array_equal(_HELD_TUPLE[0], 1.0)

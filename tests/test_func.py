@@ -17,6 +17,7 @@ import pytest
 import minigrad as mg
 
 F = mg.func
+C = mg.curvature
 rng = np.random.default_rng(1234)
 
 
@@ -42,6 +43,26 @@ def test_grad_of_a_cubic_and_argnums() -> None:
     assert value.item() == pytest.approx(float(np.sum(x * x * y)), rel=1e-12)
     np.testing.assert_allclose(gy2.numpy(), x**2, rtol=1e-12)
     np.testing.assert_allclose(gx2.numpy(), 2 * x * y, rtol=1e-12)
+
+
+def test_argnums_naming_one_argument_twice_by_a_negative_position_is_refused():
+    """Guards `int(a) % n_args` (made `int(a)`): argnums (1, -1) of a two-argument call was not seen as the
+    same argument twice and gave its gradient twice."""
+    f = lambda x, y: (x * y).sum()  # noqa: E731
+    with pytest.raises(ValueError, match="more than once"):
+        F.grad(f, argnums=(1, -1))(np.ones(2), np.ones(2))
+    gx, gy = F.grad(f, argnums=(0, -1))(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    np.testing.assert_array_equal(gx.data, [3.0, 4.0])
+    np.testing.assert_array_equal(gy.data, [1.0, 2.0])
+
+
+def test_a_one_item_argnums_tuple_gives_a_one_item_tuple():
+    """Guards `_pick(isinstance(argnums, tuple), ...)` (made `len(grads) > 1`: argnums=(0,) gave a Tensor)."""
+    got = F.grad(lambda x: (x**3).sum(), argnums=(0,))(np.array([1.0, 2.0]))
+    assert isinstance(got, tuple) and len(got) == 1
+    np.testing.assert_array_equal(got[0].data, [3.0, 12.0])
+    value, grads = F.value_and_grad(lambda x: (x**3).sum(), argnums=(0,))(np.array([2.0]))
+    assert value.item() == 8.0 and isinstance(grads, tuple) and grads[0].data.tolist() == [12.0]
 
 
 def test_grad_accepts_tensors_and_keyword_arguments_and_gives_zeros_for_unused_inputs() -> None:
@@ -77,6 +98,24 @@ def test_a_gradient_that_depends_on_an_outside_parameter_carries_a_graph() -> No
     np.testing.assert_allclose(h.numpy(), 3 * x, rtol=1e-12)
 
 
+def test_value_and_grad_of_fresh_inputs_returns_a_constant_value():
+    """Guards `_result(out, keep)` (made `out`: the value came back with the graph of the fresh leaves)."""
+    value, g = F.value_and_grad(lambda x: (x * x).sum())(np.array([1.0, 3.0]))
+    assert value.item() == 10.0 and not value.requires_grad and value.is_leaf
+    np.testing.assert_array_equal(g.data, [2.0, 6.0])
+
+
+def test_f_returning_a_parameter_itself_keeps_its_graph():
+    """Guards `_depends_on_outside`'s test of an output that is itself such a leaf (dropped: f returning the
+    Parameter w gave a detached value, so its graph to w was lost)."""
+    w = mg.nn.Parameter(np.array(2.5))
+    value, g = F.value_and_grad(lambda x: w)(np.zeros(3))
+    np.testing.assert_array_equal(g.data, np.zeros(3))  # f does not use x
+    assert value.requires_grad
+    value.backward()
+    assert w.grad == 1.0
+
+
 def test_vjp_returns_the_output_and_a_reusable_pullback() -> None:
     x, y = arr(3), arr(3)
     out, pullback = F.vjp(lambda x, y: x * y + x.sin(), x, y)
@@ -87,6 +126,18 @@ def test_vjp_returns_the_output_and_a_reusable_pullback() -> None:
         np.testing.assert_allclose(uy.numpy(), u * x, rtol=1e-12)
     with pytest.raises(ValueError, match=r"cotangent has shape \(2,\).*\(3,\)"):
         pullback(np.ones(2))
+
+
+def test_vjp_inside_no_grad_returns_constants():
+    """Guards vjp's `keep = is_grad_enabled() and ...` (dropped: inside no_grad, vjp of a function of a
+    Parameter returned a value and a pullback with graphs)."""
+    w = mg.nn.Parameter(np.array([2.0, -1.0]))
+    with mg.no_grad():
+        out, pullback = F.vjp(lambda x: w * x * x, np.array([3.0, 4.0]))
+        (gx,) = pullback(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(out.data, [18.0, -16.0])
+    np.testing.assert_array_equal(gx.data, [12.0, -8.0])  # 2·w·x
+    assert not out.requires_grad and not gx.requires_grad
 
 
 def test_bad_inputs_and_outputs_are_refused_with_the_shapes() -> None:
@@ -198,6 +249,18 @@ def test_hvp_of_a_function_linear_in_x_is_zero() -> None:
     np.testing.assert_array_equal(F.hvp(lambda x: (2 * x).sum(), x, v).numpy(), np.zeros(3))
 
 
+def test_hvp_with_a_tangent_that_requires_grad_is_differentiable_in_the_tangent():
+    """Guards hvp's `or any(t.requires_grad for t in tangents)` and its keeping such a tangent (each dropped:
+    H·v came back a constant, so d(sum H·v)/dv was lost). f = Σx³: H·v = 6x⊙v, d Σ(H·v)/dv = 6x."""
+    x0 = np.array([1.0, -2.0, 0.5])
+    v = mg.Tensor(np.array([0.3, 0.1, -1.0]), requires_grad=True)
+    hv = F.hvp(lambda x: (x**3).sum(), x0, v)
+    np.testing.assert_allclose(hv.data, 6 * x0 * v.data, rtol=1e-14)
+    assert hv.requires_grad
+    hv.sum().backward()
+    np.testing.assert_allclose(v.grad, 6 * x0, rtol=1e-14)
+
+
 # ---------------------------------------------------------------------------
 # mg.curvature
 # ---------------------------------------------------------------------------
@@ -261,6 +324,60 @@ def test_power_iteration_on_a_matrix_and_its_residual_criterion() -> None:
     assert bottom.value == pytest.approx(1, rel=1e-8)
     stuck = mg.curvature.power_iteration(lambda v: A @ v, 5, tol=1e-9, max_iter=3)
     assert not stuck.converged and stuck.products == 3
+
+
+def _rotated(eigenvalues, seed=0):
+    """A symmetric matrix with these eigenvalues, in a random orthonormal basis."""
+    rng = np.random.default_rng(seed)
+    n = len(eigenvalues)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.asarray(eigenvalues, dtype=float)) @ Q.T
+    return (A + A.T) / 2
+
+
+def test_power_iteration_converges_to_an_eigenvalue_of_zero():
+    """Guards the convergence test's floor ε^(2/3)·scale (dropped, or scale = |θ| instead of max(|θ|, |shift|)):
+    the shifted power iteration that finds the 0 of a singular matrix never converged (θ ~ 1e-17)."""
+    A = _rotated([0.0, 1.0, 2.0, 3.0, 4.0, 8.0])
+    bottom = C.power_iteration(lambda v: A @ v, 6, shift=8.0, tol=1e-6, max_iter=5000)
+    assert bottom.converged and bottom.products < 5000
+    assert abs(bottom.value) < 1e-12
+    assert np.linalg.norm(A @ bottom.vector) < 1e-6
+
+
+def test_the_products_reported_are_the_products_made():
+    """Guards power_iteration's count when it converges (made k - 1: one product fewer than it made)."""
+    A = _rotated([1.0, 2.0, 4.0, 8.0, 9.0])
+    made = []
+
+    def matvec(v):
+        made.append(1)
+        return A @ v
+
+    top = C.power_iteration(matvec, 5, tol=1e-6, max_iter=10_000)
+    assert top.converged and top.value == pytest.approx(9.0, rel=1e-6) and top.products == len(made) > 1
+    made.clear()
+    bottom, top = C.lanczos(matvec, 5, max_iter=3)
+    assert bottom.products == top.products == len(made) == 3
+
+
+def test_lanczos_reports_the_true_residuals_of_its_ritz_pairs():
+    """Guards `residuals = beta * np.abs(S[-1])` (made S[0]: the residuals reported were not ‖H·y - θ·y‖)."""
+    A = _rotated(np.linspace(1.0, 10.0, 60))
+    for pair in C.lanczos(lambda v: A @ v, 60, max_iter=8):
+        assert not pair.converged and pair.products == 8
+        true = np.linalg.norm(A @ pair.vector - pair.value * pair.vector)
+        assert pair.residual == pytest.approx(true, rel=1e-6)
+
+
+def test_lanczos_for_the_top_waits_for_the_top_to_converge():
+    """Guards `wanted` of which="top" (swapped with "bottom": it stopped once the isolated bottom converged, the
+    clustered top still 5% off and unconverged)."""
+    A = _rotated(np.concatenate([[-10.0], np.linspace(0.0, 1.0, 59)]))
+    bottom, top = C.lanczos(lambda v: A @ v, 60, which="top", tol=1e-8, max_iter=60)
+    assert top.converged and top.value == pytest.approx(1.0, rel=1e-8)
+    bottom, top = C.lanczos(lambda v: A @ v, 60, which="bottom", tol=1e-8, max_iter=60)
+    assert bottom.converged and bottom.value == pytest.approx(-10.0, rel=1e-8) and bottom.products < 20
 
 
 def test_an_unconverged_estimate_warns() -> None:
@@ -357,6 +474,57 @@ def test_autograd_grad_of_an_intermediate_walks_only_above_it():
     z.sum().backward()  # releases the graph below z
     (dz,) = mg.autograd.grad((z * z).sum(), z)  # needs nothing below z: fine (it raised "released")
     np.testing.assert_allclose(dz.data, 2 * np.exp([2.0, 4.0]))
+
+
+def test_inner_capture_on_the_chain():
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x * 2
+    y = (h.exp()).sum()
+    gh, gx = mg.autograd.grad([y], [h, x])
+    gh = np.asarray(getattr(gh, "data", gh))
+    gx = np.asarray(getattr(gx, "data", gx))
+    assert np.allclose(gh, np.exp(h.data)) and np.allclose(gx, 2 * np.exp(h.data))
+    assert x.grad is None
+
+
+def test_autograd_grad_of_an_intermediate_returns_its_gradient_after_its_hooks():
+    """Guards the order in run_backward: capture after the node's hooks (moved before them, grad() returned
+    the gradient the hook replaced, while the gradient below used the hook's)."""
+    x = mg.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    h = x * 2.0
+    h.register_hook(lambda g: g * 3.0)
+    gh, gx = mg.autograd.grad((h * h).sum(), [h, x])
+    np.testing.assert_array_equal(gh.data, 3.0 * 2.0 * h.data)  # 3 · d(h²)/dh
+    np.testing.assert_array_equal(gx.data, 2.0 * 3.0 * 2.0 * h.data)
+
+
+def test_autograd_grad_walks_only_above_its_inputs_no_hook_runs_and_no_graph_is_released_elsewhere():
+    """Guards the skip of nodes with no input below them (dropped: the hook on c ran and c's graph was
+    released, so a later backward through c raised) and of leaves not asked about (dropped: their hooks ran)."""
+    x1 = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x2 = mg.Tensor(np.array([3.0, 5.0]), requires_grad=True)
+    x3 = mg.Tensor(np.array([-1.0, 4.0]), requires_grad=True)
+    calls = []
+    c = x3 * 3.0
+    c.register_hook(lambda g: calls.append("c"))
+    x2.register_hook(lambda g: calls.append("x2"))
+    (g1,) = mg.autograd.grad((x1 * x2 + c).sum(), x1)
+    np.testing.assert_array_equal(g1.data, [3.0, 5.0])
+    assert calls == []
+    c.sum().backward()  # c's own graph is intact
+    np.testing.assert_array_equal(x3.grad, [3.0, 3.0])
+    assert x1.grad is None and x2.grad is None
+
+
+def test_multiple_roots_autograd_grad_and_create_graph():
+    x = mg.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    y1 = (x * x).sum()
+    y2 = (x * 3).sum()
+    (gx,) = mg.autograd.grad([y1, y2], [x])
+    assert np.array_equal(np.asarray(gx.data if isinstance(gx, mg.Tensor) else gx), 2 * x.data + 3)
+    (g,) = mg.autograd.grad([(x**3).sum()], [x], create_graph=True)
+    (gg,) = mg.autograd.grad([g.sum()], [x])
+    assert np.allclose(np.asarray(gg.data if isinstance(gg, mg.Tensor) else gg), 6 * x.data)
 
 
 def test_an_identity_forward_and_a_tensor_of_a_tensor_differentiate_twice():
@@ -542,6 +710,57 @@ def test_an_input_given_twice_to_autograd_grad_gets_its_gradient_twice() -> None
     np.testing.assert_array_equal(gw.data, [1.0, 4.0])
 
 
+def test_an_input_given_twice_before_another_gets_each_its_own_gradient():
+    """Guards `distinct = list(dict.fromkeys(ins))` (dropped: inputs [x, x, w] were zipped with the two
+    gradients found, so x got w's and w none, a KeyError)."""
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w = mg.Tensor(np.array([3.0, -1.0]), requires_grad=True)
+    gx, gx2, gw = mg.autograd.grad((x * x * w).sum(), [x, x, w])
+    np.testing.assert_array_equal(gx.data, [6.0, -4.0])
+    np.testing.assert_array_equal(gx2.data, [6.0, -4.0])
+    np.testing.assert_array_equal(gw.data, [1.0, 4.0])
+
+
+def test_an_input_that_does_not_require_grad_is_refused_even_with_allow_unused():
+    """Guards autograd.grad's refusal of an input that does not require grad (dropped: with allow_unused=True
+    it came back None, as if the outputs did not depend on it)."""
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    c = mg.Tensor(np.array([3.0, 4.0]))
+    with pytest.raises(RuntimeError, match=r"input 1 \(shape \(2,\)\) does not require grad"):
+        mg.autograd.grad((x * c).sum(), [x, c], allow_unused=True)
+
+
+def test_the_gradient_autograd_grad_returns_is_not_the_callers_grad_outputs_array():
+    """Guards the copy in `Tensor(np.array(g, dtype=t.dtype))` (dropped: through an add, the gradient returned
+    was the caller's grad_outputs array itself, so changing that array later changed the gradient)."""
+    x = mg.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    seed = np.array([1.0, 2.0, 3.0])
+    (gx,) = mg.autograd.grad(x + 1.0, x, grad_outputs=seed)
+    seed[:] = 0.0
+    np.testing.assert_array_equal(gx.data, [1.0, 2.0, 3.0])
+
+
+def test_a_tensor_a_backward_returns_comes_back_from_grad_as_a_constant():
+    """Guards `g if create_graph else Tensor(g.data)` (made `g`): without create_graph the Tensor a user's
+    backward returned came back itself, requiring grad, instead of a constant."""
+    made = []
+
+    class Twice(mg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, g):
+            made.append(mg.Tensor(2 * np.asarray(g), requires_grad=True))
+            return made[-1]
+
+    x = mg.Tensor(np.array([1.0, 4.0]), requires_grad=True)
+    (gx,) = mg.autograd.grad(Twice.apply(x).sum(), x)
+    np.testing.assert_array_equal(gx.data, [2.0, 2.0])
+    assert gx is not made[0] and not gx.requires_grad and gx.is_leaf
+
+
 def test_one_tensor_as_two_arguments_of_a_transform_gives_each_its_partial_derivative() -> None:
     """JAX: grad(f, argnums=(0, 1))(x, x) is (∂f/∂a, ∂f/∂b) at a = b = x, with x requiring grad too."""
     f = lambda a, b: (a * a * b).sum()  # noqa: E731
@@ -639,6 +858,23 @@ def test_a_well_resolved_condition_number_in_float32_is_finite() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         spectrum = mg.curvature.extreme_eigenvalues(loss, [w])
     assert spectrum.condition_number == pytest.approx(1e6, rel=0.02)
+
+
+def test_the_rounding_floor_of_mixed_precision_parameters_is_the_float32_one():
+    """Guards κ's floor: `max(eps)` over the parameters' dtypes (made min: float64's ε), the floor itself
+    (dropped: κ finite whenever bottom > residual) and the warning: a bottom estimate of 4e-7, below
+    2·ε32·λmax = 9.5e-7, of a loss of float32 and float64 parameters, gave a finite κ of 1e7 and no warning."""
+    rng = np.random.default_rng(0)
+    A = _rotated(np.concatenate([[4e-7], np.linspace(1.0, 4.0, 7)]), seed=0)
+    w32 = mg.Tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float32)
+    w64 = mg.Tensor(rng.standard_normal(4), requires_grad=True, dtype=np.float64)
+    w = mg.concatenate([w32, w64])
+    loss = 0.5 * (w @ (mg.Tensor(A) @ w))
+    with pytest.warns(RuntimeWarning, match="cannot be told from 0"):
+        spectrum = C.extreme_eigenvalues(loss, [w32, w64])
+    assert spectrum.top == pytest.approx(4.0, rel=1e-6)
+    assert 0 < spectrum.bottom < 2 * float(np.finfo(np.float32).eps) * 4.0
+    assert spectrum.condition_number == math.inf
 
 
 def test_a_mixed_partial_of_one_tensor_given_twice_is_the_mixed_partial() -> None:

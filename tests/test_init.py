@@ -114,6 +114,16 @@ def test_uniform_normal_zeros_ones() -> None:
     assert u01.min() >= 0 and u01.max() <= 1
 
 
+def test_normal_with_std_0_and_uniform_with_a_equal_b_fill_a_constant() -> None:
+    """std=0 and a=b are degenerate but valid (as in PyTorch): every element becomes the mean, or a.
+
+    Guards the bounds of the argument checks: ``std <= 0`` or ``a >= b`` refused them.
+    """
+    w = mg.nn.Parameter(np.zeros((3, 2)))
+    np.testing.assert_array_equal(mg.nn.init.normal_(w, mean=1.5, std=0.0).data, np.full((3, 2), 1.5))
+    np.testing.assert_array_equal(mg.nn.init.uniform_(w, a=-2.0, b=-2.0).data, np.full((3, 2), -2.0))
+
+
 INITS: dict[str, Callable[[nn.Parameter], object]] = {
     "uniform_": init.uniform_,
     "normal_": init.normal_,

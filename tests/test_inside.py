@@ -10,6 +10,7 @@ the errors they must raise and what those errors must name.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -22,6 +23,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.graph
+from minigrad import engine
 
 # ---------------------------------------------------------------------------
 # A tiny DOT parser: the statements draw_graph writes, nothing else
@@ -133,6 +135,48 @@ def test_gradient_norm_in_the_label_is_the_l2_norm() -> None:
     nodes, _ = parse_dot(mg.draw_graph(loss, params=[("x", x)]))
     assert nodes[node_titled(nodes, "x")] == ["x", "(2,) float32", "grad norm 5"]
     assert nodes[node_titled(nodes, "constant")] == ["constant", "() float32", "value 0.5"]
+
+
+_LINE = re.compile(r'^\s*(n\d+) \[label="((?:[^"\\]|\\.)*)", (.*)\];$')
+
+
+def styled(source):
+    """title -> (label lines, attributes) of every node statement of a DOT source."""
+    found = {}
+    for line in source.splitlines():
+        if m := _LINE.match(line):
+            label = m.group(2).split("\\n")
+            found[label[0]] = (label, m.group(3))
+    return found
+
+
+def test_dot_styles_layout_and_constant_values():
+    """Leaves drawn grey like constants, rankdir=TB (the loss at the bottom, arrows pointing down), and a
+    constant's value shown to 2 digits instead of 4."""
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    source = mg.draw_graph((x.exp() * 0.123456).sum(), params={"x": x})
+    assert source.splitlines()[:2] == ["digraph minigrad {", "  rankdir=BT;"]
+    nodes = styled(source)
+    assert nodes["x"][1] == 'shape=ellipse, style=filled, fillcolor="#d9f0d3"'
+    assert nodes["constant"] == (["constant", "() float32", "value 0.1235"],
+                                 'shape=ellipse, style=filled, fillcolor="#eeeeee", fontcolor="#555555"')
+    for op in ("exp", "mul", "sum"):
+        assert nodes[op][1] == 'shape=box, style="rounded,filled", fillcolor="#dbe8f7"'
+
+
+def test_an_intermediate_with_retain_grad_shows_its_gradient_norm():
+    """An op node whose .grad was kept by retain_grad() lost its "grad norm" line: y = sum(a·b), dy/dh = (1, 1),
+    of norm √2; dy/da = b = (3, 4), of norm 5."""
+    a = mg.Tensor([1.0, 2.0], requires_grad=True)
+    b = mg.Tensor([3.0, 4.0], requires_grad=True)
+    h = a * b
+    h.retain_grad()
+    y = h.sum()
+    y.backward(retain_graph=True)
+    names = {"a": a, "b": b}
+    assert y.graph(params=names).splitlines()[1:3] == ["  [1] mul: (2,) float32, grad norm 1.414",
+                                                       "    [2] a: (2,) float32, grad norm 5"]
+    assert styled(mg.draw_graph(y, params=names))["mul"][0] == ["mul", "(2,) float32", "grad norm 1.414"]
 
 
 def test_names_with_quotes_and_backslashes_are_escaped() -> None:
@@ -265,6 +309,15 @@ def test_text_view_names_every_op() -> None:
     assert sorted(n for n in named if n not in ("leaf", "constant")) == sorted(ops)
     nodes, _ = parse_dot(mg.draw_graph(z))
     assert titles(nodes) == sorted(named)  # the same nodes as the DOT drawing
+
+
+def test_the_text_view_lists_an_ops_inputs_in_order():
+    """The text view listed a - b as b, then a: the second input first."""
+    a = mg.Tensor([1.0, 2.0], requires_grad=True)
+    b = mg.Tensor([3.0, 4.0], requires_grad=True)
+    assert (a - b).graph(params={"a": a, "b": b}).splitlines() == [
+        "[0] sub: (2,) float32", "  [1] a: (2,) float32", "  [2] b: (2,) float32"]
+    assert math.isclose(float((a - b).data.sum()), -4.0)
 
 
 # ---------------------------------------------------------------------------
@@ -404,6 +457,17 @@ def test_retain_graph_allows_a_second_backward_that_doubles_the_gradients() -> N
     np.testing.assert_allclose(h.grad, 2 * xs)
     with pytest.raises(RuntimeError, match="released by an earlier backward"):
         loss.backward()
+
+
+def test_retain_graph_then_a_second_backward_and_a_released_graph():
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.copy()
+    y.backward()
+    assert np.array_equal(x.grad, first + first)
+    with pytest.raises(RuntimeError, match="released"):
+        y.backward()
 
 
 # ---------------------------------------------------------------------------
@@ -604,6 +668,127 @@ def test_gradgradcheck_catches_a_backward_that_treats_the_output_gradient_as_a_c
     assert h != pytest.approx(2 * np.cos(0.25) - 4 * 0.25 * np.sin(0.25))  # what such a backward costs
 
 
+def test_gradcheck_catches_a_gradient_off_by_a_thousandth() -> None:
+    """A backward off by 1e-3 everywhere fails the default tolerance (atol 1e-5, rtol 1e-4).
+
+    Guards the tolerance test ``error > 0``: with ``error > 1`` (or any slack of
+    that size) a gradient wrong by less than 1 passed.
+    """
+
+    class AlmostSin(Sin):
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return g * (mg.ops.cos(x) + 1e-3)
+
+    xs = np.array([0.1, 0.2, 0.3])
+    assert mg.gradcheck(Sin.apply, mg.Tensor(xs, requires_grad=True))
+    with pytest.raises(mg.GradcheckError, match=r"input 0 \(shape \(3,\)\)"):
+        mg.gradcheck(AlmostSin.apply, mg.Tensor(xs, requires_grad=True))
+
+
+def test_gradcheck_relative_tolerance_is_taken_on_the_central_difference() -> None:
+    """The rule is |analytic - numeric| <= atol + rtol·|numeric|: twice the gradient fails rtol=0.6, passes rtol=1.01.
+
+    Guards the scale of rtol: taken on |analytic| instead, a backward that
+    doubles the gradient passed rtol=0.6 (|2n - n| = n <= 0.6·2n).
+    """
+
+    class DoubleSin(Sin):
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return 2 * g * mg.ops.cos(x)
+
+    xs = np.array([0.1, 0.2, 0.3])
+    assert mg.gradcheck(DoubleSin.apply, mg.Tensor(xs, requires_grad=True), atol=0.0, rtol=1.01)
+    with pytest.raises(mg.GradcheckError):
+        mg.gradcheck(DoubleSin.apply, mg.Tensor(xs, requires_grad=True), atol=0.0, rtol=0.6)
+
+
+def test_gradcheck_catches_a_backward_that_ignores_the_output_gradient() -> None:
+    """A backward returning cos(x) instead of g·cos(x) is wrong for any g but ones: gradcheck must catch it.
+
+    Guards the random weights of the output (in [0.5, 1.5]): with weights of 1,
+    backward is fed g = 1 and the missing factor g went unseen.
+    """
+
+    class SinWithoutG(Sin):
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return mg.ops.cos(x)
+
+    with pytest.raises(mg.GradcheckError, match="gradcheck: input 0"):
+        mg.gradcheck(SinWithoutG.apply, mg.Tensor([0.1, 0.2, 0.3], requires_grad=True))
+
+
+class Product(mg.Function):
+    """out = x0·x1 (scalar) whose backward has the right value g·(x1, x0) but, written with value(),
+    tells the engine the wrong second derivatives: ∂G_i/∂x_j = g·δ_ij instead of g·(1 - δ_ij).
+
+    Its Hessian's row sums are right ([g, g]), so only weights that differ per element see it.
+    """
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x)
+        return np.asarray(x[0] * x[1])
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        v = mg.ops.value
+        return g * (x + v(x[::-1]) - v(x))
+
+
+def test_gradgradcheck_catches_second_derivatives_put_on_the_wrong_elements() -> None:
+    """The Product above passes gradcheck (its first derivative is right) and fails gradgradcheck.
+
+    Guards the random weights v of the first derivative (d = Σ v·∂L/∂x): with
+    v dropped (all ones), only the Hessian's row sums were compared and a
+    backward with the mixed partials on the diagonal passed.
+    """
+    x = mg.Tensor([0.3, 0.7], requires_grad=True)
+    assert mg.gradcheck(Product.apply, x)
+    with pytest.raises(mg.GradcheckError, match=r"input 0 \(shape \(2,\)\).*second derivative"):
+        mg.gradgradcheck(Product.apply, x)
+
+
+def test_gradgradcheck_catches_a_dependence_on_the_output_gradient_that_is_right_only_at_one() -> None:
+    """A backward h(g)·cos(x) with h(g) = g²/2 + value(g) - value(g)²/2 = g; the engine's dh/dg is g, not 1.
+
+    gradcheck passes it (the values are right); gradgradcheck must not, since
+    its derivative with respect to the output's gradient is wrong wherever g ≠ 1.
+    Guards the random weights of gradgradcheck's cotangent: with weights of
+    ones, g = 1 exactly where the two derivatives agree.
+    """
+
+    class HalfCutSin(Sin):
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            v = mg.ops.value(g)
+            return (g * g / 2 + v - v * v / 2) * mg.ops.cos(x)
+
+    x = mg.Tensor([0.1, 0.2, 0.3], requires_grad=True)
+    assert mg.gradcheck(HalfCutSin.apply, x)
+    with pytest.raises(mg.GradcheckError, match="derivative with respect to the output's gradient"):
+        mg.gradgradcheck(HalfCutSin.apply, x)
+
+
+def test_gradcheck_and_gradgradcheck_work_inside_no_grad() -> None:
+    """Called under ``mg.no_grad()`` (as in an evaluation loop), both still build their graphs and check.
+
+    Guards their ``enable_grad()``: without it the output had no graph and
+    gradcheck refused a right op, gradgradcheck found no derivative to check.
+    """
+    with mg.no_grad():
+        assert mg.gradcheck(Sin.apply, mg.Tensor([0.1, 0.2], requires_grad=True))
+        assert mg.gradgradcheck(Sin.apply, mg.Tensor([0.1, 0.2], requires_grad=True))
+        assert not mg.is_grad_enabled()
+
+
 def _op(backward_result):  # type: ignore[no-untyped-def]
     """A custom op y = a * b whose backward returns ``backward_result(g, a, b)``."""
 
@@ -662,6 +847,47 @@ def test_a_wrong_gradient_is_named_by_its_argument_when_a_tensor_is_passed_twice
     x = mg.Tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"backward of custom: the gradient for input 1 has shape \(\)"):
         Custom.apply(x, x).sum().backward()
+
+
+class _TensorBackward(mg.Function):
+    """A user op whose first-order backward returns a Tensor (worked before 4656ba8)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return mg.Tensor(g * 2)
+
+
+@pytest.mark.parametrize("uses", [1, 2])
+def test_a_first_order_backward_that_returns_a_tensor_into_a_leaf(uses):
+    # Was a bug: the leaf fast path read pg.base on the Tensor (AttributeError), or did ndarray += Tensor.
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    out = _TensorBackward.apply(x).sum()
+    if uses == 2:
+        out = out + _TensorBackward.apply(x).sum()
+    out.backward()
+    assert np.array_equal(x.grad, np.full(3, 2.0 * uses))
+
+
+class _HalfNone(mg.Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + 0 * b
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+def test_a_backward_returning_none_for_an_inner_input():
+    x = mg.Tensor(np.arange(3.0), requires_grad=True)
+    a, b = x * 2, x.exp()
+    y = _HalfNone.apply(a, b).sum()
+    y.backward()
+    assert np.array_equal(x.grad, np.full(3, 2.0))
 
 
 # ---------------------------------------------------------------------------
@@ -794,6 +1020,19 @@ def test_a_view_of_a_tensor_nobody_changed_backpropagates_as_before() -> None:
     np.testing.assert_array_equal(W.grad, [[1.0, 1.0], [1.0, 1.0]])
 
 
+def test_a_saved_output_no_one_changed_backpropagates_in_a_process_with_no_change_before_it(monkeypatch):
+    """Guards `_memory_version(node) > ctx._edits` (made `>=`): an op recorded before any in-place change
+    (ctx._edits 0, as in a fresh process) whose output is saved (exp) refused to backpropagate once anything
+    else was changed in place, though its output never was."""
+    monkeypatch.setattr(engine, "_edits", 0)
+    x = mg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    y = x.exp()
+    other = mg.Tensor(np.zeros(2), requires_grad=True)
+    other.bump_version()  # an unrelated change: the global count moves
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, np.exp([0.0, 1.0]), rtol=1e-15)
+
+
 def test_steps_bump_versions_and_a_fresh_forward_pass_is_fine() -> None:
     model, _ = _mlp_loss()
     opt = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -819,6 +1058,24 @@ def test_a_change_to_a_tensor_the_graph_did_not_save_is_not_an_error() -> None:
     np.testing.assert_array_equal(x.grad, [2.0, 4.0])
     with pytest.raises(RuntimeError, match="modified in place"):
         loss.backward()  # x changed after this forward pass
+
+
+def test_an_in_place_change_a_hook_makes_during_backward_is_caught_below_it():
+    """A hook that changed w in place mid-walk went unnoticed: the edit count was read once, at the start of
+    backward, so x.grad came out [10, 10] (the new w) where it is [1, 2], with no error (h54). PyTorch raises."""
+    w = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = mg.Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    h = w * x
+    s = h.sum()
+
+    def change_w(g):
+        w.data[...] = 10.0
+        w.bump_version()
+
+    h.register_hook(change_w)
+    with pytest.raises(RuntimeError, match="modified in place|in place after the forward pass"):
+        s.backward()
+    assert x.grad is None
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import data, lab, nn, optim
+from minigrad import data as mgdata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -130,6 +131,13 @@ def test_steps_and_epochs_to_target():
     assert lab.steps_to_target([0, 5], [1.0, 0.5], 0.1) == math.inf
     history = [{"epoch": e, "train_loss": loss} for e, loss in enumerate([1.0, 0.5, 0.09])]
     assert lab.epochs_to_target(history, 0.1) == 2
+
+
+def test_a_loss_equal_to_the_target_counts_as_reached():
+    """Steps and epochs to target are the first point at or below the target (<=, not <)."""
+    assert lab.steps_to_target([0, 5, 10], [1.0, 0.25, 0.125], 0.25) == 5
+    history = [{"epoch": 0, "train_loss": 1.0}, {"epoch": 1, "train_loss": 0.5}, {"epoch": 2, "train_loss": 0.25}]
+    assert lab.epochs_to_target(history, 0.5) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -321,6 +329,48 @@ def test_tuning_and_reporting_seeds_never_overlap(tmp_path):
     assert result.rates["iris", "sgd"] == best
 
 
+def test_reported_seeds_stop_below_the_tuning_seeds():
+    """seeds = TUNE_SEED_BASE is the most allowed: one more would report the first tuning seed."""
+    args = (["iris"], ["sgd"], None, 2, 32)
+    lab._check_settings(*args, lab.TUNE_SEED_BASE, 2, (8,), None, 10)
+    with pytest.raises(lab.LabError, match="seeds must be at most 10000"):
+        lab._check_settings(*args, lab.TUNE_SEED_BASE + 1, 2, (8,), None, 10)
+
+
+def test_tuning_uses_the_seeds_from_the_base_and_a_rate_at_the_lowest_edge_is_warned():
+    """Tuning seeds are exactly TUNE_SEED_BASE + 0..T-1; 0.1 wins at the grid's low end and is warned about,
+    with a grid two decades lower: (0.1, 1e6) has one step of 7 decades, too coarse to repeat, so two rates
+    a decade from 0.001 up to 1e6, 19 rates, which keep 0.1 and 1e6."""
+    result = lab.compare(["iris"], ["sgd"], "tune", lr_grid=(0.1, 1e6), out_dir=None, **TINY)
+    assert {r["tune_seed"] for r in result.tuning} == {10_000, 10_001}
+    assert result.rates["iris", "sgd"] == 0.1
+    assert ("warning: sgd's best rate on iris, 0.1, is the lowest rate of the grid; the best may lie below it: "
+            "widen the grid, e.g. --lr-grid 0.001:1000000:19") in result.warnings
+
+
+def test_a_tuning_run_trains_on_the_80_percent_and_scores_the_mean_validation_loss():
+    """Fairness: a tuning run never sees the test split; its score is the area under the validation curve."""
+    record = lab._run_task(lab._Task("tune", "iris", "sgd", "sgd", 0.1, 10_000, 2, 32, (8,), 5))
+    # iris: 112 training rows, 89 of them fit (80%): ceil(89 / 32) = 3 steps an epoch, 6 in 2 (112 rows: 8)
+    assert record["step"] == [6]
+    X, X_val, y, y_val = lab._validation_split("iris")
+    assert (len(X), len(X_val)) == (89, 23)
+    run = lab.train_run(X, y, X_val, y_val, task="classification", make_optimizer=lambda p: optim.SGD(p, lr=0.1),
+                        seed=10_000, hidden=(8,), epochs=2, batch_size=32, eval_points=5, train_curve=False)
+    assert len(run["eval_loss"]) == 4  # steps 0, 2, 4, 6
+    assert record["score"] == np.mean(run["eval_loss"]) != run["eval_loss"][-1]
+
+
+def test_the_validation_split_is_standardised_on_its_80_percent():
+    """Tuning sees the 80% scaled by its own statistics (mean 0, std 1 per column), the 20% by the same."""
+    X_fit, X_val, _, _ = lab._validation_split("iris")
+    np.testing.assert_allclose(X_fit.astype(np.float64).mean(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(X_fit.astype(np.float64).std(axis=0), 1.0, rtol=1e-5)
+    assert np.abs(X_val.astype(np.float64).mean(axis=0)).max() > 1e-3  # (the 20%'s own statistics are not used)
+    _, _, y_fit, _ = lab._validation_split("diabetes")
+    assert abs(y_fit.astype(np.float64).mean()) < 1e-6 and y_fit.astype(np.float64).std() == pytest.approx(1.0)
+
+
 def test_the_reported_runs_use_the_tuned_rate_as_the_table_prints_it(tmp_path):
     """Grid points such as 10^-0.5 are reported and run as 0.316, the value DEFAULT_LRS would hold."""
     grid = lab.log_grid(0.01, 1.0, 5)
@@ -333,6 +383,14 @@ def test_the_reported_runs_use_the_tuned_rate_as_the_table_prints_it(tmp_path):
     assert result.rates["iris", "sgd"] == float(f"{best:.3g}")
     assert {float(r["lr"]) for r in read_csv(tmp_path / "results.csv")} == {float(f"{best:.3g}")}
     assert f"{float(f'{best:.3g}'):g}" in lab.format_table(result)
+
+
+def test_reported_rates_are_the_grids_to_three_digits_as_the_defaults_are():
+    """10^-0.5 runs as 0.316; every documented default rate is a grid rate to three significant digits."""
+    assert lab._to_3_digits(10**-0.5) == 0.316
+    assert lab._to_3_digits(10**-2.5) == 0.00316
+    shown = {lab._to_3_digits(g) for g in lab.LR_GRID}
+    assert {lr for rates in lab.DEFAULT_LRS.values() for lr in rates.values()} <= shown
 
 
 def test_a_rate_at_the_grids_edge_is_flagged():
@@ -397,6 +455,22 @@ def test_a_diverging_rate_is_recorded_and_loses_the_tuning(tmp_path):
     assert not [r for r in every.records if r["optimizer"] == "sgd"]  # nothing to report at no rate
 
 
+def test_the_tuned_rate_is_the_lowest_mean_over_the_tuning_seeds_ties_to_the_smaller_rate():
+    """_best_rate: the mean score over tuning seeds (not the worst seed), a tie to the smaller rate."""
+    seeds = [lab.TUNE_SEED_BASE, lab.TUNE_SEED_BASE + 1]
+
+    def records(scores):
+        return {("tune", "iris", "sgd", s, lr): {"score": v}
+                for lr, pair in scores.items() for s, v in zip(seeds, pair)}
+
+    # 0.1: mean 0.5 (worst 0.75); 1.0: mean 0.625 (worst 0.625)
+    best, scores = lab._best_rate(records({0.1: (0.25, 0.75), 1.0: (0.625, 0.625)}), "iris", "sgd", (0.1, 1.0),
+                                  seeds)
+    assert best == 0.1 and scores == [(0.1, 0.5), (1.0, 0.625)]
+    best, _ = lab._best_rate(records({0.01: (0.5, 0.5), 0.1: (0.25, 0.75)}), "iris", "sgd", (0.01, 0.1), seeds)
+    assert best == 0.01
+
+
 def test_a_diverged_run_shows_diverged_never_an_accuracy(tmp_path):
     result = lab.compare(["iris"], ["sgd", "adam"], {"sgd": 1e6, "adam": 0.01}, out_dir=tmp_path, **TINY)
     rows = read_csv(tmp_path / "results.csv")
@@ -407,6 +481,25 @@ def test_a_diverged_run_shows_diverged_never_an_accuracy(tmp_path):
     assert sgd["steps_to_target_median"] == math.inf
     line = next(line for line in lab.format_table(result).splitlines() if " sgd " in line)
     assert "diverged" in line and "acc" not in line and "never" in line
+
+
+def test_the_final_loss_is_averaged_over_the_runs_that_did_not_diverge():
+    """final_loss_mean/std and the test metric are over ok runs; a diverged run is counted, not averaged."""
+    def report(seed, status, losses, metric):
+        return {"dataset": "iris", "optimizer": "sgd", "seed": seed, "status": status, "lr": 0.1,
+                "step": [0, 10], "train_loss": losses, "eval_metric": metric, "seconds": [0.0, 1.0],
+                "kind": "report"}
+
+    result = lab.Comparison(settings={"targets": {"iris": 0.5}, "seeds": 2, "grid": [0.1], "datasets": ["iris"]},
+                            procedure="given")
+    result.records = [report(0, "ok", [1.0, 0.375], [0.5, 0.75]), report(1, "diverged", [1.0, math.nan],
+                                                                         [0.5, math.nan])]
+    result.rates = {("iris", "sgd"): 0.1}
+    lab._summarise(result, [lab.resolve_optimizer("sgd")], ["iris"])
+    (row,) = result.summary
+    assert (row["final_loss_mean"], row["final_loss_std"], row["test_metric_mean"]) == (0.375, 0.0, 0.75)
+    assert row["diverged_runs"] == 1 and row["runs"] == 2
+    assert row["steps_to_target_median"] == math.inf  # median of 10 and a miss
 
 
 def test_targets_are_per_dataset_and_steps_are_counted_from_the_rows(tmp_path):
@@ -473,6 +566,17 @@ def test_bootstrap_interval_contains_the_median_and_narrows_with_more_seeds():
     assert median == math.inf and low == 1.0 and high == math.inf
 
 
+def test_the_bootstrap_interval_is_the_order_statistics_of_the_seeded_resample_medians():
+    """The interval of B resample medians drawn from default_rng(seed): the (αB + 1)-th smallest and the
+    (1-α)B-th (1-based), α = 2.5%; with B = 40 the second smallest and the 39th, dropping one at each end."""
+    values = np.arange(1.0, 11.0) ** 2  # 1, 4, ..., 100: median (25 + 36) / 2
+    for seed in (0, 3):
+        rng = np.random.default_rng(seed)
+        medians = np.sort(np.median(values[rng.integers(0, 10, size=(40, 10))], axis=1))
+        assert medians[0] < medians[1] and medians[38] < medians[39]  # (so that an off-by-one shows)
+        assert lab.bootstrap_median_ci(values, n_resamples=40, seed=seed) == (30.5, medians[1], medians[38])
+
+
 def test_performance_profile_by_hand_monotone_and_one_for_the_best():
     # Problems 1-3. Best per problem: 1, 2, 4. Ratios: A 1, 1, inf; B 2, 1, 1; C 1, 1.5, 1 (C is best or near).
     steps = {"A": [1, 2, math.inf], "B": [2, 2, 4], "C": [1, 3, 4]}
@@ -488,6 +592,13 @@ def test_performance_profile_by_hand_monotone_and_one_for_the_best():
     profile = lab.performance_profile(random_steps, taus)
     assert all(np.all(np.diff(p) >= 0) for p in profile.values())
     np.testing.assert_array_equal(profile["best"], np.ones(50))
+
+
+def test_a_problem_no_optimizer_reached_is_within_no_factor_of_the_best():
+    """Both miss problem 2 (best inf): neither counts as within τ there, at any τ."""
+    profile = lab.performance_profile({"A": [10.0, math.inf], "B": [20.0, math.inf]}, [1.0, 2.0, 100.0])
+    np.testing.assert_array_equal(profile["A"], [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(profile["B"], [0.0, 0.5, 0.5])
 
 
 def test_verdict_against_sgd_by_hand():
@@ -531,6 +642,16 @@ def test_verdict_says_how_misses_and_failures_count():
     (line,) = lab.verdicts({"sgd": other, "flaky": half_failed}, failed={"flaky": [("a", 1)]})
     assert line.endswith("its run failed (status error) on 1 problems, left out")
     assert "misses 2 of 3 problems" in line  # (a, 1) is neither compared nor a miss
+
+
+def test_two_runs_at_step_0_compare_as_a_ratio_of_1():
+    """0 steps against 0 steps is a tie (ratio 1), not an infinitely slower run."""
+    assert lab._ratio(0.0, 0.0) == 1.0
+    sgd = {("a", 0): 0.0, ("a", 1): 10.0}
+    other = {("a", 0): 0.0, ("a", 1): 5.0}
+    (line,) = lab.verdicts({"sgd": sgd, "other": other})
+    # ratios 1 and 0.5: median 0.75
+    assert line.startswith("other reaches the target in 0.75x sgd's steps (median over 2 problems")
 
 
 def test_a_plugin_with_a_builtins_name_is_refused(tmp_path, plugin_source):
@@ -631,6 +752,33 @@ def test_train_run_records_the_true_losses_and_a_failing_optimizer(iris):
                         make_optimizer=lambda p: optim.SGD(p, lr=1e9), seed=0, hidden=(8,), epochs=5,
                         batch_size=32, eval_points=100)
     assert run["status"] == "diverged"
+
+
+class _Blow(optim.SGD):
+    """SGD, whose third step sets every weight to 1e30: the next loss (MSE) is inf, not NaN."""
+
+    def update(self, w, g, state):
+        super().update(w, g, state)
+        if state["step"] == 3:
+            w[...] = 1e30
+
+
+def test_an_infinite_loss_stops_the_run_at_that_step():
+    """An infinite (not NaN) mini-batch loss is divergence too, found at the step it appears."""
+    X, X_test, y, y_test = mgdata.load_dataset("diabetes")
+    run = lab.train_run(X, y, X_test, y_test, task="regression", make_optimizer=lambda p: _Blow(p, lr=0.01), seed=0,
+                        hidden=(8,), epochs=2, batch_size=32, eval_points=100)
+    assert (run["status"], run["message"]) == ("diverged", "the loss became non-finite at step 3")
+    assert run["step"] == [0, 1, 2, 3] and run["train_loss"][-1] == math.inf
+
+
+def test_nan_weights_from_nan_gradients_are_divergence_not_the_optimizers_fault():
+    """Only NaN weights made from finite gradients blame the optimizer (status error)."""
+    p = nn.Parameter(np.array([np.nan, 1.0], dtype=np.float32))
+    p.grad = np.array([np.inf, 0.0], dtype=np.float32)
+    assert lab._why_not_finite([p], 3) == ("diverged", "the loss became non-finite at step 3")
+    p.grad = np.array([1.0, 0.0], dtype=np.float32)
+    assert lab._why_not_finite([p], 3) == ("error", "the optimizer made parameters NaN from finite gradients at step 3")
 
 
 @pytest.mark.parametrize(
@@ -813,6 +961,17 @@ def test_an_update_that_changes_no_weight_is_warned_about(tmp_path):
         "(w -= lr * g, or w[...] = ...); w = w - lr * g only gives the name w a new array"]
     assert not [w for w in lab.compare(["iris"], ["sgd"], {"sgd": 0.1}, out_dir=None, **TINY).warnings
                 if "never changed" in w]
+
+
+def test_an_optimizer_that_fails_in_its_first_step_is_not_said_to_never_move_a_weight(tmp_path):
+    """A run that took no step has not shown an update that rebinds w: no "never changed a weight" warning."""
+    (tmp_path / "raises.py").write_text(
+        "from minigrad.optim import Optimizer\n\n\nclass Raises(Optimizer):\n"
+        "    def update(self, w, g, state):\n        raise RuntimeError('broken')\n")
+    result = lab.compare(["iris"], ["sgd", f"{tmp_path / 'raises.py'}:Raises"], {"sgd": 0.1, "Raises": 0.1},
+                         out_dir=None, **TINY)
+    assert len(result.errors) == 2
+    assert not [w for w in result.warnings if "never changed a weight" in w]
 
 
 def test_an_error_names_the_step_it_came_in_counted_from_1():

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from test_lab import TINY
 
 from minigrad import _extras, cli, lab, optim
 from minigrad._extras import pip_hint
@@ -347,6 +348,38 @@ def test_a_torn_journal_line_is_dropped_on_resume(tmp_path):
     assert len((out / "runs.jsonl").read_bytes().splitlines()) == len(lines)
 
 
+def test_a_torn_last_line_is_cut_off_so_the_next_record_starts_a_line_of_its_own(tmp_path):
+    """Durability: after a kill tore the last line, the record appended next must not be glued to it."""
+    path = tmp_path / "runs.jsonl"
+    first = {"kind": "report", "dataset": "iris", "optimizer": "sgd", "seed": 0, "lr": 0.1, "status": "ok"}
+    second = dict(first, seed=1)
+    whole = (json.dumps(first) + "\n").encode()
+    path.write_bytes(whole + (json.dumps(second) + "\n").encode()[:30])
+    journal = lab._Journal(str(path))
+    assert list(journal.records) == [("report", "iris", "sgd", 0, 0.1)] and journal.damaged == []
+    assert path.read_bytes() == whole
+    journal.append(second)
+    journal.close()
+    assert [json.loads(line) for line in path.read_bytes().splitlines()] == [first, second]
+    again = lab._Journal(str(path))
+    again.close()
+    assert len(again.records) == 2 and again.damaged == []
+
+
+def test_each_journal_record_is_fsynced_once_it_is_written(tmp_path, monkeypatch):
+    """Durability: append writes the whole line, then fsyncs the journal before it returns."""
+    path = tmp_path / "runs.jsonl"
+    journal = lab._Journal(str(path))
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append((fd, os.path.getsize(path))), real_fsync(fd)))
+    record = {"kind": "report", "dataset": "iris", "optimizer": "sgd", "seed": 0, "lr": 0.1, "status": "ok"}
+    journal.append(record)
+    journal.close()
+    size = len(json.dumps(record)) + 1
+    assert synced == [(journal.fd, size)] and path.stat().st_size == size
+
+
 def test_jobs_1_and_jobs_2_give_identical_results():
     settings = {"epochs": 3, "seeds": 2, "tune_seeds": 2, "hidden": (8,), "eval_points": 10, "lr_grid": (0.01, 0.1),
                 "out_dir": None}
@@ -489,6 +522,30 @@ def test_a_resume_that_tunes_another_rate_reports_only_that_rate(tmp_path, monke
     assert {(r["seed"], r["lr"]) for r in rows} == {("0", "1.0"), ("1", "1.0")}
     summary = [r for r in read_csv(out / "summary.csv") if r["optimizer"] == "EnvFail"]
     assert [r["lr"] for r in summary] == ["1.0"]
+
+
+def test_a_resume_stopped_while_tuning_shows_no_reported_run_of_before_and_keeps_the_journal(tmp_path):
+    """Stopped while tuning, a resume does not know the rates yet: results.csv shows none of the old reported
+    runs (they may be at another rate), while runs.jsonl keeps every finished training."""
+    out = tmp_path / "out"
+    kwargs = dict(lr_grid=(0.1, 1.0), out_dir=out, plots=False, **TINY)
+    lab.compare(["iris"], ["sgd"], "tune", **kwargs)
+    lines = (out / "runs.jsonl").read_bytes().splitlines(keepends=True)
+    kinds = [json.loads(line)["kind"] for line in lines]
+    assert kinds.count("tune") == 4 and kinds.count("report") == 2
+    dropped = kinds.index("tune")
+    (out / "runs.jsonl").write_bytes(b"".join(lines[:dropped] + lines[dropped + 1:]))  # one tuning run to redo
+
+    def say(line):
+        if line.startswith("["):  # the tuning run is done: a Ctrl-C now
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = lab.compare(["iris"], ["sgd"], "tune", resume=True, progress=say, **kwargs)
+    assert result.interrupted == signal.SIGINT
+    assert result.records == []
+    assert (out / "results.csv").read_text().splitlines()[1:] == []
+    kinds = [json.loads(line)["kind"] for line in (out / "runs.jsonl").read_bytes().splitlines()]
+    assert kinds.count("tune") == 4 and kinds.count("report") == 2
 
 
 def test_a_damaged_line_in_the_journal_loses_only_itself(tmp_path, capsys):
@@ -703,6 +760,18 @@ def test_the_code_digest_reads_packages_beside_a_plugin_but_not_other_folders(tm
     assert lab._code_digest(spec) == first
     (tmp_path / "common" / "sub" / "deep.py").write_text("X = 2\n")
     assert lab._code_digest(spec) != first
+
+
+def test_the_code_digest_changes_when_a_helper_file_is_renamed(tmp_path, plugin_source):
+    """A plug-in's folder is its code by file name too: a helper renamed is other code, its runs run again."""
+    (tmp_path / "plug.py").write_text(plugin_source)
+    (tmp_path / "helper_a.py").write_text("SCALE = 1\n")
+    source = f"{tmp_path / 'plug.py'}:SignSGD"
+    before = lab._code_digest(source)
+    os.rename(tmp_path / "helper_a.py", tmp_path / "helper_b.py")
+    assert lab._code_digest(source) != before
+    os.rename(tmp_path / "helper_b.py", tmp_path / "helper_a.py")
+    assert lab._code_digest(source) == before
 
 
 def test_an_optimizer_whose_every_tuning_trial_failed_is_left_out_not_counted_as_missing(tmp_path, capsys):

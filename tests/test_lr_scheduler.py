@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_optim import param
 
 import minigrad as mg
 from minigrad.optim import SGD, Adagrad, Adam, Lion, Momentum, NAdam, Optimizer, RMSprop
@@ -349,6 +350,23 @@ def test_the_schedules_of_a_sequence_share_the_rate_before_any_schedule_in_any_o
     got = rates(SequentialLR(optimizer, [decay, warmup], milestones=[3]), 6)
     want = [0.1, 0.1 * 0.9, 0.1 * 0.81] + [0.1 * (0.1 + 0.9 * k / 4) for k in range(4)]
     np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_a_schedule_built_after_a_sequence_starts_from_the_sequences_first_base() -> None:
+    """Guards SequentialLR passing on its first part's base (the rate before any schedule), not its last part's.
+
+    LinearLR built at lr 1.0; lr set to 0.4 by hand; ExponentialLR(0.5) built (base 0.4); the sequence switches at 2.
+    After 3 steps the rate is 0.4·0.5 = 0.2, the sequence's own; a StepLR built then starts at 1.0.
+    """
+    opt = SGD([param(0.0)], lr=1.0)
+    warm = LinearLR(opt, start_factor=0.5, total_iters=2)
+    opt.lr = 0.4
+    seq = SequentialLR(opt, [warm, ExponentialLR(opt, gamma=0.5)], milestones=[2])
+    for _ in range(3):
+        seq.step()
+    assert opt.lr == 0.4 * 0.5
+    after = StepLR(opt, step_size=10)
+    assert after.base_lr == 1.0 and opt.lr == 1.0
 
 
 def test_a_part_of_a_sequence_is_stepped_through_it() -> None:
@@ -811,6 +829,35 @@ def test_chained_scheduler_is_the_product_of_the_factors_and_drives_its_parts() 
         ChainedScheduler([StepLR(sgd(), 2), StepLR(sgd(), 2)])
     with pytest.raises(TypeError, match="expected a non-empty list of schedulers of one optimizer"):
         ChainedScheduler([])
+
+
+def test_a_chained_part_divides_by_its_own_base() -> None:
+    """Guards f_i(t) = part_i.lr_at(t) / part_i.base_lr against dividing by the chain's (first part's) base.
+
+    ExponentialLR(0.9) built at lr 0.5, then lr set to 0.2 by hand, then StepLR(2, 0.5), whose base is 0.2:
+    lr_t = 0.5·0.9^t·0.5^⌊t/2⌋.
+    """
+    opt = SGD([param(0.0)], lr=0.5)
+    exp = ExponentialLR(opt, gamma=0.9)
+    opt.lr = 0.2
+    step = StepLR(opt, step_size=2, gamma=0.5)
+    assert (exp.base_lr, step.base_lr) == (0.5, 0.2)
+    chain = ChainedScheduler([exp, step])
+    for t in range(6):
+        np.testing.assert_allclose(opt.lr, 0.5 * 0.9**t * 0.5 ** (t // 2), rtol=1e-14, err_msg=f"step {t}")
+        chain.step()
+
+
+def test_a_chained_part_with_a_base_of_zero_contributes_a_factor_of_zero() -> None:
+    """Guards the documented rule "0 for a part whose base is 0" (against a factor of 1, ignoring the part)."""
+    opt = SGD([param(0.0)], lr=0.5)
+    exp = ExponentialLR(opt, gamma=0.9)
+    opt.lr = 0.0
+    chain = ChainedScheduler([exp, StepLR(opt, step_size=2, gamma=0.5)])
+    for _ in range(3):
+        assert opt.lr == 0.0
+        chain.step()
+    assert opt.lr == 0.0
 
 
 def test_chained_scheduler_resumes_bit_identically_and_refuses_another_chain() -> None:

@@ -10,10 +10,12 @@ network, the losses from their textbook formulas (with log-sum-exp taken by
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from test_nn_layers import X
 
 import minigrad as mg
 from minigrad import nn
@@ -177,6 +179,11 @@ def test_sequential_applies_modules_in_order() -> None:
         nn.Sequential(a, "relu")  # type: ignore[arg-type]
 
 
+def test_an_mlp_chain_of_activations_takes_a_list() -> None:
+    mlp = mg.nn.Sequential(mg.nn.Tanh(), mg.nn.ReLU())
+    np.testing.assert_allclose(mlp([[-1.0, 1.0]]).data, [[0.0, np.tanh(1.0)]], rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------
 # Parameter discovery
 # ---------------------------------------------------------------------------
@@ -290,6 +297,21 @@ def test_no_layer_hand_writes_parameters() -> None:
     assert nn.Module.parameters is nn.Linear.parameters
 
 
+def test_a_parameter_owns_its_array() -> None:
+    """Parameter(a) copies a: a step of the optimizer moves the parameter, not the caller's array.
+
+    Guards the copy in Parameter.__init__: without it, a model built from
+    another's arrays (Parameter(other.W.data)) trained both at once.
+    """
+    a = np.array([1.0, 2.0, 3.0])
+    p = mg.nn.Parameter(a)
+    assert not np.shares_memory(p.data, a)
+    p.grad = np.array([1.0, 1.0, 1.0])
+    mg.optim.SGD([p], lr=0.5).step()
+    np.testing.assert_array_equal(p.data, [0.5, 1.5, 2.5])
+    np.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
+
+
 def test_activation_modules_have_no_parameters() -> None:
     """ReLU, Tanh and Sigmoid hold no parameters and compute their functions."""
     x = np.linspace(-3, 3, 7)
@@ -325,6 +347,25 @@ def test_train_and_eval_propagate_to_every_submodule() -> None:
     assert all(m.training for m in subs)
     net.train(False)
     assert not any(m.training for m in subs)
+
+
+def test_training_and_train_accept_only_bools() -> None:
+    """``m.training = "False"`` is a TypeError, not a truthy string that keeps Dropout dropping; train() names itself.
+
+    Guards the check_flag of the ``training`` setter (dropped, the string was
+    stored and Dropout kept dropping in "evaluation") and the one of train()
+    (dropped, the error named the setter, not the call the user made).
+    """
+    drop = mg.nn.Dropout(0.5)
+    with pytest.raises(TypeError, match=r"training: mode must be True or False, got 'False'"):
+        drop.training = "False"  # type: ignore[assignment]
+    assert drop.training is True
+    drop.training = np.bool_(False)
+    assert drop.training is False  # stored as a Python bool
+    model = mg.nn.Sequential(mg.nn.Linear(2, 2), mg.nn.Dropout(0.5))
+    with pytest.raises(TypeError, match=r"^train: mode must be True or False, got 0$"):
+        model.train(0)  # type: ignore[arg-type]
+    assert all(m.training is True for m in model.modules())
 
 
 def test_repr_is_nested_and_readable() -> None:
@@ -409,6 +450,12 @@ def test_linear_without_bias() -> None:
     assert "bias=False" in repr(layer)
 
 
+def test_linear_casts_an_array_input_to_its_dtype():
+    layer = mg.nn.Linear(3, 2)
+    out = layer(np.random.default_rng(0).random((4, 3)))  # float64 array
+    assert out.dtype == np.float32
+
+
 @pytest.mark.parametrize("shape", [(2, 9), (9,), (2, 3, 9)])
 def test_linear_wrong_input_width_names_both_widths(shape: tuple[int, ...]) -> None:
     """An input of width 9 to Linear(6, ...) raises, naming 6 and 9."""
@@ -418,6 +465,28 @@ def test_linear_wrong_input_width_names_both_widths(shape: tuple[int, ...]) -> N
     message = str(info.value)
     assert re.search(r"\b6\b", message), message
     assert re.search(r"\b9\b", message), message
+
+
+def test_float64_tensor_into_a_float32_model_warns_once_per_layer() -> None:
+    mg.manual_seed(0)
+    model = mg.nn.MLP([3, 4, 2])  # float32 weights
+    with pytest.warns(UserWarning) as caught:
+        out = model(mg.Tensor(X))  # a float64 Tensor: numpy's default dtype
+        model(mg.Tensor(X))  # the second batch says nothing more
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2  # one per Linear: the first one's float64 output reaches the second
+    assert "Linear(3, 4)" in messages[0] and "Linear(4, 2)" in messages[1]
+    assert all("float64" in m and "dtype=np.float32" in m for m in messages)
+    assert out.dtype == np.float64  # it says what happens: the computation ran in float64
+
+
+def test_arrays_and_float32_tensors_do_not_warn() -> None:
+    model = mg.nn.MLP([3, 4, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model(X).dtype == np.float32  # a numpy array takes the layer's dtype
+        assert model(mg.Tensor(X, dtype=np.float32)).dtype == np.float32
+        assert mg.nn.MLP([3, 2], dtype=np.float64)(mg.Tensor(X)).dtype == np.float64
 
 
 @pytest.mark.parametrize("bad", [0, -2, 2.5, True, "3"])
@@ -484,6 +553,24 @@ def test_cross_entropy_value_and_gradient() -> None:
     assert mg.gradcheck(lambda q: nn.cross_entropy(q, targets), mg.Tensor(logits, requires_grad=True))
     # unsigned and narrow integer targets are class indices too
     np.testing.assert_allclose(nn.cross_entropy(mg.Tensor(logits), targets.astype(np.uint8)).item(), want, rtol=1e-13)
+
+
+def test_cross_entropy_of_one_batch_size_with_several_class_counts() -> None:
+    """Logits (2, C) for C = 2, 3, 4, 5, 3 in turn: numpy's loss and (softmax - onehot)/N every time.
+
+    Guards the cache of flat row offsets [0, C, 2C, ...], which must be keyed by
+    (N, C): offsets made for another C pick the wrong logits.
+    """
+    rng = np.random.default_rng(1)
+    targets = np.array([1, 0])
+    for c in (2, 3, 4, 5, 3):
+        z = rng.normal(size=(2, c))
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        t = mg.Tensor(z, requires_grad=True)
+        loss = mg.nn.cross_entropy(t, targets)
+        np.testing.assert_allclose(loss.data, -np.log(p[[0, 1], targets]).mean(), rtol=1e-12)
+        loss.backward()
+        np.testing.assert_allclose(t.grad, (p - np.eye(c)[targets]) / 2, rtol=1e-12, atol=1e-15)
 
 
 def test_binary_cross_entropy_with_logits_value_and_gradient() -> None:
@@ -603,6 +690,11 @@ def test_cross_entropy_refuses_logits_that_are_not_2d(shape: tuple[int, ...]) ->
     with pytest.raises(ValueError) as info:
         nn.cross_entropy(mg.Tensor(np.zeros(shape)), np.zeros(shape[:1], dtype=int))
     assert str(shape) in str(info.value)
+
+
+def test_cross_entropy_refuses_an_empty_batch():
+    with pytest.raises(ValueError, match=r"cross_entropy: logits of shape \(0, 3\)"):
+        mg.nn.cross_entropy(mg.Tensor(np.zeros((0, 3))), np.zeros(0, dtype=np.int64))
 
 
 @pytest.mark.parametrize(("pred", "target"), [((4, 1), (4,)), ((4,), (4, 1)), ((3, 2), (2, 3))])
@@ -786,6 +878,12 @@ def test_a_module_that_refers_back_to_its_parent_can_switch_mode_and_print() -> 
     assert repr(model) == "Parent(\n  (child): Child(\n    (parent): Parent(...)\n  )\n  (drop): Dropout(p=0.5)\n)"
 
 
+def test_named_parameters_survives_a_back_reference():
+    model = mg.nn.MLP([2, 3, 1])
+    model.layers[0].owner = model  # a cycle in the attribute graph
+    assert [n for n, _ in model.named_parameters()] == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b"]
+
+
 def test_layernorm_without_weights_gives_an_array_its_dtype() -> None:
     """LayerNorm(elementwise_affine=False, dtype=float64) gave float32 for a float32 array (BatchNorm1d: float64)."""
     x = np.ones((2, 3), dtype=np.float32)
@@ -962,6 +1060,31 @@ def test_load_state_dict_finds_shared_memory_whatever_holds_it() -> None:
         model.load_state_dict({"layers.0.W": wrap(model.layers[1].W.data), "layers.1.W": wrap(model.layers[0].W.data)})
         np.testing.assert_array_equal(model.layers[0].W.data, w1)
         np.testing.assert_array_equal(model.layers[1].W.data, w0)
+
+
+class _Views(mg.nn.Module):
+    """Two parameters that are views of one buffer: a = buf[0::3] (elements 0, 3), b = buf[1:2] (element 1)."""
+
+    def __init__(self) -> None:
+        self.buf = np.arange(6.0)
+        self.a = mg.nn.Parameter(np.zeros(2))
+        self.b = mg.nn.Parameter(np.zeros(1))
+        self.a.data = self.buf[0::3]
+        self.b.data = self.buf[1:2]
+
+
+def test_load_state_dict_copies_an_entry_that_overlaps_a_span_enclosing_a_later_one() -> None:
+    """An entry reading buf[3] (inside a's span [0, 32), after b's [8, 16)) is copied before a is written.
+
+    Guards the running maximum of the spans' ends: with each span's own end,
+    the search saw only b's span (ending at 16 < 24) and missed a's, so b
+    silently got a's new value 20 instead of the 3.0 it was given.
+    """
+    model = _Views()
+    model.load_state_dict({"a": np.array([10.0, 20.0]), "b": model.buf[3:4]})
+    np.testing.assert_array_equal(model.a.data, [10.0, 20.0])
+    np.testing.assert_array_equal(model.b.data, [3.0])
+    np.testing.assert_array_equal(model.buf, [10.0, 3.0, 2.0, 20.0, 4.0, 5.0])
 
 
 def test_a_submodules_lookup_table_of_its_siblings_lists_its_own_parameters_with_a_warning_only() -> None:

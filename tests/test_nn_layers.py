@@ -135,6 +135,29 @@ def test_identity_returns_its_input() -> None:
     assert nn.Identity()(x) is x and nn.Identity().parameters() == []
 
 
+X = np.array([[-1.5, 0.0, 2.0], [0.5, -0.25, 3.0]])  # float64, as numpy makes it
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        (mg.nn.ReLU(), np.maximum(X, 0)),
+        (mg.nn.Tanh(), np.tanh(X)),
+        (mg.nn.Sigmoid(), 1 / (1 + np.exp(-X))),
+        (mg.nn.LeakyReLU(0.1), np.where(X > 0, X, 0.1 * X)),
+        (mg.nn.GELU("tanh"), 0.5 * X * (1 + np.tanh(np.sqrt(2 / np.pi) * (X + 0.044715 * X**3)))),
+        (mg.nn.Softmax(), np.exp(X) / np.exp(X).sum(axis=1, keepdims=True)),
+        (mg.nn.Identity(), X),
+        (mg.nn.Flatten(), X),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, mg.nn.Module) else "",
+)
+def test_activations_accept_numpy_arrays_as_linear_does(layer: mg.nn.Module, expected: np.ndarray) -> None:
+    out = layer(X)
+    assert isinstance(out, mg.Tensor)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "shape, start, end, want",
     [
@@ -238,6 +261,16 @@ def test_dropout_refuses_a_p_that_is_not_a_probability(bad: Any) -> None:
 def test_dropout_keeps_float32() -> None:
     """The mask has the input's dtype, so float32 stays float32."""
     assert nn.Dropout(0.3)(mg.Tensor(np.ones(10, dtype=np.float32))).dtype == np.float32
+
+
+def test_dropout_accepts_a_numpy_array() -> None:
+    drop = mg.nn.Dropout(0.5)
+    drop.eval()
+    np.testing.assert_array_equal(drop(X).data, X)
+    drop.train()
+    mg.manual_seed(0)
+    out = drop(X).data
+    assert set(np.unique(out[X != 0] / X[X != 0])) <= {0.0, 2.0}  # dropped, or kept and scaled by 1/(1-p)
 
 
 # ---------------------------------------------------------------------------

@@ -631,6 +631,21 @@ def test_var_and_std_use_the_correction_pytorch_does() -> None:
         mg.Tensor(x).std(correction=-1)
 
 
+def test_std_has_derivative_zero_where_the_variance_is_zero() -> None:
+    """Std's rule: d√v/dv = 1/(2√v), and 0 at v = 0 (its docstring); a constant slice's Hessian is then 0 too.
+
+    Without the outer where, the rule gives g/2 at v = 0: the first derivative in x is still 0 (∂v/∂x = 0
+    there), so only the rule itself and the second derivative, g/2·∂²v/∂x², show it.
+    """
+    v = mg.Tensor(np.array([0.0, 4.0]), requires_grad=True)
+    mg.ops.Std.apply(v).backward(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(v.grad, [0.0, 0.25])
+    x = mg.Tensor(np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]]), requires_grad=True)
+    (g,) = mg.autograd.grad(x.std(axis=1).sum(), x, create_graph=True)
+    (h,) = mg.autograd.grad(g[0].sum() + g[0, 0], x)
+    np.testing.assert_array_equal(h.data, np.zeros((2, 3)))
+
+
 def test_squeeze_and_flatten_follow_pytorch() -> None:
     """squeeze() drops every axis of length 1; an axis that is not 1 long is refused (as numpy).
 
@@ -715,6 +730,26 @@ def test_reductions_of_empty_tensors() -> None:
         e.min()
 
 
+def test_reductions_over_unsorted_axis_tuples_of_a_4d_tensor() -> None:
+    """axis=(2, 0) and (-1, 1) on a 4-D tensor: numpy's values, and gradients that pass gradcheck.
+
+    The reductions' backward puts the removed axes back one by one, which needs
+    them in increasing order (normalize_axes sorts them); the catalog's tensors
+    have at most 3 axes, where inserting in the given order happens to work.
+    """
+    a = np.random.default_rng(0).normal(size=(2, 3, 4, 5))
+    cases = [
+        (lambda t, ax: t.sum(axis=ax), lambda x, ax: x.sum(axis=ax)),
+        (lambda t, ax: t.mean(axis=ax), lambda x, ax: x.mean(axis=ax)),
+        (lambda t, ax: t.max(axis=ax), lambda x, ax: x.max(axis=ax)),
+        (lambda t, ax: t.logsumexp(axis=ax), lambda x, ax: np.log(np.exp(x).sum(axis=ax))),
+    ]
+    for axis in [(2, 0), (-1, 1)]:
+        for fn, ref in cases:
+            np.testing.assert_allclose(fn(mg.Tensor(a), axis).data, ref(a, axis), rtol=1e-12)
+            assert mg.gradcheck(lambda t, fn=fn, axis=axis: fn(t, axis), mg.Tensor(a, requires_grad=True))
+
+
 def test_concatenate_with_no_axis_flattens_and_a_bad_axis_is_named() -> None:
     a, b = mg.Tensor(np.ones((2, 2)), requires_grad=True), mg.Tensor(np.ones(3), requires_grad=True)
     c = mg.concatenate([a, b], axis=None)  # numpy's axis=None: flattened, then joined
@@ -726,6 +761,19 @@ def test_concatenate_with_no_axis_flattens_and_a_bad_axis_is_named() -> None:
         mg.stack([a, a], axis=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="concatenate: axis must be an integer, got 0.5"):
         mg.concatenate([a, a], axis=0.5)  # type: ignore[arg-type]
+
+
+def test_concatenate_and_stack_give_arrays_the_first_tensors_dtype() -> None:
+    """A float64 array joined to a float32 Tensor becomes a float32 constant (numpy would promote to float64)."""
+    x = mg.Tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    other = np.array([0.5, 3.0])
+    joined, stacked = mg.concatenate([x, other]), mg.stack([x, other])
+    assert joined.dtype == np.float32 and stacked.dtype == np.float32
+    np.testing.assert_array_equal(joined.data, [1.0, 2.0, 0.5, 3.0])
+    np.testing.assert_array_equal(stacked.data, [[1.0, 2.0], [0.5, 3.0]])
+    (joined.sum() + (stacked * 2.0).sum()).backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
 
 
 def test_comparisons_with_any_python_value_give_numpys_answers() -> None:
@@ -885,6 +933,21 @@ def test_tensor_power_follows_pytorch_at_base_zero_and_negative_bases() -> None:
     np.testing.assert_array_equal(y.grad, [0.0, 0.0, 0.0, np.nan, np.nan, np.log(3.0)])
 
 
+def test_tensor_power_at_base_zero_with_a_negative_exponent_follows_pytorch() -> None:
+    """0 ** -1 = inf; d/dx = y·x^(y-1) = -inf and d/dy = x^y·ln x = inf·(-inf) = -inf (torch.pow).
+
+    Only x = 0 with y >= 0 is flat in y (derivative 0); a negative exponent is not, so it is not NaN either.
+    """
+    x = mg.Tensor(np.array([0.0, 0.0]), requires_grad=True)
+    y = mg.Tensor(np.array([-1.0, 1.0]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x**y
+        out.backward(np.ones(2))
+    np.testing.assert_array_equal(out.data, [np.inf, 0.0])
+    np.testing.assert_array_equal(x.grad, [-np.inf, 1.0])
+    np.testing.assert_array_equal(y.grad, [-np.inf, 0.0])
+
+
 def test_power_second_derivative_in_the_exponent_at_base_zero() -> None:
     """d²(x^y)/dy² = x^y (ln x)², which is 0 at x = 0 (y > 0): finite, not NaN."""
     x = mg.Tensor(np.array([0.0, 2.0]))
@@ -943,6 +1006,27 @@ def test_mask_of_the_wrong_shape_and_fractional_index_are_refused() -> None:
     with pytest.raises(IndexError, match="getitem: a Tensor index must hold whole numbers"):
         x[mg.Tensor(np.array([0.5]))]
     np.testing.assert_array_equal(x[mg.Tensor(np.array([2.0, 0.0]))].data, [2.0, 0.0])  # whole floats index
+
+
+def test_a_tuple_of_tensor_indices_picks_and_scatters_like_numpy() -> None:
+    """a[i, j] with Tensors i, j (whole floats, a negative and a repeated pair): numpy's picks; repeats add up."""
+    a = np.arange(12.0).reshape(3, 4)
+    i, j = mg.Tensor(np.array([2.0, 0.0, 2.0])), mg.Tensor(np.array([1.0, -1.0, 1.0]))
+    t = mg.Tensor(a, requires_grad=True)
+    out = t[i, j]
+    np.testing.assert_array_equal(out.data, [9.0, 3.0, 9.0])
+    out.backward(np.array([1.0, 10.0, 100.0]))
+    expected = np.zeros((3, 4))
+    expected[0, 3], expected[2, 1] = 10.0, 101.0
+    np.testing.assert_array_equal(t.grad, expected)
+    assert mg.gradgradcheck(lambda t: t[i, j] ** 2, mg.Tensor(a, requires_grad=True))
+
+
+def test_a_tensor_index_must_hold_whole_numbers():
+    t = mg.Tensor([10.0, 20.0, 30.0])
+    assert t[mg.Tensor([2.0, 0.0])].data.tolist() == [30.0, 10.0]
+    with pytest.raises(IndexError, match="whole numbers"):
+        t[mg.Tensor([1.7])]
 
 
 @pytest.mark.parametrize("data", [[0.0], [1.0], [[2.0]], 0.0, -1.5, [True], [False], [1.0, 2.0], [[0.0, 0.0]], []])
@@ -1115,6 +1199,29 @@ def test_third_derivative_of_tanh() -> None:
     np.testing.assert_allclose(d1.data, 1 - t**2, rtol=1e-12)
     np.testing.assert_allclose(d2.data, -2 * t * (1 - t**2), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(d3.data, -2 * (1 - t**2) * (1 - 3 * t**2), rtol=1e-12, atol=1e-15)
+
+
+def test_gradients_through_indexing_and_broadcasting_are_differentiable_twice_more() -> None:
+    """gradgradcheck of a gradient (third derivatives): the gradient's own ops, index_add and sum_to, differentiate.
+
+    The gradient of x[idx] is index_add and that of a broadcast is sum_to; their
+    backward rules on Tensors (getitem, broadcast_to) are reached only when a
+    gradient of such a gradient is built with create_graph.
+    """
+    rng = np.random.default_rng(2)
+    idx = np.array([1, -1, 1, 0])
+    c = mg.Tensor(rng.normal(size=(1, 4)))
+
+    def grad_of_indexed(x: mg.Tensor) -> mg.Tensor:
+        with mg.enable_grad():  # (gradgradcheck first calls fn under no_grad, for the output's shape)
+            return mg.autograd.grad((x[idx] ** 3).sum(), x, create_graph=True)[0]
+
+    def grad_of_broadcast(x: mg.Tensor) -> mg.Tensor:
+        with mg.enable_grad():
+            return mg.autograd.grad(((x + c) ** 3).sum(), x, create_graph=True)[0]
+
+    assert mg.gradgradcheck(grad_of_indexed, mg.Tensor(rng.normal(size=3), requires_grad=True))
+    assert mg.gradgradcheck(grad_of_broadcast, mg.Tensor(rng.normal(size=(3, 1)), requires_grad=True))
 
 
 def test_gradients_without_create_graph_carry_no_graph() -> None:
@@ -1292,3 +1399,9 @@ def test_transpose_refuses_booleans_as_axes_as_the_reductions_do() -> None:
     with pytest.raises(ValueError, match="not a permutation"):
         t.transpose(True, False)
     assert t.transpose(1, 0).shape == (3, 2)
+
+
+def test_transpose_refuses_out_of_range_axes():
+    t = mg.Tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"transpose: axes \(3, 0\)"):
+        t.transpose(3, 0)

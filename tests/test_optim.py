@@ -468,6 +468,24 @@ def test_lr_inside_the_velocity_is_sgd_with_folded_alpha(alpha: float, beta: flo
     assert np.abs(literal[-1][0] - START_W).max() > 0.1
 
 
+def test_rmsprop_momentum_keeps_the_rate_outside_the_velocity() -> None:
+    """Guards v = β·v + g/d; w -= α·v against v = β·v + α·g/d; w -= v (the two agree until α changes).
+
+    w₀ = 1, ρ = 0.5, eps = 0.1, β = 0.5; g = 3 at α = 0.1, then g = -1 at α = 0.01.
+    """
+    p = param(1.0)
+    opt = RMSprop([p], lr=0.1, alpha=0.5, eps=0.1, momentum=0.5)
+    w, s, v = 1.0, 0.0, 0.0
+    for g, lr in ((3.0, 0.1), (-1.0, 0.01)):
+        opt.lr = lr
+        p.grad = np.array([g])
+        opt.step()
+        s = 0.5 * s + 0.5 * g * g
+        v = 0.5 * v + g / (np.sqrt(s) + 0.1)
+        w = w - lr * v
+        np.testing.assert_allclose(p.data, [w], rtol=1e-14)
+
+
 def test_steady_state_step_on_a_constant_gradient() -> None:
     """On a constant g, Momentum's step tends to lr·g (plain SGD's), SGD(momentum=β)'s to lr·g/(1-β)."""
     g = np.array([1.0, -2.0, 0.5])
@@ -667,6 +685,23 @@ def test_skipped_steps_do_not_count_towards_bias_correction() -> None:
     assert optimizer.state[1]["step"] == 1
 
 
+def test_adagrad_lr_decay_counts_each_parameters_own_steps() -> None:
+    """Guards α_t = α/(1 + (t-1)·δ) with t the parameter's own step count, not the optimizer's.
+
+    b first gets a gradient at the optimizer's second step: its t is 1, so its
+    step is α·g/(|g| + eps) = 0.1·4/(4 + 1e-10), not half of it.
+    """
+    a, b = param(0.0), param(1.0)
+    opt = Adagrad([a, b], lr=0.1, lr_decay=1.0)
+    a.grad = np.array([1.0])
+    opt.step()
+    a.grad, b.grad = np.array([1.0]), np.array([4.0])
+    opt.step()
+    np.testing.assert_allclose(b.data, [1.0 - 0.1 * 4.0 / (4.0 + 1e-10)], rtol=1e-15)
+    # a: t = 2, S = 2, so α_2 = 0.1/2
+    np.testing.assert_allclose(a.data, [-0.1 * 1 / (1 + 1e-10) - 0.05 / (np.sqrt(2.0) + 1e-10)], rtol=1e-14)
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_step_records_no_graph(name: str) -> None:
     """After step() the parameter is still a leaf holding the same array, updated in place."""
@@ -727,6 +762,18 @@ def test_optimizer_rejects_a_single_tensor() -> None:
         SGD(p, lr=0.1)
 
 
+def test_optimizer_given_the_method_not_its_result_says_call_it() -> None:
+    model = mg.nn.MLP([2, 3, 2])
+    with pytest.raises(TypeError, match=r"did you mean model\.parameters\(\)"):
+        mg.optim.SGD(model.parameters, lr=0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"did you mean model\.parameters\(\)"):
+        mg.optim.Adam(model.named_parameters, lr=0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"pass model\.parameters\(\)"):
+        mg.optim.SGD(model.named_parameters(), lr=0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"iterable of Tensors .*got int"):
+        mg.optim.SGD(3, lr=0.1)  # type: ignore[arg-type]
+
+
 def test_optimizer_rejects_a_repeated_parameter() -> None:
     """The same parameter twice would be updated twice per step: a ValueError."""
     p = mg.Tensor(np.zeros(2), requires_grad=True)
@@ -751,9 +798,23 @@ def test_base_class_needs_an_update_rule() -> None:
         optimizer.step()
 
 
+def test_hyperparameter_names_cannot_shadow_the_base_class():
+    class Bad(mg.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, lr=lr, state=0.5)
+
+    with pytest.raises(ValueError, match=r"\['state'\]"):
+        Bad([mg.nn.Parameter(np.zeros(2))])
+
+
 def make_param() -> list[mg.Tensor]:
     """A one-parameter list for the constructors below."""
     return [mg.Tensor(np.zeros(2), requires_grad=True)]
+
+
+def param(*values: float, dtype: type = np.float64) -> mg.Tensor:
+    """A leaf parameter holding ``values``."""
+    return mg.Tensor(np.array(values, dtype=dtype), requires_grad=True)
 
 
 INVALID = [
@@ -917,6 +978,20 @@ def test_state_dict_holds_hyperparameters_step_count_and_buffers() -> None:
     assert not np.array_equal(optimizer.state[0]["v"], 0.0)
 
 
+def test_a_saved_state_is_a_snapshot_that_later_steps_do_not_change() -> None:
+    """Guards state_dict() copying its buffers: Adam's m and s, saved after one step, stay (1-β1)·g and (1-β2)·g²."""
+    p = param(1.0, -2.0)
+    opt = Adam([p], lr=0.1)
+    g = np.array([3.0, -0.5])
+    p.grad = g.copy()
+    opt.step()
+    saved = opt.state_dict()
+    for _ in range(3):
+        opt.step()
+    np.testing.assert_allclose(saved["state"]["0"]["m"], (1 - 0.9) * g, rtol=1e-15)
+    np.testing.assert_allclose(saved["state"]["0"]["s"], (1 - 0.999) * g * g, rtol=1e-15)
+
+
 @pytest.mark.parametrize(
     "make, names",
     [
@@ -961,6 +1036,27 @@ def test_load_state_dict_restores_hyperparameters() -> None:
     adam = Adam(two_params())
     adam.load_state_dict(Adam(two_params(), lr=0.02, betas=(0.5, 0.6), eps=1e-6).state_dict())
     assert (adam.lr, adam.betas, adam.eps) == (0.02, (0.5, 0.6), 1e-6)
+
+
+def test_a_loaded_state_is_copied_so_it_can_be_loaded_again() -> None:
+    """Guards load_state_dict() copying the buffers it is given: stepping after a load must not write the state.
+
+    SGD(momentum 0.5), g = 2 then g = 3 from w₀ = 0: v = 2, then 0.5·2 + 3 = 4, so w = -0.2 - 0.4.
+    Loading the same saved state twice must give that second step twice.
+    """
+    p = param(0.0)
+    opt = SGD([p], lr=0.1, momentum=0.5)
+    p.grad = np.array([2.0])
+    opt.step()
+    saved = opt.state_dict()
+    for _ in range(2):
+        q = param(-0.2)
+        again = SGD([q], lr=0.1, momentum=0.5)
+        again.load_state_dict(saved)
+        q.grad = np.array([3.0])
+        again.step()
+        np.testing.assert_allclose(q.data, [-0.2 - 0.1 * (0.5 * 2.0 + 3.0)], rtol=1e-15)
+    np.testing.assert_array_equal(saved["state"]["0"]["v"], [2.0])
 
 
 def corrupt_wrong_shape(state: dict[str, Any]) -> None:
@@ -1024,6 +1120,16 @@ def test_load_state_dict_validates_before_changing_anything(
         assert np.array_equal(p.data, q.data)
 
 
+def test_negative_step_count_is_refused_and_nothing_changes():
+    p = mg.nn.Parameter(np.ones(2))
+    opt = mg.optim.Adam([p])
+    state = opt.state_dict()
+    state["step_count"] = -5
+    with pytest.raises(ValueError, match="step_count"):
+        opt.load_state_dict(state)
+    assert opt.step_count == 0
+
+
 X_FIXED = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
 Y_FIXED = (X_FIXED[:, 0] * X_FIXED[:, 1] > 0).astype(np.int64) + (X_FIXED[:, 2] > 0.5)
 
@@ -1077,6 +1183,22 @@ def test_resume_from_checkpoint_is_bit_identical(name: str, tmp_path: Path) -> N
         assert p.dtype == q.dtype == np.float32
         assert np.all(np.isfinite(p.data)) and np.array_equal(p.data, q.data), key  # (NaNs would match too)
     assert not np.array_equal(straight.parameters()[0].data, first.parameters()[0].data)  # it trained on
+
+
+def test_resume_keeps_momentum_of_a_zero_dim_parameter():
+    def run(split: bool) -> float:
+        w = mg.nn.Parameter(np.float32(1.0))
+        opt = mg.optim.Momentum([w], lr=0.1, beta=0.9)
+        for step in range(6):
+            if split and step == 1:
+                state = opt.state_dict()
+                opt = mg.optim.Momentum([w], lr=0.1, beta=0.9)
+                opt.load_state_dict(state)
+            w.grad = np.array(2 * w.data, dtype=np.float32)  # d(w²)/dw
+            opt.step()
+        return float(w.data)
+
+    assert run(split=True) == run(split=False)
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """``minigrad paths``: the test functions' gradients, paths against the update rules iterated in numpy, the
-tuning's grid, plug-ins, noise, the files and the command line's refusals.
+tuning's grid, plug-ins, noise, the files, and the command line's options (a spy stands in for ``paths.run``,
+to see them as it receives them) and refusals.
 
 Every expected value is computed here: gradients from their closed forms, paths by iterating each
 optimizer's equations in numpy with those gradients.
@@ -17,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import read_csv, spy_on
 
 from minigrad import cli, lab, paths
 from minigrad.engine import Tensor
@@ -126,6 +128,24 @@ def test_run_with_given_rates_reports_steps_to_target_from_the_closed_form():
     assert "given on the command line" in table and f"{int(row['steps_median'])}" in table
 
 
+def test_tol_and_the_tables_columns_from_the_closed_form(tmp_path, capsys):
+    """--tol 1e-3 reached the table's goal and its steps; the final x and y columns were swapped; "(median)"
+    was written for a single run."""
+    lr, h, w0 = 0.015, np.array([1.0, 100.0]), np.array([-10.0, 1.0])
+    argv = ["paths", "--function", "ravine", "--optimizers", "sgd", "--lr", "sgd=0.015", "--steps", "400",
+            "--tol", "1e-3", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    k = np.arange(401)[:, None]
+    f = 0.5 * (h * ((1 - lr * h) ** k * w0) ** 2).sum(axis=1)  # gradient descent: w_k = (1 - lr·h)^k · w_0
+    x, y = (1 - lr * h) ** 400 * w0
+    header = next(line for line in out.splitlines() if line.startswith("optimizer"))
+    assert header.endswith("final f") and "steps to f - f* < 0.001  " in header and "median" not in header
+    row = next(line for line in out.splitlines() if line.startswith("sgd "))
+    assert row.split() == ["sgd", "0.015", str(int(np.flatnonzero(f >= 1e-3)[-1] + 1)), f"{x:.6g}", f"{y:.6g}",
+                           f"{f[-1]:.3g}"]
+
+
 def test_the_saddle_path_stops_when_it_leaves_the_window():
     lr = 0.1
     result = paths.run("saddle", ["sgd"], {"sgd": lr}, steps=200)
@@ -137,6 +157,31 @@ def test_the_saddle_path_stops_when_it_leaves_the_window():
     k = np.arange(leave + 1)
     f = (1 - 2 * lr) ** (2 * k) - ((1 + 2 * lr) ** k * 1e-3) ** 2
     assert result.summary[0]["steps_median"] == np.flatnonzero(f < -1)[0]
+
+
+def test_each_functions_start_window_and_minima_are_the_documented_ones():
+    """Rosenbrock's start moved off his own (-1.2, 1), ravine's window grew to x >= -12, and himmelblau lost
+    one of its four minima (the others still stationary, so the gradient check passed)."""
+    documented = {  # (start, window, minima), from each function's docstring
+        "ravine": ((-10.0, 1.0), (-11.0, 3.0, -1.5, 1.5), ((0.0, 0.0),)),
+        "rosenbrock": ((-1.2, 1.0), (-2.0, 2.0, -1.0, 3.0), ((1.0, 1.0),)),
+        "beale": ((1.0, 1.5), (-4.5, 4.5, -4.5, 4.5), ((3.0, 0.5),)),
+        "himmelblau": ((-0.5, 0.5), (-5.0, 5.0, -5.0, 5.0),
+                       ((3.0, 2.0), (-2.805118, 3.131313), (-3.779310, -3.283186), (3.584428, -1.848126))),
+        "saddle": ((1.0, 0.001), (-2.0, 2.0, -2.0, 2.0), ()),
+        "rastrigin": ((-2.8, 3.3), (-5.12, 5.12, -5.12, 5.12), ((0.0, 0.0),)),
+    }
+    assert {n: (s.start, s.window, s.minima) for n, s in paths.FUNCTIONS.items()} == documented
+    with pytest.raises(lab.LabError, match="outside ravine's window"):
+        paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=1, start=(-11.5, 0.0))
+
+
+def test_the_window_includes_its_edges():
+    """contains() was strict: a start on the window's edge, documented as inside, was refused."""
+    s = paths.FUNCTIONS["ravine"]
+    assert s.contains((-11.0, 1.5)) and s.contains((3.0, -1.5)) and not s.contains((3.0 + 1e-9, 0.0))
+    result = paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=1, start=(3.0, -1.5))
+    np.testing.assert_allclose(result.paths[0].points, [[3.0, -1.5], [3.0 - 0.03, -1.5 + 1.5]], rtol=1e-12)
 
 
 class Spy:
@@ -182,6 +227,44 @@ def test_a_rate_that_diverges_loses():
     lr, rows = paths.tune(s, lab.resolve_optimizer("sgd"), (1e-4, 1e-3, 1.0), steps=30)
     assert rows[2]["status"] == "diverged" and rows[2]["steps"] == math.inf
     assert lr == 1e-3  # 1e-4 and 1e-3 both miss in 30 steps; 1e-3 ends lower
+
+
+def _path(f, status="ok", seed=0):
+    f = np.asarray(f, dtype=np.float64)
+    return paths.Path("ravine", "sgd", seed, 0.1, np.zeros((len(f), 2)), f, status)
+
+
+def test_the_tuning_score_is_the_median_steps_and_any_diverged_run_loses():
+    """(median over runs of the steps, mean final f); (inf, inf) as soon as one run diverged."""
+    runs = [_path([1.0] * k + [0.25] * (12 - k)) for k in (1, 2, 10)]
+    assert paths._score(runs, 0.5) == (2.0, 0.25)
+    assert paths._score([runs[0], _path([1.0, math.nan], "diverged")], 0.5) == (math.inf, math.inf)
+
+
+def test_tuning_with_every_rate_diverged_picks_no_rate():
+    """Rosenbrock from (-1.2, 1) diverges at rates 10 and 100: no rate is chosen (nan), none of them."""
+    lr, rows = paths.tune(paths.FUNCTIONS["rosenbrock"], lab.resolve_optimizer("sgd"), (10.0, 100.0), steps=20)
+    assert [r["status"] for r in rows] == ["diverged", "diverged"]
+    assert math.isnan(lr)
+
+
+def test_tuning_ties_go_to_the_smaller_rate():
+    """An optimizer that ignores its rate gives every rate the same path: the smallest rate wins."""
+    sgd = lab.resolve_optimizer("sgd")
+    fixed = lab.OptimizerSpec("fixed", lambda params, lr: sgd.make(params, 0.01), "fixed")
+    lr, rows = paths.tune(paths.FUNCTIONS["ravine"], fixed, (0.001, 0.01, 0.1), steps=30)
+    assert len({(r["steps"], r["final_f"]) for r in rows}) == 1
+    assert lr == 0.001
+
+
+def test_noisy_tuning_runs_on_the_tuning_seeds_not_the_reported_ones():
+    """With noise, each rate's score comes from seeds TUNE_SEED_BASE + 0..2, disjoint from the reported 0..N-1."""
+    surface, adam = paths.FUNCTIONS["ravine"], lab.resolve_optimizer("adam")
+    _, (row,) = paths.tune(surface, adam, (0.1,), steps=40, noise=0.5)
+    runs = [paths.descend(surface, adam, 0.1, steps=40, noise=0.5, seed=lab.TUNE_SEED_BASE + i) for i in range(3)]
+    assert row["final_f"] == np.mean([p.f[-1] for p in runs])
+    reported = [paths.descend(surface, adam, 0.1, steps=40, noise=0.5, seed=i) for i in range(3)]
+    assert row["final_f"] != np.mean([p.f[-1] for p in reported])
 
 
 def test_a_plugin_optimizer_draws_a_path(tmp_path, plugin_source, capsys):
@@ -249,6 +332,16 @@ def test_noise_same_seed_same_path_other_seeds_other_paths():
     assert len(r3.paths) == 1 and "does not depend on its seed" in paths.format_table(r3)
 
 
+def test_the_summary_shows_the_lower_middle_run_of_an_even_count():
+    """Two noisy seeds: the summary's final point and f are those of the run that ended lower."""
+    result = paths.run("ravine", ["sgd"], {"sgd": 0.01}, steps=30, noise=1.0, seeds=2)
+    low = min(result.paths, key=lambda p: p.f[-1])
+    assert result.paths[0].f[-1] != result.paths[1].f[-1]
+    (row,) = result.summary
+    assert row["final_f"] == low.f[-1]
+    assert (row["final_x"], row["final_y"]) == tuple(low.points[-1])
+
+
 def test_png_gif_and_csv_are_written_and_the_gif_has_its_frames(tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["paths", "--function", "ravine", "--optimizers", "sgd,momentum", "--lr", "sgd=0.015,momentum=0.1",
@@ -281,6 +374,48 @@ def test_tuned_run_by_the_command_line_names_the_procedure(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "tuned on the function for every optimizer (grid 0.001 to 0.1, 3 rates" in printed.out
     assert "tuned sgd on beale: lr" in printed.err
+
+
+def test_every_paths_option_reaches_paths_run_and_the_defaults_are_documented(monkeypatch):
+    """--tol, --noise and --seeds were parsed and dropped; --tol's default, 1e-6, and --out's, minigrad-paths,
+    were changed; --noise 0 (the documented default, no noise) was refused."""
+    calls = spy_on(monkeypatch, paths, "run")
+    argv = ["paths", "--function", "beale", "--optimizers", "sgd,adam", "--lr-grid", "0.01:1:3", "--steps", "7",
+            "--start=-1,2", "--noise", "0.25", "--seeds", "4", "--tol", "0.001", "--out", "there", "--gif"]
+    assert cli.main(argv) == 2
+    assert cli.main(["paths"]) == 2
+    assert cli.main(["paths", "--noise", "0"]) == 2
+    (args, kwargs), (dargs, dkwargs), (_, zero) = calls
+    assert args == ("beale", ["sgd", "adam"], "tune")
+    assert kwargs["lr_grid"] == pytest.approx((0.01, 0.1, 1.0), rel=1e-12)
+    assert {k: kwargs[k] for k in ("steps", "start", "noise", "seeds", "tol", "out_dir", "gif")} == {
+        "steps": 7, "start": (-1.0, 2.0), "noise": 0.25, "seeds": 4, "tol": 0.001, "out_dir": "there", "gif": True}
+    assert dargs == ("rosenbrock", ["sgd", "momentum", "nesterov", "adam"], "tune")
+    assert {k: dkwargs[k] for k in ("steps", "start", "noise", "seeds", "lr_grid", "tol", "out_dir", "gif")} == {
+        "steps": 1000, "start": None, "noise": 0.0, "seeds": None, "lr_grid": None, "tol": 1e-6,
+        "out_dir": "minigrad-paths", "gif": False}
+    assert zero["noise"] == 0.0
+
+
+def test_noisy_paths_from_the_command_line_have_their_seeds_and_noise(tmp_path, capsys):
+    """--noise and --seeds on the command line: one path per seed 0..N-1, each w - lr·(∇f + σ·N(0, 1)) from
+    default_rng((NOISE_STREAM, seed)); the CSV's seed column said 0 for every path; the table's heading gave σ."""
+    argv = ["paths", "--function", "ravine", "--optimizers", "sgd", "--lr", "sgd=0.01", "--steps", "8",
+            "--noise", "0.3", "--seeds", "2", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    rows = read_csv(tmp_path / "paths_ravine.csv")
+    assert sorted({r["seed"] for r in rows}) == ["0", "1"] and len(rows) == 2 * 9
+    for seed in (0, 1):
+        rng, w = np.random.default_rng((2, seed)), np.array([-10.0, 1.0])
+        expected = [w]
+        for _ in range(8):
+            w = w - 0.01 * (np.array([1.0, 100.0]) * w + 0.3 * rng.standard_normal(2))
+            expected.append(w)
+        mine = [r for r in rows if r["seed"] == str(seed)]
+        np.testing.assert_allclose([[float(r["x"]), float(r["y"])] for r in mine], expected, rtol=1e-12)
+    out = capsys.readouterr().out
+    assert "8 steps, gradient noise σ = 0.3, 2 seeds" in out
+    assert "steps to f - f* < 1e-06 (median)" in out
 
 
 @pytest.mark.parametrize(
@@ -346,6 +481,12 @@ def test_steps_to_target_counts_only_a_target_that_holds_to_the_end():
     assert paths.steps_to([5.0, float("nan")], 1.0) == math.inf
 
 
+def test_steps_to_needs_f_strictly_below_the_target():
+    """f < target, as documented: a path that sits at the target has not reached it."""
+    assert paths.steps_to([1.0, 0.5, 0.5], 0.5) == math.inf
+    assert paths.steps_to([1.0, 0.5, 0.25], 0.5) == 2
+
+
 def test_a_run_without_gif_removes_an_earlier_runs_gif(tmp_path):
     """A GIF of an earlier run (other noise, other steps) stayed beside the new PNG and CSV."""
     kwargs = {"steps": 20, "out_dir": str(tmp_path)}
@@ -366,6 +507,23 @@ def test_a_rate_at_the_grids_end_is_told_how_to_widen_it_and_the_gif_says_it_is_
     assert result.warnings == ["warning: adam's best rate on saddle, 10, is the highest rate of the grid; the best "
                                "may lie above it: widen the grid, e.g. --lr-grid 0.1:1000:5"]
     assert "drawing paths_saddle.gif (at most 120 frames; this takes a while)" in lines
+
+
+def test_a_tuned_rate_at_the_low_end_of_the_grid_is_marked_and_warned():
+    """Ravine, sgd: 1.0 diverges (lr must stay below 2/100), so 0.001 wins at the grid's low end; with 1/3
+    rate a decade (steps of 3 decades, too coarse to repeat), the wider grid is 1e-5..1 at two rates a decade."""
+    result = paths.run("ravine", ["sgd"], "tune", steps=30, lr_grid=(0.001, 1.0))
+    assert result.rates["sgd"] == 0.001 and result.summary[0]["at_grid_edge"]
+    assert result.warnings == ["warning: sgd's best rate on ravine, 0.001, is the lowest rate of the grid; the best "
+                               "may lie below it: widen the grid, e.g. --lr-grid 1e-05:1:11"]
+
+
+def test_a_rate_at_the_grids_end_is_marked_in_the_table():
+    """The "!" after a rate at the grid's end (explained under the table) was dropped."""
+    result = paths.run("saddle", ["adam"], "tune", steps=30, lr_grid=(0.1, 1.0, 10.0))
+    table = paths.format_table(result)
+    assert next(line for line in table.splitlines() if line.startswith("adam")).split()[1] == "10!"
+    assert "! the rate is at an end of the grid." in table.splitlines()
 
 
 def test_a_plugin_named_as_a_builtin_is_refused(tmp_path, plugin_source):
