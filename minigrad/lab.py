@@ -100,6 +100,7 @@ import threading
 import time
 import traceback
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -1241,8 +1242,9 @@ class _Journal:
             raise LabWriteError(f"cannot write {path}: {e.strerror or e}") from None
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record as a whole line and fsync it."""
-        line = json.dumps({k: v for k, v in record.items() if k != "traceback"}) + "\n"
+        """Append one record as a whole line, with the CRC-32 of its text as its last field, and fsync it."""
+        text = json.dumps({k: v for k, v in record.items() if k != "traceback"})
+        line = f'{text[:-1]}, "crc32": {zlib.crc32(text.encode())}}}\n'  # {..., "crc32": N}: still one JSON object
         try:
             _write_all(self.fd, line.encode())
             os.fsync(self.fd)
@@ -1257,15 +1259,53 @@ class _Journal:
 
 
 def _parsed_record(line: bytes) -> dict[str, Any] | None:
-    """The journal record on ``line``, or None if the line holds none (damaged: not JSON, or not a record)."""
+    """The journal record on ``line``, or None if the line holds none.
+
+    A line is damaged (by hand, or by the disk) if it is not JSON, if its
+    CRC-32 does not match its text (one changed bit in a number, a key or a
+    status), or if a field a record must have is missing or of the wrong
+    kind (lines written before records carried a CRC are checked this way
+    only).
+    """
     try:
         record = json.loads(line)
-        if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        if not isinstance(record, dict):
+            return None
+        crc = record.pop("crc32", None)  # (json.dumps gives the text back as written: the keys keep their order)
+        if crc is not None and crc != zlib.crc32(json.dumps(record).encode()):
+            return None
+        if not _well_formed(record):
             return None
         _record_key(record)
     except (ValueError, TypeError, KeyError):
         return None
     return record
+
+
+#: The curves each kind of record holds, one value per evaluated step (step_lr: not in records of old runs).
+_CURVES = {"report": ("step", "epoch", "train_loss", "eval_loss", "eval_metric", "seconds"),
+           "tune": ("step", "eval_loss", "seconds")}
+
+
+def _well_formed(record: Mapping[str, Any]) -> bool:
+    """Whether a journal record has every field the lab reads, each of its kind."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    kind = record.get("kind")
+    if kind not in _CURVES or record.get("status") not in STATUSES or not number(record.get("lr")):
+        return False
+    if not all(isinstance(record.get(k), str) for k in ("dataset", "optimizer", "message")):
+        return False
+    seed = record.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return False
+    curves = [record.get(k) for k in _CURVES[kind]] + ([record["step_lr"]] if "step_lr" in record else [])
+    if not all(isinstance(c, list) and all(number(v) for v in c) for c in curves) or len(set(map(len, curves))) != 1:
+        return False
+    if kind == "tune" and not (number(record.get("score")) and number(record.get("final_train_loss"))):
+        return False
+    return "weights_moved" not in record or isinstance(record["weights_moved"], bool)
 
 
 def _record_key(record: Mapping[str, Any]) -> tuple:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 
 import pytest
 from test_lab import TINY
@@ -351,7 +352,8 @@ def test_a_torn_journal_line_is_dropped_on_resume(tmp_path):
 def test_a_torn_last_line_is_cut_off_so_the_next_record_starts_a_line_of_its_own(tmp_path):
     """Durability: after a kill tore the last line, the record appended next must not be glued to it."""
     path = tmp_path / "runs.jsonl"
-    first = {"kind": "report", "dataset": "iris", "optimizer": "sgd", "seed": 0, "lr": 0.1, "status": "ok"}
+    first = {"kind": "report", "dataset": "iris", "optimizer": "sgd", "seed": 0, "lr": 0.1, "status": "ok",
+             "message": "", **{k: [1.0] for k in lab._CURVES["report"]}}
     second = dict(first, seed=1)
     whole = (json.dumps(first) + "\n").encode()
     path.write_bytes(whole + (json.dumps(second) + "\n").encode()[:30])
@@ -360,7 +362,9 @@ def test_a_torn_last_line_is_cut_off_so_the_next_record_starts_a_line_of_its_own
     assert path.read_bytes() == whole
     journal.append(second)
     journal.close()
-    assert [json.loads(line) for line in path.read_bytes().splitlines()] == [first, second]
+    written = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert "crc32" not in written[0] and isinstance(written[1].pop("crc32"), int)  # (the first: as an old run wrote it)
+    assert written == [first, second]
     again = lab._Journal(str(path))
     again.close()
     assert len(again.records) == 2 and again.damaged == []
@@ -376,8 +380,9 @@ def test_each_journal_record_is_fsynced_once_it_is_written(tmp_path, monkeypatch
     record = {"kind": "report", "dataset": "iris", "optimizer": "sgd", "seed": 0, "lr": 0.1, "status": "ok"}
     journal.append(record)
     journal.close()
-    size = len(json.dumps(record)) + 1
-    assert synced == [(journal.fd, size)] and path.stat().st_size == size
+    size = len(path.read_bytes())
+    assert path.read_bytes().endswith(b"}\n") and size > len(json.dumps(record)) + len(', "crc32": 1')
+    assert synced == [(journal.fd, size)]
 
 
 def test_jobs_1_and_jobs_2_give_identical_results():
@@ -566,6 +571,40 @@ def test_a_damaged_line_in_the_journal_loses_only_itself(tmp_path, capsys):
     after = journal_lines(out)
     assert after[:4] == lines and len(after) == 6  # nothing cut; the two trainings are journalled again
     assert without_time(read_csv(out / "results.csv")) == without_time(before)
+
+
+def test_a_changed_bit_in_a_journal_record_is_a_damaged_line_and_its_training_runs_again(tmp_path, capsys):
+    """A flipped bit in a key was a KeyError traceback on every resume; in a status or a number, a wrong summary."""
+    out = tmp_path / "out"
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out)]) == 0
+    before = read_csv(out / "results.csv")
+    lines = journal_lines(out)
+    assert all(json.loads(line)["crc32"] == zlib.crc32(line[: line.rindex(b', "crc32"')] + b"}") for line in lines)
+    flips = [(0, b'"step"', 4), (1, b'"ok"', 2), (2, b'"train_loss": [', 15)]  # a key, a status, a loss's digit
+    for number, text, offset in flips:
+        i = lines[number].index(text) + offset
+        lines[number] = lines[number][:i] + bytes([lines[number][i] ^ 1]) + lines[number][i + 1:]
+    (out / "runs.jsonl").write_bytes(b"".join(lines))
+    capsys.readouterr()
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--resume"]) == 0
+    assert f"warning: {out / 'runs.jsonl'}: 3 lines (1, 2, 3) hold no record" in capsys.readouterr().err
+    assert without_time(read_csv(out / "results.csv")) == without_time(before)
+
+
+def test_a_journal_line_without_a_crc_is_checked_field_by_field():
+    """Lines of runs written before records carried a CRC: read if every field the lab reads is of its kind."""
+    good = {"kind": "tune", "dataset": "iris", "optimizer": "sgd", "seed": 10000, "lr": 0.1, "status": "ok",
+            "message": "", "step": [5], "eval_loss": [0.5], "seconds": [0.01], "score": 0.6, "final_train_loss": 0.4}
+    assert lab._parsed_record(json.dumps(good).encode()) == good
+    for bad in [{"status": "nk"}, {"seed": True}, {"seed": 1.5}, {"lr": "0.1"}, {"kind": "repor"}, {"score": None},
+                {"step": [5, 6]}, {"eval_loss": ["0.5"]}, {"message": None}, {"weights_moved": 1}]:
+        assert lab._parsed_record(json.dumps({**good, **bad}).encode()) is None, bad
+    missing = dict(good)
+    del missing["final_train_loss"]
+    assert lab._parsed_record(json.dumps(missing).encode()) is None
+    with_crc = json.dumps(good)
+    line = f'{with_crc[:-1]}, "crc32": {zlib.crc32(with_crc.encode()) ^ 1}}}'.encode()  # a CRC one bit off
+    assert lab._parsed_record(line) is None
 
 
 def test_a_run_json_that_is_not_a_mapping_is_refused_in_one_line(tmp_path, capsys):
