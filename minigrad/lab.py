@@ -1301,7 +1301,9 @@ def _well_formed(record: Mapping[str, Any]) -> bool:
     if not isinstance(seed, int) or isinstance(seed, bool):
         return False
     curves = [record.get(k) for k in _CURVES[kind]] + ([record["step_lr"]] if "step_lr" in record else [])
-    if not all(isinstance(c, list) and all(number(v) for v in c) for c in curves) or len(set(map(len, curves))) != 1:
+    if not all(isinstance(c, list) and all(number(v) for v in c) for c in curves):
+        return False
+    if len({len(c) for c in curves if isinstance(c, list)}) != 1:  # one value per evaluated step in every curve
         return False
     if kind == "tune" and not (number(record.get("score")) and number(record.get("final_train_loss"))):
         return False
