@@ -1184,9 +1184,22 @@ FIXED_FILES = (RUN_FILE, JOURNAL, "results.csv", "summary.csv", "tuning.csv", "p
 
 
 def _lab_files(names: Iterable[str]) -> list[str]:
-    """Every name the lab may have written into an output folder (temporaries too)."""
-    datasets = {f"{d}.png" for d in mgdata.DATASETS}
-    return [n for n in names if n in FIXED_FILES or n in datasets or (n.startswith(".") and n.endswith(".tmp"))]
+    """Every name the lab may have written into an output folder (temporaries of its files too)."""
+    return [n for n in names if _lab_name(n) or _lab_temporary(n)]
+
+
+def _lab_name(name: str) -> bool:
+    return name in FIXED_FILES or (name.endswith(".png") and name[: -len(".png")] in mgdata.DATASETS)
+
+
+def _lab_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file that atomic_write made for one of the lab's files (``.summary.csv.*.tmp``).
+
+    Another program's hidden ``.tmp`` file in the folder is not one, and is left alone.
+    """
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    return _lab_name(name[1 : -len(".tmp")].rpartition(".")[0])  # (.{file}.{tag}.tmp; the tag has no dot)
 
 
 def _write_all(fd: int, payload: bytes) -> None:
@@ -1531,7 +1544,7 @@ def _prepare_out_dir(out_dir: str, resume: bool, overwrite: bool, run_info: dict
                                "repeat the original command with --resume, write this run elsewhere with "
                                "--out DIR, or replace the stored one with --overwrite")
             for name in present:  # temporary files of a killed run: never moved into place, so never needed
-                if name.startswith(".") and name.endswith(".tmp"):
+                if _lab_temporary(name):
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(out_dir, name))
         elif present and not overwrite:

@@ -164,6 +164,25 @@ def test_a_second_run_on_the_same_out_is_refused_and_a_stale_lock_is_taken_over(
     assert "taking over the lock" not in capsys.readouterr().err
 
 
+def test_overwrite_and_resume_remove_the_labs_temporary_files_and_no_one_elses(tmp_path):
+    """Every hidden .tmp file was taken for the lab's: --overwrite and --resume deleted a user's .draft.tmp (h63)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = [".draft.tmp", ".notes.txt.0123456789ab.tmp", ".results.csv.tmp"]  # (the last: no tag, so not ours)
+    ours = [".summary.csv.0a1b2c3d-4242-0123456789ab.tmp", ".iris.png.0123456789ab.tmp", ".run.json.ffffffffffff.tmp"]
+    for name in theirs + ours:
+        (out / name).write_text("x")
+    assert sorted(lab._lab_files(os.listdir(out))) == sorted(ours)
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--overwrite"]) == 0
+    assert all((out / name).read_text() == "x" for name in theirs)
+    assert not any((out / name).exists() for name in ours)
+    for name in ours:
+        (out / name).write_text("x")  # left by a killed run
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--resume"]) == 0
+    assert all((out / name).read_text() == "x" for name in theirs)
+    assert not any((out / name).exists() for name in ours)
+
+
 def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
