@@ -1838,37 +1838,41 @@ def compare(
         out_dir = os.fspath(out_dir)
         if not out_dir:
             raise LabError("output directory must be a non-empty path")
-        lock = _prepare_out_dir(out_dir, resume, overwrite, settings)
-        if lock.stale:
-            say(f"taking over the lock left by pid {lock.stale}, which is no longer running")
-    if jobs > 1 and backend == "loky":
-        _start_workers(jobs)
+    signals = _Signals(say)
     try:
-        journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
-        if journal is not None and journal.damaged:
-            lines = ", ".join(map(str, journal.damaged))
-            hold = "holds" if len(journal.damaged) == 1 else "hold"
-            note = (f"warning: {journal.path}: {_count(len(journal.damaged), 'line')} ({lines}) {hold} no record "
-                    "(damaged by hand or by the disk): skipped and left in the file; a training it held runs again")
-            say(note)
-            result.warnings.append(note)
-        records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
-        failed = [k for k, r in records.items() if r["status"] == "error"]
-        if failed:  # a resumed run trains again what failed before (its cause may be fixed): it is not finished
-            say(f"training again {_count(len(failed), 'run')} that failed before")
-            for k in failed:
-                del records[k]
-        # A plug-in edited since some of its runs: those are another optimizer's, so they are trained again.
-        stale = [k for k, r in records.items() if r["optimizer"] in code and r.get("code") != code[r["optimizer"]]]
-        if stale:
-            names = sorted({records[k]["optimizer"] for k in stale})
-            say(f"the code of {', '.join(names)} changed since {_count(len(stale), 'run')} of it finished: "
-                "training those again with the code as it is now")
-            for k in stale:
-                del records[k]
-        if plots and out_dir is not None:
-            drawing = _Plots(background=jobs > 1 or backend == "dask")  # see _Plots: where the drawing happens
-        with _Signals(say) as signals:
+        # From before run.json is written and the workers start: SIGTERM or SIGHUP then stops the run as SIGINT
+        # does (the default action killed the process, with no resume command, and orphaned the loky workers).
+        with signals:
+            if out_dir is not None:
+                lock = _prepare_out_dir(out_dir, resume, overwrite, settings)
+                if lock.stale:
+                    say(f"taking over the lock left by pid {lock.stale}, which is no longer running")
+            if jobs > 1 and backend == "loky":
+                _start_workers(jobs)
+            journal = _Journal(os.path.join(out_dir, JOURNAL)) if out_dir is not None else None
+            if journal is not None and journal.damaged:
+                lines = ", ".join(map(str, journal.damaged))
+                hold = "holds" if len(journal.damaged) == 1 else "hold"
+                note = (f"warning: {journal.path}: {_count(len(journal.damaged), 'line')} ({lines}) {hold} no record "
+                        "(damaged by hand or by the disk): skipped and left in the file; a training it held runs again")
+                say(note)
+                result.warnings.append(note)
+            records: dict[tuple, dict[str, Any]] = dict(journal.records) if journal else {}
+            failed = [k for k, r in records.items() if r["status"] == "error"]
+            if failed:  # a resumed run trains again what failed before (its cause may be fixed): it is not finished
+                say(f"training again {_count(len(failed), 'run')} that failed before")
+                for k in failed:
+                    del records[k]
+            # A plug-in edited since some of its runs: those are another optimizer's, so they are trained again.
+            stale = [k for k, r in records.items() if r["optimizer"] in code and r.get("code") != code[r["optimizer"]]]
+            if stale:
+                names = sorted({records[k]["optimizer"] for k in stale})
+                say(f"the code of {', '.join(names)} changed since {_count(len(stale), 'run')} of it finished: "
+                    "training those again with the code as it is now")
+                for k in stale:
+                    del records[k]
+            if plots and out_dir is not None:
+                drawing = _Plots(background=jobs > 1 or backend == "dask")  # see _Plots: where the drawing happens
             _sweep(result, specs, datasets, grid, given, records, journal, jobs, backend, scheduler, signals, say,
                    drawing, code)
         result.interrupted = signals.received

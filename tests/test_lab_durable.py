@@ -114,6 +114,28 @@ def test_a_signal_stops_after_the_current_run_and_resume_equals_an_uninterrupted
     assert_same_as(reference, out)
 
 
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_as_the_workers_start_stops_the_run_and_says_how_to_resume(tmp_path, signum, status):
+    """Sent before the handlers were in place, SIGTERM killed the run outright and orphaned its workers (h63)."""
+    out = tmp_path / "out"
+    argv = [*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--jobs", "2", "--out", str(out)]
+    script = (
+        "import os, sys\n"
+        "from minigrad import cli, lab\n"
+        "real = lab._start_workers\n"
+        f"lab._start_workers = lambda jobs: (real(jobs), os.kill(os.getpid(), {int(signum)}))\n"
+        f"sys.exit(cli.main({argv!r}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                             timeout=60)  # (orphaned workers held the pipe open: a hang)
+    assert process.returncode == status, process.stderr
+    last = process.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"minigrad: stopped by {signal.Signals(signum).name}: ") and "resume with: " in last
+    assert cli.main([*GIVEN, "--lr", "sgd=0.5,adam=0.01", "--no-plots", "--out", str(out), "--resume"]) == 0
+    assert len(read_csv(out / "summary.csv")) == 2
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_second_signal_stops_at_once(tmp_path, signum, status):
     """The first signal is said at once; a second stops the training in progress (20 more were ignored)."""
