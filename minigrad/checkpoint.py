@@ -10,6 +10,7 @@ data, and never unpickles, so no code from the file ever runs.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -140,12 +141,18 @@ def save(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     version = 2 if any(a.dtype.kind == "U" for a in arrays.values()) else 1
     arrays[_MANIFEST] = np.array(json.dumps({"format": _FORMAT, "version": version, "tree": tree}))
     path = os.fsdecode(os.fspath(path))  # (a bytes path too)
+    if not path:
+        raise ValueError("save: the path is empty; give the checkpoint's file name, such as 'model.npz'")
     try:
         _write_atomically(arrays, path)
     except OSError as e:
         if e.errno is None:
             raise
         # os.replace and mkstemp name the temporary file; the user knows only their own path.
+        folder = os.path.dirname(path)
+        if e.errno == errno.ENOENT and folder and not os.path.isdir(folder):
+            raise OSError(e.errno, f"save: the folder {folder!r} does not exist; create it first "
+                                   "(os.makedirs(folder, exist_ok=True))", path) from None
         raise OSError(e.errno, f"save: {e.strerror}", path) from None
 
 
@@ -256,12 +263,17 @@ def _read_member(zf: zipfile.ZipFile, name: str, kinds: str, budget: list[int]) 
     with zf.open(name + ".npy") as member:
         f = cast(io.BufferedIOBase, member)  # a ZipExtFile, which has readinto
         version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise ValueError(f"entry {name!r} has .npy format version {version}, which save never writes")
+        try:
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as e:  # (numpy's next lines advise allow_pickle=True, which no load here ever sets)
+            reason = (str(e).splitlines() or [""])[0][:120].rstrip(".")
+            raise ValueError(f"entry {name!r} has a .npy header that save never writes ({reason}); the file is "
+                             "damaged or was not written by minigrad's save") from None
         if dtype.kind not in kinds or dtype.hasobject:
             raise ValueError(f"entry {name!r} has dtype {dtype}, which save never writes")
         if dtype.kind == "U" and shape != ():  # (save writes text only as one str)

@@ -1337,7 +1337,9 @@ class _Lock:
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise LabError(f"cannot use output directory {out_dir!r}: {e.strerror or e}") from None
+            raise LabError(f"cannot use output directory {out_dir!r}: cannot open its lock file {path!r} "
+                           f"({e.strerror or e}); make the folder and the file writable, or choose another --out"
+                           ) from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

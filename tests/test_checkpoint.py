@@ -431,6 +431,30 @@ def test_load_refuses_a_member_longer_than_its_header_and_one_the_manifest_does_
     np.testing.assert_array_equal(checkpoint.load(tmp_path / "ok.npz")["w"], [0.0, 1.0])
 
 
+def test_a_npy_header_numpy_refuses_is_one_line_that_does_not_advise_pickle(tmp_path: Path) -> None:
+    """numpy's refusal of a huge header ended in "... using allow_pickle=True", advice no load here can take (h63)."""
+    manifest = {"format": "minigrad-checkpoint", "version": 1, "tree": {"w": "w"}}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_2_0(header, {"descr": "<f4", "fortran_order": False, "shape": (1,) * 10000})
+    _npz(tmp_path / "huge.npz", manifest, {"w": header.getvalue() + b"\0" * 4})
+    with pytest.raises(ValueError) as info:
+        checkpoint.load(tmp_path / "huge.npz")
+    message = str(info.value)
+    assert message.startswith(f"load: cannot read checkpoint {str(tmp_path / 'huge.npz')!r}: entry 'w' has a .npy "
+                              "header that save never writes (Header info length")
+    assert message.endswith("the file is damaged or was not written by minigrad's save")
+    assert "pickle" not in message and "\n" not in message
+
+
+def test_save_into_a_missing_folder_or_to_an_empty_path_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"save: the folder '.*nowhere' does not exist; create it first "
+                                                r"\(os.makedirs\(folder, exist_ok=True\)\)"):
+        mg.save({"w": np.zeros(1)}, tmp_path / "nowhere" / "x.npz")
+    with pytest.raises(ValueError, match=r"save: the path is empty; give the checkpoint's file name"):
+        mg.save({"w": np.zeros(1)}, "")
+    assert os.listdir(tmp_path) == []
+
+
 def test_missing_file_raises_file_not_found(tmp_path: Path) -> None:
     """A path that does not exist raises FileNotFoundError naming it."""
     path = tmp_path / "nowhere.npz"

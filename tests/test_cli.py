@@ -230,6 +230,12 @@ def test_cli_refuses_a_plugin_without_update_and_a_bad_out(tmp_path, capsys):
     assert cli.main(["--datasets", "iris", "--epochs", "1", "--seeds", "1", "--out", "/dev/null/x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("minigrad: error: cannot use output directory") and "\n" not in err
+    (tmp_path / "locked" / ".lock").mkdir(parents=True)  # a lock file that cannot be opened (as root, chmod cannot)
+    assert cli.main(["--datasets", "iris", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path / "locked")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"minigrad: error: cannot use output directory {str(tmp_path / 'locked')!r}: cannot open its lock file "
+        f"{str(tmp_path / 'locked' / '.lock')!r} (Is a directory); make the folder and the file writable, or choose "
+        "another --out")
 
 
 @pytest.mark.parametrize("given", [["--function", "ravine"], ["--steps", "5"], ["--start=1,2"], ["--noise", "0.1"],
