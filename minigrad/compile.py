@@ -63,7 +63,8 @@ The rules, since only the record is replayed:
   checks that the step's own Python changed no parameter's values or
   ``.grad``, no optimizer hyperparameter and no argument between minigrad's
   calls (``W.data -= lr * W.grad``, ``W.grad *= 0.5``, ``opt.lr = ...`` or
-  ``x.data /= 4`` in the step raise), and no other parameter, buffer or
+  ``x.data /= 4`` in the step raise), no fixed 0-d array or index list
+  after an op read it, and no other parameter, buffer or
   tensor at all (an average of the weights kept in the step raises), since a replay
   would skip it. What two calls cannot show is
   frozen unnoticed: a value or branch that comes out the same on both
@@ -190,6 +191,8 @@ class _Recorder:
         #: Each op's output array and a copy of its values when the op made it: a change the step makes with
         #: numpy (h.data *= 2, or through a view) is one a replay would not repeat, so it is refused.
         self._made: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: id of the memory of every parameter and buffer an op read: an op's output over it (W.T) is a view of it.
+        self._param_memory: set[int] = set()
 
     def on_derived(self, result: np.ndarray, fn: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
         """minigrad computed the mask ``result = fn(*inputs)`` (a comparison, & | ^ ~): no op, but replayable."""
@@ -232,7 +235,10 @@ class _Recorder:
                     return OUT, self.outputs[id(base)]
             return None
         what = "a cast" if derived[0] == CAST else "a mask"
-        if _reads_parameter(derived):
+        read = [self.casts[id(array)][0]] if derived[0] == CAST else list(self.masks[id(array)][1])
+        arrays = [v.data if isinstance(v, Tensor) else v for v in read]
+        views = [a for a in arrays if isinstance(a, np.ndarray) and id(_memory_of(a)) in self._param_memory]
+        if _reads_parameter(derived) or views:  # (W > 0, or W.T > 0: an op's output that shows W's memory)
             raise RuntimeError(
                 f"compile: input {i} of {op} is {what} of a parameter; a replay would compute it where {op} "
                 "reads it, after anything that changed the parameter since (an optimizer step). Compute it from "
@@ -257,8 +263,10 @@ class _Recorder:
             if value in self.nodes:  # an op's output given another array by the step (h.data = ...)
                 raise self._given_new_array(self.nodes[value], f"{op} read it as input {i}")
             if value.requires_grad:  # a parameter: its current array at each replay
+                self._param_memory.add(id(_memory_of(array)))
                 return PARAM, value
             if isinstance(value, (Parameter, Buffer)):  # frozen, or a module's buffer: read at each replay
+                self._param_memory.add(id(_memory_of(array)))
                 return FROZEN, value
             owner = getattr(value, "_base", None)
             if isinstance(owner, Tensor) and _whole_view(array, owner.data):
@@ -305,8 +313,8 @@ class _Recorder:
                 )
             where = f"{i} (item {{}} of its {type(value).__name__})"
             return PACK, (type(value), tuple(self.source(v, op, where.format(j)) for j, v in enumerate(value)))
-        if isinstance(value, (list, dict)):  # (its values as read, compared as the 0-d arrays' are)
-            self.fixed_values.append((value, _values_of(value)))
+        if isinstance(value, (list, dict, tuple)):  # (its values as read, compared as the 0-d arrays' are: a tuple
+            self.fixed_values.append((value, _values_of(value)))  # may hold a list, as x[:, columns] does)
         return FIXED, value  # axes, shapes, flags, dtypes: part of the code
 
     # -- what the step's own Python changed between events -------------------
@@ -386,6 +394,11 @@ class _Recorder:
         self.check("the end of the step")
         self._check_states("the end of the step")
         self._check_made("the end of the step")
+        if self.violation is None and any(not _same(_values_of(obj), as_read) for obj, as_read in self.fixed_values):
+            # A replay reads each fixed array or list as it is then: one the step changed after an op read it
+            # (scratch = np.array(0.5) ... scratch[...] = 0) would give the replay the changed values.
+            self.violation = ("during the step, its code changed a fixed array or list after an op read it (a "
+                              "0-d array used as a number, an index list); a replay would read it as changed")
         if self.watch is None or self.violation is not None:
             return
         for t, data, values in self._others:
@@ -741,6 +754,8 @@ class _Replay:
         self._owned = {}
         for j, source in seeds:
             value = self.input(source)  # a step argument (cast, if backward() cast it), or dL/dL = 1
+            if source[0] == FIXED:  # a new 1 for every pass, as backward() makes: a backward may scale its g in place
+                value += ".copy()"
             i = self._op[j]
             lines.append(f"g{i} = g{i} + {value}" if i in self._first else f"g{i} = {value}")
             self._first.add(i)

@@ -2588,3 +2588,86 @@ def test_a_compiled_step_called_inside_another_ones_recording_raises_even_once_c
                                            r"step, call the function it compiles \(its \.step\) instead"):
         outer(mg.Tensor(rng.standard_normal((2, 4))))
     assert mg.engine._tape is None
+
+
+@pytest.mark.parametrize("scratch", ["0-d float32", "0-d float64", "index list"])
+def test_a_constant_the_step_changes_after_an_op_read_it_is_refused_on_the_second_call(scratch):
+    """Each call made its own constant, then zeroed it: both looked alike at the end, and replays read 0 (h68)."""
+    mg.manual_seed(0)
+    model = mg.nn.MLP([8, 16, 4])
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        if scratch == "index list":
+            columns = [3, 2, 1, 0]
+            loss = mg.nn.cross_entropy(model(x)[:, columns], y)
+            columns.sort()  # after use
+        else:
+            scale = np.array(0.5, dtype=np.float32 if scratch == "0-d float32" else np.float64)
+            loss = mg.nn.cross_entropy(model(x), y) * scale
+            scale[...] = 0.0  # after use: scratch reused
+        loss.backward()
+        opt.step()
+        return loss
+
+    X, Y = _data(np.float32)
+    step = mg.compile(train_step)
+    step(mg.Tensor(X[:16]), Y[:16])
+    with pytest.raises(RuntimeError, match=r"its code changed a fixed array or list after an op read it"):
+        step(mg.Tensor(X[:16]), Y[:16])
+
+
+def test_a_mask_of_a_view_of_a_parameter_is_refused_as_a_mask_of_the_parameter_is():
+    """W.T > 0 was computed again where it was used, after opt.step() had moved W across 0 (h68)."""
+    W = mg.nn.Parameter(np.array([[0.25, 1.0]], dtype=np.float32))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x, v):
+        opt.zero_grad()
+        positive = W.T > 0  # before the update
+        loss = (W * x).sum()
+        loss.backward()
+        opt.step()
+        return loss, mg.where(positive, v, 0.0).sum()
+
+    step = mg.compile(train_step)
+    with pytest.raises(RuntimeError, match=r"input 0 of where is a mask of a parameter"):
+        step(mg.Tensor(np.ones((1, 2), np.float32)), mg.Tensor(np.ones((2, 1), np.float32)))
+
+
+class _HalvesItsGradient(mg.Function):
+    """0.5·Σa, whose backward scales the gradient it is given in place."""
+
+    name = "halved_sum"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.shape = a.shape
+        return np.asarray(0.5 * a.sum(), dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        g *= 0.5
+        return np.broadcast_to(g, ctx.shape).copy()
+
+
+def test_a_backward_that_scales_its_gradient_in_place_does_not_change_the_replays_seed():
+    """The replay kept one dL/dL = 1 for every call: a backward's g *= 0.5 halved it at each replay (h68)."""
+    def run(compiled):
+        W = mg.nn.Parameter(np.ones((2, 2), np.float32))
+        opt = mg.optim.SGD([W], lr=0.1)
+
+        def train_step(x):
+            opt.zero_grad()
+            loss = _HalvesItsGradient.apply(x @ W)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = mg.compile(train_step) if compiled else train_step
+        for _ in range(5):
+            step(mg.Tensor(np.ones((1, 2), np.float32)))
+        return W.data
+
+    assert np.array_equal(run(True), run(False))
