@@ -792,6 +792,18 @@ def test_the_condition_number_of_an_ill_conditioned_hessian_is_accurate_to_tol()
     assert spectrum.condition_number == pytest.approx(1e6, rel=1e-5)
 
 
+@pytest.mark.parametrize("top, low, width", [(1e6, 1e-3, 5e-7), (100.0, 1e-9, 2e-10)])
+def test_a_narrow_cluster_at_the_bottom_is_resolved_before_lanczos_stops(top: float, low: float, width: float) -> None:
+    """A β below 1e-12·λmax was taken for an invariant subspace: bottom 1.0001e-3 for 1e-3, 'converged' (h70)."""
+    loss, w = _quadratic(np.r_[top, low + width * np.linspace(0, 1, 49)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no warning either: it converges, to tol)
+        spectrum = mg.curvature.extreme_eigenvalues(loss, [w], tol=1e-6)
+    assert spectrum.converged
+    assert spectrum.bottom == pytest.approx(low, rel=1e-5)
+    assert spectrum.condition_number == pytest.approx(top / low, rel=1e-5)
+
+
 @pytest.mark.parametrize("method", ["lanczos", "power"])
 def test_a_singular_hessian_has_an_infinite_condition_number_not_one_of_rounding_noise(method: str) -> None:
     """The bottom estimate, 4e-15 of rounding noise around 0, gave κ = 2.5e16 (h41)."""
