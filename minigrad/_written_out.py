@@ -193,8 +193,8 @@ def backward(replay: _Replay, k: int, i: int) -> list[str] | None:
 
 
 def is_plain_sgd(opt: Any) -> bool:
-    """True for an SGD whose ``update`` is :meth:`SGD.update` itself (not a subclass's)."""
-    return isinstance(opt, SGD) and type(opt).update is SGD.update
+    """True for an SGD whose ``update`` is :meth:`SGD.update` itself (not a subclass's, nor one set on the object)."""
+    return isinstance(opt, SGD) and type(opt).update is SGD.update and "update" not in vars(opt)
 
 
 def sgd_update(q: str, r: str, scratch: str) -> list[str]:

@@ -183,8 +183,9 @@ class _Recorder:
             elif isinstance(a, np.ndarray):
                 self.arg_arrays[id(a)] = k
         self.outputs: dict[int, int] = {}  # id(array an op made) -> its forward event's index
-        #: id(array minigrad made by casting another) -> (the array it cast, the new one, kept so ids stay unique).
-        self.casts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: id(array minigrad made by casting another) -> (the array it cast, the new one, kept so ids stay unique,
+        #: and whether the cast was checked to be exact: integers into the default float32).
+        self.casts: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}
         #: id(mask minigrad computed) -> (the numpy function, its inputs, the mask, kept so ids stay unique).
         self.masks: dict[int, tuple[Callable[..., Any], tuple[Any, ...], np.ndarray]] = {}
         self.nodes: dict[Tensor, int] = {}  # Tensor an op made -> its forward event's index
@@ -198,9 +199,13 @@ class _Recorder:
         """minigrad computed the mask ``result = fn(*inputs)`` (a comparison, & | ^ ~): no op, but replayable."""
         self.masks[id(result)] = (fn, inputs, result)
 
-    def on_cast(self, original: np.ndarray, cast: np.ndarray) -> None:
-        """minigrad made ``cast`` from ``original`` (``Tensor(x, dtype=...)``, a constant taking a tensor's dtype)."""
-        self.casts[id(cast)] = (original, cast)
+    def on_cast(self, original: np.ndarray, cast: np.ndarray, checked: bool) -> None:
+        """minigrad made ``cast`` from ``original`` (``Tensor(x, dtype=...)``, a constant taking a tensor's dtype).
+
+        ``checked``: integer data cast to the default float32 after a check that it is exact, which a replay
+        makes again.
+        """
+        self.casts[id(cast)] = (original, cast, checked)
 
     def _traced(self, array: np.ndarray) -> bool:
         """Whether ``array`` is a step argument's, an op's output or derived from them (else, code's constant)."""
@@ -214,13 +219,13 @@ class _Recorder:
         which an optimizer step in between would change in the replay.
         """
         if id(array) in self.casts:
-            original = self.casts[id(array)][0]
+            original, _, checked = self.casts[id(array)]
             if original.ndim == 0 and not self._traced(original):  # a 0-d array of the code (beta = np.array(0.1))
                 # A replay casts the live array again, as the eager step does (the step's caller may anneal it
                 # in place between calls); its value as read is kept, as for any 0-d constant.
                 self.fixed_values.append((original, original.copy()))
-                return CAST, ((FIXED, original), array.dtype)
-            derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype))
+                return CAST, ((FIXED, original), array.dtype, checked)
+            derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype, checked))
             again = np.asarray(original, dtype=array.dtype)
         elif id(array) in self.masks:
             fn, inputs, _ = self.masks[id(array)]
@@ -501,6 +506,12 @@ class _Recorder:
         for i, (t, need) in enumerate(zip(ctx.inputs, ctx.needs_input_grad)):
             if not need:
                 continue
+            if t._ctx is not None and t not in self.nodes:  # made by ops before the step: no record reaches them
+                raise RuntimeError(
+                    f"compile: the step reads a tensor of shape {t.shape} that ops made before it (it has a graph), "
+                    "so backward() would go on into them, which a replay cannot; use it detached (h.detach()), or "
+                    "run those ops inside the step"
+                )
             if t._ctx is not None:
                 dests.append((i, OUT, self.nodes[t], t.data.dtype))
             elif id(t) in self.arg_tensors:
@@ -601,6 +612,7 @@ class _Replay:
             "Tensor": _wrap,  # (an op's output as a Tensor of its own dtype, as Function.apply makes it)
             "accumulate": _accumulate,
             "asarray": np.asarray,
+            "exact_float32": _exact_float32,
             "as_grad": _as_grad,
             # for the ops written out (minigrad._written_out)
             **{f: getattr(np, f) for f in ("matmul", "maximum", "multiply", "greater", "add", "subtract", "exp",
@@ -839,7 +851,9 @@ class _Replay:
             items = "".join(self.input(part) + ", " for part in parts)
             return f"({items})" if kind is tuple else f"[{items}]"
         if src == CAST:  # cast as minigrad cast it (np.asarray(x, dtype)), from where it comes from
-            original, dtype = where
+            original, dtype, checked = where
+            if checked:  # integers into float32, checked to be exact as Tensor(x) checks them
+                return f"exact_float32({self.input(original)})"
             return f"asarray({self.input(original)}, {self._bind(dtype, 'dt')})"  # (np.asarray, in the namespace)
         if src == CALL:  # a mask, computed as minigrad computed it
             fn, parts = where
@@ -984,7 +998,8 @@ def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> l
                 f"    lr, momentum = {opt}.lr, {opt}.momentum",
                 # (a Python float lr: lr * v then has v's dtype, as multiply(v, lr, out=scratch) has; a numpy
                 # float64 lr with float32 weights rounds once in SGD.update, so update() is called for it)
-                f"    plain = momentum and not {opt}.weight_decay and not {opt}.nesterov and type(lr) is float",
+                f"    plain = momentum and not {opt}.weight_decay and not {opt}.nesterov and type(lr) is float"
+                f" and 'update' not in {opt}.__dict__",  # (an update set on the object runs, as step() runs it)
             ]
             if sgd
             else []
@@ -1118,8 +1133,13 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
             aliases.append(first.setdefault(id(array), k))
     if len(first) < len(aliases):
         key.append(("aliases", tuple(aliases)))
-    for a in args:
+    for k, a in enumerate(args):
         if isinstance(a, Tensor):
+            if a._ctx is not None:  # (eager, backward() would go on into the ops that made it; a replay cannot)
+                raise RuntimeError(
+                    f"compile: argument {k} of the step is the output of ops run before it (it has a graph); pass "
+                    "it detached (x.detach()), or run those ops inside the step"
+                )
             key.append(("tensor", a.data.shape, a.data.dtype, a.requires_grad))
         elif isinstance(a, np.ndarray):
             key.append(("array", a.shape, a.dtype))
@@ -1165,6 +1185,12 @@ def _watched(events: list[tuple[Any, ...]]) -> tuple[list[Tensor], list[Optimize
                 for p in owner.params:
                     params.setdefault(id(p), p)
     return list(params.values()), list(optimizers.values())
+
+
+def _exact_float32(array: np.ndarray) -> np.ndarray:
+    """Integer data cast to float32 in a replay, refused as ``Tensor(x)`` refuses it if float32 would round it."""
+    engine._check_exact_in_float32(array)
+    return np.asarray(array, dtype=np.float32)
 
 
 def _memory_of(array: np.ndarray) -> np.ndarray:

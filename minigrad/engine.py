@@ -581,18 +581,27 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
             return arr  # a boolean mask stays boolean, as in numpy and PyTorch
         keep = isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f"
         dtype = arr.dtype if keep else np.dtype(np.float32)
-        if arr.dtype.kind in "iu" and arr.size and int(np.abs(arr).max()) > 2**24:  # (below, every one is exact)
-            rounded = arr.astype(np.float32).astype(arr.dtype) != arr
-            if rounded.any():
-                raise ValueError(
-                    f"Tensor: integer data such as {arr[rounded].flat[0]} cannot be held exactly in float32 (whole "
-                    "numbers above 2**24 round); pass dtype=np.float64, or, to index a tensor, use the integer "
-                    "array itself instead of a Tensor of it"
-                )
+        checked = arr.dtype.kind in "iu"
+        if checked:
+            _check_exact_in_float32(arr)
+    else:
+        checked = False
     out = arr.astype(dtype, copy=False)
     if _tape is not None and isinstance(data, np.ndarray) and out is not data:
-        _tape.on_cast(data, out)  # mg.compile: a step argument cast here is read, and cast, at every replay
+        _tape.on_cast(data, out, checked)  # mg.compile: a step argument cast here is read, and cast, at every replay
     return out
+
+
+def _check_exact_in_float32(arr: np.ndarray) -> None:
+    """Refuse integer data that float32, the default dtype, would round (whole numbers above 2**24)."""
+    if arr.size and int(np.abs(arr).max()) > 2**24:  # (below, every one is exact)
+        rounded = arr.astype(np.float32).astype(arr.dtype) != arr
+        if rounded.any():
+            raise ValueError(
+                f"Tensor: integer data such as {arr[rounded].flat[0]} cannot be held exactly in float32 (whole "
+                "numbers above 2**24 round); pass dtype=np.float64, or, to index a tensor, use the integer "
+                "array itself instead of a Tensor of it"
+            )
 
 
 class RemovableHandle:
@@ -891,7 +900,7 @@ class Tensor:
             given = grad.data if isinstance(grad, Tensor) else grad
             g = np.asarray(given, dtype=self.dtype)
             if _tape is not None and isinstance(given, np.ndarray) and g is not given:
-                _tape.on_cast(given, g)  # (mg.compile: as in _to_array)
+                _tape.on_cast(given, g, False)  # (mg.compile: as in _to_array)
             if g.shape != self.shape:
                 raise ValueError(
                     f"backward: grad has shape {g.shape} but the output has shape {self.shape}"

@@ -2671,3 +2671,82 @@ def test_a_backward_that_scales_its_gradient_in_place_does_not_change_the_replay
         return W.data
 
     assert np.array_equal(run(True), run(False))
+
+
+def test_an_update_set_on_an_sgd_object_runs_in_replays_as_step_runs_it():
+    """The written-out momentum update was used for any SGD: a weight constraint set as opt.update was skipped (h69)."""
+    def run(compiled):
+        mg.manual_seed(0)
+        model = mg.nn.MLP([8, 16, 4])
+        opt = mg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        plain_update = opt.update
+
+        def clipped_update(w, g, state):
+            plain_update(w, g, state)
+            np.clip(w, -0.2, 0.2, out=w)  # a weight constraint
+
+        opt.update = clipped_update
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = mg.compile(train_step) if compiled else train_step
+        rng = np.random.default_rng(1)
+        for _ in range(6):
+            step(mg.Tensor(rng.standard_normal((5, 8)).astype(np.float32)), rng.integers(0, 4, 5))
+        return [p.data for p in model.parameters()]
+
+    eager, compiled = run(False), run(True)
+    assert max(float(np.abs(w).max()) for w in eager) == pytest.approx(0.2)
+    assert all(np.array_equal(a, b) for a, b in zip(eager, compiled))
+
+
+def test_integer_data_made_a_tensor_in_the_step_is_checked_in_replays_as_tensor_checks_it():
+    """A replay cast the integers again without the check that float32 holds them exactly (h69)."""
+    mg.manual_seed(0)
+    model = mg.nn.MLP([3, 4, 2])
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+    def train_step(counts, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(mg.Tensor(counts)), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    y = np.array([0, 1])
+    for k in range(3):
+        step(np.array([[5 + k, 1, 2], [3, 4, 5]]), y)
+    assert next(iter(step.records.values())).confirmed
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"integer data such as 16777217 cannot be held exactly in float32"):
+        step(np.array([[2**24 + 1, 1, 2], [3, 4, 5]]), y)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+
+
+def test_a_tensor_with_a_graph_from_before_the_step_is_refused_clearly():
+    """As an argument it failed with a bare KeyError in the middle of the first call's backward (h69)."""
+    mg.manual_seed(0)
+    encoder, model = mg.nn.Linear(8, 8), mg.nn.MLP([8, 4])
+    opt = mg.optim.SGD(model.parameters(), lr=0.1)
+    y = np.array([0, 1, 2, 3])
+    h = encoder(mg.Tensor(np.ones((4, 8), np.float32)))
+
+    def train_step(features, targets):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(model(features), targets)
+        loss.backward()
+        opt.step()
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"argument 0 of the step is the output of ops run before it \(it has a "
+                                           r"graph\); pass it detached \(x\.detach\(\)\)"):
+        mg.compile(train_step)(h, y)
+    assert encoder.W.grad is None and mg.engine._tape is None  # refused before anything ran
+    with pytest.raises(RuntimeError, match=r"the step reads a tensor of shape \(4, 8\) that ops made before it"):
+        mg.compile(lambda targets: train_step(h, targets))(y)  # (h from the enclosing scope)
