@@ -29,6 +29,27 @@ def _float64_inputs(inputs: tuple[Any, ...], op: str) -> tuple[list[Any], list[i
     return xs, checked
 
 
+def _check_settings(op: str, eps: float, atol: float, rtol: float) -> None:
+    """Refuse an ``eps`` that is not a finite number > 0 and tolerances that are not finite numbers >= 0.
+
+    (A NaN tolerance made every comparison pass: no error is > NaN.)
+    """
+    for name, value, least in (("eps", eps, None), ("atol", atol, 0.0), ("rtol", rtol, 0.0)):
+        ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) and (
+            np.isfinite(value) and (value > 0 if least is None else value >= least))
+        if not ok:
+            bound = "> 0" if least is None else ">= 0"
+            raise ValueError(f"{op}: {name} must be a finite number {bound}, got {value!r}")
+
+
+def _weights(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random weights 0.5 to 2 in size, of alternating signs (the first negative): a backward must be right for
+    any incoming gradient. (Weights of one sign let through a backward that took abs(g), or masked on g's sign.)
+    """
+    signs = np.where(np.arange(int(np.prod(shape))) % 2 == 0, -1.0, 1.0).reshape(shape)
+    return rng.uniform(0.5, 2.0, size=shape) * signs
+
+
 def _first_bad(array: np.ndarray) -> tuple[int, ...]:
     return tuple(int(k) for k in np.unravel_index(int(np.argmax(~np.isfinite(array))), array.shape))
 
@@ -50,14 +71,19 @@ def _compare(
         raise GradcheckError(
             f"{op}: input {i} (shape {x.shape}), element {tuple(int(k) for k in worst)}: "
             f"backward gives {float(analytic[worst])}, central difference gives {float(numeric[worst])} for the "
-            f"{what} (of the output summed with fixed random weights in [0.5, 1.5], so these are not the op's "
-            "own derivative values); if the input sits at a kink of the function (relu at 0), the two may "
-            "rightly differ there: check it away from the kink"
+            f"{what} (of the output summed with fixed random weights of alternating signs, 0.5 to 2 in size, so these "
+            "are not the op's own derivative values); if the input sits at a kink of the function (relu at 0), "
+            "the two may rightly differ there: check it away from the kink; if the output is large for the "
+            "change eps makes in it, rounding limits the central difference: pass a larger eps or rtol"
         )
 
 
-def _numeric(f: Callable[[], float], x: Tensor, eps: float) -> np.ndarray:
-    """Central differences of ``f`` in every element of ``x``, moving ``x.data`` in place."""
+def _numeric(f: Callable[[], np.ndarray], x: Tensor, eps: float) -> np.ndarray:
+    """Central differences of ``Σ f()`` in every element of ``x``, moving ``x.data`` in place.
+
+    ``f()`` gives the terms of the sum; each is differenced on its own before they are added, so a large term
+    that the move does not change (the 1e7 beside a 1 in a concatenation) adds no rounding error.
+    """
     numeric = np.zeros(x.data.shape)
     # .flat writes into the array itself whatever its layout (reshape(-1) of a column-major or transposed
     # array is a copy, and moving a copy moves nothing: every difference came out 0).
@@ -69,7 +95,7 @@ def _numeric(f: Callable[[], float], x: Tensor, eps: float) -> np.ndarray:
         flat[j] = saved - eps
         minus = f()
         flat[j] = saved
-        numeric.flat[j] = (plus - minus) / (2 * eps)
+        numeric.flat[j] = float(np.sum(plus - minus)) / (2 * eps)
     return numeric
 
 
@@ -89,10 +115,16 @@ def gradcheck(
     ``|analytic - numeric| <= atol + rtol * |numeric|`` where
     numeric = (f(x + eps·e_i) - f(x - eps·e_i)) / (2·eps).
 
-    Returns True, or raises :class:`GradcheckError` naming the input, the
+    The weights alternate in sign (the first is negative), so a backward
+    that is wrong only for a negative incoming gradient fails. The central difference is taken of
+    each output element before they are summed. Returns True, or raises
+    :class:`GradcheckError` naming the input, the
     element and the values: when they disagree, and also when the function's
-    value or either gradient holds a NaN or an infinity.
+    value or either gradient holds a NaN or an infinity. An ``eps`` that is
+    not a finite number > 0, or a tolerance that is not a finite number >= 0,
+    is a ValueError.
     """
+    _check_settings("gradcheck", eps, atol, rtol)
     xs, checked = _float64_inputs(inputs, "gradcheck")
     with enable_grad():
         out = fn(*xs)
@@ -106,11 +138,11 @@ def gradcheck(
             )
         if not out.requires_grad:
             raise GradcheckError("gradcheck: the output does not depend on any input that requires grad")
-        weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)
+        weights = _weights(np.random.default_rng(0), out.shape)
 
-        def f() -> float:
+        def f() -> np.ndarray:
             with no_grad():
-                return float((fn(*xs).data.astype(np.float64) * weights).sum())
+                return fn(*xs).data.astype(np.float64) * weights
 
         out.backward(weights.astype(out.dtype))
 
@@ -141,40 +173,41 @@ def gradgradcheck(
     """
     from minigrad.autograd import grad
 
+    _check_settings("gradgradcheck", eps, atol, rtol)
     xs, checked = _float64_inputs(inputs, "gradgradcheck")
     rng = np.random.default_rng(1)
     with no_grad():  # only the output's shape is needed here
         out0 = fn(*xs)
         if not isinstance(out0, Tensor):
             raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out0).__name__}")
-        weights = rng.uniform(0.5, 1.5, size=out0.shape)
-    vs = [rng.uniform(0.5, 1.5, size=xs[i].shape) for i in checked]
+        weights = _weights(rng, out0.shape)
+    vs = [_weights(rng, xs[i].shape) for i in checked]
     ins = [xs[i] for i in checked]
     # The output's gradient is an input of the first derivative too: a backward must stay differentiable in
     # it (one that took value(g) would give a wrong Hessian once composed), so it is checked as PyTorch does.
     cotangent = Tensor(weights, requires_grad=True)
 
-    def first(create_graph: bool) -> Tensor:
+    def gradients(create_graph: bool) -> tuple[Tensor | None, ...]:
         with enable_grad():
             out = fn(*xs)
             if not out.requires_grad:  # (as gradcheck says it, rather than grad's own message)
                 raise GradcheckError("gradgradcheck: the output does not depend on any input that requires grad")
-            gs = grad(out, ins, grad_outputs=cotangent, create_graph=create_graph, allow_unused=True)
-            total: Tensor = Tensor(np.zeros((), dtype=np.float64))
-            for g, v in zip(gs, vs):
-                if g is not None:
-                    total = total + (g * Tensor(v)).sum()
-            return total
+            return grad(out, ins, grad_outputs=cotangent, create_graph=create_graph, allow_unused=True)
 
-    d = first(create_graph=True)
+    with enable_grad():
+        d: Tensor = Tensor(np.zeros((), dtype=np.float64))
+        for g, v in zip(gradients(create_graph=True), vs):
+            if g is not None:
+                d = d + (g * Tensor(v)).sum()
     wrt = [*ins, cotangent]
     if not d.requires_grad:  # the first derivative is constant: every second derivative is 0
         second: list[Any] = [None] * len(wrt)
     else:
         second = list(grad(d, wrt, allow_unused=True))
 
-    def f() -> float:
-        return float(first(create_graph=False).data)
+    def f() -> np.ndarray:  # the terms of d, each differenced on its own
+        terms = [g.data * v for g, v in zip(gradients(create_graph=False), vs) if g is not None]
+        return np.concatenate([t.ravel() for t in terms]) if terms else np.zeros(0)
 
     for x, s, i in zip(wrt, second, [*checked, None]):
         analytic = np.zeros(x.data.shape) if s is None else s.data

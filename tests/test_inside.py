@@ -709,7 +709,7 @@ def test_gradcheck_relative_tolerance_is_taken_on_the_central_difference() -> No
 def test_gradcheck_catches_a_backward_that_ignores_the_output_gradient() -> None:
     """A backward returning cos(x) instead of g·cos(x) is wrong for any g but ones: gradcheck must catch it.
 
-    Guards the random weights of the output (in [0.5, 1.5]): with weights of 1,
+    Guards the random weights of the output (of alternating signs, 0.5 to 2 in size): with weights of 1,
     backward is fed g = 1 and the missing factor g went unseen.
     """
 
@@ -721,6 +721,51 @@ def test_gradcheck_catches_a_backward_that_ignores_the_output_gradient() -> None
 
     with pytest.raises(mg.GradcheckError, match="gradcheck: input 0"):
         mg.gradcheck(SinWithoutG.apply, mg.Tensor([0.1, 0.2, 0.3], requires_grad=True))
+
+
+def test_gradcheck_catches_a_backward_wrong_only_for_negative_incoming_gradients() -> None:
+    """abs(g)·cos(x), and a relu masking on the sign of g, passed both checks: every weight was positive (h72)."""
+
+    class SinAbsG(Sin):
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (x,) = ctx.saved_tensors
+            return abs(g) * mg.ops.cos(x)
+
+    class ReLUOnTheSignOfG(mg.Function):
+        @staticmethod
+        def forward(ctx, a):  # type: ignore[no-untyped-def]
+            ctx.save_for_backward(a)
+            return np.maximum(a, 0.0)
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            (a,) = ctx.saved_tensors
+            return mg.ops.where(mg.ops.value(g) > 0, g, 0.0) * (mg.ops.value(a) > 0)
+
+    x = mg.Tensor([0.3, 0.8, 2.0, 1.2, 0.5, 1.7], requires_grad=True)  # (away from relu's kink)
+    for op in (SinAbsG, ReLUOnTheSignOfG):  # (gradgradcheck checks derivatives of the first derivative only)
+        with pytest.raises(mg.GradcheckError, match=r"gradcheck: input 0"):
+            mg.gradcheck(op.apply, x)
+
+
+@pytest.mark.parametrize("name, value", [("atol", float("nan")), ("rtol", float("nan")), ("atol", -1.0),
+                                         ("eps", 0.0), ("eps", float("nan")), ("rtol", float("inf"))])
+def test_gradcheck_refuses_a_tolerance_or_eps_that_is_not_a_finite_number(name: str, value: float) -> None:
+    """A NaN tolerance made every check pass (no error is > NaN); eps=0 was a bare ZeroDivisionError (h72)."""
+    bound = "> 0" if name == "eps" else ">= 0"
+    for check in (mg.gradcheck, mg.gradgradcheck):
+        with pytest.raises(ValueError, match=rf"{check.__name__}: {name} must be a finite number {bound}, got"):
+            check(Sin.apply, mg.Tensor([0.1, 0.2], requires_grad=True), **{name: value})
+
+
+def test_a_large_output_element_the_input_does_not_move_adds_no_rounding_to_the_difference() -> None:
+    """Central differences of Σ w·out: the 1e7 beside a 1 rounded the difference, and a right op failed (h72)."""
+    big = mg.Tensor(np.array([1e7, 2e7, 3e7]))
+    assert mg.gradcheck(lambda a, b: mg.concatenate([a, b]), big, mg.Tensor([1.0, 2.0, 3.0], requires_grad=True))
+    rng = np.random.default_rng(0)
+    a, b = mg.Tensor(rng.uniform(1e4, 2e4, 1000)), mg.Tensor(rng.uniform(-1, 1, 1000), requires_grad=True)
+    assert mg.gradcheck(lambda a, b: a * b, a, b)
 
 
 class Product(mg.Function):

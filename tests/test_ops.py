@@ -211,6 +211,14 @@ def permuted(draw: st.DrawFn) -> Inputs:
 
 
 @st.composite
+def cycled(draw: st.DrawFn) -> Inputs:
+    """A 3-axis input and a 3-cycle of its axes: the permutations whose inverse is another (a backward that used
+    the permutation itself where its inverse belongs passed whenever the draw gave a self-inverse one)."""
+    shape = draw(shapes_of((3, 3)))
+    return Inputs(fill(draw, (shape,), ("any",)), {"axes": draw(st.sampled_from([(1, 2, 0), (2, 0, 1)]))})
+
+
+@st.composite
 def two_axes(draw: st.DrawFn) -> Inputs:
     """One input of at least one axis and two of its axes (negative ones too)."""
     shape = draw(shapes_of((1, 3)))
@@ -446,6 +454,7 @@ CATALOG = [
     # Shape.
     Op("reshape", lambda a, shape: a.reshape(shape), np.reshape, reshaped()),
     Op("transpose", lambda a, axes: a.transpose(axes), np.transpose, permuted()),
+    Op("transpose_cycle", lambda a, axes: a.transpose(axes), np.transpose, cycled()),
     Op("transpose_reversed", lambda a: a.transpose(), np.transpose, elementwise(A)),
     Op("T", lambda a: a.T, np.transpose, elementwise(A)),
     Op("swapaxes", lambda a, **k: a.swapaxes(**k), lambda a, **k: np.swapaxes(a, **k), two_axes()),
