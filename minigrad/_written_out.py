@@ -11,8 +11,9 @@ below says which code it copies; keep the two in step (``tests/test_compile.py``
 compares replays with eager steps bit for bit).
 
 An op is written out only when its record is the plain case the copy covers
-(two-dimensional input, a bias of shape (out_features,), one floating dtype,
-integer class indices of numpy's index type). Every other op, and every op
+(two-dimensional input, a bias of shape (out_features,), a relu over a
+linear's output, one floating dtype, integer class indices of numpy's index
+type). Every other op, and every op
 of another class, is replayed by calling its ``forward`` and ``backward``.
 
 Which arrays are kept, and when a new one is made:
@@ -55,7 +56,9 @@ def forward(replay: _Replay, k: int) -> list[str] | None:
     if cls is ops.Linear and _linear_fits(info, sources):
         replay._written[i] = "linear"
         return _linear_forward(replay, k, i)
-    if cls is ops.ReLU:
+    if cls is ops.ReLU and sources[0][0] == "out" and replay._written.get(replay._op[sources[0][1]]) == "linear":
+        # Only over a linear's output, which is row-major as the kept array is: numpy's max(a, 0) keeps a's
+        # layout, and a column-major a (x.T, a Fortran-ordered batch) would give sums that round otherwise.
         replay._written[i] = "relu"
         return _relu_forward(replay, k, i)
     if cls is CrossEntropy and _cross_entropy_fits(info, sources):

@@ -192,12 +192,18 @@ class _Recorder:
         #: Each op's output array and a copy of its values when the op made it: a change the step makes with
         #: numpy (h.data *= 2, or through a view) is one a replay would not repeat, so it is refused.
         self._made: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: The dL/dL = 1 arrays that backward() made when given no gradient, by id.
+        self._unit_seeds: dict[int, np.ndarray] = {}
         #: id of the memory of every parameter and buffer an op read: an op's output over it (W.T) is a view of it.
         self._param_memory: set[int] = set()
 
     def on_derived(self, result: np.ndarray, fn: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
         """minigrad computed the mask ``result = fn(*inputs)`` (a comparison, & | ^ ~): no op, but replayable."""
         self.masks[id(result)] = (fn, inputs, result)
+
+    def on_unit_seed(self, g: np.ndarray) -> None:
+        """``backward()`` without a gradient made ``g``, dL/dL = 1 (kept so that ids stay unique)."""
+        self._unit_seeds[id(g)] = g
 
     def on_cast(self, original: np.ndarray, cast: np.ndarray, checked: bool) -> None:
         """minigrad made ``cast`` from ``original`` (``Tensor(x, dtype=...)``, a constant taking a tensor's dtype).
@@ -489,7 +495,7 @@ class _Recorder:
                 seeds.append((self.nodes[r], (ARG, self.arg_arrays[id(g)])))
             elif isinstance(g, np.ndarray) and id(g) in self.casts:  # backward(grad) cast to the output's dtype
                 seeds.append((self.nodes[r], self.source(g, "backward", "grad")))
-            elif isinstance(g, np.ndarray) and np.all(g == 1):  # dL/dL = 1 (backward() with no grad)
+            elif isinstance(g, np.ndarray) and id(g) in self._unit_seeds:  # dL/dL = 1 (backward() with no grad)
                 seeds.append((self.nodes[r], (FIXED, g.copy())))
             else:
                 raise RuntimeError(
@@ -709,9 +715,11 @@ class _Replay:
                 last.setdefault(self._op[k], k)
                 for m in _out_reads(event[2]):
                     last[self._op[m]] = k
+        # An output a backward's seed reads (t.backward(h > 0)) is kept too: the seed comes after the forwards.
+        seeded = {self._op[m] for e in self._events if e[0] == "seed" for m in _out_reads([s for _, s in e[1]])}
         frees: dict[int, list[int]] = {}
         for i, k in last.items():
-            if i not in kept:
+            if i not in kept and i not in seeded:
                 frees.setdefault(k, []).append(i)
         return frees
 
@@ -789,12 +797,15 @@ class _Replay:
                 f"    del g{i}",
             ]
         block = [f"pgs = {name}.backward(c{i}, g{i})", f"del c{i}", "if type(pgs) is not tuple: pgs = (pgs,)"]
+        info = self._events[j][6]
         for pos, dst, where, dtype in dests:
             dt = self._bind(dtype, str(dtype))
+            shape = tuple(info[pos][0])  # the input's: every gradient is checked against it, as run_backward does
             block += [
                 f"pg = pgs[{pos}]",
                 "if pg is not None:",
-                f"    if type(pg) is not ndarray or pg.dtype is not {dt}: pg = as_grad(pg, {dt})",
+                f"    if type(pg) is not ndarray or pg.dtype is not {dt} or pg.shape != {shape!r}:",
+                f"        pg = as_grad(pg, {dt}, {shape!r}, {cls.name!r}, {pos})",
             ]
             if dst == OUT and self._op[where] not in self._backwarded:
                 # No gradient reached this input when the step was recorded, so the record has no backward for
@@ -956,12 +967,18 @@ class _Replay:
         base = re.sub(r"\W", "_", base)
         n = 0
         name = f"{base}{n}" if len(base) == 1 else base
-        while name in self.namespace or not name.isidentifier() or keyword.iskeyword(name):
+        while (name in self.namespace or name in _LOCAL_NAMES or not name.isidentifier()
+               or keyword.iskeyword(name)):
             name = f"{base}{n}"
             n += 1
         self.namespace[name] = obj
         self._names[id(obj)] = name
         return name
+
+
+#: The words the generated code assigns as local names: an object bound under one of them (a Momentum optimizer
+#: as "momentum") would be shadowed in the whole function, an UnboundLocalError before the assignment.
+_LOCAL_NAMES = frozenset({"lr", "momentum", "plain", "states", "update", "edits", "ps", "pgs", "pg"})
 
 
 def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> list[str]:
@@ -1108,17 +1125,28 @@ def _references_of_a_fresh_gradient() -> tuple[int, int]:
 _ALONE_IN_REPLAY = _references_of_a_fresh_gradient()
 
 
-def _as_grad(pg: Any, dtype: np.dtype) -> np.ndarray:
+def _as_grad(pg: Any, dtype: np.dtype, shape: tuple[int, ...], name: str, i: int) -> np.ndarray:
     """A gradient as ``run_backward`` passes it on: an array (not a numpy scalar) of its input's dtype.
 
+    It is checked as the eager walk checks it (engine._checked): one of the input's shape, of a floating dtype.
     A Tensor a user's backward returned gives a copy of its array, as the eager walk copies it into a leaf's
     ``.grad``: the Tensor may wrap an array that lives on (a module constant), which must not become a ``.grad``.
     """
+    if isinstance(pg, (list, tuple)):
+        raise RuntimeError(f"backward of {name}: the gradient for input {i} is a {type(pg).__name__}; a backward "
+                           "returns one array per input, several as a tuple (return dx, dy), not a list")
+    array = pg.data if isinstance(pg, Tensor) else np.asarray(pg)
+    if array.shape != shape:
+        raise RuntimeError(
+            f"backward of {name}: the gradient for input {i} has shape {array.shape}, but that input has shape "
+            f"{shape}; a backward must return one gradient of each input's shape (sum over broadcast axes with "
+            "minigrad.ops.sum_to)"
+        )
+    if array.dtype.kind != "f":
+        raise RuntimeError(f"backward of {name}: the gradient for input {i} has dtype {array.dtype}, not a float")
     if isinstance(pg, Tensor):
-        return np.array(pg.data, dtype=dtype)
-    if type(pg) is not np.ndarray:
-        pg = np.asarray(pg)
-    return pg if pg.dtype == dtype else ops.cast(pg, dtype)
+        return np.array(array, dtype=dtype)
+    return array if array.dtype == dtype else ops.cast(array, dtype)
 
 
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -896,6 +896,8 @@ class Tensor:
             g = np.array(1, dtype=self.data.dtype)  # dL/dL = 1 (np.ones is slower)
             if self.data.ndim:
                 g = g.reshape(self.data.shape)
+            if _tape is not None:
+                _tape.on_unit_seed(g)  # (mg.compile: this 1 is the replay's own, not a gradient the step made)
         else:
             given = grad.data if isinstance(grad, Tensor) else grad
             g = np.asarray(given, dtype=self.dtype)

@@ -860,6 +860,7 @@ def compare(op: str, a: Tensor, other: Any) -> Tensor:
 
 def _mask_of(mask: np.ndarray, fn: Callable[..., np.ndarray], *inputs: Any) -> Tensor:
     """The mask ``fn(*inputs)`` as a Tensor; mg.compile, when recording, is told how to compute it again."""
+    mask = np.asarray(mask)  # (0-d inputs give a numpy bool; told of that, mg.compile saw a new array, a constant)
     if _engine._tape is not None:
         _engine._tape.on_derived(mask, fn, inputs)
     return Tensor(mask)

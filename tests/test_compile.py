@@ -2750,3 +2750,134 @@ def test_a_tensor_with_a_graph_from_before_the_step_is_refused_clearly():
     assert encoder.W.grad is None and mg.engine._tape is None  # refused before anything ran
     with pytest.raises(RuntimeError, match=r"the step reads a tensor of shape \(4, 8\) that ops made before it"):
         mg.compile(lambda targets: train_step(h, targets))(y)  # (h from the enclosing scope)
+
+
+def test_a_relu_of_a_column_major_array_keeps_its_layout_in_replays_as_numpy_does():
+    """The written-out relu wrote into a row-major array; eager max(a, 0) keeps a's layout, and sums rounded
+    otherwise (h73)."""
+    rng = np.random.default_rng(0)
+
+    def f(x):
+        return x.T.relu().sum(axis=0)
+
+    step = mg.compile(f)
+    for _ in range(4):
+        x = mg.Tensor(rng.standard_normal((3, 1000)).astype(np.float32))
+        assert np.array_equal(step(x).data, f(x).data)
+
+
+def test_a_0d_comparison_mask_is_computed_again_at_every_replay():
+    """A 0-d mask was a numpy bool, not the array made of it: taken for a constant, a gate stayed shut (h73)."""
+    def run(compiled):
+        W = mg.nn.Parameter(np.array([0.5, -0.25, 1.0], np.float32))
+        opt = mg.optim.SGD([W], lr=0.1)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            err = ((x * W).sum() - y) ** 2
+            loss = err * (err > 0.01)
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = mg.compile(train_step) if compiled else train_step
+        x = np.array([1.0, 2.0, 3.0], np.float32)
+        losses = [float(step(mg.Tensor(x), mg.Tensor(np.float32(y))).data) for y in (3.0, 3.0, 0.5, 0.5)]
+        return losses, W.data
+
+    (eager_losses, eager_W), (losses, W) = run(False), run(True)
+    assert losses == eager_losses and eager_losses[2] > 0 and np.array_equal(W, eager_W)
+
+
+def test_a_seed_made_in_the_step_is_refused_even_when_it_is_all_ones():
+    """A backward(grad) with a gradient of ones made in the step was taken for dL/dL = 1, and frozen (h73)."""
+    W = mg.nn.Parameter(np.ones(3, np.float32))
+    opt = mg.optim.SGD([W], lr=0.1)
+
+    def train_step(x, scale):
+        opt.zero_grad()
+        loss = (x * W).sum()
+        loss.backward(scale * 1.0)
+        opt.step()
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"backward\(grad\) with a gradient made inside the step is not recorded"):
+        mg.compile(train_step)(mg.Tensor(np.ones(3, np.float32)), mg.Tensor(np.float32(1.0)))
+
+
+class _GateWithAShortcut(mg.Function):
+    """max(a, 0) whose backward returns a (1,) zero, not one of a's shape, when nothing passes the gate."""
+
+    name = "gate"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.maximum(a, 0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (a,) = ctx.saved_tensors
+        if not (a > 0).any():
+            return np.zeros(1, a.dtype)
+        return g * (a > 0)
+
+
+def test_a_replayed_backward_checks_each_gradients_shape_as_the_eager_walk_does():
+    """A wrong-shaped gradient from a user's backward was broadcast into .grad in a replay; eager raises (h73)."""
+    W = mg.nn.Parameter(np.ones(3, np.float32))
+
+    def f(x):
+        loss = (_GateWithAShortcut.apply(x * W) * np.float32(2.0)).sum()
+        loss.backward()
+        return loss
+
+    step = mg.compile(f)
+    for _ in range(3):
+        W.grad = None
+        step(mg.Tensor(np.ones(3, np.float32)))
+    assert next(iter(step.records.values())).confirmed
+    W.grad = None
+    message = r"backward of gate: the gradient for input 0 has shape \(1,\), but that input has shape \(3,\)"
+    with pytest.raises(RuntimeError, match=message):
+        f(mg.Tensor(-np.ones(3, np.float32)))
+    W.grad = None
+    with pytest.raises(RuntimeError, match=message):
+        step(mg.Tensor(-np.ones(3, np.float32)))
+
+
+def test_an_sgd_with_momentum_beside_a_momentum_optimizer_replays():
+    """The Momentum object, bound as "momentum", was shadowed by the SGD update's local name (h73)."""
+    A, B = mg.nn.Parameter(np.ones(3, np.float32)), mg.nn.Parameter(np.ones(3, np.float32))
+    sgd, momentum = mg.optim.SGD([A], lr=0.1, momentum=0.9), mg.optim.Momentum([B], lr=0.1)
+
+    def train_step(x):
+        sgd.zero_grad()
+        momentum.zero_grad()
+        loss = (x * A * B).sum()
+        loss.backward()
+        sgd.step()
+        momentum.step()
+        return loss
+
+    step = mg.compile(train_step)
+    for _ in range(4):
+        step(mg.Tensor(np.ones(3, np.float32)))
+    assert next(iter(step.records.values())).confirmed
+
+
+def test_an_op_output_a_backward_seed_reads_is_kept_until_the_seed():
+    """t.backward(h > 0): the replay had freed h after the last forward that read it (h73)."""
+    W = mg.nn.Parameter(np.ones(3, np.float32))
+
+    def f(x):
+        h = x * W
+        t = h * 2.0
+        t.backward(h > 0)
+        return t
+
+    step = mg.compile(f)
+    for _ in range(3):
+        W.grad = None
+        step(mg.Tensor(np.array([1.0, -2.0, 3.0], np.float32)))
+    np.testing.assert_array_equal(W.grad, [2.0, 0.0, 6.0])
