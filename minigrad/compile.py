@@ -619,6 +619,7 @@ class _Replay:
             "accumulate": _accumulate,
             "asarray": np.asarray,
             "exact_float32": _exact_float32,
+            "own": None,  # (set once the kept arrays are known: see _result_source)
             "as_grad": _as_grad,
             # for the ops written out (minigrad._written_out)
             **{f: getattr(np, f) for f in ("matmul", "maximum", "multiply", "greater", "add", "subtract", "exp",
@@ -689,6 +690,8 @@ class _Replay:
         lines.append("    try:")
         lines += ["        " + line for line in body]
         written = set(self._written) if self._buffers else None
+        if written is not None:  # (see _result_source: a returned view of a kept array is copied, no other)
+            self.namespace["own"] = functools.partial(_own_array, self.namespace, self._buffers, self._shared)
         lines.append(f"        return {_result_source(result, nodes, self._op, written)}")
         lines.append("    finally:")
         lines.append(f"        engine._state.grad_enabled = {grad_mode}  # the mode of the record (part of its key)")
@@ -1092,19 +1095,34 @@ def _result_source(result: Any, nodes: dict[Tensor, int], op_of: dict[int, int],
 
     ``written``: when the replay keeps arrays, the ops written out (whose
     returned outputs are new arrays); another op's output may be a view of
-    a kept array, so it is copied.
+    a kept array, which the next replay overwrites, so it goes through
+    :func:`_own_array`.
     """
     if result is None:
         return "None"
     if isinstance(result, Tensor) and result in nodes:
         i = op_of[nodes[result]]
-        return f"Tensor(o{i})" if written is None or i in written else f"Tensor(o{i}.copy())"
+        return f"Tensor(o{i})" if written is None or i in written else f"Tensor(own(o{i}))"
     if isinstance(result, tuple):
         return "(" + "".join(_result_source(r, nodes, op_of, written) + ", " for r in result) + ")"
     raise TypeError(
         "compile: the step must return None, a Tensor made by an op in it (e.g. the loss), or a tuple of "
         f"these; it returned a {type(result).__name__}"
     )
+
+
+def _own_array(namespace: dict[str, Any], buffers: set[str], shared: list[np.ndarray], array: np.ndarray) -> Any:
+    """A returned output as the eager step returns it: the op's own array, unless it shows a kept array's memory.
+
+    Such a view is copied in its own layout (a transpose stays column-major, as the sums a caller takes of it
+    round by it); a view of anything else, a parameter (W.T) say, stays a view, tracking it as eagerly.
+    """
+    if not isinstance(array, np.ndarray) or array.base is None:
+        return array
+    memory = id(_memory_of(array))
+    if any(id(namespace[name]) == memory for name in buffers) or any(id(a) == memory for a in shared):
+        return array.copy(order="K")
+    return array
 
 
 def _wrap(array: np.ndarray) -> Tensor:

@@ -249,3 +249,19 @@ def test_clipping_works_with_every_optimizer(make: Callable[[list[mg.Tensor]], O
         b.step()
         assert np.array_equal(clipped[0].data, by_hand[0].data)
     assert not np.array_equal(clipped[0].data, [0.0, 0.0])
+
+
+def test_clipping_a_0d_gradient_leaves_an_array_the_optimizer_accepts():
+    """numpy gives g * coef and clip of a 0-d array back as a scalar, which step() refused (h74)."""
+    p = mg.nn.Parameter(np.array(3.0, np.float32))
+    opt = mg.optim.SGD([p], lr=0.1)
+    p.grad = np.array(5.0, np.float32)
+    assert mg.nn.utils.clip_grad_norm_([p], 1.0) == 5.0
+    assert type(p.grad) is np.ndarray and p.grad.shape == () and p.grad.dtype == np.float32
+    np.testing.assert_allclose(p.grad, 1.0 / (5.0 + 1e-6) * 5.0, rtol=1e-6)
+    opt.step()
+    p.grad = np.array(-5.0, np.float32)
+    mg.nn.utils.clip_grad_value_([p], 1.0)
+    assert type(p.grad) is np.ndarray and p.grad.shape == () and float(p.grad) == -1.0
+    opt.step()
+    np.testing.assert_allclose(p.data, 3.0 - 0.1 * float(1.0 / (5.0 + 1e-6) * 5.0) + 0.1, rtol=1e-6)

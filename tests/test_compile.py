@@ -2881,3 +2881,34 @@ def test_an_op_output_a_backward_seed_reads_is_kept_until_the_seed():
         W.grad = None
         step(mg.Tensor(np.array([1.0, -2.0, 3.0], np.float32)))
     np.testing.assert_array_equal(W.grad, [2.0, 0.0, 6.0])
+
+
+def test_a_returned_view_keeps_the_layout_and_the_aliasing_the_eager_step_gives():
+    """Returned views came back as row-major copies: h.T's sums rounded otherwise, and W.T stopped tracking W
+    (h74). A view of a kept array is still copied, in its layout, so the next replay cannot overwrite it."""
+    def build():
+        mg.manual_seed(0)
+        lin = mg.nn.Linear(16, 8)
+        opt = mg.optim.SGD(lin.parameters(), lr=0.1)
+
+        def step(x):
+            opt.zero_grad()
+            h = lin(x)
+            loss = (h * h).mean()
+            loss.backward()
+            opt.step()
+            return loss, h.T, lin.W.T
+
+        return lin, step
+
+    (eager_lin, eager), (lin, compiled_step) = build(), build()
+    compiled = mg.compile(compiled_step)
+    rng = np.random.default_rng(0)
+    held = []
+    for _ in range(5):
+        x = rng.standard_normal((256, 16)).astype(np.float32)
+        (_, hE, WE), (_, hC, WC) = eager(mg.Tensor(x)), compiled(mg.Tensor(x))
+        assert hC.data.strides == hE.data.strides and np.array_equal(hC.data.sum(axis=1), hE.data.sum(axis=1))
+        assert np.shares_memory(WC.data, lin.W.data) and np.shares_memory(WE.data, eager_lin.W.data)
+        held.append((hE.data.copy(), hC))
+    assert all(np.array_equal(kept.data, values) for values, kept in held)  # no replay overwrote an earlier result

@@ -100,7 +100,8 @@ def clip_grad_norm_(
     coef = max_norm / (total + 1e-6)
     if coef < 1 or math.isnan(coef):
         for p, g in pairs:
-            p.grad = g * np.asarray(coef, dtype=_float(g, p))  # a new array: .grad may be shared
+            # A new array (.grad may be shared); asarray: numpy gives a 0-d gradient back as a scalar.
+            p.grad = np.asarray(g * np.asarray(coef, dtype=_float(g, p)))
     if engine._tape is not None:
         engine._tape.on_call_end()
     return total
@@ -113,6 +114,6 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     if engine._tape is not None:  # mg.compile is recording a step: replay this call too
         engine._tape.on_call(functools.partial(clip_grad_value_, parameters, clip_value))
     for p, g in _with_grads(parameters, "clip_grad_value_"):
-        p.grad = np.clip(g.astype(_float(g, p), copy=False), -clip_value, clip_value)
+        p.grad = np.asarray(np.clip(g.astype(_float(g, p), copy=False), -clip_value, clip_value))  # (0-d: an array)
     if engine._tape is not None:
         engine._tape.on_call_end()
