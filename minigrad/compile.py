@@ -487,7 +487,7 @@ class _Recorder:
                 "compile: retain_graph, create_graph and mg.autograd.grad are not recorded; "
                 "run this step without mg.compile"
             )
-        seeds = []
+        seeds: list[tuple[int, tuple[str, Any]]] = []
         for r, g in zip(roots, root_grads):
             if r not in self.nodes:
                 raise RuntimeError("compile: backward() from a tensor no op of this step made is not recorded")
@@ -497,10 +497,16 @@ class _Recorder:
                 seeds.append((self.nodes[r], self.source(g, "backward", "grad")))
             elif isinstance(g, np.ndarray) and id(g) in self._unit_seeds:  # dL/dL = 1 (backward() with no grad)
                 seeds.append((self.nodes[r], (FIXED, g.copy())))
+            elif isinstance(g, np.ndarray) and g.ndim == 0 and g.base is None and not self._traced(g):
+                # A number written in the code (backward(1.0), backward(np.float32(2))): fixed, as the 2 in 2 * x
+                # is, its value as read kept too.
+                self.fixed_values.append((g, g.copy()))
+                seeds.append((self.nodes[r], (FIXED, g)))
             else:
                 raise RuntimeError(
-                    "compile: backward(grad) with a gradient made inside the step is not recorded; "
-                    "pass the gradient to the step as an argument"
+                    "compile: backward(grad) with a gradient made inside the step (other than a number written in "
+                    "the code) is not recorded; pass the gradient to the step as an argument, or call backward() "
+                    "with no argument for dL/dL = 1"
                 )
         self.events.append(("seed", tuple(seeds)))
 
@@ -856,7 +862,7 @@ class _Replay:
             self._kinds[name] = (where.data.dtype, where.data.shape)
             return f"{name}.data"
         if src == FROZEN:
-            name = self._bind(where, "f")
+            name = self._bind(where, "frozen")
             self._frozen.add(name)
             self._kinds[name] = (where.data.dtype, where.data.shape)
             return f"{name}.data"
@@ -968,6 +974,8 @@ class _Replay:
         if name is not None:
             return name
         base = re.sub(r"\W", "_", base)
+        if base in _LOCAL_LETTERS:  # (o3, g1, f2... are the generated code's own locals)
+            base += "_"
         n = 0
         name = f"{base}{n}" if len(base) == 1 else base
         while (name in self.namespace or name in _LOCAL_NAMES or not name.isidentifier()
@@ -981,7 +989,11 @@ class _Replay:
 
 #: The words the generated code assigns as local names: an object bound under one of them (a Momentum optimizer
 #: as "momentum") would be shadowed in the whole function, an UnboundLocalError before the assignment.
-_LOCAL_NAMES = frozenset({"lr", "momentum", "plain", "states", "update", "edits", "ps", "pgs", "pg"})
+_LOCAL_NAMES = frozenset({"lr", "momentum", "plain", "states", "update", "edits", "ps", "pgs", "pg", "p", "s", "u",
+                          "v", "w"})
+#: The letters of the generated code's numbered locals (o3 an op's output, g3 its gradient, f3 its flat positions,
+#: ...): a bound name never has one of these letters and a number alone.
+_LOCAL_LETTERS = frozenset("acefgoqrstwx")
 
 
 def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> list[str]:
@@ -1179,14 +1191,11 @@ def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
             aliases.append(first.setdefault(id(array), k))
     if len(first) < len(aliases):
         key.append(("aliases", tuple(aliases)))
-    for k, a in enumerate(args):
+    for a in args:
         if isinstance(a, Tensor):
-            if a._ctx is not None:  # (eager, backward() would go on into the ops that made it; a replay cannot)
-                raise RuntimeError(
-                    f"compile: argument {k} of the step is the output of ops run before it (it has a graph); pass "
-                    "it detached (x.detach()), or run those ops inside the step"
-                )
-            key.append(("tensor", a.data.shape, a.data.dtype, a.requires_grad))
+            # Whether it has a graph (made by ops before the step) too: recording refuses a backward that goes on
+            # into it, so a record of a leaf argument must not be replayed for one with a graph.
+            key.append(("tensor", a.data.shape, a.data.dtype, a.requires_grad, a._ctx is not None))
         elif isinstance(a, np.ndarray):
             key.append(("array", a.shape, a.dtype))
         else:

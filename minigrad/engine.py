@@ -74,8 +74,8 @@ class _ThreadState(threading.local):
     grad_enabled: bool = True
     #: Anomaly mode under create_graph: the node whose backward rule is running (its ops are recorded).
     backward_of: Any = None
-    #: True while the hooks of an inner node run in a backward into ``.grad`` (see Tensor.register_hook).
-    in_walk_hook: bool = False
+    #: True while a backward into ``.grad`` walks its nodes, leaves' gradients still arriving (register_hook).
+    adding_into_grads: bool = False
 
 
 _state = _ThreadState()
@@ -823,22 +823,24 @@ class Tensor:
         than None, it replaces the gradient that flows on (PyTorch's
         semantics). Returns a handle whose ``remove()`` takes the hook away.
 
-        A hook may register hooks on tensors the pass has not reached yet. On
-        a leaf whose ``.grad`` is already set, that is refused (RuntimeError):
-        part of this pass's gradient may be in ``.grad`` already, and the new
-        hook would see only the rest.
+        A hook (or a Function's backward) may register hooks on tensors the
+        pass has not reached yet. On a leaf whose ``.grad`` is already set,
+        that is refused (RuntimeError), also when an earlier pass set it
+        (gradients accumulated without ``zero_grad``): part of this pass's
+        gradient may be in ``.grad`` already, and the new hook would see only
+        the rest.
         """
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require grad, so no gradient will reach it")
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
-        if _state.in_walk_hook and self._ctx is None and self.grad is not None:
+        if _state.adding_into_grads and self._ctx is None and self.grad is not None:
             # A backward into .grad adds a leaf's gradient into .grad as each part arrives, unless the leaf has
             # a hook, which must see the sum. A hook registered now would see only the parts still to come.
             raise RuntimeError(
-                f"register_hook: a hook on a leaf of shape {self.shape} registered from another hook while "
-                "backward() runs, with the leaf's .grad already set (by this pass or an earlier one): it would "
-                "see only part of this pass's gradient; register it before backward()"
+                f"register_hook: a hook on a leaf of shape {self.shape} registered while backward() runs (from "
+                "a hook or a Function's backward), with the leaf's .grad already set (by this pass or an earlier "
+                "one): it would see only part of this pass's gradient; register it before backward()"
             )
         if self._hooks is None:
             self._hooks = []
@@ -1279,32 +1281,22 @@ def _depth_first_order(roots: Sequence[Tensor]) -> list[Tensor]:
     return order
 
 
-def _run_hooks(t: Tensor, g: Any, mid_walk: bool = False) -> Any:
-    """Run the hooks on ``t`` on its gradient ``g``; return the gradient that flows on.
-
-    ``mid_walk``: ``t`` is an inner node of a backward into ``.grad``, whose
-    walk may still add gradients into leaves (``register_hook`` checks it).
-    """
+def _run_hooks(t: Tensor, g: Any) -> Any:
     hooks = list(t._hooks or ())
     # retain_grad() keeps the gradient after every other hook, wherever it was registered (PyTorch's order).
     hooks.sort(key=lambda h: isinstance(h, _RetainGrad))
-    outer = _state.in_walk_hook
-    _state.in_walk_hook = mid_walk
-    try:
-        for hook in hooks:
-            replaced = hook(g)
-            if replaced is not None:
-                if isinstance(g, np.ndarray):
-                    replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
-                elif not isinstance(replaced, Tensor):  # under create_graph: a number or an array is a constant
-                    replaced = Tensor(np.asarray(replaced, dtype=g.dtype))
-                if replaced.shape != g.shape:
-                    raise ValueError(
-                        f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
-                    )
-                g = replaced
-    finally:
-        _state.in_walk_hook = outer
+    for hook in hooks:
+        replaced = hook(g)
+        if replaced is not None:
+            if isinstance(g, np.ndarray):
+                replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced, dtype=g.dtype)
+            elif not isinstance(replaced, Tensor):  # under create_graph: a number or an array is a constant
+                replaced = Tensor(np.asarray(replaced, dtype=g.dtype))
+            if replaced.shape != g.shape:
+                raise ValueError(
+                    f"register_hook: a hook returned shape {replaced.shape} for a gradient of shape {g.shape}"
+                )
+            g = replaced
     return g
 
 
@@ -1431,8 +1423,9 @@ def run_backward(
     general = tape is not None or anomaly or create_graph or capture is not None
     ndarray = np.ndarray
     refcount, (alone, alone_tuple) = sys.getrefcount, _ALONE
-    recording = _state.grad_enabled
+    recording, adding = _state.grad_enabled, _state.adding_into_grads
     _state.grad_enabled = create_graph
+    _state.adding_into_grads = capture is None  # (a hook registered on a leaf now may come too late: register_hook)
     try:
         order: list[Tensor] | None = None  # None: walking the chain down from a single root
         node: Tensor | None = next(iter(grads)) if len(grads) == 1 else None
@@ -1457,7 +1450,7 @@ def run_backward(
                 if tape is not None:
                     tape.on_node(node)
                 if node._hooks:
-                    g = _run_hooks(node, g, capture is None)
+                    g = _run_hooks(node, g)
                     if anomaly:
                         _check_seed(g, f"the gradient a hook on {node.op}'s output returned")
                 if capture is not None and node in capture:
@@ -1557,6 +1550,7 @@ def run_backward(
                 else:
                     node = inner
             parent = data = pgs = pg = ctx = inner = None  # (memory, as above: the names no longer hold the inputs)
+        _state.adding_into_grads = adding  # every gradient has arrived: in .grad, or below, for a hooked leaf
         for leaf, g in pending_leaves.items():
             if capture is not None and leaf not in capture:  # a leaf mg.autograd.grad was not asked about
                 continue
@@ -1572,7 +1566,7 @@ def run_backward(
         if tape is not None:
             tape.on_backward_end()
     finally:
-        _state.grad_enabled = recording
+        _state.grad_enabled, _state.adding_into_grads = recording, adding
     return None if capture is None else list(capture.values())
 
 

@@ -2744,12 +2744,18 @@ def test_a_tensor_with_a_graph_from_before_the_step_is_refused_clearly():
         opt.step()
         return loss
 
-    with pytest.raises(RuntimeError, match=r"argument 0 of the step is the output of ops run before it \(it has a "
-                                           r"graph\); pass it detached \(x\.detach\(\)\)"):
+    message = r"the step reads a tensor of shape \(4, 8\) that ops made before it \(it has a graph\)"
+    with pytest.raises(RuntimeError, match=message):
         mg.compile(train_step)(h, y)
-    assert encoder.W.grad is None and mg.engine._tape is None  # refused before anything ran
-    with pytest.raises(RuntimeError, match=r"the step reads a tensor of shape \(4, 8\) that ops made before it"):
+    assert encoder.W.grad is None and mg.engine._tape is None  # refused before backward reached the encoder
+    with pytest.raises(RuntimeError, match=message):
         mg.compile(lambda targets: train_step(h, targets))(y)  # (h from the enclosing scope)
+    # Used detached inside the step, an argument with a graph is fine, and replays as eagerly (h75: it was refused).
+    detached = mg.compile(lambda features, targets: train_step(features.detach(), targets))
+    eager_losses = []
+    for _ in range(3):
+        eager_losses.append(float(detached(h, y).data))
+    assert next(iter(detached.records.values())).confirmed and encoder.W.grad is None
 
 
 def test_a_relu_of_a_column_major_array_keeps_its_layout_in_replays_as_numpy_does():
@@ -2801,7 +2807,8 @@ def test_a_seed_made_in_the_step_is_refused_even_when_it_is_all_ones():
         opt.step()
         return loss
 
-    with pytest.raises(RuntimeError, match=r"backward\(grad\) with a gradient made inside the step is not recorded"):
+    with pytest.raises(RuntimeError, match=r"backward\(grad\) with a gradient made inside the step \(other than a "
+                                           r"number written in the code\) is not recorded"):
         mg.compile(train_step)(mg.Tensor(np.ones(3, np.float32)), mg.Tensor(np.float32(1.0)))
 
 
@@ -2912,3 +2919,49 @@ def test_a_returned_view_keeps_the_layout_and_the_aliasing_the_eager_step_gives(
         assert np.shares_memory(WC.data, lin.W.data) and np.shares_memory(WE.data, eager_lin.W.data)
         held.append((hE.data.copy(), hC))
     assert all(np.array_equal(kept.data, values) for values, kept in held)  # no replay overwrote an earlier result
+
+
+@pytest.mark.parametrize("seed", [1.0, 2.0, np.float32(1.0), "Tensor(1.0)", "ones_like"])
+def test_a_seed_written_in_the_code_replays_as_a_constant(seed):
+    """backward(1.0) replayed bit for bit at 18db24d, and was refused once only backward()'s own 1 was (h75)."""
+    def run(compiled):
+        mg.manual_seed(0)
+        model = mg.nn.MLP([8, 16, 4])
+        opt = mg.optim.SGD(model.parameters(), lr=0.1)
+
+        def train_step(x, y):
+            opt.zero_grad()
+            loss = mg.nn.cross_entropy(model(x), y)
+            given = {"Tensor(1.0)": lambda: mg.Tensor(1.0), "ones_like": lambda: np.ones_like(loss.data)}
+            loss.backward(given[seed]() if isinstance(seed, str) else seed)
+            opt.step()
+            return loss
+
+        step = mg.compile(train_step) if compiled else train_step
+        X, Y = _data(np.float32)
+        return [float(step(mg.Tensor(X[:16]), Y[:16]).data) for _ in range(4)]
+
+    assert run(True) == run(False)
+
+
+def test_a_frozen_parameter_beside_a_written_out_cross_entropy_replays():
+    """Frozen tensors were bound as f0, f1, the names of cross_entropy's flat positions: an UnboundLocalError (h75)."""
+    mg.manual_seed(0)
+    lin = mg.nn.Linear(8, 4)
+    lin.W.requires_grad = False
+    scale = mg.nn.Parameter(np.ones(4, np.float32))
+    scale.requires_grad = False
+    opt = mg.optim.SGD([lin.b], lr=0.1)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = mg.nn.cross_entropy(lin(x) * scale, y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    step = mg.compile(train_step)
+    X, Y = _data(np.float32)
+    for _ in range(4):
+        step(mg.Tensor(X[:16]), Y[:16])
+    assert next(iter(step.records.values())).confirmed

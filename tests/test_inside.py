@@ -414,8 +414,8 @@ def test_a_leaf_hook_registered_from_a_hook_sees_the_whole_gradient_or_is_refuse
     assert len(seen) == 1
     np.testing.assert_array_equal(seen[0], [11.0, 11.0])
     # Reached from c first, 5 is already in w.grad: the hook would see only 6, so it is refused, naming why.
-    with pytest.raises(RuntimeError, match=r"register_hook: a hook on a leaf of shape \(2,\) registered from "
-                       r"another hook while backward\(\) runs.*only part.*register it before backward"):
+    with pytest.raises(RuntimeError, match=r"register_hook: a hook on a leaf of shape \(2,\) registered while "
+                       r"backward\(\) runs \(from a hook or a Function's backward\).*only part.*register it before"):
         _leaf_hooked_from_an_inner_hook(w_first=True)
     # Outside a walk, and on a leaf whose .grad is set, registering is as always.
     w = mg.Tensor([1.0], requires_grad=True)
@@ -704,6 +704,27 @@ def test_gradcheck_relative_tolerance_is_taken_on_the_central_difference() -> No
     assert mg.gradcheck(DoubleSin.apply, mg.Tensor(xs, requires_grad=True), atol=0.0, rtol=1.01)
     with pytest.raises(mg.GradcheckError):
         mg.gradcheck(DoubleSin.apply, mg.Tensor(xs, requires_grad=True), atol=0.0, rtol=0.6)
+
+
+def test_a_leaf_hook_registered_from_a_functions_backward_is_refused_too() -> None:
+    """The refusal covered hooks only: a Function's backward registering one mid-walk saw 6 of 11 (h75)."""
+    w = mg.Tensor([1.0, 2.0], requires_grad=True)
+    seen: list[np.ndarray] = []
+
+    class Registers(mg.Function):
+        @staticmethod
+        def forward(ctx, a):  # type: ignore[no-untyped-def]
+            return a * 3.0
+
+        @staticmethod
+        def backward(ctx, g):  # type: ignore[no-untyped-def]
+            w.register_hook(lambda gw: seen.append(gw.copy()))
+            return g * 3.0
+
+    loss = (w * 5).sum() + Registers.apply(w * 2).sum()  # the walk reaches w·5 first
+    with pytest.raises(RuntimeError, match=r"registered while backward\(\) runs \(from a hook or a Function's"):
+        loss.backward()
+    assert seen == []
 
 
 def test_gradcheck_catches_a_backward_that_ignores_the_output_gradient() -> None:
