@@ -1162,21 +1162,10 @@ def _as_grad(pg: Any, dtype: np.dtype, shape: tuple[int, ...], name: str, i: int
     A Tensor a user's backward returned gives a copy of its array, as the eager walk copies it into a leaf's
     ``.grad``: the Tensor may wrap an array that lives on (a module constant), which must not become a ``.grad``.
     """
-    if isinstance(pg, (list, tuple)):
-        raise RuntimeError(f"backward of {name}: the gradient for input {i} is a {type(pg).__name__}; a backward "
-                           "returns one array per input, several as a tuple (return dx, dy), not a list")
-    array = pg.data if isinstance(pg, Tensor) else np.asarray(pg)
-    if array.shape != shape:
-        raise RuntimeError(
-            f"backward of {name}: the gradient for input {i} has shape {array.shape}, but that input has shape "
-            f"{shape}; a backward must return one gradient of each input's shape (sum over broadcast axes with "
-            "minigrad.ops.sum_to)"
-        )
-    if array.dtype.kind != "f":
-        raise RuntimeError(f"backward of {name}: the gradient for input {i} has dtype {array.dtype}, not a float")
+    pg = engine._checked_gradient(name, i, pg, shape)
     if isinstance(pg, Tensor):
-        return np.array(array, dtype=dtype)
-    return array if array.dtype == dtype else ops.cast(array, dtype)
+        return np.array(pg.data, dtype=dtype)
+    return pg if pg.dtype == dtype else ops.cast(pg, dtype)
 
 
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:

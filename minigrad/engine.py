@@ -1354,25 +1354,32 @@ def _check_versions(ctx: Function, node: Tensor) -> None:
             )
 
 
-def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> Any:
-    """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
-    # The argument's position: an op may take the same tensor twice (x * x), so match the gradient too.
-    i = next(k for k, (t, p) in enumerate(zip(ctx.inputs, pgs)) if t is parent and p is pg)
+def _checked_gradient(name: str, i: int, pg: Any, shape: tuple[int, ...]) -> Any:
+    """``pg``, the gradient the backward of ``name`` returned for its input ``i`` (of ``shape``), as an array or a
+    Tensor (a numpy scalar made an array); raise unless it is one of that shape and of a floating dtype."""
     if isinstance(pg, (list, tuple)):
         raise RuntimeError(
-            f"backward of {ctx.name}: the gradient for input {i} is a {type(pg).__name__}; a backward returns one "
+            f"backward of {name}: the gradient for input {i} is a {type(pg).__name__}; a backward returns one "
             "array per input, several as a tuple (return dx, dy), not a list"
         )
     if type(pg) is not np.ndarray and not isinstance(pg, Tensor):
         pg = np.asarray(pg)  # a numpy scalar, returned by ufuncs for 0-d inputs
-    if pg.shape != parent.data.shape:
+    if pg.shape != shape:
         raise RuntimeError(
-            f"backward of {ctx.name}: the gradient for input {i} has shape {pg.shape}, "
-            f"but that input has shape {parent.shape}; a backward must return one gradient "
+            f"backward of {name}: the gradient for input {i} has shape {pg.shape}, "
+            f"but that input has shape {shape}; a backward must return one gradient "
             "of each input's shape (sum over broadcast axes with minigrad.ops.sum_to)"
         )
     if pg.dtype.kind != "f":
-        raise RuntimeError(f"backward of {ctx.name}: the gradient for input {i} has dtype {pg.dtype}, not a float")
+        raise RuntimeError(f"backward of {name}: the gradient for input {i} has dtype {pg.dtype}, not a float")
+    return pg
+
+
+def _checked(ctx: Function, parent: Tensor, pg: Any, pgs: tuple[Any, ...]) -> Any:
+    """The gradient ``pg`` an op returned for ``parent``, checked against that input (the slow path)."""
+    # The argument's position: an op may take the same tensor twice (x * x), so match the gradient too.
+    i = next(k for k, (t, p) in enumerate(zip(ctx.inputs, pgs)) if t is parent and p is pg)
+    pg = _checked_gradient(ctx.name, i, pg, parent.data.shape)
     if pg.dtype != parent.data.dtype:  # mixed-precision inputs: each gradient takes its input's dtype
         if isinstance(pg, Tensor) and not _state.grad_enabled:  # a first-order walk: its array, cast (no op)
             pg = pg.data
