@@ -232,11 +232,13 @@ class _Recorder:
                 self.fixed_values.append((original, original.copy()))
                 return CAST, ((FIXED, original), array.dtype, checked)
             derived: tuple[str, Any] = (CAST, (self.source(original, op, i), array.dtype, checked))
+            read: list[Any] = [original]
             again = np.asarray(original, dtype=array.dtype)
         elif id(array) in self.masks:
             fn, inputs, _ = self.masks[id(array)]
             derived = (CALL, (fn, tuple(self.source(v, op, i) for v in inputs)))
-            again = fn(*(v.data if isinstance(v, Tensor) else v for v in inputs))
+            read = [v.data if isinstance(v, Tensor) else v for v in inputs]
+            again = fn(*read)
         else:
             base = array.base
             if isinstance(base, np.ndarray) and _whole_view(array, base):  # x.detach(), Tensor(x): read anew
@@ -246,10 +248,8 @@ class _Recorder:
                     return OUT, self.outputs[id(base)]
             return None
         what = "a cast" if derived[0] == CAST else "a mask"
-        read = [self.casts[id(array)][0]] if derived[0] == CAST else list(self.masks[id(array)][1])
-        arrays = [v.data if isinstance(v, Tensor) else v for v in read]
-        views = [a for a in arrays if isinstance(a, np.ndarray) and id(_memory_of(a)) in self._param_memory]
-        if _reads_parameter(derived) or views:  # (W > 0, or W.T > 0: an op's output that shows W's memory)
+        over_parameter = any(isinstance(a, np.ndarray) and id(_memory_of(a)) in self._param_memory for a in read)
+        if _reads_parameter(derived) or over_parameter:  # (W > 0, or W.T > 0: an op's output that shows W's memory)
             raise RuntimeError(
                 f"compile: input {i} of {op} is {what} of a parameter; a replay would compute it where {op} "
                 "reads it, after anything that changed the parameter since (an optimizer step). Compute it from "
@@ -989,11 +989,11 @@ class _Replay:
 
 #: The words the generated code assigns as local names: an object bound under one of them (a Momentum optimizer
 #: as "momentum") would be shadowed in the whole function, an UnboundLocalError before the assignment.
-_LOCAL_NAMES = frozenset({"lr", "momentum", "plain", "states", "update", "edits", "ps", "pgs", "pg", "p", "s", "u",
-                          "v", "w"})
-#: The letters of the generated code's numbered locals (o3 an op's output, g3 its gradient, f3 its flat positions,
-#: ...): a bound name never has one of these letters and a number alone.
-_LOCAL_LETTERS = frozenset("acefgoqrstwx")
+#: (One-letter locals need no entry: a one-letter base is always bound with a number.)
+_LOCAL_NAMES = frozenset({"lr", "momentum", "plain", "states", "update", "edits", "ps", "pgs", "pg"})
+#: The letters of the generated code's numbered names (o3 an op's output, g3 its gradient, f3 its flat positions,
+#: b3 a kept array, ...): a bound name never has one of these letters and a number alone.
+_LOCAL_LETTERS = frozenset("abcefgoqrstwx")
 
 
 def _optimizer_step(replay: _Replay, opt: str, owner: Optimizer, call: str) -> list[str]:

@@ -576,16 +576,14 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
             f"Tensor: data must be numeric, got dtype {arr.dtype} "
             f"from {type(data).__name__}"
         )
+    checked = dtype is None and arr.dtype.kind in "iu"  # integers into the default float32: checked to be exact
     if dtype is None:
         if arr.dtype.kind == "b":
             return arr  # a boolean mask stays boolean, as in numpy and PyTorch
         keep = isinstance(data, (np.ndarray, np.generic)) and arr.dtype.kind == "f"
         dtype = arr.dtype if keep else np.dtype(np.float32)
-        checked = arr.dtype.kind in "iu"
-        if checked:
-            _check_exact_in_float32(arr)
-    else:
-        checked = False
+    if checked:
+        _check_exact_in_float32(arr)
     out = arr.astype(dtype, copy=False)
     if _tape is not None and isinstance(data, np.ndarray) and out is not data:
         _tape.on_cast(data, out, checked)  # mg.compile: a step argument cast here is read, and cast, at every replay
