@@ -1840,11 +1840,10 @@ def compare(
         out_dir = os.fspath(out_dir)
         if not out_dir:
             raise LabError("output directory must be a non-empty path")
-    signals = _Signals(say)
     try:
         # From before run.json is written and the workers start: SIGTERM or SIGHUP then stops the run as SIGINT
         # does (the default action killed the process, with no resume command, and orphaned the loky workers).
-        with signals:
+        with _Signals(say) as signals:
             if out_dir is not None:
                 lock = _prepare_out_dir(out_dir, resume, overwrite, settings)
                 if lock.stale:
